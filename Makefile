@@ -1,0 +1,42 @@
+# Self-documenting: `make help` prints each target's ## line.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MLOPS := $(VENV)/bin/mlops
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-test demo test test-fast lint format bench clean
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+setup: ## create .venv and install the project (runtime)
+	scripts/bootstrap.sh run
+
+setup-test: ## install the project, test tools, Chromium and npm-groovy-lint
+	scripts/bootstrap.sh test
+
+demo: setup ## the main job on this machine: demo data -> code pipeline -> local registry and API
+	$(MLOPS) demo-data
+	$(MLOPS) pipeline code
+
+test: setup-test ## set up and run every test (slow ones included), printing pytest's summary
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup-test ## run the tests not marked slow
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup-test ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup-test ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup-test ## run every benchmark and print its table
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: ## remove local state (.mlops) and caches, keeping .venv
+	rm -rf .mlops .pytest_cache .ruff_cache

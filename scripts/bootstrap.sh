@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set up what `make demo` (mode: run) or `make test` (mode: test) needs on a fresh machine.
+# Idempotent and quick when nothing changed: each step is skipped when its stamp is newer
+# than its inputs. Package indexes and mirrors come from the machine's own pip/npm/apt config.
+set -euo pipefail
+mode="${1:-run}"
+cd "$(dirname "$0")/.."
+venv=.venv
+stamp_dir="$venv/.stamps"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+need_root_apt() {
+    # Installs Debian packages that are missing; only possible as root (CI, containers).
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${missing[*]} (install them with: sudo apt-get install ${missing[*]})" >&2
+        return 0
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+fi
+mkdir -p "$stamp_dir"
+
+extras=""
+[ "$mode" = "test" ] && extras="[dev]"
+stamp="$stamp_dir/pip-$mode"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    log "pip install -e .$extras (first run downloads TensorFlow: a few minutes)"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e ".$extras"
+    touch "$stamp"
+fi
+
+if [ "$mode" = "test" ]; then
+    # Browser tests drive Debian's Chromium; the Jenkinsfile lint runs on Java 17.
+    need_root_apt chromium chromium-driver openjdk-17-jre-headless
+    if [ -f package-lock.json ]; then
+        if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+            log "npm ci (npm-groovy-lint)"
+            npm ci --no-audit --no-fund --loglevel=error
+            touch node_modules
+        fi
+    fi
+fi
+log "ready ($mode)"

@@ -1,0 +1,63 @@
+"""Settings: defaults, file, environment and overrides, in that order, with real types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops.errors import UsageError
+from mlops.settings import load_settings
+
+
+def test_defaults_need_no_file_or_env():
+    settings = load_settings(env={})
+    assert settings.gate.accuracy_threshold == 0.80
+    assert settings.registry_uri.startswith("file://")
+    assert settings.registry_uri.endswith("/.mlops/registry")
+
+
+def test_layers_apply_in_order(tmp_path: Path):
+    config = tmp_path / "mlops.toml"
+    config.write_text("[gate]\naccuracy_threshold = 0.9\nrecall_floor = 0.5\n[train]\nepochs = 3\n")
+    env = {"MLOPS_GATE_ACCURACY_THRESHOLD": "0.95", "MLOPS_REGISTRY": "gs://bucket/prefix"}
+    settings = load_settings(overrides={"train.epochs": 7}, env=env, config_file=config)
+    assert settings.gate.accuracy_threshold == 0.95  # env beats file
+    assert settings.gate.recall_floor == 0.5  # file beats default
+    assert settings.train.epochs == 7  # override beats file
+    assert settings.registry_uri == "gs://bucket/prefix"
+
+
+def test_tuple_and_bool_values_are_parsed():
+    env = {"MLOPS_DEPLOY_APPROVERS": "alice, bob", "MLOPS_NOTIFY_SMTP_STARTTLS": "yes"}
+    settings = load_settings(env=env)
+    assert settings.deploy.approvers == ("alice", "bob")
+    assert settings.notify.smtp_starttls is True
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MLOPS_TRAIN_EPOCHS": "many"}, "cannot read 'many' as int"),
+        ({"MLOPS_TRAIN_EPOCHZ": "3"}, "unknown setting MLOPS_TRAIN_EPOCHZ"),
+        ({"MLOPS_CONFIG": "/nonexistent/mlops.toml"}, "does not exist"),
+    ],
+)
+def test_bad_values_are_clear_usage_errors(env, message):
+    with pytest.raises(UsageError, match=message):
+        load_settings(env=env)
+
+
+def test_secrets_are_refused_in_the_file(tmp_path: Path):
+    config = tmp_path / "mlops.toml"
+    config.write_text('[notify]\nsmtp_password = "hunter2"\n')
+    with pytest.raises(UsageError, match="secret"):
+        load_settings(env={}, config_file=config)
+
+
+def test_bad_setting_from_cli_exits_2(cli, monkeypatch):
+    monkeypatch.setenv("MLOPS_TRAIN_EPOCHS", "lots")
+    result = cli("rollback")
+    assert result.code == 2
+    assert "MLOPS_TRAIN_EPOCHS: cannot read 'lots' as int" in result.err
+    assert cli("rollback", "--help").code == 0  # --help never needs settings

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test area: a temp home per test, settings, and the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlops.cli import main
+from mlops.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test runs in its own folder with no MLOPS_* variables leaking in."""
+    for key in list(os.environ):
+        if key.startswith("MLOPS_"):
+            monkeypatch.delenv(key)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLOPS_HOME", str(work / ".mlops"))
+    yield
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings as the CLI would build them in this test's folder."""
+    return load_settings()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run `mlops ARGS...` in-process; returns exit code and captured output."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse exits on --help and usage errors
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
