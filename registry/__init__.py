@@ -1,1 +1,30 @@
-"""registry package."""
+"""Model registry: a local folder or GCS bucket with `testing/` and `production/` areas.
+
+Public API (the contract other packages code against; implemented in this package):
+
+    from registry import open_registry, Registry, ModelVersion, LocalModel
+    from registry import RegistryError, RefError, NotFoundError, ConflictError, IntegrityError
+
+    reg = open_registry(settings)              # from mlops.settings.Settings (uri + model name)
+    reg = Registry.open(uri, model_name)        # file://PATH or gs://BUCKET[/PREFIX]
+
+    reg.register(src_dir, manifest, actor=, reason="") -> ModelVersion
+        Copy every file under src_dir (model.keras, report.html, plots/...) into the next
+        testing version; the registry fills manifest name/version/area/created_at/files
+        (sha256 + size per file). Files first, manifest last: no manifest = not registered.
+    reg.list(area="testing") -> list[ModelVersion]           ascending by version
+    reg.resolve(ref) -> ModelVersion                          refs: testing:latest, testing:7,
+        production:current, production:previous, production:7, or a plain local path to a
+        model file (area "local", version 0, manifest from a sibling manifest.json if any)
+    reg.fetch(ref, dest=None) -> LocalModel                   files verified by sha256; cached
+        LocalModel(dir, model_path, manifest, version)
+    reg.annotate(ref, kind, data, actor=) -> None             test results, approvals, deployments:
+        stored beside the immutable version; ModelVersion.manifest["annotations"][kind] lists them
+    reg.promote(ref, actor=, reason="", evidence=None) -> ModelVersion     testing:N → production:N
+        (server-side copy), then compare-and-swap of the production pointer; a lost race raises
+        ConflictError and changes nothing
+    reg.rollback(actor=, reason="") -> ModelVersion           production:current := previous
+    reg.audit() -> list[dict]                                 append-only events: who, when, what, why
+
+Every error a user can cause is a RegistryError (an mlops.errors.MlopsError, exit code 1).
+"""
