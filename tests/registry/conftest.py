@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,12 +29,13 @@ def model_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.gcs)])
 def registry_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty registry root of each store kind."""
     if request.param == "local":
         return f"file://{tmp_path / 'registry'}"
-    raise AssertionError(request.param)
+    fake_gcs = request.getfixturevalue("fake_gcs")
+    return fake_gcs.new_bucket(f"reg-{uuid.uuid4().hex[:12]}") + "/models"
 
 
 @pytest.fixture
