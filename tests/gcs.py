@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -50,36 +51,44 @@ class FakeGcs:
         return f"gs://{name}"
 
 
-@pytest.fixture(scope="session")
-def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
-    """Start fake-gcs-server (memory backend) once per session; STORAGE_EMULATOR_HOST points at it."""
+@contextlib.contextmanager
+def running_fake_gcs(log_dir: Path) -> Iterator[FakeGcs]:
+    """Run fake-gcs-server (memory backend) on a free loopback port until the block ends."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path_factory.mktemp("fake-gcs") / "server.log").open("wb")
+    log_path = log_dir / "fake-gcs-server.log"
     args = [str(_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
     args += ["-backend", "memory", "-external-url", url, "-log-level", "warn"]
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"fake-gcs-server exited with {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"fake-gcs-server did not start on {url}; see {log.name}") from None
-                time.sleep(0.1)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("STORAGE_EMULATOR_HOST", url)
-            mp.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
-            yield FakeGcs(url)
-    finally:
-        proc.terminate()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + 20
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"fake-gcs-server exited with {proc.returncode}; see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"fake-gcs-server did not start on {url}; see {log_path}"
+                        ) from None
+                    time.sleep(0.1)
+            yield FakeGcs(url)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
+    """fake-gcs-server for the whole session; STORAGE_EMULATOR_HOST points the client at it."""
+    with running_fake_gcs(tmp_path_factory.mktemp("fake-gcs")) as server, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STORAGE_EMULATOR_HOST", server.url)
+        mp.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+        yield server
