@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
 
 ANNOTATION_KINDS = ("tests", "approvals", "deployments")  # always present in a shown manifest
+SUMMARY_KEY = "mlops-summary"  # object metadata on a manifest: what `registry list` shows
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -43,6 +44,19 @@ def _dumps(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
+def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The few manifest fields a listing shows."""
+    metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
+    gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else {}
+    accuracy = metrics.get("accuracy")
+    return {
+        "created_at": manifest.get("created_at"),
+        "registered_by": manifest.get("registered_by"),
+        "accuracy": accuracy if isinstance(accuracy, int | float) else None,
+        "gate_passed": gate.get("passed"),
+    }
+
+
 def _loads(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
@@ -59,6 +73,7 @@ class ModelVersion:
     area: str
     uri: str
     _load: Callable[[], dict[str, Any]] = field(repr=False, default=dict)
+    _summary: dict[str, Any] | None = field(repr=False, default=None)
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
@@ -168,11 +183,10 @@ class Registry:
             )
 
     # -- versions ------------------------------------------------------------------------------
-    def _version(self, area: str, version: int) -> ModelVersion:
+    def _version(self, area: str, version: int, summary: dict[str, Any] | None = None) -> ModelVersion:
         key = self._dir(area, version)
-        return ModelVersion(
-            self.name, version, area, f"{self.uri}/{key.rstrip('/')}", lambda: self._manifest(area, version)
-        )
+        uri = f"{self.uri}/{key.rstrip('/')}"
+        return ModelVersion(self.name, version, area, uri, lambda: self._manifest(area, version), summary)
 
     def _raw_manifest(self, area: str, version: int) -> dict[str, Any]:
         key = self._dir(area, version) + "manifest.json"
@@ -211,6 +225,12 @@ class Registry:
             out.append(manifest)
         return out
 
+    def summaries(self, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+        """Listing fields of many versions: from listed object metadata, else from their manifests."""
+        missing = [v for v in versions if v._summary is None]
+        read = dict(zip(missing, (summarize(m) for m in self.manifests(missing)), strict=True))
+        return [v._summary if v._summary is not None else read[v] for v in versions]
+
     def pointer(self) -> dict[str, Any]:
         """The production pointer: current, previous, stack of live versions, history."""
         return self._read_pointer()[0]
@@ -229,12 +249,19 @@ class Registry:
         if area not in AREAS:
             raise RegistryError(f"unknown area {area!r}; use one of {', '.join(AREAS)}")
         self._require_root()
-        numbers = self.store.numbered_with(f"{area}/{self.name}/", "manifest.json")
+        found = self.store.numbered_metadata(f"{area}/{self.name}/", "manifest.json")
         if area == "production":
             # Only copies a pointer ever named count: a lost race or a crash leaves invisible orphans.
             promoted = self._promoted(self.pointer())
-            numbers = [n for n in numbers if n in promoted]
-        return [self._version(area, n) for n in numbers]
+            found = {n: meta for n, meta in found.items() if n in promoted}
+        return [self._version(area, n, self._listed_summary(meta)) for n, meta in found.items()]
+
+    @staticmethod
+    def _listed_summary(metadata: dict[str, str]) -> dict[str, Any] | None:
+        try:
+            return json.loads(metadata[SUMMARY_KEY])
+        except (KeyError, ValueError):
+            return None
 
     def resolve(self, ref: str) -> ModelVersion:
         """The version a ref names, or RefError / NotFoundError saying why not."""
@@ -354,7 +381,8 @@ class Registry:
             registered_by=actor,
         )
         self._step("register:files")
-        self.store.write(prefix + "manifest.json", _dumps(full), create_only=True)
+        summary = {SUMMARY_KEY: json.dumps(summarize(full))}
+        self.store.write(prefix + "manifest.json", _dumps(full), create_only=True, metadata=summary)
         self._step("register:manifest")
         self._audit("register", actor, reason, version=version, area="testing")
         return self._version("testing", version)

@@ -100,9 +100,13 @@ class GcsStore(Store):
             return self.read_with_token(key)  # replaced between the two calls: read again
 
     @_gcs_errors
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def write(
+        self, key: str, data: bytes, *, create_only: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
+        blob = self._blob(key)
+        blob.metadata = metadata
         try:
-            self._blob(key).upload_from_string(
+            blob.upload_from_string(
                 data, content_type="application/json", if_generation_match=0 if create_only else None
             )
         except gexc.PreconditionFailed:
@@ -157,17 +161,20 @@ class GcsStore(Store):
         names += [p[len(full) :].rstrip("/") for p in pages.prefixes]
         return sorted(n for n in names if n)
 
-    @_gcs_errors
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
+        return list(self.numbered_metadata(prefix, leaf))
+
+    @_gcs_errors
+    def numbered_metadata(self, prefix: str, leaf: str) -> dict[int, dict[str, str]]:
         full = self.prefix + prefix
         # match_glob lets GCS return only the leaves; the suffix check keeps emulators without it right.
         blobs = self.client.list_blobs(self.bucket, prefix=full, match_glob=f"{full}*/{leaf}")
-        numbers = set()
+        found = {}
         for blob in blobs:
             middle, _, rest = blob.name[len(full) :].partition("/")
             if rest == leaf and middle.isdigit():
-                numbers.add(int(middle))
-        return sorted(numbers)
+                found[int(middle)] = dict(blob.metadata or {})
+        return dict(sorted(found.items()))
 
     def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)

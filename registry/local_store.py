@@ -55,7 +55,9 @@ class LocalStore(Store):
         data = self.read(key)
         return data, None if data is None else hashlib.sha256(data).hexdigest()
 
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def write(
+        self, key: str, data: bytes, *, create_only: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
         path = self._path(key)
         tmp = self._tmp_beside(path)
         self._write_tmp(tmp, data)

@@ -29,8 +29,14 @@ class Store(abc.ABC):
         """The object's bytes (None if absent) and a token for write_if."""
 
     @abc.abstractmethod
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
-        """Write an object atomically; create_only raises ObjectExists if it is there."""
+    def write(
+        self, key: str, data: bytes, *, create_only: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Write an object atomically; create_only raises ObjectExists if it is there.
+
+        `metadata` rides along where the store keeps object metadata that listings return (GCS),
+        so a listing can answer without reading each object; other stores ignore it.
+        """
 
     @abc.abstractmethod
     def write_if(self, key: str, data: bytes, token: object) -> bool:
@@ -63,6 +69,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
         """Integers N for which `prefix N/leaf` exists, ascending."""
+
+    def numbered_metadata(self, prefix: str, leaf: str) -> dict[int, dict[str, str]]:
+        """Like numbered_with, with each leaf's listed metadata ({} where the store has none)."""
+        return {n: {} for n in self.numbered_with(prefix, leaf)}
 
     def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         """Read several objects (stores with network latency read them concurrently)."""

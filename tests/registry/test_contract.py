@@ -167,3 +167,16 @@ def test_conflict_error_is_a_registry_error():
 def _tamper(reg: Registry, key: str, data: bytes) -> None:
     """Overwrite an object behind the registry's back (as an attacker or a bad disk would)."""
     reg.store.write(key, data)
+
+
+def test_listing_summaries_match_manifests(reg: Registry, model_dir, manifest, registry_uri):
+    reg.register(model_dir(), {**manifest, "gate": {"passed": True}}, actor="ci")
+    reg.promote("testing:1", actor="po")
+    created = reg.resolve("testing:1").manifest["created_at"]
+    expected = {"created_at": created, "registered_by": "ci", "accuracy": 0.9, "gate_passed": True}
+    for area in ("testing", "production"):
+        versions = reg.list(area)
+        assert reg.summaries(versions) == [expected]
+        if registry_uri.startswith("gs://"):
+            # GCS lists the summary as object metadata (kept by the server-side copy): no reads.
+            assert versions[0]._summary == expected
