@@ -17,7 +17,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from registry.errors import RegistryError
-from registry.store import ObjectExists, Store
+from registry.store import HashingWriter, ObjectExists, Store
 
 T = TypeVar("T")
 _READ_THREADS = 8  # the client's HTTP pool keeps 10 connections
@@ -128,13 +128,16 @@ class GcsStore(Store):
         self._blob(key).upload_from_filename(str(path))
 
     @_gcs_errors
-    def get_file(self, key: str, path: Path) -> None:
+    def get_file(self, key: str, path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._blob(key).download_to_filename(str(path))
+            with open(path, "wb") as fh:
+                out = HashingWriter(fh)
+                self._blob(key).download_to_file(out)
         except gexc.NotFound:
             path.unlink(missing_ok=True)
             raise FileNotFoundError(f"{self.uri}/{key}") from None
+        return out.hexdigest()
 
     @_gcs_errors
     def copy(self, src: str, dst: str) -> None:

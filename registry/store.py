@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
+
+
+class HashingWriter:
+    """A binary file wrapper that hashes everything written through it."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.fh.write(data)
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
 
 
 class ObjectExists(Exception):
@@ -47,8 +64,11 @@ class Store(abc.ABC):
         """Upload a local file as an object."""
 
     @abc.abstractmethod
-    def get_file(self, key: str, path: Path) -> None:
-        """Download an object into a local file (raises FileNotFoundError if absent)."""
+    def get_file(self, key: str, path: Path) -> str:
+        """Download an object into a local file; return the sha256 of what was written.
+
+        Hashing while writing reads the bytes once (raises FileNotFoundError if absent).
+        """
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:
