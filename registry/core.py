@@ -342,9 +342,8 @@ class Registry:
         candidate = max(taken, default=0) + 1
         for _ in range(1000):
             try:
-                self.store.write(
-                    f"{prefix}{candidate}", _dumps({"actor": actor, "at": _iso(_now())}), create_only=True
-                )
+                claim = {"actor": actor, "at": _iso(_now()), "id": uuid.uuid4().hex}  # unique content
+                self.store.write(f"{prefix}{candidate}", _dumps(claim), create_only=True)
                 return candidate
             except ObjectExists:
                 candidate += 1  # someone else took it; numbers are never reused
@@ -427,6 +426,7 @@ class Registry:
             "at": _iso(_now()),
             "actor": actor,
             "reason": reason,
+            "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
         }
         new = {
             "current": mv.version,
@@ -469,6 +469,7 @@ class Registry:
             "at": _iso(_now()),
             "actor": actor,
             "reason": reason,
+            "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
         }
         new = {
             "current": stack[-1],

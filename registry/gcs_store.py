@@ -110,7 +110,9 @@ class GcsStore(Store):
                 data, content_type="application/json", if_generation_match=0 if create_only else None
             )
         except gexc.PreconditionFailed:
-            raise ObjectExists(key) from None
+            # A retried request whose first try landed also fails its precondition: same bytes = ours.
+            if self.read(key) != data:
+                raise ObjectExists(key) from None
 
     @_gcs_errors
     def write_if(self, key: str, data: bytes, token: object) -> bool:
@@ -120,7 +122,8 @@ class GcsStore(Store):
                 data, content_type="application/json", if_generation_match=token
             )
         except gexc.PreconditionFailed:
-            return False
+            # As in write(): our own first try may have landed; the new content is unique per call.
+            return self.read(key) == data
         return True
 
     @_gcs_errors
