@@ -65,6 +65,11 @@ def _check(path: Path, rel: str, meta: dict[str, Any], ref: str, digest: str | N
         )
 
 
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    stored = {k: v for k, v in manifest.items() if k != "annotations"}
+    (folder / "manifest.json").write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+
+
 def _download(reg: Registry, mv: ModelVersion, manifest: dict[str, Any], target: Path) -> None:
     """Download and verify into a fresh folder, then move it into place in one rename."""
     files = manifest["files"]
@@ -84,8 +89,7 @@ def _download(reg: Registry, mv: ModelVersion, manifest: dict[str, Any], target:
             _check(path, rel, meta, mv.ref, digest)
             st = path.stat()
             stamp[rel] = [meta["sha256"], st.st_size, st.st_mtime_ns]
-        stored = {k: v for k, v in manifest.items() if k != "annotations"}
-        (tmp / "manifest.json").write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        _write_manifest(tmp, manifest)
         (tmp / STAMP).write_text(json.dumps(stamp))
         if _stamp_ok(target, files):
             return  # a concurrent fetch finished first: never pull a good copy from under its users
@@ -109,9 +113,10 @@ def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None) -> LocalMo
     if dest is not None:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        for rel in [*manifest["files"], "manifest.json"]:
+        for rel in manifest["files"]:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / rel, dest / rel)
+        _write_manifest(dest, manifest)  # with this ref's area (the cache is shared by both areas)
         folder = dest
     return LocalModel(folder, folder / manifest["model_file"], manifest, mv.version)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -80,7 +81,10 @@ def test_fetch_verifies_and_caches(reg: Registry, model_dir, manifest, tmp_path:
     assert again.dir == got.dir
     dest = reg.fetch("testing:1", dest=tmp_path / "out")
     assert dest.model_path == tmp_path / "out" / "model.keras"
-    assert (tmp_path / "out" / "manifest.json").is_file()
+    reg.promote("testing:1", actor="po")
+    prod = reg.fetch("production:current", dest=tmp_path / "prod")
+    written = json.loads((tmp_path / "prod" / "manifest.json").read_text())
+    assert (written["area"], written["version"], prod.manifest["area"]) == ("production", 1, "production")
 
 
 def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifest):
