@@ -27,7 +27,7 @@ from pathlib import Path
 
 from registry import Registry
 from registry.checksums import sha256_file
-from registry.core import SUMMARY_KEY, summarize
+from registry.version import SUMMARY_KEY, summarize
 
 MANIFEST = {
     "model_file": "model.keras",

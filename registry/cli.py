@@ -8,9 +8,10 @@ import os
 from typing import Any
 
 from mlops.settings import Settings
-from registry.core import ModelVersion, Registry, open_registry
+from registry.core import Registry, open_registry
 from registry.errors import RefError
 from registry.refs import AREAS, REF_HELP
+from registry.version import ModelVersion
 
 
 def default_actor() -> str:

@@ -7,22 +7,19 @@ import os
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.checksums import describe_files
 from registry.errors import ConflictError, NotFoundError, RefError, RegistryError
 from registry.refs import AREAS, REF_HELP, Ref, parse_ref
-from registry.store import ObjectExists, Store
+from registry.store import ObjectExists, Store, open_store
+from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
 
-ANNOTATION_KINDS = ("tests", "approvals", "deployments")  # always present in a shown manifest
-SUMMARY_KEY = "mlops-summary"  # object metadata on a manifest: what `registry list` shows
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -44,19 +41,6 @@ def _dumps(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
-def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The few manifest fields a listing shows."""
-    metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
-    gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else {}
-    accuracy = metrics.get("accuracy")
-    return {
-        "created_at": manifest.get("created_at"),
-        "registered_by": manifest.get("registered_by"),
-        "accuracy": accuracy if isinstance(accuracy, int | float) else None,
-        "gate_passed": gate.get("passed"),
-    }
-
-
 def _loads(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
@@ -64,73 +48,8 @@ def _loads(data: bytes, what: str) -> Any:
         raise RegistryError(f"{what} is not valid JSON; the registry is damaged: restore it") from None
 
 
-@dataclass(eq=False)
-class ModelVersion:
-    """One registered version in an area (or a local model file, area "local", version 0)."""
-
-    name: str
-    version: int
-    area: str
-    uri: str
-    _load: Callable[[], dict[str, Any]] = field(repr=False, default=dict)
-    _summary: dict[str, Any] | None = field(repr=False, default=None)
-
-    @cached_property
-    def manifest(self) -> dict[str, Any]:
-        """The manifest with `annotations` merged in (read on first use)."""
-        return self._load()
-
-    @property
-    def ref(self) -> str:
-        """The canonical ref of this version, e.g. `testing:7`."""
-        return self.uri.removeprefix("file://") if self.area == "local" else f"{self.area}:{self.version}"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ModelVersion):
-            return NotImplemented
-        return (self.name, self.version, self.area, self.uri) == (
-            other.name,
-            other.version,
-            other.area,
-            other.uri,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.version, self.area, self.uri))
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A fetched, verified model on local disk."""
-
-    dir: Path
-    model_path: Path
-    manifest: dict[str, Any]
-    version: int
-
-
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("MLOPS_HOME") or ".mlops") / "cache"
-
-
-def open_store(uri: str) -> Store:
-    """The store behind a registry URI: file://PATH (or a plain path) or gs://BUCKET[/PREFIX]."""
-    if uri.startswith("gs://"):
-        from registry.gcs_store import GcsStore  # google-cloud-storage only when needed
-
-        return GcsStore.from_uri(uri)
-    if uri.startswith("file://"):
-        path = uri.removeprefix("file://")
-        if not path:
-            raise RegistryError(f"registry uri {uri!r} has no path; use file:///absolute/path")
-        from registry.local_store import LocalStore
-
-        return LocalStore(Path(path))
-    if "://" in uri:
-        raise RegistryError(f"unsupported registry uri {uri!r}; use file://PATH or gs://BUCKET[/PREFIX]")
-    from registry.local_store import LocalStore
-
-    return LocalStore(Path(uri))
 
 
 def open_registry(settings: Settings) -> Registry:

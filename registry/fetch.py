@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.checksums import sha256_file
-from registry.core import LocalModel, ModelVersion
 from registry.errors import IntegrityError, NotFoundError
+from registry.version import LocalModel, ModelVersion
 
 if TYPE_CHECKING:
     from registry.core import Registry

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from registry.errors import RegistryError
+
 
 class HashingWriter:
     """A binary file wrapper that hashes everything written through it."""
@@ -97,3 +99,23 @@ class Store(abc.ABC):
     def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         """Read several objects (stores with network latency read them concurrently)."""
         return [self.read(key) for key in keys]
+
+
+def open_store(uri: str) -> Store:
+    """The store behind a registry URI: file://PATH (or a plain path) or gs://BUCKET[/PREFIX]."""
+    if uri.startswith("gs://"):
+        from registry.gcs_store import GcsStore  # google-cloud-storage only when needed
+
+        return GcsStore.from_uri(uri)
+    if uri.startswith("file://"):
+        path = uri.removeprefix("file://")
+        if not path:
+            raise RegistryError(f"registry uri {uri!r} has no path; use file:///absolute/path")
+        from registry.local_store import LocalStore
+
+        return LocalStore(Path(path))
+    if "://" in uri:
+        raise RegistryError(f"unsupported registry uri {uri!r}; use file://PATH or gs://BUCKET[/PREFIX]")
+    from registry.local_store import LocalStore
+
+    return LocalStore(Path(uri))
