@@ -367,6 +367,7 @@ class Registry:
             area="production",
             previous=pointer["current"],
             evidence=evidence or {},
+            id=entry["id"],
         )
         return self._version("production", mv.version)
 
@@ -399,8 +400,15 @@ class Registry:
         self._step("rollback:pointer")
         if not self.store.write_if(self._pointer_key, _dumps(new), token):
             raise ConflictError("production changed during the rollback; nothing was changed: retry")
+        self._step("rollback:swapped")
         self._audit(
-            "rollback", actor, reason, version=stack[-1], area="production", previous=pointer["current"]
+            "rollback",
+            actor,
+            reason,
+            version=stack[-1],
+            area="production",
+            previous=pointer["current"],
+            id=entry["id"],
         )
         return self._version("production", stack[-1])
 
@@ -408,7 +416,33 @@ class Registry:
         """Every event, oldest first: who, when, what, why."""
         self._require_root()
         keys = self.store.list(f"audit/{self.name}/")
-        return [_loads(data, key) for key, data in zip(keys, self.store.read_many(keys), strict=True) if data]
+        events = [
+            _loads(data, key) for key, data in zip(keys, self.store.read_many(keys), strict=True) if data
+        ]
+        return sorted(events + self._unlogged(events), key=lambda e: e["at"])
+
+    def _unlogged(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Events a crash kept out of the log, rebuilt from what is durable (pointer, manifests).
+
+        The audit object is written after the change it records; a process dying in between
+        would otherwise leave a registered version or a pointer swap with no event.
+        """
+        recovered = {"recovered": True, "model": self.name}
+        ids = {e.get("id") for e in events}
+        out = [
+            {**recovered, **{k: h[k] for k in ("action", "version", "at", "actor", "reason", "id")}}
+            | {"area": "production"}
+            for h in self.pointer()["history"]
+            if h.get("id") not in ids
+        ]
+        logged = {e.get("version") for e in events if e.get("action") == "register"}
+        versions = [v for v in self.list("testing") if v.version not in logged]
+        for v, summary in zip(versions, self.summaries(versions), strict=True):
+            out.append(
+                {**recovered, "action": "register", "version": v.version, "area": "testing", "reason": ""}
+                | {"at": summary["created_at"], "actor": summary["registered_by"]}
+            )
+        return out
 
     # -- fetching ------------------------------------------------------------------------------
     def fetch(self, ref: str, dest: Path | None = None) -> LocalModel:
