@@ -51,7 +51,16 @@ def _client() -> storage.Client:
 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", "mlops-local")
         return storage.Client(project=project, credentials=AnonymousCredentials())
-    return storage.Client()
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return storage.Client()
+    except DefaultCredentialsError as exc:
+        first = str(exc).splitlines()[0]
+        raise RegistryError(
+            f"no Google credentials for the gs:// registry ({first}); run "
+            "'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
 
 
 class GcsStore(Store):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import ConflictError, IntegrityError, NotFoundError, Registry
+from registry import ConflictError, IntegrityError, NotFoundError, Registry, RegistryError
 
 
 class Crash(Exception):
@@ -270,3 +270,10 @@ def test_wrong_bucket_is_a_clear_error(fake_gcs, tmp_path):
     (src / "model.keras").write_bytes(b"m")
     with pytest.raises(NotFoundError, match="does not exist"):
         reg.register(src, {}, actor="a")
+
+
+def test_missing_google_credentials_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    with pytest.raises(RegistryError, match=r"no Google credentials.*GOOGLE_APPLICATION_CREDENTIALS"):
+        Registry.open("gs://some-bucket", "xray")
