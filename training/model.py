@@ -12,7 +12,9 @@ ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")
 def _small_cnn(inputs: keras.KerasTensor) -> keras.KerasTensor:
     x = inputs
     for filters in (16, 32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)  # fast, stable convergence on few images
+        x = keras.layers.Activation("relu")(x)
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
     return keras.layers.GlobalAveragePooling2D()(x)

@@ -56,6 +56,7 @@ def fit(model, data: dict, *, epochs: int, learning_rate: float, patience: int, 
         epochs=epochs,
         callbacks=[stop, _epoch_logger(log, epochs)],
         verbose=0,
+        shuffle=False,  # the tf.data pipeline shuffles itself
     )
     return {key: [float(v) for v in values] for key, values in history.history.items()}
 
