@@ -115,9 +115,10 @@ def scan_folder(root: Path, uri: str | None = None) -> Dataset:
 def load_dataset(uri: str, cache_dir: Path) -> Dataset:
     """A Dataset from a local folder or a gs://bucket/prefix (downloaded under cache_dir)."""
     if uri.startswith("gs://"):
-        from training.gcs import download_prefix
+        from training.gcs import download_prefix, split_uri
 
-        return scan_folder(download_prefix(uri, cache_dir), uri=uri)
+        bucket, prefix = split_uri(uri)
+        return scan_folder(download_prefix(uri, cache_dir), uri=f"gs://{bucket}/{prefix}".rstrip("/"))
     if "://" in uri and not uri.startswith("file://"):
         raise MlopsError(f"dataset {uri}: unsupported scheme; use a folder path or gs://BUCKET/PREFIX")
     path = Path(uri.removeprefix("file://")).expanduser()
