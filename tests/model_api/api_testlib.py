@@ -68,8 +68,8 @@ def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int =
         try:
             if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
                 return server
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # the socket is bound before the workers finish loading the model
         time.sleep(0.5)
     stop_server(server)
     raise RuntimeError(f"server not ready in time:\n{log.read_text()[-3000:]}")
