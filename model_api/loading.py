@@ -1,8 +1,7 @@
-"""Find the model to serve: a registry ref (fetched and verified) or a plain local model file."""
+"""Find the model to serve through the registry: a ref (fetched, sha256-verified, cached) or a local file."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,37 +10,20 @@ from mlops.settings import Settings
 
 
 def fetch_model(settings: Settings, ref: str) -> tuple[Path, dict[str, Any]]:
-    """Resolve REF to (local model file, manifest); registry refs are fetched with sha256 checks."""
+    """Resolve REF to (local model file, manifest).
+
+    REF is a registry ref (production:current, testing:latest, testing:7, ...) or a plain path to
+    a .keras file with its manifest.json beside it (docs/manifest.md: classes, preprocessing).
+    """
+    from registry import open_registry
+
     if not ref:
         raise MlopsError("no model to serve: pass --model REF or set MLOPS_MODEL_REF")
-    local = Path(ref).expanduser()
-    if ":" not in ref or local.exists():
-        return _local_model(local)
-    try:
-        from registry import open_registry  # the registry verifies every file's sha256 on fetch
-    except ImportError:
-        raise MlopsError(f"cannot resolve {ref!r}: the registry package is not installed here") from None
     fetched = open_registry(settings).fetch(ref)
-    return Path(fetched.model_path), dict(fetched.manifest)
-
-
-def _local_model(path: Path) -> tuple[Path, dict[str, Any]]:
-    """A model file with its manifest.json beside it (a registry version folder has both)."""
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
+    manifest = dict(fetched.manifest)
+    if not manifest.get("classes") or not manifest.get("preprocessing"):
         raise MlopsError(
-            f"model {path} does not exist; pass a registry ref (testing:latest, production:current) "
-            "or the path of a .keras file"
+            f"model {ref} has no manifest with 'classes' and 'preprocessing' (docs/manifest.md); "
+            "a local model file needs its manifest.json beside it"
         )
-    manifest_path = path.parent / "manifest.json"
-    if not manifest_path.is_file():
-        raise MlopsError(f"no manifest.json beside {path}; the API needs its classes and preprocessing")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MlopsError(f"{manifest_path} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise MlopsError(f"{manifest_path} must hold a JSON object")
-    manifest.setdefault("area", "local")
-    return path, manifest
+    return Path(fetched.model_path), manifest

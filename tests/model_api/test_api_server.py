@@ -119,10 +119,3 @@ def test_killed_worker_is_replaced_and_service_keeps_answering(server):
     assert seen - pids, "gunicorn did not start a replacement worker"
     assert answered >= 20
     assert failures <= 2  # at most the requests in flight on the killed worker
-
-
-def test_serve_with_a_missing_model_fails_fast_with_one_line(cli, tmp_path):
-    result = cli("serve", "--model", str(tmp_path / "missing.keras"), "--port", "0")
-    assert result.code == 1
-    assert "missing.keras does not exist" in result.err
-    assert "Traceback" not in result.err
