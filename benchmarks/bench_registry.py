@@ -8,7 +8,8 @@
 - list: `mlops registry list` work (enumerate + summaries) with 1,000 versions vs the naive way
   (resolve each version and read its manifest with annotations, one by one). On GCS
   (fake-gcs-server) the summaries come with the listing as object metadata; the baselines read
-  every manifest, sequentially and with 8 threads.
+  every manifest, sequentially and with 8 threads. Promotion there (server-side rewrite) is
+  compared with downloading and re-uploading the same files.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def bench_list_local(work: Path, n: int, repeat: int) -> list[tuple]:
     ]
 
 
-def bench_list_gcs(work: Path, n: int, repeat: int) -> list[tuple]:
+def bench_gcs(work: Path, n: int, promote_mb: int, repeat: int) -> list[tuple]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from gcs import PROJECT, running_fake_gcs  # the same server the tests use
 
@@ -163,10 +164,32 @@ def bench_list_gcs(work: Path, n: int, repeat: int) -> list[tuple]:
         ours = _timed(lambda: _list_like_cli(reg), repeat)
         base = _timed(sequential, repeat)
         threaded = _timed(lambda: len(reg.manifests(reg.list())), repeat)
-    return [
-        (f"registry list, {n} versions (GCS fake)", ours, "sequential manifest reads", base),
-        (f"registry list, {n} versions (GCS fake)", ours, "manifest reads, 8 threads", threaded),
-    ]
+        rows = [
+            (f"registry list, {n} versions (GCS fake)", ours, "sequential manifest reads", base),
+            (f"registry list, {n} versions (GCS fake)", ours, "manifest reads, 8 threads", threaded),
+        ]
+        rows.append(_bench_gcs_promote(reg, work, promote_mb, repeat))
+    return rows
+
+
+def _bench_gcs_promote(reg: Registry, work: Path, mb: int, repeat: int) -> tuple:
+    """Server-side rewrite + pointer CAS vs moving the bytes through this process."""
+    big = reg.register(_model_dir(work / "gcs-big", mb), MANIFEST, actor="bench")
+    reg.promote("testing:1", actor="bench")
+
+    def reset() -> None:
+        if reg.pointer()["current"] != 1:
+            reg.rollback(actor="bench")
+
+    ours = _timed(lambda: reg.promote(big.ref, actor="bench"), repeat, before=reset)
+    tmp = work / "gcs-naive"
+
+    def naive() -> None:
+        for rel in big.manifest["files"]:
+            reg.store.get_file(f"testing/bench/{big.version}/{rel}", tmp / rel)
+            reg.store.put_file(f"naive/{rel}", tmp / rel)
+
+    return (f"promote {mb} MB model (GCS fake)", ours, "download + upload", _timed(naive, repeat))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"list: seeding {versions} versions", file=sys.stderr)
         rows += bench_list_local(work, versions, repeat)
         if not args.no_gcs:
-            print(f"list on fake-gcs-server: {versions} versions", file=sys.stderr)
-            rows += bench_list_gcs(work, versions, repeat)
+            print(f"fake-gcs-server: list {versions} versions, promote {sizes[-1] // 4} MB", file=sys.stderr)
+            rows += bench_gcs(work, versions, sizes[-1] // 4, repeat)
     print(f"\n{'case':<40} {'ours':>10}  {'baseline':<26} {'baseline s':>10} {'speed-up':>9}")
     for name, ours, base_name, base in rows:
         print(f"{name:<40} {ours:>9.4f}s  {base_name:<26} {base:>9.4f}s {base / ours:>8.1f}x")
