@@ -6,7 +6,8 @@
   for a 10 MB and a 200 MB model on the local store. Promotion should not grow with size.
 - fetch: a cached fetch (size+mtime stamp) vs re-hashing every file, and the first fetch.
 - list: `mlops registry list` work (enumerate + summaries) with 1,000 versions vs the naive way
-  (resolve each version and read its manifest with annotations, one by one). On GCS
+  (resolve each version and read its manifest with annotations, one by one); warm = summaries
+  from the local cache (manifests are immutable), cold = every manifest read once. On GCS
   (fake-gcs-server) the summaries come with the listing as object metadata; the baselines read
   every manifest, sequentially and with 8 threads. Promotion there (server-side rewrite) is
   compared with downloading and re-uploading the same files.
@@ -131,10 +132,16 @@ def bench_list_local(work: Path, n: int, repeat: int) -> list[tuple]:
     _seed(reg, n, _model_dir(work / "list-src", 0))
     assert _list_like_cli(reg) == n == _naive_list(reg, n)
     ours = _timed(lambda: _list_like_cli(reg), repeat)
+    cold = _timed(
+        lambda: _list_like_cli(reg),
+        repeat,
+        before=lambda: (reg.local_cache / "summaries.json").unlink(missing_ok=True),
+    )
     naive = _timed(lambda: _naive_list(reg, n), repeat)
     enum = _timed(lambda: reg.list(), repeat)
     return [
         (f"registry list, {n} versions (local)", ours, "resolve + manifest each", naive),
+        (f"registry list, {n} versions, cold cache", cold, "resolve + manifest each", naive),
         (f"reg.list() only, {n} versions (local)", enum, "resolve + manifest each", naive),
     ]
 
