@@ -69,6 +69,7 @@ class ApiSettings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_batch: int = 16
+    tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
 
 
 @dataclass(frozen=True)
