@@ -123,9 +123,9 @@ def run_suite(
     reg = open_registry(settings)
     version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
     manifest = version.manifest
-    area = manifest.get("area", "local")
+    area = version.area
     # Pin the ref so the result lands on this version even if testing:latest moves meanwhile.
-    pinned = ref if area == "local" else f"{area}:{manifest['version']}"
+    pinned = version.ref
     junit_xml = Path(junit_xml) if junit_xml else default_junit_path(settings, pinned)
     print(f"model tests: {manifest.get('name')} {pinned} → {junit_xml}", file=sys.stderr, flush=True)
 
