@@ -84,6 +84,7 @@ def split_predictions(served: ServedModel, test_split: list[SplitImage]):
     import numpy as np
 
     rows = [
-        served.predict([img.data for img in test_split[i : i + 64]]) for i in range(0, len(test_split), 64)
+        served.predict_encoded([img.data for img in test_split[i : i + 64]])
+        for i in range(0, len(test_split), 64)
     ]
     return np.concatenate(rows)

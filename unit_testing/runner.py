@@ -96,7 +96,7 @@ def run_pytest(
         f"--junit-xml={junit_xml}",
         "-o", f"junit_suite_name=model-tests[{ref}]",
         "-p", "no:cacheprovider",  # the suite may live in a read-only site-packages
-        "-ra", "-v",
+        "-ra", "-v", "--tb=short",
     ]  # fmt: skip
     if api_url:
         command += ["--api-url", api_url]

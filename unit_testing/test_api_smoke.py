@@ -37,7 +37,7 @@ def test_predict_matches_local_prediction(api_url, served, sample, classes, mani
     assert set(body["probabilities"]) == set(classes)
     assert abs(sum(body["probabilities"].values()) - 1.0) < 1e-3
     assert body["model"]["version"] == manifest["version"]
-    assert body["label"] == classes[int(served.predict([img.data])[0].argmax())]
+    assert body["label"] == classes[int(served.predict_encoded([img.data])[0].argmax())]
 
 
 def test_raw_body_predict_works(api_url, sample, classes):

@@ -22,7 +22,7 @@ def test_golden_images_keep_their_labels(served, classes):
             f"{golden['classes']} the golden images show, so there is no expected label to check"
         )
     names = sorted(golden["labels"])
-    probs = served.predict([(GOLDEN_DIR / name).read_bytes() for name in names])
+    probs = served.predict_encoded([(GOLDEN_DIR / name).read_bytes() for name in names])
     wrong = {
         name: classes[int(row.argmax())]
         for name, row in zip(names, probs, strict=True)

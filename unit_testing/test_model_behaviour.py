@@ -16,13 +16,13 @@ def _encode(image: Image.Image) -> bytes:
 
 def test_predictions_are_deterministic(served, sample):
     batch = [img.data for img in sample]
-    first, second = served.predict(batch), served.predict(batch)
+    first, second = served.predict_encoded(batch), served.predict_encoded(batch)
     np.testing.assert_array_equal(first, second)
 
 
 def test_single_and_batch_predictions_agree(served, sample):
-    batch = served.predict([img.data for img in sample])
-    singles = np.concatenate([served.predict([img.data]) for img in sample])
+    batch = served.predict_encoded([img.data for img in sample])
+    singles = np.concatenate([served.predict_encoded([img.data]) for img in sample])
     np.testing.assert_allclose(batch, singles, atol=1e-4)
     assert (batch.argmax(axis=1) == singles.argmax(axis=1)).all()
 
@@ -41,11 +41,11 @@ def _variants(data: bytes) -> dict[str, bytes]:
 
 
 def test_label_survives_channel_and_size_changes(served, sample, settings):
-    base = served.predict([img.data for img in sample]).argmax(axis=1)
+    base = served.predict_encoded([img.data for img in sample]).argmax(axis=1)
     kept, total, flips = 0, 0, []
     for img, label in zip(sample, base, strict=True):
         variants = _variants(img.data)
-        labels = served.predict(list(variants.values())).argmax(axis=1)
+        labels = served.predict_encoded(list(variants.values())).argmax(axis=1)
         for name, got in zip(variants, labels, strict=True):
             total += 1
             if got == label:

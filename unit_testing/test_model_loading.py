@@ -11,18 +11,21 @@ def test_manifest_describes_a_servable_model(manifest, classes):
     assert manifest["preprocessing"]["channels"] in (1, 3), manifest["preprocessing"]
 
 
-def test_model_input_matches_preprocessing(served):
+def test_model_input_matches_preprocessing(served, classes):
+    """The model takes exactly what the shared preprocessing produces."""
     size, channels = served.spec.image_size, served.spec.channels
-    assert tuple(served.model.input_shape[1:]) == (size, size, channels)
+    assert served.input_shape == (size, size, channels)
+    probs = served.predict_pixels(np.zeros((1, size, size, channels), np.float32))
+    assert probs.shape == (1, len(classes))
 
 
 def test_output_has_one_probability_per_class(served, sample, classes):
-    probs = served.predict([img.data for img in sample[:4]])
+    probs = served.predict_encoded([img.data for img in sample[:4]])
     assert probs.shape == (min(4, len(sample)), len(classes))
 
 
 def test_probabilities_are_a_distribution(served, sample):
-    probs = served.predict([img.data for img in sample])
+    probs = served.predict_encoded([img.data for img in sample])
     assert np.all(np.isfinite(probs)), "non-finite probabilities"
     assert np.all((probs >= 0.0) & (probs <= 1.0)), "probabilities outside [0, 1]"
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4, err_msg="rows do not sum to 1")

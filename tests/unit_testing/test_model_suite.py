@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,18 @@ def test_junit_counts_and_reasons_are_read(tmp_path):
     assert summary == {"passed": 1, "failed": 1, "errors": 1, "skipped": 1}
     assert failures[0] == "a::bad: accuracy 0.3 < gate 0.8"
     assert skipped == ["a::skip: no --api-url given"]
+
+
+@pytest.mark.slow
+def test_with_api_smoke_tests_a_live_clone_and_stops_it(cli, settings, register_tiny, monkeypatch):
+    monkeypatch.setenv("MLOPS_API_WORKERS", "1")  # one gunicorn worker is enough on a 2-core box
+    ref = register_tiny("good")
+    result = cli("test-model", ref, "--with-api", "--json")
+    assert result.code == 0, result.err[-3000:]
+    report = json.loads(result.out)
+    assert report["passed"] is True and report["api_url"].startswith("http://127.0.0.1:")
+    assert not [s for s in report["skipped"] if "api" in s.split(":")[0]], report["skipped"]
+    assert report["summary"]["passed"] >= 15  # the HTTP smoke tests ran too
+    port = int(report["api_url"].rsplit(":", 1)[1])
+    with socket.socket() as sock:  # the server is gone once the suite is done
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
