@@ -80,6 +80,9 @@ def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_ur
             f"{s.get('failed', 0)} failed, {s.get('errors', 0)} errors, {s.get('skipped', 0)} skipped "
             f"(at {tests.get('at', '?')}; JUnit {tests.get('junit', '?')})"
         )
+    measured = (tests or {}).get("measurements") or {}
+    if measured:
+        facts["Measured"] = ", ".join(f"{k} {v}" for k, v in sorted(measured.items()))
     parent = manifest.get("parent")
     if parent:
         facts["Fine-tuned from"] = f"{parent.get('area')}:{parent.get('version')}"

@@ -87,8 +87,8 @@ class NotifySettings:
 @dataclass(frozen=True)
 class ModelTestSettings:
     latency_budget_ms: float = 100.0  # median single-image predict through the serving path
-    robustness_min_agreement: float = 0.95  # share of variants (channels, sizes) keeping the label
-    sample_size: int = 32  # test images used by the robustness, determinism and latency tests
+    robustness_min_agreement: float = 0.90  # share of variants (channels, resolution) keeping the label
+    sample_size: int = 64  # test images used by the robustness, determinism and latency tests
     api_start_timeout_s: int = 180  # `test-model --with-api`: wait this long for /readyz
 
 

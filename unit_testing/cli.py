@@ -30,6 +30,8 @@ def _test_model(args: argparse.Namespace, settings: Settings) -> int:
             f"model tests {verdict} on {result.ref}: {s['passed']} passed, {s['failed']} failed, "
             f"{s['errors']} errors, {s['skipped']} skipped; JUnit: {result.junit}"
         )
+        if result.measurements:
+            print("  measured: " + ", ".join(f"{k} {v}" for k, v in sorted(result.measurements.items())))
         for line in result.skipped:
             print(f"  skipped: {line}")
         if result.annotated:

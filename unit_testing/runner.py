@@ -29,6 +29,7 @@ class SuiteResult:
     exit_code: int
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    measurements: dict[str, float | str] = field(default_factory=dict)
     api_url: str | None = None
     annotated: bool = False
 
@@ -51,6 +52,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
             env[f"MLOPS_{section.name.upper()}_{item.name.upper()}"] = text
     env.pop("MLOPS_REGISTRY_URI", None)  # MLOPS_REGISTRY carries the resolved root
     return env
+
+
+def parse_measurements(path: Path) -> dict[str, float | str]:
+    """The values tests recorded with `record_property` (latency, agreement, accuracy)."""
+    found: dict[str, float | str] = {}
+    for prop in ET.parse(path).getroot().iter("property"):
+        value = prop.get("value") or ""
+        try:
+            found[prop.get("name") or "?"] = float(value)
+        except ValueError:
+            found[prop.get("name") or "?"] = value
+    return found
 
 
 def parse_junit(path: Path) -> tuple[dict[str, int], list[str], list[str]]:
@@ -95,6 +108,7 @@ def run_pytest(
         "--model-ref", ref,
         f"--junit-xml={junit_xml}",
         "-o", f"junit_suite_name=model-tests[{ref}]",
+        "-o", "junit_family=xunit1",  # keeps record_property values (latency, agreement) in the XML
         "-p", "no:cacheprovider",  # the suite may live in a read-only site-packages
         "-ra", "-v", "--tb=short",
     ]  # fmt: skip
@@ -150,7 +164,10 @@ def run_suite(
         )
     summary, failures, skipped = parse_junit(junit_xml)
     passed = code == 0 and summary["failed"] == 0 and summary["errors"] == 0
-    result = SuiteResult(pinned, passed, summary, str(junit_xml.resolve()), code, failures, skipped, api_url)
+    result = SuiteResult(
+        pinned, passed, summary, str(junit_xml.resolve()), code, failures, skipped,
+        parse_measurements(junit_xml), api_url,
+    )  # fmt: skip
     if annotate and area != "local":
         reg.annotate(
             pinned,
@@ -162,6 +179,7 @@ def run_suite(
                 "junit": result.junit,
                 "failures": failures,
                 "skipped": skipped,
+                "measurements": result.measurements,
                 "api_url": api_url,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },

@@ -11,9 +11,10 @@ def _labels(test_split, classes):
     return np.array([classes.index(img.label) for img in test_split])
 
 
-def test_accuracy_meets_gate(split_predictions, test_split, classes, settings):
+def test_accuracy_meets_gate(split_predictions, test_split, classes, settings, record_property):
     truth = _labels(test_split, classes)
     accuracy = float(np.mean(split_predictions.argmax(axis=1) == truth))
+    record_property("accuracy", round(accuracy, 4))
     threshold = settings.gate.accuracy_threshold
     assert accuracy >= threshold, (
         f"accuracy {accuracy:.3f} < gate {threshold:.3f} on {len(truth)} test images"

@@ -11,6 +11,7 @@ PASSED = {
     "passed": True,
     "suite": "unit_testing",
     "summary": {"passed": 14, "failed": 0, "errors": 0, "skipped": 2},
+    "measurements": {"latency_median_ms": 2.74, "resolution_agreement": 0.9531},
 }
 FAILED = {
     "passed": False,
@@ -49,6 +50,7 @@ def test_tested_version_email_has_evidence_and_exact_approve_command(
         assert "https://jenkins.example.com/job/xray/42/input/" in body
         assert "0.9000" in body and "0.880" in body  # accuracy, covid recall
         assert "14 passed, 0 failed" in body
+        assert "latency_median_ms 2.74" in body
     assert "<table" in html
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["report.html"]

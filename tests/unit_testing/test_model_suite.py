@@ -33,6 +33,9 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
 
     tests = open_registry(settings).resolve(ref).manifest["annotations"]["tests"]
     assert tests[-1]["passed"] is True and tests[-1]["summary"] == report["summary"]
+    assert report["measurements"]["accuracy"] == 1.0
+    assert 0 < report["measurements"]["latency_median_ms"] <= settings.model_tests.latency_budget_ms
+    assert tests[-1]["measurements"] == report["measurements"]
     # The policy now lets the product owner promote it, with the evidence attached.
     evidence = check_promotion(open_registry(settings).resolve(ref).manifest, "product-owner", settings)
     assert evidence["tests"]["passed"] is True and evidence["metrics"]["accuracy"] == 1.0
