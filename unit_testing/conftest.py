@@ -12,7 +12,7 @@ import pytest
 
 from mlops.settings import Settings, load_settings
 from unit_testing.data import SplitImage, load_test_split
-from unit_testing.serving import ServedModel, load_served_model
+from unit_testing.serving import load_served_model
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,7 +58,7 @@ def classes(manifest: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def served(local_model, manifest: dict[str, Any]) -> ServedModel:
+def served(local_model, manifest: dict[str, Any]):
     """The model loaded through the serving code path."""
     return load_served_model(local_model.model_path, manifest)
 
@@ -79,7 +79,7 @@ def sample(test_split: list[SplitImage], settings: Settings) -> list[SplitImage]
 
 
 @pytest.fixture(scope="session")
-def split_predictions(served: ServedModel, test_split: list[SplitImage]):
+def split_predictions(served, test_split: list[SplitImage]):
     """Probabilities for the whole test split, in batches."""
     import numpy as np
 
