@@ -83,6 +83,13 @@ def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_ur
     measured = (tests or {}).get("measurements") or {}
     if measured:
         facts["Measured"] = ", ".join(f"{k} {v}" for k, v in sorted(measured.items()))
+    annotations = manifest.get("annotations") or {}
+    if annotations.get("approvals"):
+        last = annotations["approvals"][-1]
+        facts["Approved"] = f"by {last.get('approved_by', '?')} at {last.get('at', '?')}"
+    if annotations.get("deployments"):
+        last = annotations["deployments"][-1]
+        facts["Deployed"] = f"{last.get('target', '?')}: {last.get('result', '?')} at {last.get('at', '?')}"
     parent = manifest.get("parent")
     if parent:
         facts["Fine-tuned from"] = f"{parent.get('area')}:{parent.get('version')}"

@@ -21,6 +21,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--api-url", help="base URL of a live API serving that model (HTTP smoke tests)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("--model-ref") and not config.getoption("help"):
+        raise pytest.UsageError("--model-ref REF is required (e.g. --model-ref testing:latest)")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"model under test: {config.getoption('--model-ref')}"
 
@@ -33,10 +38,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def model_ref(request: pytest.FixtureRequest) -> str:
-    ref = request.config.getoption("--model-ref")
-    if not ref:
-        raise pytest.UsageError("--model-ref REF is required (e.g. --model-ref testing:latest)")
-    return ref
+    return request.config.getoption("--model-ref")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
+from registry import open_registry
+
 PASSED = {
     "passed": True,
     "suite": "unit_testing",
@@ -131,3 +133,18 @@ def test_connection_refused_is_one_line_exit_1(cli, make_version, closed_port, m
 
 def test_unknown_event_is_a_usage_error(cli, make_version):
     assert cli("notify", make_version(), "--event", "exploded").code == 2
+
+
+def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(cli, settings, make_version):
+    ref = make_version(tests=PASSED)
+    assert cli("promote", ref, "--approved-by", "product-owner").code == 0
+    msg = _read(_outbox_file(cli("notify", "production:current")))
+    text, _ = _parts(msg)
+    assert msg["X-Mlops-Event"] == "promoted" and "promoted to production" in msg["Subject"]
+    assert "Approved:       by product-owner at " in text
+    assert "mlops promote" not in text  # nothing left to approve
+    open_registry(settings).annotate(
+        "production:current", "deployments", {"target": "local", "result": "ok"}, actor="pytest"
+    )
+    text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "deployed"))))
+    assert "Deployed:       local: ok at " in text
