@@ -81,6 +81,16 @@ class NotifySettings:
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_starttls: bool = False
+    smtp_timeout_s: float = 15.0
+    attach_max_bytes: int = 5 * 1024 * 1024  # larger reports are linked, not attached
+
+
+@dataclass(frozen=True)
+class ModelTestSettings:
+    latency_budget_ms: float = 100.0  # median single-image predict through the serving path
+    robustness_min_agreement: float = 0.90  # share of variants (channels, resolution) keeping the label
+    sample_size: int = 64  # test images used by the robustness, determinism and latency tests
+    api_start_timeout_s: int = 180  # `test-model --with-api`: wait this long for /readyz
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    model_tests: ModelTestSettings = field(default_factory=ModelTestSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
 
     @property
