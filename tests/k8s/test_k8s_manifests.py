@@ -123,13 +123,20 @@ def test_staging_is_a_clone_of_production():
     def shape(documents):
         # ConfigMap names carry a content hash, which differs by design.
         return sorted(
-            (d["kind"], d["metadata"]["name"].rsplit("-", 1)[0] if d["kind"] == "ConfigMap" else d["metadata"]["name"])
+            (
+                d["kind"],
+                d["metadata"]["name"].rsplit("-", 1)[0]
+                if d["kind"] == "ConfigMap"
+                else d["metadata"]["name"],
+            )
             for d in documents
             if d["kind"] != "Namespace"
         )
 
     assert shape(staging) == shape(production)
-    namespaces = {by_kind(documents, "Namespace")[0]["metadata"]["name"] for documents in (staging, production)}
+    namespaces = {
+        by_kind(documents, "Namespace")[0]["metadata"]["name"] for documents in (staging, production)
+    }
     assert len(namespaces) == 2
     (s_dep,), (p_dep,) = by_kind(staging, "Deployment"), by_kind(production, "Deployment")
     s_pod, p_pod = s_dep["spec"]["template"]["spec"], p_dep["spec"]["template"]["spec"]
