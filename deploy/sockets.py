@@ -14,6 +14,7 @@ as fd 4.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -123,10 +124,8 @@ def terminate(pid: int, timeout_s: float) -> bool:
         if not alive(pid):
             return True
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)  # the master and its workers: spawn made it a group leader
-    except ProcessLookupError:
-        pass
     return False
 
 

@@ -92,6 +92,7 @@ class DeploySettings:
     rollout_timeout_s: int = 300
     smoke_timeout_s: int = 120
     kubernetes_version: str = "1.32.0"  # schemas kubernetes-validate checks the manifests against
+    k8s_dir: str = "k8s"  # kustomize tree, relative to the working directory (the repo root)
     overlay: str = "production"  # k8s/overlays/<overlay>
     deployment: str = "xray-api"  # the Deployment and container the overlays define
     serve_command: str = ""  # local API launcher; empty: `python -m mlops.cli serve`

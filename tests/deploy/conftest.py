@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,8 @@ from deploy import local, sockets
 from mlops.settings import Settings, load_settings
 
 STANDIN = Path(__file__).with_name("standin_serve.py")
+KUBECTL_STANDIN = Path(__file__).with_name("kubectl_standin.py")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -41,3 +46,42 @@ def local_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     for pid in started:
         if sockets.alive(pid):
             sockets.terminate(pid, 5)
+
+
+@dataclass
+class KubectlCalls:
+    """The calls the kubectl stand-in recorded."""
+
+    log: Path
+
+    def all(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def verbs(self) -> list[str]:
+        """Each cluster call as 'apply', 'rollout status', 'rollout undo', 'port-forward' (not kustomize)."""
+        out = []
+        for call in self.all():
+            argv = call["argv"]
+            if argv[0] == "kustomize":
+                continue
+            out.append(" ".join(argv[:2]) if argv[0] == "rollout" else argv[0])
+        return out
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KubectlCalls:
+    """A `kubectl` on the settings that records calls and renders with the real kubectl."""
+    real = shutil.which("kubectl")
+    assert real, "kubectl must be installed (scripts/bootstrap.sh test installs it)"
+    shim = tmp_path / "bin" / "kubectl"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{KUBECTL_STANDIN}" "$@"\n')
+    shim.chmod(0o755)
+    log = tmp_path / "kubectl-calls.jsonl"
+    monkeypatch.setenv("MLOPS_DEPLOY_KUBECTL", str(shim))
+    monkeypatch.setenv("MLOPS_DEPLOY_K8S_DIR", str(REPO / "k8s"))
+    monkeypatch.setenv("KUBECTL_STANDIN_LOG", str(log))
+    monkeypatch.setenv("KUBECTL_STANDIN_REAL", real)
+    return KubectlCalls(log)
