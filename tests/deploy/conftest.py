@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploy import local, sockets
+from deploy.k8s import kubectl_path
 from mlops.settings import Settings, load_settings
 
 STANDIN = Path(__file__).with_name("standin_serve.py")
@@ -73,8 +74,8 @@ class KubectlCalls:
 @pytest.fixture
 def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KubectlCalls:
     """A `kubectl` on the settings that records calls and renders with the real kubectl."""
-    real = shutil.which("kubectl")
-    assert real, "kubectl must be installed (scripts/bootstrap.sh test installs it)"
+    real = shutil.which(kubectl_path(Settings()))
+    assert real, "kubectl must be installed (scripts/bootstrap.sh installs it)"
     shim = tmp_path / "bin" / "kubectl"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{KUBECTL_STANDIN}" "$@"\n')

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.settings import DeploySettings
+from deploy.k8s import kubectl_path
+from mlops.settings import DeploySettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -20,7 +21,7 @@ APP_OVERLAYS = ["overlays/staging", "overlays/production"]
 def kustomize(target: str) -> str:
     """Render one kustomization with the real kubectl."""
     done = subprocess.run(
-        [DeploySettings().kubectl, "kustomize", str(K8S / target)],
+        [kubectl_path(Settings()), "kustomize", str(K8S / target)],
         capture_output=True,
         text=True,
         timeout=120,
