@@ -9,6 +9,8 @@ one never stopped; if the check after the switch fails, the previous version is 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -86,6 +88,20 @@ def _save_state(settings: Settings, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _exclusive(settings: Settings):
+    """One local deployment at a time: a second waits rather than racing on the state file."""
+    path = state_path(settings).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say("another local deployment is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _now() -> str:
@@ -200,6 +216,11 @@ def deploy_local(
     settings: Settings, model: Model, host: str | None = None, port: int | None = None
 ) -> Outcome:
     """Switch the local API to `model` with no dropped request; roll back on failure."""
+    with _exclusive(settings):
+        return _deploy_local(settings, model, host, port)
+
+
+def _deploy_local(settings: Settings, model: Model, host: str | None, port: int | None) -> Outcome:
     state = load_state(settings)
     running = bool(state.get("holder")) and sockets.alive(state["holder"]["pid"])
     host = host or (state.get("host") if running else None) or settings.api.host
@@ -252,6 +273,11 @@ def deploy_local(
 
 def stop_local(settings: Settings) -> str:
     """Stop the local API and release its port; a sentence saying what happened."""
+    with _exclusive(settings):
+        return _stop_local(settings)
+
+
+def _stop_local(settings: Settings) -> str:
     state = load_state(settings)
     stopped = []
     if state.get("current") and sockets.alive(state["current"]["pid"]):

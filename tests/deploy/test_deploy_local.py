@@ -142,3 +142,26 @@ def test_port_in_use_is_a_clear_error(local_api):
         with pytest.raises(local.MlopsError, match=r"cannot listen on 127.0.0.1:\d+: .*pick --port"):
             local.deploy_local(local_api, model(1))
     assert local.load_state(local_api) == {}
+
+
+def test_concurrent_deploys_take_turns(local_api):
+    first = local.deploy_local(local_api, model(1))
+    assert first.ok, first.detail
+    outcomes = {}
+    threads = [
+        threading.Thread(target=lambda v=v: outcomes.__setitem__(v, local.deploy_local(local_api, model(v))))
+        for v in (2, 3)
+    ]
+    with Load(first.url) as load:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert all(outcome.ok for outcome in outcomes.values()), outcomes
+    assert load.failures == []
+    state = local.load_state(local_api)
+    last = state["current"]["version"]
+    assert last in (2, 3) and state["previous"]["version"] == 5 - last, (state, outcomes)
+    assert current_version(first.url) == last
+    alive = [o.server.pid for o in outcomes.values() if sockets.alive(o.server.pid)]
+    assert alive == [state["current"]["pid"]]
