@@ -3,7 +3,8 @@
 Used by the deploy tests so they exercise real processes and sockets without TensorFlow:
 each worker "loads the model" at boot (a sleep, like a real load: workers accept only after it),
 then serves /readyz, /healthz, /model and /predict. Versions listed in STANDIN_BROKEN answer
-/predict with 500; versions in STANDIN_CRASH fail to boot; STANDIN_WRONG reports version+100.
+/predict with 500; versions in STANDIN_CRASH fail to boot; STANDIN_WRONG reports version+100;
+STANDIN_PRIVATE_ONLY serve only the private readiness socket (fd 4), never the shared one.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    version = args.model.rpartition(":")[2]
+    if (
+        version in os.environ.get("STANDIN_PRIVATE_ONLY", "").split(",")
+        and os.environ.get("LISTEN_FDS") == "2"
+    ):
+        os.dup2(4, 3)  # keep only the private socket: passes its own checks, never takes shared traffic
+        os.close(4)
+        os.environ["LISTEN_FDS"] = "1"
 
     class App(BaseApplication):
         def load_config(self):

@@ -165,3 +165,17 @@ def test_concurrent_deploys_take_turns(local_api):
     assert current_version(first.url) == last
     alive = [o.server.pid for o in outcomes.values() if sockets.alive(o.server.pid)]
     assert alive == [state["current"]["pid"]]
+
+
+def test_failed_check_after_the_switch_restarts_the_previous_version(local_api, monkeypatch):
+    """v6 passes on its private port but never serves the stable one: v1 is started again."""
+    first = local.deploy_local(local_api, model(1))
+    assert first.ok, first.detail
+    monkeypatch.setenv("STANDIN_PRIVATE_ONLY", "6")
+    failed = local.deploy_local(local_api, model(6))
+    assert not failed.ok
+    assert failed.detail.startswith("after the switch:") and failed.detail.endswith("restarted v1")
+    assert failed.server.version == 1 and failed.server.pid != first.server.pid
+    assert current_version(first.url) == 1
+    state = local.load_state(local_api)
+    assert state["current"]["version"] == 1 and state["previous"]["version"] == 6
