@@ -22,10 +22,15 @@ def model(version: int) -> Model:
 
 
 class Load:
-    """A bounded load loop on the stable port: new connection per request, every outcome counted."""
+    """A bounded load loop on the stable port, every outcome counted.
 
-    def __init__(self, url: str, threads: int = 3) -> None:
+    keepalive False: a new connection per request; True: each client reuses its connection
+    (requests.Session), so a server that goes away under an idle connection would show up.
+    """
+
+    def __init__(self, url: str, threads: int = 3, keepalive: bool = False) -> None:
         self.url = url
+        self.keepalive = keepalive
         self.versions: Counter[int] = Counter()
         self.failures: list[str] = []
         self.requests = 0
@@ -35,12 +40,14 @@ class Load:
         self._image = probe_image()
 
     def _run(self) -> None:
+        client = requests.Session()
+        headers = {} if self.keepalive else {"Connection": "close"}
         while not self._stop.is_set():
             try:
-                response = requests.post(
+                response = client.post(
                     f"{self.url}/predict",
                     files={"file": ("x.png", self._image, "image/png")},
-                    headers={"Connection": "close"},
+                    headers=headers,
                     timeout=30,
                 )
                 outcome = response.json()["model"]["version"] if response.status_code == 200 else None
@@ -53,6 +60,7 @@ class Load:
                     self.failures.append(failure)
                 else:
                     self.versions[outcome] += 1
+        client.close()
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -69,11 +77,12 @@ def current_version(url: str) -> int:
     return requests.get(f"{url}/model", timeout=10).json()["version"]
 
 
-def test_switch_under_load_drops_no_request(local_api):
+@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
+def test_switch_under_load_drops_no_request(local_api, keepalive):
     first = local.deploy_local(local_api, model(1))
     assert first.ok, first.detail
     assert current_version(first.url) == 1
-    with Load(first.url) as load:
+    with Load(first.url, keepalive=keepalive) as load:
         time.sleep(1.0)
         second = local.deploy_local(local_api, model(2))
         seen_before_end = load.requests
