@@ -194,7 +194,13 @@ def _bring_up(settings: Settings, model: Model, holder: dict[str, Any], host: st
     why = wait_ready(server.admin_url, settings.deploy.ready_timeout_s, lambda: sockets.alive(server.pid))
     if why is not None:
         _stop(server, settings)
-        return None, f"new server {why}\n{_log_tail(server.log)}", None
+        tail = _log_tail(server.log)
+        if "Address already in use" in tail or "Connection in use" in tail:
+            why += (
+                " (it bound the port itself instead of using the socket passed to it: the serve"
+                " command must run gunicorn in its own process, e.g. exec it, so LISTEN_FDS reaches it)"
+            )
+        return None, f"new server {why}\n{tail}", None
     smoke = smoke_test(server.admin_url, model.version, timeout_s=settings.deploy.smoke_timeout_s)
     if not smoke.passed:
         _stop(server, settings)
@@ -236,7 +242,9 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
     new, why, smoke = _bring_up(settings, model, holder, host, port)
     if new is None:
         if old is None:
-            sockets.stop_holder(holder["control"])  # nothing serves: don't leave clients queued
+            sockets.stop_holder(
+                holder["control"], holder["pid"]
+            )  # nothing serves: don't leave clients queued
             _save_state(settings, {**base, "holder": None, "current": None, "previous": state.get("current")})
         detail = f"{why}; " + (f"still serving v{old.version} ({old.ref})" if old else "nothing is serving")
         return Outcome(False, url, old, old, detail, smoke)
@@ -254,7 +262,7 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
             if restored is None:
                 _say(f"restarting the previous version failed too: {why_back}")
         if restored is None:
-            sockets.stop_holder(holder["control"])
+            sockets.stop_holder(holder["control"], holder["pid"])
         _save_state(
             settings,
             {**base, "holder": holder if restored else None,
@@ -284,9 +292,7 @@ def _stop_local(settings: Settings) -> str:
         sockets.terminate(state["current"]["pid"], settings.deploy.stop_timeout_s)
         stopped.append(f"API pid {state['current']['pid']} (v{state['current']['version']})")
     if state.get("holder") and sockets.alive(state["holder"]["pid"]):
-        sockets.stop_holder(state["holder"]["control"])
-        if not sockets.terminate(state["holder"]["pid"], 5):
-            stopped.append("socket holder (killed)")
+        sockets.stop_holder(state["holder"]["control"], state["holder"]["pid"])
     if not state:
         return "no local deployment to stop"
     _save_state(settings, {**state, "holder": None, "current": None, "previous": state.get("current")})

@@ -55,8 +55,8 @@ def fetch_listener(control: str, timeout_s: float = 5.0) -> socket.socket:
     return socket.socket(fileno=fds[0])
 
 
-def stop_holder(control: str) -> None:
-    """Ask the holder to close the stable socket and exit (ignored when it is gone)."""
+def stop_holder(control: str, pid: int) -> None:
+    """Ask the holder to close the stable socket and wait until it has exited."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(5)
@@ -64,7 +64,12 @@ def stop_holder(control: str) -> None:
             conn.sendall(b"stop\n")
             conn.recv(16)
     except OSError:
-        pass
+        pass  # gone already, or stuck: terminate below settles it
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if alive(pid):
+        terminate(pid, 5)
 
 
 def start_holder(host: str, port: int, control: str, log: Path) -> int:

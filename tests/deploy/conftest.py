@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sys
@@ -36,17 +37,38 @@ def local_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("MLOPS_DEPLOY_READY_TIMEOUT_S", "60")
     monkeypatch.setenv("STANDIN_LOAD_S", "1.0")
     settings = load_settings()
-    started: list[int] = []
     yield settings
-    state = local.load_state(settings)
     local.stop_local(settings)
-    # Belt and braces: every server a test started (logs name them) must be gone.
-    for entry in (state.get("current"), state.get("previous")):
-        if entry:
-            started.append(entry["pid"])
-    for pid in started:
-        if sockets.alive(pid):
-            sockets.terminate(pid, 5)
+
+
+def _started_here(home: str) -> list[int]:
+    """Processes whose environment names this test's MLOPS_HOME: the ones this test started."""
+    wanted = {f"MLOPS_HOME={home}".encode(), f"MLOPS_HOME={Path(home).resolve()}".encode()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted & set(environ):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left(_isolated_env: None) -> Iterator[None]:
+    """Whatever a test does, no server or socket holder it started outlives it."""
+    yield
+    leftovers = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        for pid in _started_here(os.environ["MLOPS_HOME"])
+        if sockets.alive(pid)
+    }
+    for pid in leftovers:
+        sockets.terminate(pid, 5)
+    assert not leftovers, f"processes left running (now stopped): {leftovers}"
 
 
 @dataclass
