@@ -244,6 +244,11 @@ def deploy_k8s(
     if not failure:
         return K8sOutcome(True, namespace, f"{target} in {namespace} serves v{model.version}", ran, smoke)
 
+    if f"deployment.apps/{settings.deploy.deployment} unchanged" in applied.stdout:
+        # The same image and model were already live: undo would go back to an OLDER revision.
+        return K8sOutcome(
+            False, namespace, f"{failure}; the Deployment was unchanged, so nothing was undone", ran, smoke
+        )
     _say(f"{failure}; rolling back")
     undo = run([kubectl, "rollout", "undo", target, "-n", namespace], 120)
     if undo.returncode != 0:

@@ -3,6 +3,7 @@
 KUBECTL_STANDIN_LOG      JSON lines file: one {"argv", "stdin"} per call
 KUBECTL_STANDIN_REAL     the real kubectl, run for `kustomize`
 KUBECTL_STANDIN_FAIL     comma list of steps that fail once each: apply, status, undo
+KUBECTL_STANDIN_UNCHANGED  when set, `apply` reports the Deployment unchanged
 KUBECTL_STANDIN_FORWARD  host:port that `port-forward ... LOCAL:80` forwards LOCAL to (TCP)
 """
 
@@ -62,7 +63,8 @@ def main(argv: list[str]) -> int:
         if fails_once("apply"):
             print("error: the server rejected the manifests", file=sys.stderr)
             return 1
-        print("deployment.apps/xray-api configured")
+        state = "unchanged" if os.environ.get("KUBECTL_STANDIN_UNCHANGED") else "configured"
+        print(f"configmap/xray-api-config-abc created\ndeployment.apps/xray-api {state}")
         return 0
     if argv[:2] == ["rollout", "status"]:
         if fails_once("status"):

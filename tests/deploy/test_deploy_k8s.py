@@ -119,3 +119,13 @@ def test_smoke_through_port_forward(kubectl, local_api, monkeypatch):
     assert kubectl.verbs() == ["apply", "rollout status", "port-forward"]
     forward = kubectl.all()[-1]["argv"]
     assert forward[:4] == ["port-forward", "-n", "mlops-staging", "service/xray-api"]
+
+
+@pytest.mark.slow
+def test_failure_on_an_unchanged_deployment_undoes_nothing(kubectl, monkeypatch):
+    """Re-deploying what is live and failing must not roll the cluster back to an older revision."""
+    monkeypatch.setenv("KUBECTL_STANDIN_FAIL", "status")
+    monkeypatch.setenv("KUBECTL_STANDIN_UNCHANGED", "1")
+    outcome = k8s.deploy_k8s(load_settings(), model(7), "production", "t1", smoke_url="http://127.0.0.1:9")
+    assert not outcome.ok and "unchanged, so nothing was undone" in outcome.detail
+    assert kubectl.verbs() == ["apply", "rollout status"]
