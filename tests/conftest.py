@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from gcs import fake_gcs  # noqa: F401  (session fixture: fake-gcs-server for any area)
 
 from mlops.cli import main
 from mlops.settings import Settings, load_settings

@@ -1,0 +1,25 @@
+"""Errors a registry user can cause; each is an MlopsError (one line, exit code 1)."""
+
+from __future__ import annotations
+
+from mlops.errors import MlopsError
+
+
+class RegistryError(MlopsError):
+    """Something about the registry went wrong; the message says what to do."""
+
+
+class RefError(RegistryError):
+    """A ref is malformed or names nothing."""
+
+
+class NotFoundError(RegistryError):
+    """The registry, a version or a file does not exist."""
+
+
+class ConflictError(RegistryError):
+    """Another writer changed the same thing first; nothing was changed by this call."""
+
+
+class IntegrityError(RegistryError):
+    """A file does not match the sha256 or size recorded in its manifest."""

@@ -1,0 +1,177 @@
+"""A registry store in a GCS bucket: generation preconditions for CAS, server-side rewrites for copies.
+
+Talks to the real google-cloud-storage client. With STORAGE_EMULATOR_HOST set (tests,
+fake-gcs-server) it uses anonymous credentials; otherwise Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from registry.errors import RegistryError
+from registry.store import ObjectExists, Store
+
+T = TypeVar("T")
+_READ_THREADS = 8  # the client's HTTP pool keeps 10 connections
+
+
+def _gcs_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn transport and permission failures into one-line RegistryErrors."""
+
+    @functools.wraps(method)
+    def wrapper(self: GcsStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except gexc.Forbidden as exc:
+            raise RegistryError(
+                f"no permission on {self.uri}: {exc.message}; check the credentials"
+            ) from None
+        except gexc.Unauthorized as exc:
+            raise RegistryError(f"not authenticated for {self.uri}: {exc.message}") from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RegistryError(f"GCS request to {self.uri} failed: {first}") from None
+
+    return wrapper
+
+
+def _client() -> storage.Client:
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "mlops-local")
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+class GcsStore(Store):
+    """Objects under gs://BUCKET/PREFIX/; a key is the name relative to the prefix."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: storage.Client | None = None) -> None:
+        self.client = client or _client()
+        self.bucket = self.client.bucket(bucket)
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.uri = f"gs://{bucket}/{self.prefix}".rstrip("/")
+
+    @classmethod
+    def from_uri(cls, uri: str) -> GcsStore:
+        """Parse gs://BUCKET[/PREFIX]."""
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        if not bucket:
+            raise RegistryError(f"registry uri {uri!r} has no bucket; use gs://BUCKET[/PREFIX]")
+        return cls(bucket, prefix)
+
+    def _blob(self, key: str) -> storage.Blob:
+        return self.bucket.blob(self.prefix + key)
+
+    @_gcs_errors
+    def root_exists(self) -> bool:
+        try:
+            return self.bucket.exists()
+        except gexc.Forbidden:
+            return True  # object-level access without bucket metadata rights: let object calls decide
+
+    @_gcs_errors
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._blob(key).download_as_bytes()
+        except gexc.NotFound:
+            return None
+
+    @_gcs_errors
+    def read_with_token(self, key: str) -> tuple[bytes | None, object]:
+        blob = self.bucket.get_blob(self.prefix + key)
+        if blob is None:
+            return None, 0  # generation 0 = "must not exist" in a precondition
+        try:
+            # Pin the generation we saw, so bytes and token always belong together.
+            return blob.download_as_bytes(if_generation_match=blob.generation), blob.generation
+        except (gexc.NotFound, gexc.PreconditionFailed):
+            return self.read_with_token(key)  # replaced between the two calls: read again
+
+    @_gcs_errors
+    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        try:
+            self._blob(key).upload_from_string(
+                data, content_type="application/json", if_generation_match=0 if create_only else None
+            )
+        except gexc.PreconditionFailed:
+            raise ObjectExists(key) from None
+
+    @_gcs_errors
+    def write_if(self, key: str, data: bytes, token: object) -> bool:
+        assert isinstance(token, int)
+        try:
+            self._blob(key).upload_from_string(
+                data, content_type="application/json", if_generation_match=token
+            )
+        except gexc.PreconditionFailed:
+            return False
+        return True
+
+    @_gcs_errors
+    def put_file(self, key: str, path: Path) -> None:
+        self._blob(key).upload_from_filename(str(path))
+
+    @_gcs_errors
+    def get_file(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._blob(key).download_to_filename(str(path))
+        except gexc.NotFound:
+            path.unlink(missing_ok=True)
+            raise FileNotFoundError(f"{self.uri}/{key}") from None
+
+    @_gcs_errors
+    def copy(self, src: str, dst: str) -> None:
+        # rewrite() is server-side and resumable: large objects take several calls, bytes never pass here.
+        source, target = self._blob(src), self._blob(dst)
+        token, _, _ = target.rewrite(source)
+        while token is not None:
+            token, _, _ = target.rewrite(source, token=token)
+
+    @_gcs_errors
+    def exists(self, key: str) -> bool:
+        return self._blob(key).exists()
+
+    @_gcs_errors
+    def list(self, prefix: str) -> list[str]:
+        full = self.prefix + prefix
+        return sorted(b.name[len(self.prefix) :] for b in self.client.list_blobs(self.bucket, prefix=full))
+
+    @_gcs_errors
+    def children(self, prefix: str) -> list[str]:
+        full = self.prefix + prefix
+        pages = self.client.list_blobs(self.bucket, prefix=full, delimiter="/")
+        names = [b.name[len(full) :] for b in pages]
+        names += [p[len(full) :].rstrip("/") for p in pages.prefixes]
+        return sorted(n for n in names if n)
+
+    @_gcs_errors
+    def numbered_with(self, prefix: str, leaf: str) -> list[int]:
+        full = self.prefix + prefix
+        # match_glob lets GCS return only the leaves; the suffix check keeps emulators without it right.
+        blobs = self.client.list_blobs(self.bucket, prefix=full, match_glob=f"{full}*/{leaf}")
+        numbers = set()
+        for blob in blobs:
+            middle, _, rest = blob.name[len(full) :].partition("/")
+            if rest == leaf and middle.isdigit():
+                numbers.add(int(middle))
+        return sorted(numbers)
+
+    def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        if len(keys) < 2:
+            return [self.read(key) for key in keys]
+        with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+            return list(pool.map(self.read, keys))

