@@ -23,9 +23,9 @@ from mlops.errors import EXIT_ERROR, EXIT_OK, MlopsError, UsageError
 from mlops.settings import Settings
 
 PIPELINES = ("code", "data", "tests")
-# Events `mlops notify --event` knows; one place so the Jenkinsfile test can check them.
-EVENT_CANDIDATE = "candidate"  # a gated, tested version awaits approval
-EVENT_TESTS = "tests"  # a new test suite ran against the current model
+# Events `mlops notify --event` knows (mlops/notify.py EVENTS); one place for the Jenkinsfile test.
+EVENT_CANDIDATE = "tested"  # a gated version passed the model tests and awaits approval
+EVENT_TESTS = "tested"  # a new test suite ran against the current model
 EVENT_DEPLOYED = "deployed"
 
 
@@ -152,8 +152,11 @@ def reports_dir(settings: Settings) -> Path:
 
 
 def demo_data_dir(settings: Settings) -> Path:
-    """Where `mlops pipeline code` writes demo data when no --data is given."""
-    return settings.home / "demo-data"
+    """Where `mlops pipeline code` finds (or writes) demo data when no --data is given.
+
+    The same default folder as `mlops demo-data`, so `mlops demo-data && mlops pipeline code` works.
+    """
+    return settings.home / "data" / "demo"
 
 
 def model_tests_stage(ref: str, settings: Settings, with_api: bool) -> Stage:
@@ -272,6 +275,10 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
         stages = data_stages(Path(args.data))
     for stage in stages:
         result = run.run(stage)
+    if isinstance(result.output, dict) and result.output.get("skipped"):
+        # retrain found the production model's dataset unchanged: nothing new to test or approve.
+        print(f"\n{result.output.get('message') or 'nothing to retrain'}", file=run.out)
+        return
     ref = registered_ref(result.output)
     for stage in after_register_stages(ref, settings, EVENT_CANDIDATE):
         run.run(stage)

@@ -47,9 +47,12 @@ def mlops(*args: str, env: dict[str, str], timeout: int = 900) -> subprocess.Com
 
 
 def show(ref: str, env: dict[str, str]) -> dict:
+    """The manifest (with annotations) of REF, as `mlops registry show --json` prints it."""
     result = mlops("registry", "show", ref, "--json", env=env)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    info = json.loads(result.stdout)
+    assert info["ref"].endswith(f":{info['version']}")
+    return info["manifest"]
 
 
 def an_image(folder: Path) -> Path:
