@@ -69,16 +69,17 @@ class PipelineRun:
         command = shlex.join(("mlops", *stage.argv))
         print(f"\n==> stage {number}: {stage.name}\n    $ {command}", file=self.out, flush=True)
         start = time.perf_counter()
+        # A --json stage's stdout is kept for later stages (and summarised), not echoed.
         buffer = io.StringIO()
-        tee = _Tee(sys.stdout, buffer) if stage.capture_json else sys.stdout
         try:
-            with contextlib.redirect_stdout(tee):
+            with contextlib.redirect_stdout(buffer) if stage.capture_json else contextlib.nullcontext():
                 code = main([*self.global_argv, *stage.argv])
         except SystemExit as exc:  # argparse exits on a usage error
             code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
         result = StageResult(stage.name, command, int(code), time.perf_counter() - start)
-        if stage.capture_json and code == EXIT_OK:
+        if stage.capture_json:
             result.output = _last_json(buffer.getvalue())
+            print(_digest(result.output) if result.output is not None else buffer.getvalue(), file=self.out)
         self.results.append(result)
         print(f"<== stage {number}: {stage.name}: {result.status} in {result.seconds:.1f}s", file=self.out)
         if code != EXIT_OK:
@@ -103,20 +104,21 @@ class _Stop(Exception):
         self.code = code
 
 
-class _Tee(io.TextIOBase):
-    """Writes to the terminal and keeps a copy (to read a stage's --json output)."""
-
-    def __init__(self, *streams: TextIO) -> None:
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
+def _digest(output: Any) -> str:
+    """One line from a train/retrain --json summary: what was registered and the gate decision."""
+    if not isinstance(output, dict):
+        return json.dumps(output)
+    if output.get("skipped"):
+        return f"    skipped: {output.get('message')}"
+    accuracy = (output.get("metrics") or {}).get("accuracy")
+    gate = (output.get("gate") or {}).get("passed")
+    parts = [f"    registered {output.get('ref')}"]
+    if isinstance(accuracy, int | float):
+        parts.append(f"accuracy {accuracy:.3f}")
+    parts.append({True: "gate passed", False: "gate FAILED"}.get(gate, "gate -"))
+    if output.get("report"):
+        parts.append(f"report {output['report']}")
+    return ", ".join(parts)
 
 
 def _last_json(text: str) -> Any:
