@@ -79,7 +79,9 @@ class PipelineRun:
         result = StageResult(stage.name, command, int(code), time.perf_counter() - start)
         if stage.capture_json:
             result.output = _last_json(buffer.getvalue())
-            print(_digest(result.output) if result.output is not None else buffer.getvalue(), file=self.out)
+            text = _digest(result.output) if result.output is not None else buffer.getvalue().strip()
+            if text:
+                print(text, file=self.out)
         self.results.append(result)
         print(f"<== stage {number}: {stage.name}: {result.status} in {result.seconds:.1f}s", file=self.out)
         if code != EXIT_OK:
