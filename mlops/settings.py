@@ -41,11 +41,11 @@ class TrainSettings:
     architecture: str = "small_cnn"  # or mobilenet_v3_small, efficientnet_b0
     weights: str = ""  # local weights file for a keras.applications backbone; empty: random init
     batch_size: int = 32
-    epochs: int = 12
+    epochs: int = 30
     learning_rate: float = 1e-3
     fine_tune_epochs: int = 6
     fine_tune_learning_rate: float = 3e-4
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = 8  # BatchNorm val loss is noisy in the first epochs
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 1337
@@ -69,6 +69,7 @@ class ApiSettings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_batch: int = 16
+    tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
 
 
 @dataclass(frozen=True)

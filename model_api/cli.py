@@ -1,21 +1,85 @@
-"""CLI verb serve."""
+"""CLI verb serve: check the model, then run the API under gunicorn."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
-from mlops.errors import MlopsError
+from mlops.errors import UsageError
 from mlops.settings import Settings
 
+CONFIG = Path(__file__).with_name("gunicorn_conf.py")
+APP = "model_api:create_app()"
 
-def _not_yet(args: argparse.Namespace, settings: Settings) -> int:
-    raise MlopsError(f"'{args.command}' is not implemented yet")
+
+def gunicorn_command() -> list[str]:
+    """The command that serves the API (settings come from MLOPS_API_* in its environment)."""
+    return [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), APP]
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Fetch and verify the model, then run gunicorn in the foreground until it stops."""
+    from model_api.loading import fetch_model
+
+    api = settings.api
+    ref = args.model or api.model_ref
+    for name in ("workers", "threads", "port"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "port" else 1):
+            raise UsageError(f"--{name} must be positive, got {value}")
+    # Fail here with one clear line, before any worker starts, if the model cannot be had.
+    model_path, manifest = fetch_model(settings, ref)
+    env = dict(os.environ)
+    env.update(
+        {
+            "MLOPS_API_MODEL_REF": ref,
+            "MLOPS_API_HOST": args.host or api.host,
+            "MLOPS_API_PORT": str(api.port if args.port is None else args.port),
+            "MLOPS_API_WORKERS": str(args.workers or api.workers),
+            "MLOPS_API_THREADS": str(args.threads or api.threads),
+            "MLOPS_REGISTRY": settings.registry_uri,
+            "MLOPS_HOME": str(settings.home),
+        }
+    )
+    print(
+        f"serving {manifest.get('name', model_path.stem)} version {manifest.get('version', '?')} "
+        f"({ref}) on http://{env['MLOPS_API_HOST']}:{env['MLOPS_API_PORT']} "
+        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
+        flush=True,
+    )
+    process = subprocess.Popen(gunicorn_command(), env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
-    subparsers.add_parser(
+    parser = subparsers.add_parser(
         "serve",
         help="serve the prediction API under gunicorn",
-        description="serve the prediction API under gunicorn",
-    ).set_defaults(handler=_not_yet)
+        description="Fetch and verify a model, then serve the prediction API under gunicorn "
+        "(each worker loads and warms the model before it accepts requests).",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="REF",
+        help="registry ref (production:current, testing:latest, testing:7) or a .keras file "
+        "with manifest.json beside it (default: settings api.model_ref)",
+    )
+    parser.add_argument("--host", help="address to bind (default: settings api.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default: settings api.port, 8080)")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: api.workers)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default: api.threads)")
+    parser.set_defaults(handler=serve)

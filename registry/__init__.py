@@ -29,8 +29,9 @@ Public API (the contract other packages code against; implemented in this packag
 Every error a user can cause is a RegistryError (an mlops.errors.MlopsError, exit code 1).
 """
 
-from registry.core import LocalModel, ModelVersion, Registry, open_registry
+from registry.core import Registry, open_registry
 from registry.errors import ConflictError, IntegrityError, NotFoundError, RefError, RegistryError
+from registry.version import LocalModel, ModelVersion
 
 __all__ = [
     "ConflictError",

@@ -8,9 +8,10 @@ import os
 from typing import Any
 
 from mlops.settings import Settings
-from registry.core import ModelVersion, Registry, open_registry
+from registry.core import Registry, open_registry
 from registry.errors import RefError
 from registry.refs import AREAS, REF_HELP
+from registry.version import ModelVersion
 
 
 def default_actor() -> str:
@@ -44,28 +45,19 @@ def _accuracy(manifest: dict[str, Any]) -> float | None:
     return value if isinstance(value, int | float) else None
 
 
-def _gate(manifest: dict[str, Any]) -> bool | None:
-    gate = manifest.get("gate") or {}
-    return gate.get("passed") if isinstance(gate, dict) else None
-
-
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
     versions = reg.list(args.area)
     pointer = reg.pointer()
-    manifests = reg.manifests(versions)
     rows = [
         {
             "ref": v.ref,
             "version": v.version,
             "area": v.area,
-            "created_at": m.get("created_at"),
-            "registered_by": m.get("registered_by"),
-            "accuracy": _accuracy(m),
-            "gate_passed": _gate(m),
+            **s,
             "production": _marker(pointer, v.version) or None,
         }
-        for v, m in zip(versions, manifests, strict=True)
+        for v, s in zip(versions, reg.summaries(versions), strict=True)
     ]
     if args.json:
         _print_json({"registry": reg.uri, "model": reg.name, "area": args.area, "versions": rows})

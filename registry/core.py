@@ -7,21 +7,19 @@ import os
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.checksums import describe_files
 from registry.errors import ConflictError, NotFoundError, RefError, RegistryError
 from registry.refs import AREAS, REF_HELP, Ref, parse_ref
-from registry.store import ObjectExists, Store
+from registry.store import ObjectExists, Store, open_store
+from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
 
-ANNOTATION_KINDS = ("tests", "approvals", "deployments")  # always present in a shown manifest
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -50,72 +48,8 @@ def _loads(data: bytes, what: str) -> Any:
         raise RegistryError(f"{what} is not valid JSON; the registry is damaged: restore it") from None
 
 
-@dataclass(eq=False)
-class ModelVersion:
-    """One registered version in an area (or a local model file, area "local", version 0)."""
-
-    name: str
-    version: int
-    area: str
-    uri: str
-    _load: Callable[[], dict[str, Any]] = field(repr=False, default=dict)
-
-    @cached_property
-    def manifest(self) -> dict[str, Any]:
-        """The manifest with `annotations` merged in (read on first use)."""
-        return self._load()
-
-    @property
-    def ref(self) -> str:
-        """The canonical ref of this version, e.g. `testing:7`."""
-        return self.uri.removeprefix("file://") if self.area == "local" else f"{self.area}:{self.version}"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ModelVersion):
-            return NotImplemented
-        return (self.name, self.version, self.area, self.uri) == (
-            other.name,
-            other.version,
-            other.area,
-            other.uri,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.version, self.area, self.uri))
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A fetched, verified model on local disk."""
-
-    dir: Path
-    model_path: Path
-    manifest: dict[str, Any]
-    version: int
-
-
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("MLOPS_HOME") or ".mlops") / "cache"
-
-
-def open_store(uri: str) -> Store:
-    """The store behind a registry URI: file://PATH (or a plain path) or gs://BUCKET[/PREFIX]."""
-    if uri.startswith("gs://"):
-        from registry.gcs_store import GcsStore  # google-cloud-storage only when needed
-
-        return GcsStore.from_uri(uri)
-    if uri.startswith("file://"):
-        path = uri.removeprefix("file://")
-        if not path:
-            raise RegistryError(f"registry uri {uri!r} has no path; use file:///absolute/path")
-        from registry.local_store import LocalStore
-
-        return LocalStore(Path(path))
-    if "://" in uri:
-        raise RegistryError(f"unsupported registry uri {uri!r}; use file://PATH or gs://BUCKET[/PREFIX]")
-    from registry.local_store import LocalStore
-
-    return LocalStore(Path(uri))
 
 
 def open_registry(settings: Settings) -> Registry:
@@ -168,11 +102,10 @@ class Registry:
             )
 
     # -- versions ------------------------------------------------------------------------------
-    def _version(self, area: str, version: int) -> ModelVersion:
+    def _version(self, area: str, version: int, summary: dict[str, Any] | None = None) -> ModelVersion:
         key = self._dir(area, version)
-        return ModelVersion(
-            self.name, version, area, f"{self.uri}/{key.rstrip('/')}", lambda: self._manifest(area, version)
-        )
+        uri = f"{self.uri}/{key.rstrip('/')}"
+        return ModelVersion(self.name, version, area, uri, lambda: self._manifest(area, version), summary)
 
     def _raw_manifest(self, area: str, version: int) -> dict[str, Any]:
         key = self._dir(area, version) + "manifest.json"
@@ -211,6 +144,12 @@ class Registry:
             out.append(manifest)
         return out
 
+    def summaries(self, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+        """Listing fields of many versions: from listed object metadata, else from their manifests."""
+        missing = [v for v in versions if v._summary is None]
+        read = dict(zip(missing, (summarize(m) for m in self.manifests(missing)), strict=True))
+        return [v._summary if v._summary is not None else read[v] for v in versions]
+
     def pointer(self) -> dict[str, Any]:
         """The production pointer: current, previous, stack of live versions, history."""
         return self._read_pointer()[0]
@@ -229,12 +168,19 @@ class Registry:
         if area not in AREAS:
             raise RegistryError(f"unknown area {area!r}; use one of {', '.join(AREAS)}")
         self._require_root()
-        numbers = self.store.numbered_with(f"{area}/{self.name}/", "manifest.json")
+        found = self.store.numbered_metadata(f"{area}/{self.name}/", "manifest.json")
         if area == "production":
             # Only copies a pointer ever named count: a lost race or a crash leaves invisible orphans.
             promoted = self._promoted(self.pointer())
-            numbers = [n for n in numbers if n in promoted]
-        return [self._version(area, n) for n in numbers]
+            found = {n: meta for n, meta in found.items() if n in promoted}
+        return [self._version(area, n, self._listed_summary(meta)) for n, meta in found.items()]
+
+    @staticmethod
+    def _listed_summary(metadata: dict[str, str]) -> dict[str, Any] | None:
+        try:
+            return json.loads(metadata[SUMMARY_KEY])
+        except (KeyError, ValueError):
+            return None
 
     def resolve(self, ref: str) -> ModelVersion:
         """The version a ref names, or RefError / NotFoundError saying why not."""
@@ -315,9 +261,8 @@ class Registry:
         candidate = max(taken, default=0) + 1
         for _ in range(1000):
             try:
-                self.store.write(
-                    f"{prefix}{candidate}", _dumps({"actor": actor, "at": _iso(_now())}), create_only=True
-                )
+                claim = {"actor": actor, "at": _iso(_now()), "id": uuid.uuid4().hex}  # unique content
+                self.store.write(f"{prefix}{candidate}", _dumps(claim), create_only=True)
                 return candidate
             except ObjectExists:
                 candidate += 1  # someone else took it; numbers are never reused
@@ -354,7 +299,8 @@ class Registry:
             registered_by=actor,
         )
         self._step("register:files")
-        self.store.write(prefix + "manifest.json", _dumps(full), create_only=True)
+        summary = {SUMMARY_KEY: json.dumps(summarize(full))}
+        self.store.write(prefix + "manifest.json", _dumps(full), create_only=True, metadata=summary)
         self._step("register:manifest")
         self._audit("register", actor, reason, version=version, area="testing")
         return self._version("testing", version)
@@ -399,6 +345,7 @@ class Registry:
             "at": _iso(_now()),
             "actor": actor,
             "reason": reason,
+            "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
         }
         new = {
             "current": mv.version,
@@ -420,6 +367,7 @@ class Registry:
             area="production",
             previous=pointer["current"],
             evidence=evidence or {},
+            id=entry["id"],
         )
         return self._version("production", mv.version)
 
@@ -441,6 +389,7 @@ class Registry:
             "at": _iso(_now()),
             "actor": actor,
             "reason": reason,
+            "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
         }
         new = {
             "current": stack[-1],
@@ -451,8 +400,15 @@ class Registry:
         self._step("rollback:pointer")
         if not self.store.write_if(self._pointer_key, _dumps(new), token):
             raise ConflictError("production changed during the rollback; nothing was changed: retry")
+        self._step("rollback:swapped")
         self._audit(
-            "rollback", actor, reason, version=stack[-1], area="production", previous=pointer["current"]
+            "rollback",
+            actor,
+            reason,
+            version=stack[-1],
+            area="production",
+            previous=pointer["current"],
+            id=entry["id"],
         )
         return self._version("production", stack[-1])
 
@@ -460,7 +416,33 @@ class Registry:
         """Every event, oldest first: who, when, what, why."""
         self._require_root()
         keys = self.store.list(f"audit/{self.name}/")
-        return [_loads(data, key) for key, data in zip(keys, self.store.read_many(keys), strict=True) if data]
+        events = [
+            _loads(data, key) for key, data in zip(keys, self.store.read_many(keys), strict=True) if data
+        ]
+        return sorted(events + self._unlogged(events), key=lambda e: e["at"])
+
+    def _unlogged(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Events a crash kept out of the log, rebuilt from what is durable (pointer, manifests).
+
+        The audit object is written after the change it records; a process dying in between
+        would otherwise leave a registered version or a pointer swap with no event.
+        """
+        recovered = {"recovered": True, "model": self.name}
+        ids = {e.get("id") for e in events}
+        out = [
+            {**recovered, **{k: h[k] for k in ("action", "version", "at", "actor", "reason", "id")}}
+            | {"area": "production"}
+            for h in self.pointer()["history"]
+            if h.get("id") not in ids
+        ]
+        logged = {e.get("version") for e in events if e.get("action") == "register"}
+        versions = [v for v in self.list("testing") if v.version not in logged]
+        for v, summary in zip(versions, self.summaries(versions), strict=True):
+            out.append(
+                {**recovered, "action": "register", "version": v.version, "area": "testing", "reason": ""}
+                | {"at": summary["created_at"], "actor": summary["registered_by"]}
+            )
+        return out
 
     # -- fetching ------------------------------------------------------------------------------
     def fetch(self, ref: str, dest: Path | None = None) -> LocalModel:

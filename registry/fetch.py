@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.checksums import sha256_file
-from registry.core import LocalModel, ModelVersion
 from registry.errors import IntegrityError, NotFoundError
+from registry.version import LocalModel, ModelVersion
 
 if TYPE_CHECKING:
     from registry.core import Registry
@@ -49,19 +49,25 @@ def _stamp_ok(folder: Path, files: dict[str, Any]) -> bool:
     return True
 
 
-def _check(path: Path, rel: str, meta: dict[str, Any], ref: str) -> None:
+def _check(path: Path, rel: str, meta: dict[str, Any], ref: str, digest: str | None = None) -> None:
+    """Refuse a file whose size or sha256 (computed here unless given) differs from the manifest."""
     size = path.stat().st_size
     if size != meta["size"]:
         raise IntegrityError(
             f"{ref}: file {rel} is {size} bytes, manifest says {meta['size']}: "
             "the registry copy is corrupt or tampered; do not use it"
         )
-    digest = sha256_file(path)
+    digest = digest or sha256_file(path)
     if digest != meta["sha256"]:
         raise IntegrityError(
             f"{ref}: file {rel} has sha256 {digest[:16]}..., manifest says {meta['sha256'][:16]}...: "
             "the registry copy is corrupt or tampered; do not use it"
         )
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    stored = {k: v for k, v in manifest.items() if k != "annotations"}
+    (folder / "manifest.json").write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
 
 
 def _download(reg: Registry, mv: ModelVersion, manifest: dict[str, Any], target: Path) -> None:
@@ -75,19 +81,20 @@ def _download(reg: Registry, mv: ModelVersion, manifest: dict[str, Any], target:
         for rel, meta in files.items():
             path = tmp / rel
             try:
-                reg.store.get_file(prefix + rel, path)
+                digest = reg.store.get_file(prefix + rel, path)
             except FileNotFoundError:
                 raise IntegrityError(
                     f"{mv.ref}: file {rel} listed in the manifest is missing from {reg.uri}; restore it"
                 ) from None
-            _check(path, rel, meta, mv.ref)
+            _check(path, rel, meta, mv.ref, digest)
             st = path.stat()
             stamp[rel] = [meta["sha256"], st.st_size, st.st_mtime_ns]
-        stored = {k: v for k, v in manifest.items() if k != "annotations"}
-        (tmp / "manifest.json").write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        _write_manifest(tmp, manifest)
         (tmp / STAMP).write_text(json.dumps(stamp))
+        if _stamp_ok(target, files):
+            return  # a concurrent fetch finished first: never pull a good copy from under its users
         if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)  # a damaged copy: replace it
         try:
             os.rename(tmp, target)
         except OSError:
@@ -106,9 +113,10 @@ def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None) -> LocalMo
     if dest is not None:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        for rel in [*manifest["files"], "manifest.json"]:
+        for rel in manifest["files"]:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / rel, dest / rel)
+        _write_manifest(dest, manifest)  # with this ref's area (the cache is shared by both areas)
         folder = dest
     return LocalModel(folder, folder / manifest["model_file"], manifest, mv.version)
 

@@ -17,7 +17,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from registry.errors import RegistryError
-from registry.store import ObjectExists, Store
+from registry.store import HashingWriter, ObjectExists, Store
 
 T = TypeVar("T")
 _READ_THREADS = 8  # the client's HTTP pool keeps 10 connections
@@ -51,7 +51,16 @@ def _client() -> storage.Client:
 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", "mlops-local")
         return storage.Client(project=project, credentials=AnonymousCredentials())
-    return storage.Client()
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return storage.Client()
+    except DefaultCredentialsError as exc:
+        first = str(exc).splitlines()[0]
+        raise RegistryError(
+            f"no Google credentials for the gs:// registry ({first}); run "
+            "'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
 
 
 class GcsStore(Store):
@@ -100,13 +109,19 @@ class GcsStore(Store):
             return self.read_with_token(key)  # replaced between the two calls: read again
 
     @_gcs_errors
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def write(
+        self, key: str, data: bytes, *, create_only: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
+        blob = self._blob(key)
+        blob.metadata = metadata
         try:
-            self._blob(key).upload_from_string(
+            blob.upload_from_string(
                 data, content_type="application/json", if_generation_match=0 if create_only else None
             )
         except gexc.PreconditionFailed:
-            raise ObjectExists(key) from None
+            # A retried request whose first try landed also fails its precondition: same bytes = ours.
+            if self.read(key) != data:
+                raise ObjectExists(key) from None
 
     @_gcs_errors
     def write_if(self, key: str, data: bytes, token: object) -> bool:
@@ -116,7 +131,8 @@ class GcsStore(Store):
                 data, content_type="application/json", if_generation_match=token
             )
         except gexc.PreconditionFailed:
-            return False
+            # As in write(): our own first try may have landed; the new content is unique per call.
+            return self.read(key) == data
         return True
 
     @_gcs_errors
@@ -124,13 +140,16 @@ class GcsStore(Store):
         self._blob(key).upload_from_filename(str(path))
 
     @_gcs_errors
-    def get_file(self, key: str, path: Path) -> None:
+    def get_file(self, key: str, path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._blob(key).download_to_filename(str(path))
+            with open(path, "wb") as fh:
+                out = HashingWriter(fh)
+                self._blob(key).download_to_file(out)
         except gexc.NotFound:
             path.unlink(missing_ok=True)
             raise FileNotFoundError(f"{self.uri}/{key}") from None
+        return out.hexdigest()
 
     @_gcs_errors
     def copy(self, src: str, dst: str) -> None:
@@ -157,17 +176,20 @@ class GcsStore(Store):
         names += [p[len(full) :].rstrip("/") for p in pages.prefixes]
         return sorted(n for n in names if n)
 
-    @_gcs_errors
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
+        return list(self.numbered_metadata(prefix, leaf))
+
+    @_gcs_errors
+    def numbered_metadata(self, prefix: str, leaf: str) -> dict[int, dict[str, str]]:
         full = self.prefix + prefix
         # match_glob lets GCS return only the leaves; the suffix check keeps emulators without it right.
         blobs = self.client.list_blobs(self.bucket, prefix=full, match_glob=f"{full}*/{leaf}")
-        numbers = set()
+        found = {}
         for blob in blobs:
             middle, _, rest = blob.name[len(full) :].partition("/")
             if rest == leaf and middle.isdigit():
-                numbers.add(int(middle))
-        return sorted(numbers)
+                found[int(middle)] = dict(blob.metadata or {})
+        return dict(sorted(found.items()))
 
     def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)

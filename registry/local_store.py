@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from registry.store import ObjectExists, Store
+from registry.store import HashingWriter, ObjectExists, Store
 
 _HIDDEN = (".tmp-", ".lock")
 
@@ -55,7 +55,9 @@ class LocalStore(Store):
         data = self.read(key)
         return data, None if data is None else hashlib.sha256(data).hexdigest()
 
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def write(
+        self, key: str, data: bytes, *, create_only: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
         path = self._path(key)
         tmp = self._tmp_beside(path)
         self._write_tmp(tmp, data)
@@ -102,9 +104,13 @@ class LocalStore(Store):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def get_file(self, key: str, path: Path) -> None:
+    def get_file(self, key: str, path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._path(key), path)
+        with open(self._path(key), "rb") as src, open(path, "wb") as dst:
+            out = HashingWriter(dst)
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        return out.hexdigest()
 
     def copy(self, src: str, dst: str) -> None:
         # Versions are immutable and verified on fetch, so a hard link is a safe O(1) copy.

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
+
+from registry.errors import RegistryError
+
+
+class HashingWriter:
+    """A binary file wrapper that hashes everything written through it."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.fh.write(data)
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
 
 
 class ObjectExists(Exception):
@@ -29,8 +48,14 @@ class Store(abc.ABC):
         """The object's bytes (None if absent) and a token for write_if."""
 
     @abc.abstractmethod
-    def write(self, key: str, data: bytes, *, create_only: bool = False) -> None:
-        """Write an object atomically; create_only raises ObjectExists if it is there."""
+    def write(
+        self, key: str, data: bytes, *, create_only: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Write an object atomically; create_only raises ObjectExists if it is there.
+
+        `metadata` rides along where the store keeps object metadata that listings return (GCS),
+        so a listing can answer without reading each object; other stores ignore it.
+        """
 
     @abc.abstractmethod
     def write_if(self, key: str, data: bytes, token: object) -> bool:
@@ -41,8 +66,11 @@ class Store(abc.ABC):
         """Upload a local file as an object."""
 
     @abc.abstractmethod
-    def get_file(self, key: str, path: Path) -> None:
-        """Download an object into a local file (raises FileNotFoundError if absent)."""
+    def get_file(self, key: str, path: Path) -> str:
+        """Download an object into a local file; return the sha256 of what was written.
+
+        Hashing while writing reads the bytes once (raises FileNotFoundError if absent).
+        """
 
     @abc.abstractmethod
     def copy(self, src: str, dst: str) -> None:
@@ -64,6 +92,30 @@ class Store(abc.ABC):
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
         """Integers N for which `prefix N/leaf` exists, ascending."""
 
+    def numbered_metadata(self, prefix: str, leaf: str) -> dict[int, dict[str, str]]:
+        """Like numbered_with, with each leaf's listed metadata ({} where the store has none)."""
+        return {n: {} for n in self.numbered_with(prefix, leaf)}
+
     def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
         """Read several objects (stores with network latency read them concurrently)."""
         return [self.read(key) for key in keys]
+
+
+def open_store(uri: str) -> Store:
+    """The store behind a registry URI: file://PATH (or a plain path) or gs://BUCKET[/PREFIX]."""
+    if uri.startswith("gs://"):
+        from registry.gcs_store import GcsStore  # google-cloud-storage only when needed
+
+        return GcsStore.from_uri(uri)
+    if uri.startswith("file://"):
+        path = uri.removeprefix("file://")
+        if not path:
+            raise RegistryError(f"registry uri {uri!r} has no path; use file:///absolute/path")
+        from registry.local_store import LocalStore
+
+        return LocalStore(Path(path))
+    if "://" in uri:
+        raise RegistryError(f"unsupported registry uri {uri!r}; use file://PATH or gs://BUCKET[/PREFIX]")
+    from registry.local_store import LocalStore
+
+    return LocalStore(Path(uri))

@@ -1,24 +1,143 @@
-"""CLI verbs of training: demo-data and train."""
+"""CLI verbs of training: demo-data and train (thin wrappers over plain functions)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
 
-from mlops.errors import MlopsError
+from mlops.errors import UsageError
 from mlops.settings import Settings
 
+ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")  # = training.model.ARCHITECTURES
 
-def _not_yet(args: argparse.Namespace, settings: Settings) -> int:
-    raise MlopsError(f"'{args.command}' is not implemented yet")
+
+def apply_train_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with the CLI's [train] and [gate] options applied (None = not given)."""
+    train = {
+        k: getattr(args, k, None)
+        for k in (
+            "epochs",
+            "image_size",
+            "architecture",
+            "batch_size",
+            "learning_rate",
+            "seed",
+            "weights",
+            "fine_tune_epochs",
+            "fine_tune_learning_rate",
+        )
+    }
+    train = {k: v for k, v in train.items() if v is not None}
+    gate = {
+        "accuracy_threshold": getattr(args, "accuracy_threshold", None),
+        "recall_floor": getattr(args, "recall_floor", None),
+    }
+    gate = {k: v for k, v in gate.items() if v is not None}
+    for name, value in train.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0 and name != "seed":
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    return dataclasses.replace(
+        settings,
+        train=dataclasses.replace(settings.train, **train),
+        gate=dataclasses.replace(settings.gate, **gate),
+    )
+
+
+def print_summary(summary: dict, as_json: bool) -> None:
+    """The final line (or the JSON summary) of train / retrain."""
+    if as_json:
+        keys = ("ref", "version", "metrics", "gate", "report", "parent", "skipped", "message")
+        print(json.dumps({k: summary.get(k) for k in keys}, indent=1, default=str))
+        return
+    if summary.get("skipped"):
+        print(summary["message"])
+        return
+    gate = "gate passed" if summary["gate"]["passed"] else "gate FAILED"
+    print(f"registered {summary['ref']} (accuracy {summary['metrics']['accuracy']:.3f}, {gate})")
+    print(f"report: {summary['report']}")
+
+
+def add_common_train_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by train and retrain."""
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR_OR_GS",
+        help="dataset folder or gs://BUCKET/PREFIX of class sub-folders",
+    )
+    parser.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
+    parser.add_argument("--seed", type=int, metavar="N", help="override train.seed")
+    parser.add_argument(
+        "--accuracy-threshold", type=float, metavar="X", help="override gate.accuracy_threshold"
+    )
+    parser.add_argument("--recall-floor", type=float, metavar="X", help="override gate.recall_floor")
+    parser.add_argument("--actor", metavar="WHO", help="who registers (default: BUILD_USER_ID or OS user)")
+    parser.add_argument("--reason", default="", metavar="TEXT", help="why, for the audit log")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    from training.demo_data import write_demo_data
+
+    if args.per_class < 3:
+        raise UsageError("--per-class must be at least 3")
+    out = Path(args.out) if args.out else settings.home / "data" / "demo"
+    counts = write_demo_data(out, batch=args.batch, per_class=args.per_class, size=args.size)
+    total = sum(counts.values())
+    if args.json:
+        print(json.dumps({"out": str(out), "batch": args.batch, "added": counts}))
+    else:
+        print(
+            f"wrote {total} images (batch {args.batch}: {', '.join(f'{c} {n}' for c, n in counts.items())}) "
+            f"to {out}"
+        )
+    return 0
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from training.train import train_and_register
+
+    settings = apply_train_options(settings, args)
+    print(f"training on {args.data} ...", file=sys.stderr, flush=True)
+    summary = train_and_register(settings, args.data, actor=args.actor, reason=args.reason)
+    print_summary(summary, args.json)
+    return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
-    subparsers.add_parser(
-        "demo-data", help="write a small synthetic dataset", description="write a small synthetic dataset"
-    ).set_defaults(handler=_not_yet)
-    subparsers.add_parser(
+    demo = subparsers.add_parser(
+        "demo-data",
+        help="write a small synthetic dataset",
+        description="Write a small synthetic grayscale dataset (3 classes, PNG, class folders). "
+        "--batch 2 adds new images to the same folder to simulate a data push.",
+    )
+    demo.add_argument("--out", metavar="DIR", help="output folder (default <home>/data/demo)")
+    demo.add_argument(
+        "--batch", type=int, choices=(1, 2), default=1, help="which batch of images (default 1)"
+    )
+    demo.add_argument(
+        "--per-class", type=int, default=150, metavar="N", help="images per class (default 150)"
+    )
+    demo.add_argument("--size", type=int, default=64, metavar="PX", help="image side in pixels (default 64)")
+    demo.add_argument("--json", action="store_true", help="print a JSON summary")
+    demo.set_defaults(handler=_demo_data)
+
+    train = subparsers.add_parser(
         "train",
         help="train a model from scratch, gate it and register it in testing",
-        description="train a model from scratch, gate it and register it in testing",
-    ).set_defaults(handler=_not_yet)
+        description="Train a model from scratch, evaluate it on the content-hash test split, gate it "
+        "and register it in the testing registry. Exit 3 when the gate fails (nothing registered).",
+    )
+    add_common_train_options(train)
+    train.add_argument("--epochs", type=int, metavar="N", help="override train.epochs")
+    train.add_argument("--image-size", type=int, metavar="PX", help="override train.image_size")
+    train.add_argument("--architecture", choices=ARCHITECTURES, help="override train.architecture")
+    train.add_argument("--learning-rate", type=float, metavar="LR", help="override train.learning_rate")
+    train.add_argument(
+        "--weights", metavar="FILE", help="local weights file for a keras.applications backbone"
+    )
+    train.set_defaults(handler=_train)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,10 @@ def test_fetch_verifies_and_caches(reg: Registry, model_dir, manifest, tmp_path:
     assert again.dir == got.dir
     dest = reg.fetch("testing:1", dest=tmp_path / "out")
     assert dest.model_path == tmp_path / "out" / "model.keras"
-    assert (tmp_path / "out" / "manifest.json").is_file()
+    reg.promote("testing:1", actor="po")
+    prod = reg.fetch("production:current", dest=tmp_path / "prod")
+    written = json.loads((tmp_path / "prod" / "manifest.json").read_text())
+    assert (written["area"], written["version"], prod.manifest["area"]) == ("production", 1, "production")
 
 
 def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifest):
@@ -167,3 +172,50 @@ def test_conflict_error_is_a_registry_error():
 def _tamper(reg: Registry, key: str, data: bytes) -> None:
     """Overwrite an object behind the registry's back (as an attacker or a bad disk would)."""
     reg.store.write(key, data)
+
+
+def test_listing_summaries_match_manifests(reg: Registry, model_dir, manifest, registry_uri):
+    reg.register(model_dir(), {**manifest, "gate": {"passed": True}}, actor="ci")
+    reg.promote("testing:1", actor="po")
+    created = reg.resolve("testing:1").manifest["created_at"]
+    expected = {"created_at": created, "registered_by": "ci", "accuracy": 0.9, "gate_passed": True}
+    for area in ("testing", "production"):
+        versions = reg.list(area)
+        assert reg.summaries(versions) == [expected]
+        if registry_uri.startswith("gs://"):
+            # GCS lists the summary as object metadata (kept by the server-side copy): no reads.
+            assert versions[0]._summary == expected
+
+
+def test_concurrent_fetches_share_one_verified_copy(reg: Registry, model_dir, manifest):
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = model_dir(os.urandom(1 << 20))
+    reg.register(src, manifest, actor="a")
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: reg.fetch("testing:1"), range(4)))
+    assert len({g.dir for g in got}) == 1
+    assert got[0].model_path.read_bytes() == (src / "model.keras").read_bytes()
+    assert not [p for p in got[0].dir.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_concurrent_registrations_get_distinct_numbers(registry_uri, tmp_path, model_dir, manifest):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sources = [model_dir() for _ in range(4)]
+    Registry.open(registry_uri, "xray").register(sources[0], manifest, actor="a")  # creates the root
+
+    def register(src: Path) -> int:
+        return (
+            Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+            .register(src, manifest, actor="a")
+            .version
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        numbers = list(pool.map(register, sources))
+    assert sorted(numbers) == [2, 3, 4, 5]
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    assert [v.version for v in reg.list()] == [1, 2, 3, 4, 5]
+    for n, src in zip(numbers, sources, strict=True):  # each number holds its own files
+        assert reg.fetch(f"testing:{n}").model_path.read_bytes() == (src / "model.keras").read_bytes()

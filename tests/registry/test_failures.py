@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import ConflictError, IntegrityError, NotFoundError, Registry
+from registry import ConflictError, IntegrityError, NotFoundError, Registry, RegistryError
 
 
 class Crash(Exception):
@@ -144,6 +144,9 @@ def test_crash_at_every_register_step_never_lists_a_half_version(registry_uri, t
         if step == "register:manifest":  # the manifest is written: the version is complete
             assert after == [*before, 1 + len(steps)]  # the numbers in between stay unused
             reg.fetch("testing:latest")  # and fully usable
+            # It died before logging: the event is rebuilt from the manifest.
+            [event] = [e for e in reg.audit() if e.get("version") == after[-1]]
+            assert (event["action"], event["actor"], event["recovered"]) == ("register", "a", True)
         else:
             assert after == before, step
     # Numbers claimed by crashed registrations are never reused.
@@ -173,6 +176,11 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
         if step == "promote:pointer":
             assert current.version == 2
             assert current.model_path.read_bytes() == b"new model"
+            # It died before logging: the event is rebuilt from the pointer history.
+            assert reg.audit()[-1] | {"at": "", "id": ""} == {
+                "action": "promote", "version": 2, "actor": "po", "reason": "", "area": "production",
+                "model": "xray", "recovered": True, "at": "", "id": "",
+            }  # fmt: skip
             reg.rollback(actor="po")
         else:
             assert current.version == 1, step
@@ -190,6 +198,26 @@ def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, mode
     with pytest.raises(Crash):
         reg.rollback(actor="po")
     assert reg.pointer()["current"] == 2
+    assert [e["action"] for e in reg.audit()] == ["register", "promote"] * 2
+
+
+def test_crash_after_rollback_swap_still_logs_it(registry_uri, tmp_path, model_dir, manifest):
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    for v in (1, 2):
+        reg.register(model_dir(), manifest, actor="a")
+        reg.promote(f"testing:{v}", actor="po")
+    reg.fault_hook = _crash_at("rollback:swapped")
+    with pytest.raises(Crash):
+        reg.rollback(actor="ops", reason="smoke")
+    assert reg.pointer()["current"] == 1
+    last = reg.audit()[-1]
+    assert (last["action"], last["actor"], last["reason"], last["recovered"]) == (
+        "rollback",
+        "ops",
+        "smoke",
+        True,
+    )
+    assert not any(e.get("recovered") for e in reg.audit()[:-1])
 
 
 @pytest.mark.slow
@@ -242,3 +270,10 @@ def test_wrong_bucket_is_a_clear_error(fake_gcs, tmp_path):
     (src / "model.keras").write_bytes(b"m")
     with pytest.raises(NotFoundError, match="does not exist"):
         reg.register(src, {}, actor="a")
+
+
+def test_missing_google_credentials_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    with pytest.raises(RegistryError, match=r"no Google credentials.*GOOGLE_APPLICATION_CREDENTIALS"):
+        Registry.open("gs://some-bucket", "xray")

@@ -76,3 +76,16 @@ def test_register_needs_the_model_file(tmp_path: Path):
     with pytest.raises(RegistryError, match=r"model file 'model\.keras' is missing"):
         reg.register(src, {}, actor="a")
     assert not (tmp_path / "reg").exists()
+
+
+def test_local_promotion_hard_links_instead_of_copying(tmp_path: Path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.keras").write_bytes(b"w" * 4096)
+    root = tmp_path / "reg"
+    reg = Registry.open(f"file://{root}", "xray", cache_dir=tmp_path / "c")
+    reg.register(src, {}, actor="a")
+    reg.promote("testing:1", actor="po")
+    testing, production = root / "testing/xray/1/model.keras", root / "production/xray/1/model.keras"
+    assert testing.stat().st_ino == production.stat().st_ino
+    assert testing.read_bytes() == production.read_bytes()

@@ -1,0 +1,108 @@
+"""The Flask app factory: config layers, the model, metrics, JSON errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from mlops.errors import MlopsError
+from mlops.settings import load_settings
+from model_api.metrics import ApiMetrics
+
+log = logging.getLogger("model_api")
+
+
+def _defaults() -> dict[str, Any]:
+    """Config from mlops settings (code defaults → mlops.toml → MLOPS_* environment)."""
+    settings = load_settings()
+    api = settings.api
+    return {
+        "SETTINGS": settings,
+        "MODEL_REF": api.model_ref,
+        "MAX_CONTENT_LENGTH": api.max_body_bytes,
+        "MAX_IMAGE_PIXELS": api.max_image_pixels,
+        "MAX_BATCH": api.max_batch,
+        "TF_THREADS": api.tf_threads,
+        # A preloaded ModelBundle (tests share one); None: load MODEL_REF at startup.
+        "MODEL_BUNDLE": None,
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the prediction API; loads and warms the model before returning, so a worker is ready."""
+    app = Flask(__name__)
+    app.config.from_mapping(_defaults())
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False  # keep class order as the model outputs it
+
+    bundle = app.config["MODEL_BUNDLE"]
+    if bundle is None:
+        bundle = _load(app)
+    app.extensions["mlops_bundle"] = bundle
+    metrics = ApiMetrics()
+    metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
+    app.extensions["mlops_metrics"] = metrics
+
+    from model_api.routes import bp as routes_bp
+    from model_api.v2 import bp as v2_bp
+
+    app.register_blueprint(routes_bp)
+    app.register_blueprint(v2_bp)
+    _install_hooks(app, metrics)
+    return app
+
+
+def _load(app: Flask) -> Any:
+    from model_api.bundle import configure_threads, load_bundle
+    from model_api.loading import fetch_model
+
+    started = time.perf_counter()
+    configure_threads(int(app.config["TF_THREADS"]))
+    model_path, manifest = fetch_model(app.config["SETTINGS"], str(app.config["MODEL_REF"]))
+    bundle = load_bundle(model_path, manifest)
+    log.warning(
+        "model %s version %s loaded and warmed in %.1f s",
+        bundle.name,
+        bundle.version,
+        time.perf_counter() - started,
+    )
+    return bundle
+
+
+def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        # Every error is JSON a client can read, never Werkzeug's HTML page.
+        messages = {
+            413: f"request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes",
+            404: f"no such endpoint {request.path}; see GET / or /v2",
+            405: f"{request.method} is not allowed on {request.path}",
+        }
+        code = exc.code or 500
+        return jsonify(error=messages.get(code, exc.description or exc.name)), code
+
+    @app.errorhandler(MlopsError)
+    def _mlops_error(exc: MlopsError) -> tuple[Response, int]:
+        return jsonify(error=str(exc)), 400
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify(error=f"internal error ({type(exc).__name__}); the server logs have details"), 500

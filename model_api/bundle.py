@@ -1,0 +1,181 @@
+"""A loaded model ready to serve: compiled, warmed graphs plus what the manifest says about it.
+
+Never `model.predict` per request: it rebuilds a data pipeline on every call. Instead one
+`tf.function` per input kind, with a fixed signature, is traced once at load and warmed up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops.errors import MlopsError
+from mlops.preprocessing import PreprocessSpec, preprocess_image
+
+
+class BadImageError(ValueError):
+    """An encoded image the graph could not decode."""
+
+
+@dataclass
+class ModelBundle:
+    """A Keras model with its class names, preprocessing spec and compiled predict functions."""
+
+    name: str
+    version: int | str
+    classes: list[str]
+    spec: PreprocessSpec
+    manifest: dict[str, Any]
+    model_path: Path
+    _from_encoded: Any = field(repr=False, default=None)
+    _from_pixels: Any = field(repr=False, default=None)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The model's input shape without the batch axis: (H, W, C)."""
+        return (self.spec.image_size, self.spec.image_size, self.spec.channels)
+
+    def predict_encoded(self, images: list[bytes]) -> np.ndarray:
+        """Encoded PNG/JPEG images → float32 probabilities [N, classes]."""
+        import tensorflow as tf
+
+        try:
+            return self._from_encoded(tf.constant(images, dtype=tf.string)).numpy()
+        except tf.errors.InvalidArgumentError as exc:
+            raise BadImageError(_tf_reason(exc.message)) from None
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 pixels [N, H, W, C] in [0, 1] → float32 probabilities [N, classes]."""
+        import tensorflow as tf
+
+        return self._from_pixels(tf.constant(pixels, dtype=tf.float32)).numpy()
+
+    def summary(self) -> dict[str, Any]:
+        """What /model shows: identity, classes, input, and the manifest's key lineage."""
+        keep = ("created_at", "area", "metrics", "gate", "code", "dataset", "parent", "frameworks")
+        lineage = {key: self.manifest[key] for key in keep if key in self.manifest}
+        if isinstance(lineage.get("dataset"), dict):
+            lineage["dataset"] = {
+                k: v for k, v in lineage["dataset"].items() if k in ("uri", "fingerprint", "class_counts")
+            }
+        if isinstance(lineage.get("metrics"), dict):
+            lineage["metrics"] = {
+                k: v for k, v in lineage["metrics"].items() if k in ("accuracy", "per_class")
+            }
+        return {
+            "name": self.name,
+            "version": self.version,
+            "classes": self.classes,
+            "preprocessing": self.spec.to_dict(),
+            "model_file": self.model_path.name,
+            **lineage,
+        }
+
+
+def _tf_reason(message: str) -> str:
+    """The human part of a TensorFlow op error, without node names and the Python call stack."""
+    reasons = []
+    for line in (message or "").splitlines():
+        text = re.sub(r"\{\{[^}]*\}\}|\[\[.*?\]\]|\[Op:[^\]]*\]", "", line).strip()
+        if not text or line.startswith("  ") or text.startswith(("Graph execution error", "Detected at")):
+            continue
+        reasons.append(text)
+    return reasons[-1][:300] if reasons else "the image could not be decoded"
+
+
+def _first_line(message: str) -> str:
+    return (message or "could not decode the image").strip().splitlines()[0][:300]
+
+
+def configure_threads(threads: int) -> None:
+    """Limit TensorFlow's intra-op threads (0: leave TensorFlow's default); only before first use."""
+    import tensorflow as tf
+
+    if threads <= 0:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        pass  # the runtime is already initialised (a second app in one process): keep its setting
+
+
+def _manifest_spec(manifest: dict[str, Any]) -> tuple[list[str], PreprocessSpec]:
+    try:
+        classes = [str(c) for c in manifest["classes"]]
+        spec = PreprocessSpec.from_dict(manifest["preprocessing"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MlopsError(
+            f"model manifest lacks a valid {exc} entry; it needs 'classes' and "
+            "'preprocessing' {image_size, channels} (docs/manifest.md)"
+        ) from None
+    if not classes:
+        raise MlopsError("model manifest lists no classes (docs/manifest.md: 'classes')")
+    return classes, spec
+
+
+def load_bundle(model_path: str | Path, manifest: dict[str, Any], *, warmup: bool = True) -> ModelBundle:
+    """Load a Keras model file and compile + warm its serving graphs."""
+    import keras
+    import tensorflow as tf
+
+    model_path = Path(model_path)
+    classes, spec = _manifest_spec(manifest)
+    if not model_path.is_file():
+        raise MlopsError(f"model file {model_path} does not exist")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise MlopsError(f"cannot load model {model_path}: {_first_line(str(exc))}") from None
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(classes):
+        raise MlopsError(
+            f"model {model_path.name} has {outputs} outputs but the manifest lists {len(classes)} classes"
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *_shape(spec)], tf.float32)])
+    def from_pixels(pixels: tf.Tensor) -> tf.Tensor:
+        return model(pixels, training=False)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def from_encoded(encoded: tf.Tensor) -> tf.Tensor:
+        # Preprocessing runs inside the graph: one call, no Python per pixel.
+        pixels = tf.map_fn(
+            lambda one: preprocess_image(one, spec),
+            encoded,
+            fn_output_signature=tf.TensorSpec(_shape(spec), tf.float32),
+        )
+        return model(pixels, training=False)
+
+    bundle = ModelBundle(
+        name=str(manifest.get("name") or model_path.stem),
+        version=manifest.get("version", 0),
+        classes=classes,
+        spec=spec,
+        manifest=manifest,
+        model_path=model_path,
+        _from_encoded=from_encoded,
+        _from_pixels=from_pixels,
+    )
+    if warmup:
+        warm_up(bundle)
+    return bundle
+
+
+def _shape(spec: PreprocessSpec) -> tuple[int, int, int]:
+    return (spec.image_size, spec.image_size, spec.channels)
+
+
+def warm_up(bundle: ModelBundle) -> None:
+    """Trace and run both graphs once, at batch 1 and 2, so the first request pays nothing."""
+    import tensorflow as tf
+
+    gray = np.linspace(0, 255, 32 * 32, dtype=np.uint8).reshape(32, 32, 1)
+    png = tf.io.encode_png(tf.constant(gray)).numpy()
+    for batch in (1, 2):
+        bundle.predict_encoded([png] * batch)
+        bundle.predict_pixels(np.zeros((batch, *bundle.input_shape), np.float32))

@@ -1,0 +1,49 @@
+"""gunicorn settings for the prediction API, read from mlops settings (MLOPS_API_* environment).
+
+No preload: TensorFlow is not fork-safe, so each worker imports it, loads and warms the model
+inside `create_app`, and only then accepts requests. Prometheus runs in multiprocess mode so
+/metrics adds up every worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from mlops.settings import load_settings
+
+_api = load_settings().api
+
+bind = f"{_api.host}:{_api.port}"
+workers = _api.workers
+threads = _api.threads
+worker_class = "gthread"
+timeout = _api.timeout_s
+graceful_timeout = 20
+keepalive = 5
+preload_app = False
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+# Bounded request lines and headers; the body limit is MAX_CONTENT_LENGTH in the app.
+limit_request_line = 8190
+limit_request_fields = 100
+
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    # Set before any worker imports prometheus_client, so every worker writes its own files here.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlops-prometheus-")
+
+
+def child_exit(server, worker) -> None:
+    """Drop a dead worker's live gauges (the model info) from /metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics folder this config created."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

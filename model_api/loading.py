@@ -1,0 +1,29 @@
+"""Find the model to serve through the registry: a ref (fetched, sha256-verified, cached) or a local file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import MlopsError
+from mlops.settings import Settings
+
+
+def fetch_model(settings: Settings, ref: str) -> tuple[Path, dict[str, Any]]:
+    """Resolve REF to (local model file, manifest).
+
+    REF is a registry ref (production:current, testing:latest, testing:7, ...) or a plain path to
+    a .keras file with its manifest.json beside it (docs/manifest.md: classes, preprocessing).
+    """
+    from registry import open_registry
+
+    if not ref:
+        raise MlopsError("no model to serve: pass --model REF or set MLOPS_MODEL_REF")
+    fetched = open_registry(settings).fetch(ref)
+    manifest = dict(fetched.manifest)
+    if not manifest.get("classes") or not manifest.get("preprocessing"):
+        raise MlopsError(
+            f"model {ref} has no manifest with 'classes' and 'preprocessing' (docs/manifest.md); "
+            "a local model file needs its manifest.json beside it"
+        )
+    return Path(fetched.model_path), manifest

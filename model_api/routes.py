@@ -1,0 +1,136 @@
+"""The API's own endpoints: /predict, health, /model, /metrics and the upload page."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+
+from model_api.bundle import BadImageError, ModelBundle
+from model_api.images import ImageRejected, check_image
+
+bp = Blueprint("api", __name__)
+
+RAW_TYPES = ("application/octet-stream", "")
+
+
+def bundle() -> ModelBundle:
+    """The model this app serves."""
+    return current_app.extensions["mlops_bundle"]
+
+
+def reject(exc: ImageRejected) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), exc.status
+
+
+def read_uploads() -> list[tuple[str, bytes]]:
+    """(name for error messages, bytes) for each image in the request: multipart `file` fields or the body."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        files = request.files.getlist("file")
+        if not files:
+            sent = sorted(set(request.files) | set(request.form)) or ["none"]
+            raise ImageRejected(
+                f"multipart body has no 'file' field (got: {', '.join(sent)}); send -F file=@image.png"
+            )
+        if len(files) == 1:
+            return [("the uploaded file", files[0].read())]
+        return [(f"file {i + 1} ({f.filename or 'unnamed'})", f.read()) for i, f in enumerate(files)]
+    if mimetype in RAW_TYPES or mimetype.startswith("image/"):
+        return [("the request body", request.get_data(cache=False))]
+    raise ImageRejected(
+        f"unsupported Content-Type {mimetype!r}; send multipart/form-data with a 'file' field, "
+        "or the raw image bytes as image/png, image/jpeg or application/octet-stream",
+        415,
+    )
+
+
+def classify(images: list[tuple[str, bytes]]) -> np.ndarray:
+    """Check every image, then run one batched graph call; ImageRejected names the bad one."""
+    limit = int(current_app.config["MAX_BATCH"])
+    if len(images) > limit:
+        raise ImageRejected(f"{len(images)} images in one request; the limit is {limit}", 413)
+    max_pixels = int(current_app.config["MAX_IMAGE_PIXELS"])
+    for what, data in images:
+        check_image(data, max_pixels, what)
+    model = bundle()
+    try:
+        return model.predict_encoded([data for _, data in images])
+    except BadImageError as batch_error:
+        # The header looked fine but decoding failed (truncated, corrupt): find which one.
+        for what, data in images:
+            try:
+                model.predict_encoded([data])
+            except BadImageError as exc:
+                raise ImageRejected(f"{what} could not be decoded: {exc}") from None
+        raise ImageRejected(f"the images could not be decoded: {batch_error}") from None
+
+
+def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any]]:
+    """One response object per row of probabilities."""
+    model = bundle()
+    metrics = current_app.extensions["mlops_metrics"]
+    results = []
+    for row in probabilities:
+        label = model.classes[int(np.argmax(row))]
+        metrics.predictions.labels(label).inc()
+        results.append(
+            {
+                "label": label,
+                "probabilities": {c: round(float(p), 6) for c, p in zip(model.classes, row, strict=True)},
+                "model": {"name": model.name, "version": model.version},
+                "latency_ms": latency_ms,
+            }
+        )
+    return results
+
+
+@bp.post("/predict")
+def predict() -> Response | tuple[Response, int]:
+    """Classify one image (or several `file` fields: a list)."""
+    try:
+        images = read_uploads()
+        probabilities = classify(images)
+    except ImageRejected as exc:
+        return reject(exc)
+    latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
+    results = describe(probabilities, latency_ms)
+    return jsonify(results if len(results) > 1 else results[0])
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Alive: the process answers."""
+    return jsonify(status="ok", worker_pid=os.getpid())
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready: the model is loaded and its graphs warmed (create_app does both before serving)."""
+    model = bundle()
+    return jsonify(status="ready", model={"name": model.name, "version": model.version})
+
+
+@bp.get("/model")
+def model_summary() -> Response:
+    """The served model's manifest summary."""
+    return jsonify(bundle().summary())
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format."""
+    body, content_type = current_app.extensions["mlops_metrics"].exposition()
+    return Response(body, content_type=content_type)
+
+
+@bp.get("/")
+def index() -> str:
+    """The upload page."""
+    model = bundle()
+    return render_template(
+        "index.html", name=model.name, version=model.version, classes=model.classes, spec=model.spec
+    )

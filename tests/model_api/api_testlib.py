@@ -1,0 +1,86 @@
+"""Helpers for the API tests: test images and a real gunicorn server on loopback."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
+MODEL_NAME = "xray-classifier"
+
+
+def image_bytes(size: tuple[int, int] = (80, 60), mode: str = "L", fmt: str = "PNG", seed: int = 0) -> bytes:
+    """A random image encoded as FMT."""
+    rng = np.random.default_rng(seed)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return requests.post(self.url + path, timeout=30, **kwargs)
+
+
+def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int = 4) -> Server:
+    """`mlops serve` (real gunicorn) on a free loopback port; waits until /readyz answers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PROMETHEUS_"))}
+    env.update({"MLOPS_HOME": str(folder / ".mlops"), "MLOPS_API_TF_THREADS": "1"})
+    log = folder / "server.log"
+    command = [sys.executable, "-m", "mlops.cli", "serve", "--model", str(model_dir / "model.keras")]
+    command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass  # the socket is bound before the workers finish loading the model
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"server not ready in time:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM `mlops serve` (forwarded to gunicorn), then SIGKILL if it lingers."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=10)

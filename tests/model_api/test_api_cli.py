@@ -1,0 +1,63 @@
+"""`mlops serve` and model loading through the registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from api_testlib import CLASSES, image_bytes
+
+from model_api.cli import gunicorn_command
+
+
+def test_serve_with_a_missing_model_fails_fast_with_one_line(cli, tmp_path):
+    result = cli("serve", "--model", str(tmp_path / "missing.keras"), "--port", "0")
+    assert result.code == 1
+    assert "missing.keras" in result.err and "no such model file" in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_serve_with_an_empty_registry_says_so(cli):
+    result = cli("serve", "--model", "production:current")
+    assert result.code == 1
+    assert "registry" in result.err and "does not exist" in result.err
+
+
+def test_serve_rejects_nonpositive_workers(cli, model_dir):
+    result = cli("serve", "--model", str(model_dir / "model.keras"), "--workers", "0")
+    assert result.code == 2 and "--workers" in result.err
+
+
+def test_model_file_without_manifest_is_refused(cli, model_dir, tmp_path):
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(model_dir / "model.keras", lonely / "model.keras")
+    result = cli("serve", "--model", str(lonely / "model.keras"))
+    assert result.code == 1 and "manifest" in result.err
+
+
+def test_gunicorn_runs_the_factory_with_the_config_module_and_no_preload():
+    command = gunicorn_command()
+    assert command[-1] == "model_api:create_app()"
+    config = Path(command[command.index("--config") + 1])
+    text = config.read_text()
+    assert "preload_app = False" in text and "PROMETHEUS_MULTIPROC_DIR" in text
+
+
+def test_app_serves_a_registered_version_by_ref(model_dir, settings):
+    """testing:latest is fetched from the registry, verified, and served with its registry version."""
+    from model_api import create_app
+    from registry import open_registry
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    source = Path("src")
+    source.mkdir()
+    shutil.copy(model_dir / "model.keras", source / "model.keras")
+    registered = open_registry(settings).register(source, manifest, actor="test")
+    app = create_app({"MODEL_REF": "testing:latest"})
+    client = app.test_client()
+    assert client.get("/readyz").json["model"]["version"] == registered.version
+    body = client.post("/predict", data=image_bytes(), content_type="image/png").json
+    assert list(body["probabilities"]) == CLASSES
+    assert body["model"]["version"] == registered.version

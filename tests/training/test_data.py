@@ -1,0 +1,99 @@
+"""Dataset loading: layouts, bad files, fingerprint."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mlops.errors import MlopsError
+from training.data import load_dataset, scan_folder
+
+
+def test_lists_classes_and_images(tiny_dataset):
+    ds = scan_folder(tiny_dataset)
+    assert ds.classes == ["a", "b", "c"]
+    assert ds.class_counts == {"a": 20, "b": 20, "c": 20}
+    assert ds.skipped == []
+    assert all(len(item.sha256) == 64 for item in ds.items)
+
+
+def test_bad_files_are_reported_and_skipped(tiny_dataset):
+    (tiny_dataset / "a" / "empty.png").write_bytes(b"")
+    (tiny_dataset / "a" / "notes.txt").write_text("hello")
+    (tiny_dataset / "b" / "fake.png").write_bytes(b"this is not a png at all")
+    good = (tiny_dataset / "c" / "0.png").read_bytes()
+    (tiny_dataset / "c" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (tiny_dataset / "c" / "gif.jpg").write_bytes(b"GIF89a" + b"\0" * 20)
+    ds = scan_folder(tiny_dataset)
+    reasons = {row["path"]: row["reason"] for row in ds.skipped}
+    assert reasons == {
+        "a/empty.png": "empty file",
+        "a/notes.txt": "not a PNG/JPEG file name (.txt)",
+        "b/fake.png": "content is not PNG or JPEG",
+        "c/truncated.png": reasons["c/truncated.png"],
+        "c/gif.jpg": "content is not PNG or JPEG",
+    }
+    assert reasons["c/truncated.png"].startswith("cannot decode image")
+    assert ds.class_counts == {"a": 20, "b": 20, "c": 20}
+    assert not {i.path for i in ds.items} & set(reasons)
+
+
+def test_kaggle_layout_ignores_masks(tmp_path, png):
+    root = tmp_path / "COVID-19_Radiography_Dataset"
+    for c, label in enumerate(("COVID", "Normal", "Viral Pneumonia")):
+        for i in range(3):
+            png(root / label / "images" / f"{label}-{i}.png", seed=c * 10 + i)
+            png(root / label / "masks" / f"{label}-{i}.png", seed=500 + c * 10 + i)
+    (root / "COVID.metadata.xlsx").write_bytes(b"PK\x03\x04")  # top-level files are not classes
+    ds = load_dataset(str(root), tmp_path / "cache")
+    assert ds.classes == ["COVID", "Normal", "Viral Pneumonia"]
+    assert ds.class_counts == {"COVID": 3, "Normal": 3, "Viral Pneumonia": 3}
+    assert all("/images/" in item.path for item in ds.items)
+    assert ds.skipped == []
+
+
+def test_jpeg_is_accepted(tiny_dataset):
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(tiny_dataset / "a" / "x.jpeg", format="JPEG")
+    assert scan_folder(tiny_dataset).class_counts["a"] == 21
+
+
+def test_fingerprint_follows_content_not_names(tiny_dataset, tmp_path, png):
+    before = scan_folder(tiny_dataset).fingerprint
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, copy)
+    (copy / "a" / "0.png").rename(copy / "a" / "renamed.png")
+    assert scan_folder(copy).fingerprint == before  # same images, same labels
+    png(tiny_dataset / "a" / "new.png", seed=99_999)
+    added = scan_folder(tiny_dataset).fingerprint
+    assert added != before
+    shutil.move(tiny_dataset / "a" / "new.png", tiny_dataset / "b" / "new.png")
+    assert scan_folder(tiny_dataset).fingerprint not in {before, added}  # a relabel changes it too
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: None, "is not a folder"),
+        (lambda root: (root / "only").mkdir(parents=True), "need at least 2"),
+    ],
+)
+def test_unusable_dataset_is_a_clear_error(tmp_path, setup, message):
+    root = tmp_path / "ds"
+    setup(root)
+    with pytest.raises(MlopsError, match=message):
+        scan_folder(root)
+
+
+def test_class_with_no_usable_images_is_an_error(tiny_dataset):
+    (tiny_dataset / "d").mkdir()
+    (tiny_dataset / "d" / "x.png").write_bytes(b"")
+    with pytest.raises(MlopsError, match="class folder\\(s\\) d hold no usable images"):
+        scan_folder(tiny_dataset)
+
+
+def test_unsupported_scheme(tmp_path):
+    with pytest.raises(MlopsError, match="unsupported scheme"):
+        load_dataset("s3://bucket/x", tmp_path)

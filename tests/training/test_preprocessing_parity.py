@@ -1,0 +1,37 @@
+"""The training input pipeline and the serving path give identical tensors for the same bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlops.preprocessing import PreprocessSpec, preprocess_image
+from training.inputs import image_dataset
+
+
+@pytest.mark.parametrize("spec", [PreprocessSpec(64, 1), PreprocessSpec(32, 3)])
+def test_training_pipeline_equals_serving_path(tmp_path, png, spec):
+    import tensorflow as tf
+
+    files = [tmp_path / "gray.png", tmp_path / "rgb.png", tmp_path / "rgba.png", tmp_path / "photo.jpg"]
+    png(files[0], seed=1, size=50)
+    png(files[1], seed=2, size=80, mode="RGB")
+    png(files[2], seed=3, size=40, mode="RGBA")
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(files[3])
+
+    ds = image_dataset(files, [0, 1, 2, 0], spec, batch_size=3, shuffle_seed=None)
+    batched = np.concatenate([images.numpy() for images, _ in ds])
+    for row, path in zip(batched, files, strict=True):
+        # exactly what the API does with an upload: the raw bytes into the shared function
+        served = preprocess_image(tf.constant(path.read_bytes()), spec).numpy()
+        assert served.dtype == np.float32 and row.dtype == np.float32
+        assert served.shape == (spec.image_size, spec.image_size, spec.channels)
+        np.testing.assert_array_equal(row, served)
+
+
+def test_cached_epochs_give_the_same_tensors(tmp_path, png):
+    png(tmp_path / "a.png", seed=5, size=30)
+    ds = image_dataset([tmp_path / "a.png"], [0], PreprocessSpec(16, 1), batch_size=1)
+    first, second = (next(iter(ds))[0].numpy() for _ in range(2))
+    np.testing.assert_array_equal(first, second)

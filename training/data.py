@@ -1,0 +1,125 @@
+"""Dataset loading: a folder (or a gs:// prefix, downloaded to a cache) of class sub-folders.
+
+Layouts: `<class>/*.png|jpg` or the Kaggle COVID-19 Radiography Database `<class>/images/*.png`
+beside `<class>/masks/` (masks are ignored). Every file is checked (non-empty, PNG/JPEG by
+content, fully decodable); bad ones are reported in `skipped`, never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from mlops.errors import MlopsError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IGNORED_DIRS = {"masks"}  # Kaggle layout: segmentation masks beside the images
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One usable image: path relative to the dataset root, content hash, class label."""
+
+    path: str
+    sha256: str
+    label: str
+
+
+@dataclass
+class Dataset:
+    """The usable images of a dataset, with what was skipped and why."""
+
+    uri: str
+    root: Path
+    classes: list[str]
+    items: list[Item]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the sorted (label, content hash) pairs: same images + labels, same name."""
+        lines = sorted(f"{item.label}\t{item.sha256}" for item in self.items)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        return {c: sum(1 for item in self.items if item.label == c) for c in self.classes}
+
+    def path_of(self, item: Item) -> Path:
+        return self.root / item.path
+
+
+def check_image(path: Path) -> tuple[str | None, str]:
+    """(sha256, "") for a usable PNG/JPEG file, else (None, reason)."""
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None, f"not a PNG/JPEG file name ({path.suffix or 'no suffix'})"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    if not data:
+        return None, "empty file"
+    if not any(data.startswith(magic) for magic in _MAGIC):
+        return None, "content is not PNG or JPEG"
+    try:
+        with Image.open(path) as image:
+            image.load()  # full decode: a truncated file fails here, not mid-training
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        return None, f"cannot decode image: {exc}"
+    return hashlib.sha256(data).hexdigest(), ""
+
+
+def _class_files(class_dir: Path) -> list[Path]:
+    """Every file under a class folder, ignoring masks/ folders and hidden entries."""
+    files = []
+    for path in sorted(class_dir.rglob("*")):
+        rel_parts = path.relative_to(class_dir).parts
+        if any(part.lower() in IGNORED_DIRS or part.startswith(".") for part in rel_parts):
+            continue
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def scan_folder(root: Path, uri: str | None = None) -> Dataset:
+    """Check and hash every image under root/<class>/; the class list is the sorted folder names."""
+    if not root.is_dir():
+        raise MlopsError(f"dataset {root} is not a folder; give a folder of class sub-folders")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise MlopsError(
+            f"dataset {root} has {len(class_dirs)} class folder(s); need at least 2 (one per class)"
+        )
+    jobs = [(d.name, f) for d in class_dirs for f in _class_files(d)]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes outside the GIL
+        results = list(pool.map(lambda job: check_image(job[1]), jobs))
+    items, skipped = [], []
+    for (label, path), (sha, reason) in zip(jobs, results, strict=True):
+        rel = path.relative_to(root).as_posix()
+        if sha is None:
+            skipped.append({"path": rel, "reason": reason})
+        else:
+            items.append(Item(rel, sha, label))
+    classes = [d.name for d in class_dirs]
+    empty = [c for c in classes if not any(i.label == c for i in items)]
+    if empty:
+        raise MlopsError(f"dataset {root}: class folder(s) {', '.join(empty)} hold no usable images")
+    return Dataset(uri or str(root), root, classes, items, skipped)
+
+
+def load_dataset(uri: str, cache_dir: Path) -> Dataset:
+    """A Dataset from a local folder or a gs://bucket/prefix (downloaded under cache_dir)."""
+    if uri.startswith("gs://"):
+        from training.gcs import download_prefix, split_uri
+
+        bucket, prefix = split_uri(uri)
+        return scan_folder(download_prefix(uri, cache_dir), uri=f"gs://{bucket}/{prefix}".rstrip("/"))
+    if "://" in uri and not uri.startswith("file://"):
+        raise MlopsError(f"dataset {uri}: unsupported scheme; use a folder path or gs://BUCKET/PREFIX")
+    path = Path(uri.removeprefix("file://")).expanduser()
+    return scan_folder(path, uri=str(path.resolve()))

@@ -1,0 +1,68 @@
+"""Download a gs://bucket/prefix dataset into a local cache (only files that changed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from mlops.errors import MlopsError
+
+
+def _client():
+    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST), else default creds."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="mlops-local", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """gs://bucket/a/b → ("bucket", "a/b/")."""
+    rest = uri.removeprefix("gs://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise MlopsError(f"dataset {uri}: no bucket name; use gs://BUCKET/PREFIX")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def _same_md5(path: Path, md5_b64: str | None) -> bool:
+    if not md5_b64 or not path.is_file():
+        return False
+    return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == md5_b64
+
+
+def download_prefix(uri: str, cache_dir: Path) -> Path:
+    """Mirror the objects under a gs:// prefix into cache_dir/gcs/<bucket>/<prefix>; returns that folder."""
+    from google.api_core import exceptions
+
+    bucket_name, prefix = split_uri(uri)
+    local_root = cache_dir / "gcs" / bucket_name / prefix
+    try:
+        blobs = [b for b in _client().list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")]
+    except exceptions.NotFound:
+        raise MlopsError(f"dataset {uri}: bucket {bucket_name!r} does not exist") from None
+    except exceptions.GoogleAPICallError as exc:
+        raise MlopsError(f"dataset {uri}: cannot list objects: {exc}") from None
+    if not blobs:
+        raise MlopsError(f"dataset {uri}: no objects under this prefix; check the path")
+    wanted = {local_root / blob.name[len(prefix) :] for blob in blobs}
+    if local_root.is_dir():  # objects deleted from the bucket must not linger in the cache
+        for stale in [p for p in local_root.rglob("*") if p.is_file() and p not in wanted]:
+            stale.unlink()
+    fetched = 0
+    for blob in blobs:
+        target = local_root / blob.name[len(prefix) :]
+        if _same_md5(target, blob.md5_hash):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        blob.download_to_filename(str(target))
+        fetched += 1
+    print(f"dataset {uri}: {len(blobs)} objects, {fetched} downloaded to {local_root}", file=sys.stderr)
+    return local_root

@@ -1,0 +1,112 @@
+"""Training from scratch: dataset → split → fit (early stopping on val) → candidate."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+
+from mlops.preprocessing import PreprocessSpec
+from mlops.settings import Settings
+
+Log = Callable[[str], None]
+
+
+def log_stderr(message: str) -> None:
+    """Progress goes to stderr so stdout stays clean for --json."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _epoch_logger(log: Log, epochs: int):
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch instead of Keras' progress bar (unreadable in CI logs)."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            log(
+                f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', float('nan')):.4f} "
+                f"acc {logs.get('accuracy', float('nan')):.3f} "
+                f"val_loss {logs.get('val_loss', float('nan')):.4f} "
+                f"val_acc {logs.get('val_accuracy', float('nan')):.3f} "
+                f"({time.perf_counter() - self.started:.1f}s)"
+            )
+
+    return EpochLine()
+
+
+def fit(model, data: dict, *, epochs: int, learning_rate: float, patience: int, log: Log) -> dict:
+    """Compile and fit on data["train"], early-stopping on data["val"] (never the test split)."""
+    import keras
+
+    from training.model import compile_model
+
+    compile_model(model, learning_rate)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0
+    )
+    history = model.fit(
+        data["train"],
+        validation_data=data["val"],
+        epochs=epochs,
+        callbacks=[stop, _epoch_logger(log, epochs)],
+        verbose=0,
+        shuffle=False,  # the tf.data pipeline shuffles itself
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def train_and_register(
+    settings: Settings, data_uri: str, *, actor: str | None = None, reason: str = "", log: Log = log_stderr
+) -> dict:
+    """Train from scratch on data_uri, evaluate, gate, register in testing; returns the summary.
+
+    Raises CheckFailed (exit 3) when the gate fails; nothing is registered then.
+    """
+    import keras
+
+    from training.candidate import finish_candidate, prepare_data
+    from training.model import build_model
+
+    cfg = settings.train
+    keras.utils.set_random_seed(cfg.seed)
+    spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)
+    prepared = prepare_data(settings, data_uri, spec, log)
+    model = build_model(
+        cfg.architecture, cfg.image_size, cfg.channels, len(prepared.dataset.classes), cfg.weights
+    )
+    log(
+        f"training {cfg.architecture} from scratch: {model.count_params():,} parameters, "
+        f"up to {cfg.epochs} epochs"
+    )
+    started = time.perf_counter()
+    history = fit(
+        model,
+        prepared.tf_data,
+        epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        patience=cfg.early_stopping_patience,
+        log=log,
+    )
+    params = {
+        **dataclasses.asdict(cfg),
+        "mode": "train",
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    return finish_candidate(
+        settings,
+        prepared,
+        model,
+        history,
+        params=params,
+        parent=None,
+        actor=actor,
+        reason=reason or f"mlops train on {data_uri}",
+        log=log,
+    )
