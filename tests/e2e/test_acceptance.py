@@ -75,9 +75,32 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     second = show("testing:latest", env)
     assert second["version"] == 2
 
-    # 3. Approve: promote the retrained version, deploy the local API, query it.
+    # Approve: promote the retrained version.
     promoted = mlops("promote", "testing:2", "--approved-by", "product-owner", "--reason", "e2e", env=env)
     assert promoted.returncode == 0
+
+    # Push tests: the tests pipeline runs the suite on production:current and records it there.
+    tests = mlops("pipeline", "tests", env=env)
+    assert tests.returncode == 0, "tests pipeline failed"
+    assert "test-model production:current" in tests.stdout
+
+    # 3. Lineage: parent, distinct datasets, approvals and test results are recorded.
+    first, second = show("testing:1", env), show("testing:2", env)
+    production = show("production:current", env)
+    assert second["parent"]["version"] == 1
+    assert first["parent"] is None
+    assert first["dataset"]["fingerprint"] != second["dataset"]["fingerprint"]
+    assert production["version"] == 2
+    approvals = production["annotations"]["approvals"]
+    assert [a["approved_by"] for a in approvals] == ["product-owner"]
+    for manifest in (first, second):
+        results = manifest["annotations"]["tests"]
+        assert results and results[-1]["passed"] is True
+    assert len(production["annotations"]["tests"]) == 2  # the data pipeline's and the tests pipeline's
+    # The product owner was emailed for each pipeline run (outbox: no SMTP host configured).
+    assert len(list((home / "outbox").glob("*.eml"))) >= 3
+
+    # 4. Deploy the local API on production:current and query it.
     deployed = mlops("deploy", "--target", "local", env=env, timeout=300)
     try:
         assert deployed.returncode == 0, "local deploy failed"
@@ -102,20 +125,6 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     finally:
         mlops("deploy", "--target", "local", "--stop", env=env, timeout=120)
 
-    # 4. Lineage: parent, distinct datasets, approvals and test results are recorded.
-    first, second = show("testing:1", env), show("testing:2", env)
-    production = show("production:current", env)
-    assert second["parent"]["version"] == 1
-    assert first["parent"] is None
-    assert first["dataset"]["fingerprint"] != second["dataset"]["fingerprint"]
-    assert production["version"] == 2
-    approvals = production["annotations"]["approvals"]
-    assert [a["approved_by"] for a in approvals] == ["product-owner"]
-    for manifest in (first, second):
-        tests = manifest["annotations"]["tests"]
-        assert tests and tests[-1]["passed"] is True
-    # The product owner was emailed for both candidates (outbox: no SMTP host configured).
-    assert len(list((home / "outbox").glob("*.eml"))) >= 2
     # Deploy stopped: nothing listens on the API port any more.
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
