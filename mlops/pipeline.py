@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops.errors import EXIT_ERROR, EXIT_OK, MlopsError, UsageError
+from mlops.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK, MlopsError, UsageError
 from mlops.settings import Settings
 
 PIPELINES = ("code", "data", "tests")
@@ -50,7 +50,8 @@ class StageResult:
 
     @property
     def status(self) -> str:
-        return {EXIT_OK: "ok", 3: "FAILED (check)"}.get(self.code, f"FAILED (exit {self.code})")
+        names = {EXIT_OK: "ok", EXIT_FAILED_CHECK: "FAILED (check)"}
+        return names.get(self.code, f"FAILED (exit {self.code})")
 
 
 @dataclass
@@ -107,9 +108,15 @@ class _Stop(Exception):
 
 
 def _digest(output: Any) -> str:
-    """One line from a train/retrain --json summary: what was registered and the gate decision."""
+    """One line from a --json output: what train/retrain registered, or what a version records."""
     if not isinstance(output, dict):
         return json.dumps(output)
+    if isinstance(output.get("manifest"), dict):  # `mlops registry show REF --json`
+        tests = (output["manifest"].get("annotations") or {}).get("tests") or [{}]
+        last = tests[-1]
+        summary = ", ".join(f"{v} {k}" for k, v in (last.get("summary") or {}).items())
+        verdict = {True: "passed", False: "FAILED"}.get(last.get("passed"), "none recorded")
+        return f"    {output.get('ref')}: {len(tests)} test run(s) recorded; latest {verdict} ({summary})"
     if output.get("skipped"):
         return f"    skipped: {output.get('message')}"
     accuracy = (output.get("metrics") or {}).get("accuracy")
@@ -264,13 +271,25 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     return code
 
 
+def _report_tests(run: PipelineRun, ref: str) -> None:
+    """The tests pipeline's last stages: show what was recorded on REF, email the product owner."""
+    run.run(Stage("record result", ("registry", "show", ref, "--json"), capture_json=True))
+    run.run(Stage("notify product owner", ("notify", ref, "--event", EVENT_TESTS)))
+
+
 def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) -> None:
     """The stage sequence of args.pipeline; raises _Stop on the first failure."""
     if args.pipeline == "tests":
         ref = tests_ref(settings)
-        run.run(model_tests_stage(ref, settings, with_api=False))
-        run.run(Stage("record result", ("registry", "show", ref, "--json")))
-        run.run(Stage("notify product owner", ("notify", ref, "--event", EVENT_TESTS)))
+        try:
+            run.run(model_tests_stage(ref, settings, with_api=False))
+        except _Stop as failed:
+            if failed.code != EXIT_FAILED_CHECK:
+                raise
+            # Failing new tests are the news: record and email them, then report exit 3.
+            _report_tests(run, ref)
+            raise
+        _report_tests(run, ref)
         return
     if args.pipeline == "code":
         data = Path(args.data) if args.data is not None else demo_data_dir(settings)

@@ -52,6 +52,7 @@ def test_runner_stops_at_the_first_failure_with_its_exit_code():
     assert "==> stage 2: bad option" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_cli_failure_stops_the_pipeline_and_prints_the_summary(cli, tmp_path):
     """A failing stage's exit code is the pipeline's, and no later stage runs."""
     data = tmp_path / "empty-dataset"
