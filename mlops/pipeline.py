@@ -282,7 +282,7 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
     if args.pipeline == "tests":
         ref = tests_ref(settings)
         try:
-            run.run(model_tests_stage(ref, settings, with_api=False))
+            run.run(model_tests_stage(ref, settings, with_api=True))
         except _Stop as failed:
             if failed.code != EXIT_FAILED_CHECK:
                 raise
