@@ -268,7 +268,7 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
         print(
             f"\nThe API is running in the background. Try:\n"
             f"  curl -s -F file=@{image} http://{settings.api.host}:{port}/predict\n"
-            f"  open http://{settings.api.host}:{port}/   (upload page)\n"
+            f"  upload page: http://{settings.api.host}:{port}/\n"
             f"Stop it with: mlops deploy --target local --stop",
             file=out,
         )
