@@ -1,21 +1,281 @@
-"""Notifications to the product owner (SMTP or an outbox folder)."""
+"""Notifications to the product owner: the evidence for a version, by SMTP or to an outbox folder."""
 
 from __future__ import annotations
 
 import argparse
+import html
+import os
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
 
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, UsageError
 from mlops.settings import Settings
 
+EVENTS = {
+    "trained": "trained and passed the gate",
+    "gate-failed": "FAILED the gate",
+    "tested": "model tests finished",
+    "promoted": "promoted to production",
+    "deployed": "deployed",
+}
 
-def _not_yet(args: argparse.Namespace, settings: Settings) -> int:
-    raise MlopsError(f"'{args.command}' is not implemented yet")
+
+def infer_event(manifest: dict[str, Any]) -> str:
+    """The event a manifest is at: gate-failed, tested, or trained."""
+    if not (manifest.get("gate") or {}).get("passed", False):
+        return "gate-failed"
+    annotations = manifest.get("annotations") or {}
+    if annotations.get("deployments"):
+        return "deployed"
+    if annotations.get("approvals") or manifest.get("area") == "production":
+        return "promoted"
+    return "tested" if annotations.get("tests") else "trained"
+
+
+def approve_command(manifest: dict[str, Any], settings: Settings) -> str:
+    """The exact command that approves this version."""
+    approver = settings.deploy.approvers[0] if settings.deploy.approvers else "<approver>"
+    return f"mlops promote testing:{manifest['version']} --approved-by {approver}"
+
+
+def _metrics_rows(manifest: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    per_class = (manifest.get("metrics") or {}).get("per_class") or {}
+
+    def fmt(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+    return [
+        (name, fmt(m.get("precision")), fmt(m.get("recall")), fmt(m.get("f1")), str(m.get("support", "-")))
+        for name, m in per_class.items()
+    ]
+
+
+def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_url: str | None) -> dict:
+    """The facts of the email, shared by the text and the HTML parts."""
+    gate = manifest.get("gate") or {}
+    tests = ((manifest.get("annotations") or {}).get("tests") or [None])[-1]
+    dataset = manifest.get("dataset") or {}
+    code = manifest.get("code") or {}
+    metrics = manifest.get("metrics") or {}
+    accuracy = metrics.get("accuracy")
+    facts = {
+        "Model": f"{manifest.get('name')} version {manifest.get('version')} ({manifest.get('area', '?')})",
+        "Created": str(manifest.get("created_at", "?")),
+        "Code": f"{code.get('commit') or '?'} {code.get('repo') or ''}".strip(),
+        "Dataset": f"{dataset.get('uri', '?')} (fingerprint {str(dataset.get('fingerprint', '?'))[:16]})",
+        "Accuracy": f"{accuracy:.4f}" if isinstance(accuracy, int | float) else "not recorded",
+        "Gate": ("PASSED" if gate.get("passed") else "FAILED") if gate else "not recorded",
+    }
+    if tests is None:
+        facts["Model tests"] = "not run yet"
+    else:
+        s = tests.get("summary") or {}
+        facts["Model tests"] = (
+            f"{'PASSED' if tests.get('passed') else 'FAILED'}: {s.get('passed', 0)} passed, "
+            f"{s.get('failed', 0)} failed, {s.get('errors', 0)} errors, {s.get('skipped', 0)} skipped "
+            f"(at {tests.get('at', '?')}; JUnit {tests.get('junit', '?')})"
+        )
+    measured = (tests or {}).get("measurements") or {}
+    if measured:
+        facts["Measured"] = ", ".join(f"{k} {v}" for k, v in sorted(measured.items()))
+    annotations = manifest.get("annotations") or {}
+    if annotations.get("approvals"):
+        last = annotations["approvals"][-1]
+        facts["Approved"] = f"by {last.get('approved_by', '?')} at {last.get('at', '?')}"
+    if annotations.get("deployments"):
+        last = annotations["deployments"][-1]
+        facts["Deployed"] = f"{last.get('target', '?')}: {last.get('result', '?')} at {last.get('at', '?')}"
+    parent = manifest.get("parent")
+    if parent:
+        facts["Fine-tuned from"] = f"{parent.get('area')}:{parent.get('version')}"
+    if build_url:
+        facts["Build"] = build_url
+    can_approve = (
+        bool(gate.get("passed"))
+        and bool(tests and tests.get("passed"))
+        and event
+        in (
+            "trained",
+            "tested",
+        )
+    )
+    return {
+        "facts": facts,
+        "gate_reasons": list(gate.get("reasons") or []),
+        "failures": list((tests or {}).get("failures") or []),
+        "rows": _metrics_rows(manifest),
+        "approve": approve_command(manifest, settings) if can_approve else None,
+        "approvers": ", ".join(settings.deploy.approvers),
+        "jenkins_input": f"{build_url.rstrip('/')}/input/" if build_url and can_approve else None,
+        "needs_tests": bool(gate.get("passed")) and tests is None,
+    }
+
+
+def _text(event: str, s: dict) -> str:
+    lines = [f"Event: {EVENTS[event]}", ""]
+    lines += [f"{key + ':':<16}{value}" for key, value in s["facts"].items()]
+    if s["gate_reasons"]:
+        lines += ["", "Gate reasons:"] + [f"  - {r}" for r in s["gate_reasons"]]
+    if s["rows"]:
+        lines += ["", f"  {'class':<20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+        lines += [f"  {r[0]:<20}{r[1]:>10}{r[2]:>10}{r[3]:>10}{r[4]:>10}" for r in s["rows"]]
+    if s["failures"]:
+        lines += ["", "Failed tests:"] + [f"  - {f}" for f in s["failures"]]
+    if s["approve"]:
+        lines += ["", f"To approve (approvers: {s['approvers']}), run:", f"  {s['approve']}"]
+        if s["jenkins_input"]:
+            lines += [f"or approve in Jenkins: {s['jenkins_input']}"]
+    elif s["needs_tests"]:
+        lines += ["", "Not approvable yet: the model tests have not run on this version."]
+    return "\n".join(lines) + "\n"
+
+
+def _html(event: str, s: dict, report_link: str | None) -> str:
+    e = html.escape
+    facts = "".join(f"<tr><th align=left>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in s["facts"].items())
+    parts = [f"<html><body><h2>{e(EVENTS[event])}</h2><table>{facts}</table>"]
+    if s["gate_reasons"]:
+        parts.append("<h3>Gate reasons</h3><ul>" + "".join(f"<li>{e(r)}</li>" for r in s["gate_reasons"]))
+        parts.append("</ul>")
+    if s["rows"]:
+        head = "".join(f"<th>{h}</th>" for h in ("class", "precision", "recall", "f1", "support"))
+        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in s["rows"])
+        parts.append(f"<h3>Per-class metrics</h3><table border=1><tr>{head}</tr>{body}</table>")
+    if s["failures"]:
+        parts.append("<h3>Failed tests</h3><ul>" + "".join(f"<li>{e(f)}</li>" for f in s["failures"]))
+        parts.append("</ul>")
+    if s["approve"]:
+        parts.append(f"<p>To approve (approvers: {e(s['approvers'])}), run:</p><pre>{e(s['approve'])}</pre>")
+        if s["jenkins_input"]:
+            url = e(s["jenkins_input"], quote=True)
+            parts.append(f'<p>or approve in Jenkins: <a href="{url}">{e(s["jenkins_input"])}</a></p>')
+    if report_link:
+        parts.append(f"<p>Report: {e(report_link)}</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def build_message(
+    manifest: dict[str, Any],
+    event: str,
+    settings: Settings,
+    to: list[str] | None = None,
+    build_url: str | None = None,
+    report: Path | None = None,
+) -> EmailMessage:
+    """The email for one event on one version: plain text, an HTML alternative, the report."""
+    if event not in EVENTS:
+        raise UsageError(f"unknown event {event!r}; choose one of: {', '.join(EVENTS)}")
+    s = _sections(manifest, event, settings, build_url)
+    report_link = None
+    attach = (
+        report is not None and report.exists() and report.stat().st_size <= settings.notify.attach_max_bytes
+    )
+    if report is not None and report.exists() and not attach:
+        report_link = f"{report} (too large to attach)"
+    elif attach:
+        report_link = f"attached ({report.name})"
+    text = _text(event, s) + (f"\nReport: {report_link}\n" if report_link else "")
+
+    msg = EmailMessage()
+    msg["Subject"] = f"[mlops] {manifest.get('name')} v{manifest.get('version')}: {EVENTS[event]}"
+    msg["From"] = settings.notify.sender
+    msg["To"] = ", ".join(to or [settings.notify.product_owner])
+    msg["Date"] = datetime.now(UTC)
+    msg["Message-ID"] = make_msgid(domain=settings.notify.sender.rpartition("@")[2] or "mlops.local")
+    msg["X-Mlops-Event"] = event
+    msg["X-Mlops-Version"] = str(manifest.get("version"))
+    msg.set_content(text)
+    msg.add_alternative(_html(event, s, report_link), subtype="html")
+    if attach:
+        msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report.name)
+    return msg
+
+
+def send_message(msg: EmailMessage, settings: Settings) -> str:
+    """Send by SMTP when notify.smtp_host is set, else write an .eml to the outbox; say where it went."""
+    n = settings.notify
+    if not n.smtp_host:
+        settings.outbox.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = settings.outbox / f"{stamp}-v{msg['X-Mlops-Version']}-{msg['X-Mlops-Event']}.eml"
+        path.write_bytes(bytes(msg))
+        return str(path)
+    where = f"{n.smtp_host}:{n.smtp_port}"
+    try:
+        with smtplib.SMTP(n.smtp_host, n.smtp_port, timeout=n.smtp_timeout_s) as smtp:
+            if n.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if n.smtp_user:
+                smtp.login(n.smtp_user, n.smtp_password)
+            smtp.send_message(msg)
+    except ConnectionRefusedError:
+        raise MlopsError(
+            f"SMTP server {where} refused the connection; check notify.smtp_host/smtp_port, "
+            "or unset notify.smtp_host to write emails to the outbox"
+        ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise MlopsError(
+            f"SMTP login to {where} as {n.smtp_user!r} failed ({exc.smtp_code}); "
+            "check notify.smtp_user and MLOPS_SMTP_PASSWORD"
+        ) from None
+    except smtplib.SMTPException as exc:
+        raise MlopsError(f"SMTP server {where} did not take the email: {str(exc).splitlines()[0]}") from None
+    except (TimeoutError, OSError) as exc:
+        raise MlopsError(f"cannot reach SMTP server {where}: {exc}") from None
+    return f"smtp://{where}"
+
+
+def notify(
+    ref: str,
+    settings: Settings,
+    event: str | None = None,
+    to: list[str] | None = None,
+    build_url: str | None = None,
+) -> str:
+    """Email the product owner the evidence for a registry version; return where it went."""
+    from registry import open_registry
+
+    reg = open_registry(settings)
+    manifest = reg.resolve(ref).manifest
+    event = event or infer_event(manifest)
+    report = None
+    if manifest.get("area") != "local":
+        local = reg.fetch(ref)
+        candidate = Path(local.dir) / "report.html"
+        report = candidate if candidate.exists() else None
+    msg = build_message(manifest, event, settings, to=to, build_url=build_url, report=report)
+    return send_message(msg, settings)
+
+
+def _notify(args: argparse.Namespace, settings: Settings) -> int:
+    to = [a.strip() for a in (args.to or "").split(",") if a.strip()] or None
+    where = notify(args.ref, settings, event=args.event, to=to, build_url=args.build_url)
+    print(f"sent to {', '.join(to or [settings.notify.product_owner])} via {where}")
+    return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
-    subparsers.add_parser(
+    parser = subparsers.add_parser(
         "notify",
         help="email the product owner the evidence for a version",
-        description="email the product owner the evidence for a version",
-    ).set_defaults(handler=_not_yet)
+        description="Email the product owner the metrics, gate reasons, test results and the exact "
+        "approve command for a version: by SMTP when notify.smtp_host is set, else an .eml file "
+        "in the outbox folder.",
+    )
+    parser.add_argument("ref", metavar="REF", help="testing:latest, testing:7, production:current, ...")
+    parser.add_argument("--event", choices=list(EVENTS), help="what happened (default: from the manifest)")
+    parser.add_argument("--to", metavar="ADDR", help="recipients, comma-separated (default: product owner)")
+    parser.add_argument(
+        "--build-url",
+        metavar="URL",
+        default=os.environ.get("BUILD_URL"),
+        help="Jenkins build URL for the approval link (default: $BUILD_URL)",
+    )
+    parser.set_defaults(handler=_notify)

@@ -81,6 +81,16 @@ class NotifySettings:
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_starttls: bool = False
+    smtp_timeout_s: float = 15.0
+    attach_max_bytes: int = 5 * 1024 * 1024  # larger reports are linked, not attached
+
+
+@dataclass(frozen=True)
+class ModelTestSettings:
+    latency_budget_ms: float = 100.0  # median single-image predict through the serving path
+    robustness_min_agreement: float = 0.90  # share of variants (channels, resolution) keeping the label
+    sample_size: int = 64  # test images used by the robustness, determinism and latency tests
+    api_start_timeout_s: int = 180  # `test-model --with-api`: wait this long for /readyz
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,13 @@ class DeploySettings:
     kubectl: str = "kubectl"
     rollout_timeout_s: int = 300
     smoke_timeout_s: int = 120
+    kubernetes_version: str = "1.32.0"  # schemas kubernetes-validate checks the manifests against
+    k8s_dir: str = "k8s"  # kustomize tree, relative to the working directory (the repo root)
+    overlay: str = "production"  # k8s/overlays/<overlay>
+    deployment: str = "xray-api"  # the Deployment and container the overlays define
+    serve_command: str = ""  # local API launcher; empty: `python -m mlops.cli serve`
+    ready_timeout_s: int = 180  # a new local server must answer /readyz within this
+    stop_timeout_s: int = 60  # graceful stop of the old local server before SIGKILL
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    model_tests: ModelTestSettings = field(default_factory=ModelTestSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
 
     @property

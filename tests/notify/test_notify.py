@@ -1,0 +1,150 @@
+"""`mlops notify`: the product owner's email, by real SMTP (aiosmtpd) or to the outbox folder."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+from registry import open_registry
+
+PASSED = {
+    "passed": True,
+    "suite": "unit_testing",
+    "summary": {"passed": 14, "failed": 0, "errors": 0, "skipped": 2},
+    "measurements": {"latency_median_ms": 2.74, "resolution_agreement": 0.9531},
+}
+FAILED = {
+    "passed": False,
+    "suite": "unit_testing",
+    "summary": {"passed": 11, "failed": 2, "errors": 0, "skipped": 1},
+    "failures": ["test_model_performance.py::test_accuracy_meets_gate: accuracy 0.610 < gate 0.800"],
+}
+
+
+def _read(path: str) -> EmailMessage:
+    return BytesParser(policy=policy.default).parsebytes(Path(path).read_bytes())
+
+
+def _parts(msg: EmailMessage) -> tuple[str, str]:
+    return msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+
+
+def _outbox_file(result) -> str:
+    assert result.code == 0, result.err
+    return result.out.strip().rpartition(" via ")[2]
+
+
+def test_tested_version_email_has_evidence_and_exact_approve_command(
+    cli, settings, make_version, monkeypatch
+):
+    monkeypatch.setenv("BUILD_URL", "https://jenkins.example.com/job/xray/42/")
+    ref = make_version(tests=PASSED)
+    path = _outbox_file(cli("notify", ref))
+    assert Path(path).parent == settings.outbox and path.endswith("-v1-tested.eml")
+    msg = _read(path)
+    assert msg["To"] == "product-owner@example.com" and msg["From"] == "mlops@example.com"
+    assert msg["Subject"] == "[mlops] xray-classifier v1: model tests finished"
+    text, html = _parts(msg)
+    for body in (text, html):
+        assert "mlops promote testing:1 --approved-by product-owner" in body
+        assert "https://jenkins.example.com/job/xray/42/input/" in body
+        assert "0.9000" in body and "0.880" in body  # accuracy, covid recall
+        assert "14 passed, 0 failed" in body
+        assert "latency_median_ms 2.74" in body
+    assert "<table" in html
+    attachments = list(msg.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["report.html"]
+    assert b"Evaluation report" in attachments[0].get_content().encode()
+
+
+def test_gate_failure_email_lists_reasons_and_offers_no_approval(cli, make_version):
+    ref = make_version(gate_passed=False)
+    msg = _read(_outbox_file(cli("notify", ref)))
+    text, html = _parts(msg)
+    assert msg["X-Mlops-Event"] == "gate-failed" and "FAILED the gate" in msg["Subject"]
+    assert "accuracy 0.550 < threshold 0.800" in text and "recall normal 0.2 &lt; 0.6" in html
+    assert "mlops promote" not in text and "mlops promote" not in html
+
+
+def test_failed_tests_are_listed_and_block_the_approve_command(cli, make_version):
+    ref = make_version(tests=FAILED)
+    text, _ = _parts(_read(_outbox_file(cli("notify", ref, "--event", "tested"))))
+    assert "FAILED: 11 passed, 2 failed" in text and "accuracy 0.610 < gate 0.800" in text
+    assert "mlops promote" not in text
+
+
+def test_untested_version_says_tests_are_still_due(cli, make_version):
+    ref = make_version()
+    text, _ = _parts(_read(_outbox_file(cli("notify", ref))))
+    assert "Model tests:    not run yet" in text and "mlops promote" not in text
+
+
+def test_smtp_delivery_to_a_real_server(cli, make_version, smtp_server, monkeypatch):
+    controller, handler = smtp_server
+    monkeypatch.setenv("MLOPS_NOTIFY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MLOPS_NOTIFY_SMTP_PORT", str(controller.port))
+    ref = make_version(tests=PASSED)
+    result = cli(
+        "notify", ref, "--to", "alice@example.com, bob@example.com", "--build-url", "http://ci/job/1"
+    )
+    assert result.code == 0, result.err
+    assert f"smtp://127.0.0.1:{controller.port}" in result.out
+    (envelope,) = handler.envelopes
+    assert envelope.rcpt_tos == ["alice@example.com", "bob@example.com"]
+    msg = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+    assert "http://ci/job/1/input/" in msg.get_body(("plain",)).get_content()
+
+
+def test_starttls_and_login(cli, make_version, tls_smtp_server, tls_files, monkeypatch):
+    controller, handler = tls_smtp_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))  # trust the test's self-signed certificate
+    for key, value in {
+        "MLOPS_NOTIFY_SMTP_HOST": "127.0.0.1",
+        "MLOPS_NOTIFY_SMTP_PORT": str(controller.port),
+        "MLOPS_NOTIFY_SMTP_STARTTLS": "true",
+        "MLOPS_NOTIFY_SMTP_USER": "mlops",
+        "MLOPS_SMTP_PASSWORD": "s3cret",
+    }.items():
+        monkeypatch.setenv(key, value)
+    ref = make_version(tests=PASSED)
+    assert cli("notify", ref).code == 0
+    assert len(handler.envelopes) == 1
+
+    monkeypatch.setenv("MLOPS_SMTP_PASSWORD", "wrong")
+    result = cli("notify", ref)
+    assert result.code == 1 and "SMTP login to" in result.err and "MLOPS_SMTP_PASSWORD" in result.err
+    assert len(handler.envelopes) == 1
+
+
+def test_connection_refused_is_one_line_exit_1(cli, make_version, closed_port, monkeypatch, settings):
+    monkeypatch.setenv("MLOPS_NOTIFY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MLOPS_NOTIFY_SMTP_PORT", str(closed_port))
+    ref = make_version(tests=PASSED)
+    result = cli("notify", ref)
+    assert result.code == 1
+    assert result.err.strip() == (
+        f"mlops notify: error: SMTP server 127.0.0.1:{closed_port} refused the connection; check "
+        "notify.smtp_host/smtp_port, or unset notify.smtp_host to write emails to the outbox"
+    )
+    assert not settings.outbox.exists()  # nothing half-sent
+
+
+def test_unknown_event_is_a_usage_error(cli, make_version):
+    assert cli("notify", make_version(), "--event", "exploded").code == 2
+
+
+def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(cli, settings, make_version):
+    ref = make_version(tests=PASSED)
+    assert cli("promote", ref, "--approved-by", "product-owner").code == 0
+    msg = _read(_outbox_file(cli("notify", "production:current")))
+    text, _ = _parts(msg)
+    assert msg["X-Mlops-Event"] == "promoted" and "promoted to production" in msg["Subject"]
+    assert "Approved:       by product-owner at " in text
+    assert "mlops promote" not in text  # nothing left to approve
+    open_registry(settings).annotate(
+        "production:current", "deployments", {"target": "local", "result": "ok"}, actor="pytest"
+    )
+    text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "deployed"))))
+    assert "Deployed:       local: ok at " in text

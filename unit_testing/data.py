@@ -1,0 +1,64 @@
+"""The exact test split of a version: `test_split.json` entries read from the dataset uri."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SplitError(Exception):
+    """The stored test split cannot be read back as it was when the version was trained."""
+
+
+@dataclass(frozen=True)
+class SplitImage:
+    path: str
+    label: str
+    data: bytes
+
+
+def _gcs_client():
+    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST), else default creds."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="mlops-local", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def _reader(uri: str):
+    """A function relpath → bytes for a local folder, file:// or gs:// dataset."""
+    if uri.startswith("gs://"):
+        bucket_name, _, prefix = uri[len("gs://") :].partition("/")
+        bucket = _gcs_client().bucket(bucket_name)
+        return lambda rel: bucket.blob(f"{prefix.rstrip('/')}/{rel}".lstrip("/")).download_as_bytes()
+    root = Path(uri.removeprefix("file://"))
+    return lambda rel: (root / rel).read_bytes()
+
+
+def load_test_split(version_dir: Path, manifest: dict[str, Any]) -> list[SplitImage]:
+    """Every test image of the version, verified against the sha256 recorded at training time."""
+    split_file = version_dir / "test_split.json"
+    if not split_file.exists():
+        raise SplitError(f"{split_file.name} is missing from version {manifest.get('version')}")
+    entries = json.loads(split_file.read_text())
+    uri = (manifest.get("dataset") or {}).get("uri")
+    if not uri:
+        raise SplitError("manifest has no dataset.uri to read the test split from")
+    read = _reader(str(uri))
+    images = []
+    for entry in entries:
+        try:
+            data = read(entry["path"])
+        except Exception as exc:  # OSError locally, google.api_core errors on gs://
+            raise SplitError(f"cannot read test image {entry['path']} under {uri}: {exc}") from None
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise SplitError(f"test image {entry['path']} under {uri} changed since the version was trained")
+        images.append(SplitImage(entry["path"], entry["label"], data))
+    return images

@@ -1,0 +1,199 @@
+"""Run the model test suite against a registry ref in a subprocess and record the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import CheckFailed, MlopsError
+from mlops.settings import SECRET_FIELDS, Settings
+
+SUITE_DIR = Path(__file__).resolve().parent
+SUITE_NAME = "unit_testing"
+
+
+@dataclass
+class SuiteResult:
+    ref: str
+    passed: bool
+    summary: dict[str, int]
+    junit: str
+    exit_code: int
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    measurements: dict[str, float | str] = field(default_factory=dict)
+    api_url: str | None = None
+    annotated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as MLOPS_* variables, so a child process sees exactly what we see."""
+    env = {"MLOPS_HOME": str(settings.home.resolve()), "MLOPS_REGISTRY": settings.registry_uri}
+    for section in dataclasses.fields(settings):
+        value = getattr(settings, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for item in dataclasses.fields(value):
+            if (section.name, item.name) in SECRET_FIELDS:
+                continue  # secrets stay in the environment they came from
+            raw = getattr(value, item.name)
+            text = ",".join(raw) if isinstance(raw, tuple) else str(raw)
+            env[f"MLOPS_{section.name.upper()}_{item.name.upper()}"] = text
+    env.pop("MLOPS_REGISTRY_URI", None)  # MLOPS_REGISTRY carries the resolved root
+    return env
+
+
+def parse_measurements(path: Path) -> dict[str, float | str]:
+    """The values tests recorded with `record_property` (latency, agreement, accuracy)."""
+    found: dict[str, float | str] = {}
+    for prop in ET.parse(path).getroot().iter("property"):
+        value = prop.get("value") or ""
+        try:
+            found[prop.get("name") or "?"] = float(value)
+        except ValueError:
+            found[prop.get("name") or "?"] = value
+    return found
+
+
+def parse_junit(path: Path) -> tuple[dict[str, int], list[str], list[str]]:
+    """Counts, failed test ids and skip reasons from a pytest JUnit XML file."""
+    root = ET.parse(path).getroot()
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    failures: list[str] = []
+    skipped: list[str] = []
+    for case in root.iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        if case.find("failure") is not None:
+            counts["failed"] += 1
+            failures.append(f"{name}: {(case.find('failure').get('message') or '').splitlines()[0][:300]}")
+        elif case.find("error") is not None:
+            counts["errors"] += 1
+            failures.append(f"{name} (error): {(case.find('error').get('message') or '')[:300]}")
+        elif case.find("skipped") is not None:
+            counts["skipped"] += 1
+            skipped.append(f"{name}: {case.find('skipped').get('message') or ''}")
+        else:
+            counts["passed"] += 1
+    return counts, failures, skipped
+
+
+def default_junit_path(settings: Settings, ref: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return settings.runs_dir / f"model-tests-{ref.replace(':', '-').replace('/', '_')}-{stamp}.xml"
+
+
+def run_pytest(
+    ref: str,
+    settings: Settings,
+    junit_xml: Path,
+    api_url: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    output_to_stderr: bool = False,
+) -> int:
+    """Run the suite in a child pytest with the same python; return pytest's exit code."""
+    junit_xml.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pytest", str(SUITE_DIR),
+        "--model-ref", ref,
+        f"--junit-xml={junit_xml}",
+        "-o", f"junit_suite_name=model-tests[{ref}]",
+        "-o", "junit_family=xunit1",  # keeps record_property values (latency, agreement) in the XML
+        "-p", "no:cacheprovider",  # the suite may live in a read-only site-packages
+        "-ra", "-v", "--tb=short",
+    ]  # fmt: skip
+    if api_url:
+        command += ["--api-url", api_url]
+    command += list(extra_args)
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    sys.stdout.flush()
+    # With --json our stdout must stay pure JSON, so pytest's progress goes to stderr.
+    stdout = 2 if output_to_stderr else None  # fd 2: works even when sys.stderr is replaced
+    return subprocess.run(command, env=env, check=False, stdout=stdout).returncode
+
+
+def run_suite(
+    ref: str,
+    settings: Settings,
+    junit_xml: Path | None = None,
+    api_url: str | None = None,
+    with_api: bool = False,
+    annotate: bool = True,
+    output_to_stderr: bool = False,
+) -> SuiteResult:
+    """Run the suite on a registry version, record the result on it, and return it."""
+    from registry import open_registry
+
+    reg = open_registry(settings)
+    version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
+    manifest = version.manifest
+    area = version.area
+    # Pin the ref so the result lands on this version even if testing:latest moves meanwhile.
+    pinned = version.ref
+    junit_xml = Path(junit_xml) if junit_xml else default_junit_path(settings, pinned)
+    print(f"model tests: {manifest.get('name')} {pinned} → {junit_xml}", file=sys.stderr, flush=True)
+
+    if with_api and not api_url:
+        from unit_testing.live_api import serve_candidate
+
+        with serve_candidate(pinned, settings) as url:
+            code = run_pytest(pinned, settings, junit_xml, api_url=url, output_to_stderr=output_to_stderr)
+            api_url = url
+    else:
+        code = run_pytest(pinned, settings, junit_xml, api_url=api_url, output_to_stderr=output_to_stderr)
+
+    if code not in (0, 1) or not junit_xml.exists():
+        reasons = {
+            2: "interrupted",
+            3: "internal pytest error",
+            4: "pytest usage error",
+            5: "no tests collected",
+        }
+        raise MlopsError(
+            f"model test suite did not run ({reasons.get(code, f'exit {code}')}); see output above"
+        )
+    summary, failures, skipped = parse_junit(junit_xml)
+    passed = code == 0 and summary["failed"] == 0 and summary["errors"] == 0
+    result = SuiteResult(
+        pinned, passed, summary, str(junit_xml.resolve()), code, failures, skipped,
+        parse_measurements(junit_xml), api_url,
+    )  # fmt: skip
+    if annotate and area != "local":
+        reg.annotate(
+            pinned,
+            "tests",
+            {
+                "passed": passed,
+                "suite": SUITE_NAME,
+                "summary": summary,
+                "junit": result.junit,
+                "failures": failures,
+                "skipped": skipped,
+                "measurements": result.measurements,
+                "api_url": api_url,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            actor=os.environ.get("BUILD_USER_ID") or os.environ.get("USER") or "mlops",
+        )
+        result.annotated = True
+    return result
+
+
+def check(result: SuiteResult) -> None:
+    """Raise CheckFailed (exit 3) when the suite failed."""
+    if not result.passed:
+        s = result.summary
+        raise CheckFailed(
+            f"model tests failed on {result.ref}: {s['failed']} failed, {s['errors']} errors "
+            f"({s['passed']} passed); JUnit: {result.junit}"
+        )
