@@ -17,9 +17,8 @@ setup: ## create .venv and install the project (runtime)
 setup-test: ## install the project, test tools, Chromium and npm-groovy-lint
 	scripts/bootstrap.sh test
 
-demo: setup ## the main job on this machine: demo data -> code pipeline -> local registry and API
-	$(MLOPS) demo-data
-	$(MLOPS) pipeline code
+demo: setup ## the main job: demo data -> code pipeline -> approve -> local API (stop: mlops deploy --target local --stop)
+	$(MLOPS) pipeline code --approve-as product-owner --deploy
 
 test: setup-test ## set up and run every test (slow ones included), printing pytest's summary
 	$(PY) -m pytest $(PYTEST_ARGS)

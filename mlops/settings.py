@@ -102,6 +102,13 @@ class DeploySettings:
     kubectl: str = "kubectl"
     rollout_timeout_s: int = 300
     smoke_timeout_s: int = 120
+    kubernetes_version: str = "1.32.0"  # schemas kubernetes-validate checks the manifests against
+    k8s_dir: str = "k8s"  # kustomize tree, relative to the working directory (the repo root)
+    overlay: str = "production"  # k8s/overlays/<overlay>
+    deployment: str = "xray-api"  # the Deployment and container the overlays define
+    serve_command: str = ""  # local API launcher; empty: `python -m mlops.cli serve`
+    ready_timeout_s: int = 180  # a new local server must answer /readyz within this
+    stop_timeout_s: int = 60  # graceful stop of the old local server before SIGKILL
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # Fail here with one clear line, before any worker starts, if the model cannot be had.
     model_path, manifest = fetch_model(settings, ref)
     env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines drown gunicorn's log
     env.update(
         {
             "MLOPS_API_MODEL_REF": ref,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -144,11 +145,35 @@ class Registry:
             out.append(manifest)
         return out
 
+    @property
+    def local_cache(self) -> Path:
+        """This registry's and model's folder in the local cache (fetched versions, summaries)."""
+        store_id = hashlib.sha256(self.uri.encode()).hexdigest()[:12]
+        return self.cache_dir / "registry" / store_id / self.name
+
     def summaries(self, versions: list[ModelVersion]) -> list[dict[str, Any]]:
-        """Listing fields of many versions: from listed object metadata, else from their manifests."""
-        missing = [v for v in versions if v._summary is None]
-        read = dict(zip(missing, (summarize(m) for m in self.manifests(missing)), strict=True))
-        return [v._summary if v._summary is not None else read[v] for v in versions]
+        """Listing fields of many versions: from listed metadata, the local cache, or their manifests.
+
+        Manifests never change after registration (testing N and production N share one), so a
+        summary read once stays right: a local list pays only for versions it has not seen.
+        """
+        path = self.local_cache / "summaries.json"
+        try:
+            cached: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            cached = {}
+        need = [v for v in versions if v._summary is None and str(v.version) not in cached]
+        fresh = {str(v.version): summarize(m) for v, m in zip(need, self.manifests(need), strict=True)}
+        if fresh:
+            cached.update(fresh)
+            tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(cached))
+                os.replace(tmp, path)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a read-only cache only costs speed
+        return [v._summary if v._summary is not None else cached[str(v.version)] for v in versions]
 
     def pointer(self) -> dict[str, Any]:
         """The production pointer: current, previous, stack of live versions, history."""

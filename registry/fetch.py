@@ -7,7 +7,6 @@ re-downloads (and re-verifies) anything else, so a cache hit costs a few stat ca
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,8 +26,7 @@ STAMP = ".verified.json"
 
 def _cache_dir(reg: Registry, version: int) -> Path:
     # testing:N and production:N hold the same bytes, so one cache entry per version number.
-    store_id = hashlib.sha256(reg.uri.encode()).hexdigest()[:12]
-    return reg.cache_dir / "registry" / store_id / reg.name / str(version)
+    return reg.local_cache / str(version)
 
 
 def _stamp_ok(folder: Path, files: dict[str, Any]) -> bool:

@@ -14,13 +14,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from registry.errors import RegistryError
 from registry.store import HashingWriter, ObjectExists, Store
 
 T = TypeVar("T")
 _READ_THREADS = 8  # the client's HTTP pool keeps 10 connections
+# Every command asks for the bucket first: an unreachable endpoint fails in seconds, not the
+# default two minutes of retries.
+_FIRST_CALL_RETRY = DEFAULT_RETRY.with_timeout(10.0)
 
 
 def _gcs_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -36,11 +41,16 @@ def _gcs_errors(method: Callable[..., T]) -> Callable[..., T]:
             ) from None
         except gexc.Unauthorized as exc:
             raise RegistryError(f"not authenticated for {self.uri}: {exc.message}") from None
+        except GoogleAuthError as exc:  # expired or revoked credentials while refreshing a token
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RegistryError(f"Google credentials failed for {self.uri}: {first}") from None
         except (gexc.GoogleAPIError, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise RegistryError(f"GCS request to {self.uri} failed: {first}") from None
+            raise RegistryError(
+                f"GCS request to {self.uri} failed: {first}; check network access (or STORAGE_EMULATOR_HOST)"
+            ) from None
 
     return wrapper
 
@@ -86,7 +96,7 @@ class GcsStore(Store):
     @_gcs_errors
     def root_exists(self) -> bool:
         try:
-            return self.bucket.exists()
+            return self.bucket.exists(timeout=10, retry=_FIRST_CALL_RETRY)
         except gexc.Forbidden:
             return True  # object-level access without bucket metadata rights: let object calls decide
 

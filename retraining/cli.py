@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 
 from mlops.settings import Settings
-from training.cli import add_common_train_options, apply_train_options, print_summary
+from training.cli import add_common_train_options, apply_train_options, json_on_gate_failure, print_summary
 
 
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     from retraining.retrain import retrain_and_register
 
     settings = apply_train_options(settings, args)
-    summary = retrain_and_register(
-        settings, args.data, force=args.force, actor=args.actor, reason=args.reason
-    )
+    with json_on_gate_failure(args.json):
+        summary = retrain_and_register(
+            settings, args.data, force=args.force, actor=args.actor, reason=args.reason
+        )
     print_summary(summary, args.json)
     return 0
 

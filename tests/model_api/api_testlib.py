@@ -61,18 +61,28 @@ def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int =
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 180
+    try:
+        wait_ready(server, deadline=time.monotonic() + 180)
+    except BaseException:
+        stop_server(server)  # never leave a server behind, whatever went wrong
+        raise
+    return server
+
+
+def wait_ready(server: Server, deadline: float) -> None:
+    """Poll /readyz until it answers 200, the server exits, or the deadline passes."""
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}"
+            )
         try:
             if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
-                return server
+                return
         except requests.RequestException:
             pass  # the socket is bound before the workers finish loading the model
         time.sleep(0.5)
-    stop_server(server)
-    raise RuntimeError(f"server not ready in time:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"server not ready in time:\n{server.log.read_text()[-3000:]}")
 
 
 def stop_server(server: Server) -> None:

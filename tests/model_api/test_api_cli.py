@@ -61,3 +61,23 @@ def test_app_serves_a_registered_version_by_ref(model_dir, settings):
     body = client.post("/predict", data=image_bytes(), content_type="image/png").json
     assert list(body["probabilities"]) == CLASSES
     assert body["model"]["version"] == registered.version
+
+
+def test_config_layers_env_then_test_mapping(bundle, monkeypatch):
+    from model_api import create_app
+
+    monkeypatch.setenv("MLOPS_API_MAX_BATCH", "3")
+    monkeypatch.setenv("MLOPS_API_MAX_IMAGE_PIXELS", "1000")
+    app = create_app({"MODEL_BUNDLE": bundle, "MAX_IMAGE_PIXELS": 5000})
+    assert app.config["MAX_BATCH"] == 3  # environment beats the code default
+    assert app.config["MAX_IMAGE_PIXELS"] == 5000  # the test mapping beats the environment
+    assert app.config["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024
+
+
+def test_importing_the_package_loads_no_tensorflow_and_no_model():
+    import subprocess
+    import sys
+
+    code = "import sys, model_api, model_api.app, model_api.cli;print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

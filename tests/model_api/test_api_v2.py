@@ -9,6 +9,8 @@ import struct
 import numpy as np
 import pytest
 from api_testlib import CLASSES, MODEL_NAME, image_bytes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 INFER = f"/v2/models/{MODEL_NAME}/infer"
 
@@ -100,7 +102,7 @@ def fp32(shape, data=None, datatype="FP32"):
             },
             422,
             "2 images",
-        ),  # fmt: skip
+        ),
         (
             {
                 "inputs": [
@@ -114,7 +116,7 @@ def fp32(shape, data=None, datatype="FP32"):
             },
             400,
             "image 0",
-        ),  # fmt: skip
+        ),
         ({"inputs": [{"name": "images", "shape": [1, 64], "datatype": "BYTES", "data": []}]}, 422, "[N]"),
     ],
 )
@@ -130,3 +132,28 @@ def test_invalid_json_and_bad_header_length(client):
     bad = client.post(INFER, data=b"{}", headers={"Inference-Header-Content-Length": "99"})
     assert bad.status_code == 400 and "does not fit" in bad.json["error"]
     assert client.post("/v2/models/other/infer", json=fp32([1, 64, 64, 1])).status_code == 404
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 70) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_tensor = st.fixed_dictionaries(
+    {
+        "name": st.text(max_size=6),
+        "shape": st.lists(st.integers(-2, 70), max_size=5),
+        "datatype": st.sampled_from(["FP32", "BYTES", "INT8", ""]),
+        "data": _json,
+    },
+    optional={"parameters": st.dictionaries(st.just("binary_data_size"), st.integers(-5, 50))},
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(_json, st.fixed_dictionaries({"inputs": st.lists(_tensor, max_size=2)}, optional={
+    "outputs": _json, "id": _json})))  # fmt: skip
+def test_fuzz_infer_requests_never_500(client, body):
+    response = client.post(INFER, data=json.dumps(body), content_type="application/json")
+    assert response.status_code in (200, 400, 413, 415, 422), response.get_data(as_text=True)
+    assert response.is_json

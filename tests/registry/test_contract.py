@@ -219,3 +219,19 @@ def test_concurrent_registrations_get_distinct_numbers(registry_uri, tmp_path, m
     assert [v.version for v in reg.list()] == [1, 2, 3, 4, 5]
     for n, src in zip(numbers, sources, strict=True):  # each number holds its own files
         assert reg.fetch(f"testing:{n}").model_path.read_bytes() == (src / "model.keras").read_bytes()
+
+
+def test_listing_reads_each_manifest_at_most_once(reg: Registry, model_dir, manifest, monkeypatch):
+    for _ in range(3):
+        reg.register(model_dir(), manifest, actor="ci")
+    reads: list[str] = []
+    real = reg.store.read_many
+    monkeypatch.setattr(reg.store, "read_many", lambda keys: (reads.extend(keys), real(keys))[1])
+    # Listed metadata (GCS) or the local summary cache (first list fills it) answers a listing.
+    first = reg.summaries(reg.list())
+    assert len(reads) in (0, 3)
+    reg.register(model_dir(), manifest, actor="ci")
+    reads.clear()
+    second = reg.summaries(reg.list())
+    assert second[:3] == first and second[3]["registered_by"] == "ci"
+    assert len(reads) <= 1  # only the new version, at most

@@ -277,3 +277,20 @@ def test_missing_google_credentials_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
     with pytest.raises(RegistryError, match=r"no Google credentials.*GOOGLE_APPLICATION_CREDENTIALS"):
         Registry.open("gs://some-bucket", "xray")
+
+
+@pytest.mark.slow
+def test_unreachable_gcs_fails_in_seconds_with_one_line(monkeypatch, cli):
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+    start = time.monotonic()
+    result = cli("--registry", "gs://bucket", "registry", "list")
+    assert time.monotonic() - start < 30
+    assert result.code == 1
+    assert "GCS request to gs://bucket failed" in result.err and "check network access" in result.err
+    assert len(result.err.strip().splitlines()) == 1

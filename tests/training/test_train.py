@@ -76,10 +76,16 @@ def test_final_line_names_the_version(cli, demo):
 def test_failed_gate_exits_3_and_registers_nothing(cli, demo, settings):
     from registry import NotFoundError, open_registry
 
-    result = cli("train", "--data", str(demo), *FAST, "--accuracy-threshold", "1.01")
+    result = cli(
+        "train", "--data", str(demo), *FAST, "--accuracy-threshold", "1.01", "--recall-floor", "0", "--json"
+    )
     assert result.code == 3
     assert "gate failed: accuracy" in result.err and "nothing registered" in result.err
     assert "FAIL accuracy" in result.err
+    summary = json.loads(result.out)
+    assert summary["ref"] is None and summary["gate"]["passed"] is False
+    assert [c["name"] for c in summary["gate"]["criteria"] if not c["passed"]] == ["accuracy"]
+    assert summary["gate"]["reasons"] == [f"accuracy {summary['metrics']['accuracy']:.3f} < 1.010"]
     with pytest.raises(NotFoundError):
         open_registry(settings).resolve("testing:latest")
 

@@ -1,0 +1,299 @@
+"""Local rollout: switch the API on a stable port to a new model with no failed request.
+
+Start the new gunicorn on the SAME listening socket as the old one (see deploy.sockets) plus a
+private readiness socket; wait until it is ready there; smoke-test it there; stop the old one
+gracefully (its workers finish their requests, queued connections go to the new one); check the
+stable port serves the new version. If the new server fails before the old one stops, the old
+one never stopped; if the check after the switch fails, the previous version is started again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deploy import sockets
+from deploy.smoke import SmokeResult, smoke_test, wait_ready
+from mlops.errors import MlopsError, UsageError
+from mlops.settings import Settings
+
+
+@dataclass(frozen=True)
+class Model:
+    """What to serve: the exact ref the server loads, and the version it must report."""
+
+    ref: str
+    name: str
+    version: int | None
+
+
+@dataclass
+class Server:
+    """One running gunicorn generation."""
+
+    pid: int
+    admin_port: int
+    ref: str
+    name: str
+    version: int | None
+    log: str
+    started_at: str
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+
+@dataclass
+class Outcome:
+    """What a deployment did; `ok` False means it rolled back."""
+
+    ok: bool
+    url: str
+    server: Server | None
+    previous: Server | None
+    detail: str
+    smoke: SmokeResult | None = None
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.home / "deploy" / "local.json"
+
+
+def load_state(settings: Settings) -> dict[str, Any]:
+    """The local deployment's state, {} when none."""
+    path = state_path(settings)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError:
+        raise MlopsError(f"{path} is not valid JSON; delete it after stopping the API by hand") from None
+
+
+def _save_state(settings: Settings, state: dict[str, Any]) -> None:
+    path = state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _exclusive(settings: Settings):
+    """One local deployment at a time: a second waits rather than racing on the state file."""
+    path = state_path(settings).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say("another local deployment is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _say(message: str) -> None:
+    print(f"deploy: {message}", file=sys.stderr, flush=True)
+
+
+def serve_command(settings: Settings) -> list[str]:
+    """The command that serves the API (DESIGN.md: `mlops serve`), before its options."""
+    if settings.deploy.serve_command:
+        return shlex.split(settings.deploy.serve_command)
+    return [sys.executable, "-m", "mlops.cli", "serve"]
+
+
+def _log_tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start_server(settings: Settings, model: Model, listener: socket.socket, host: str, port: int) -> Server:
+    """Start one gunicorn generation on the shared listener plus a private readiness socket."""
+    logs = settings.home / "deploy" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    private.bind(("127.0.0.1", 0))
+    private.listen(64)
+    admin_port = private.getsockname()[1]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log = logs / f"api-{stamp}-v{model.version}-{admin_port}.log"
+    cmd = [
+        *serve_command(settings),
+        "--model", model.ref, "--host", host, "--port", str(port),
+        "--workers", str(settings.api.workers),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        # The server must see the registry and home this deploy saw, whatever its cwd.
+        "MLOPS_HOME": str(settings.home.resolve()),
+        "MLOPS_REGISTRY": settings.registry_uri,
+        "MLOPS_MODEL_NAME": settings.registry.model_name,
+    }
+    try:
+        pid = sockets.spawn(cmd, [listener, private], log, env)
+    finally:
+        private.close()  # the server holds its own copy
+    return Server(pid, admin_port, model.ref, model.name, model.version, str(log), _now())
+
+
+def _stop(server: Server, settings: Settings) -> None:
+    graceful = sockets.terminate(server.pid, settings.deploy.stop_timeout_s)
+    _say(f"stopped pid {server.pid} (v{server.version})" + ("" if graceful else " by SIGKILL"))
+
+
+def _ensure_holder(settings: Settings, state: dict[str, Any], host: str, port: int) -> dict[str, Any]:
+    holder = state.get("holder")
+    if holder and sockets.alive(holder["pid"]):
+        if (state["host"], state["port"]) != (host, port):
+            raise UsageError(
+                f"the local API already listens on {state['host']}:{state['port']}; deploy without"
+                " --port/--host, or stop it first with 'mlops deploy --target local --stop'"
+            )
+        return holder
+    home_id = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+    control = f"mlops-deploy-{os.getuid()}-{home_id}-{port}"
+    log = settings.home / "deploy" / "logs" / "holder.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid = sockets.start_holder(host, port, control, log)
+    _say(f"listening on {host}:{port} (socket holder pid {pid})")
+    return {"pid": pid, "control": control}
+
+
+def _launch(settings: Settings, model: Model, holder: dict[str, Any], host: str, port: int) -> Server:
+    listener = sockets.fetch_listener(holder["control"])
+    try:
+        return start_server(settings, model, listener, host, port)
+    finally:
+        listener.close()
+
+
+def _bring_up(settings: Settings, model: Model, holder: dict[str, Any], host: str, port: int):
+    """Start a generation and wait until it is ready and passes the smoke test on its private port."""
+    server = _launch(settings, model, holder, host, port)
+    _say(f"started v{model.version} ({model.ref}) as pid {server.pid}; waiting for /readyz")
+    why = wait_ready(server.admin_url, settings.deploy.ready_timeout_s, lambda: sockets.alive(server.pid))
+    if why is not None:
+        _stop(server, settings)
+        tail = _log_tail(server.log)
+        if "Address already in use" in tail or "Connection in use" in tail:
+            why += (
+                " (it bound the port itself instead of using the socket passed to it: the serve"
+                " command must run gunicorn in its own process, e.g. exec it, so LISTEN_FDS reaches it)"
+            )
+        return None, f"new server {why}\n{tail}", None
+    smoke = smoke_test(server.admin_url, model.version, timeout_s=settings.deploy.smoke_timeout_s)
+    if not smoke.passed:
+        _stop(server, settings)
+        return None, "smoke test failed: " + "; ".join(smoke.failures), smoke
+    return server, "", smoke
+
+
+def _confirm(url: str, version: int | None, timeout_s: float) -> SmokeResult:
+    """After the old server stopped, the stable port must answer with the new version."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = smoke_test(url, version, timeout_s=timeout_s)
+        if result.passed or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def deploy_local(
+    settings: Settings, model: Model, host: str | None = None, port: int | None = None
+) -> Outcome:
+    """Switch the local API to `model` with no dropped request; roll back on failure."""
+    with _exclusive(settings):
+        return _deploy_local(settings, model, host, port)
+
+
+def _deploy_local(settings: Settings, model: Model, host: str | None, port: int | None) -> Outcome:
+    state = load_state(settings)
+    running = bool(state.get("holder")) and sockets.alive(state["holder"]["pid"])
+    host = host or (state.get("host") if running else None) or settings.api.host
+    port = port or (state.get("port") if running else None) or settings.api.port
+    url = f"http://{host}:{port}"
+    holder = _ensure_holder(settings, state if running else {}, host, port)
+    old = Server(**state["current"]) if running and state.get("current") else None
+    if old and not sockets.alive(old.pid):
+        _say(f"the previous server (pid {old.pid}) is not running; starting fresh")
+        old = None
+    base = {"host": host, "port": port, "url": url, "holder": holder}
+
+    new, why, smoke = _bring_up(settings, model, holder, host, port)
+    if new is None:
+        if old is None:
+            sockets.stop_holder(
+                holder["control"], holder["pid"]
+            )  # nothing serves: don't leave clients queued
+            _save_state(settings, {**base, "holder": None, "current": None, "previous": state.get("current")})
+        detail = f"{why}; " + (f"still serving v{old.version} ({old.ref})" if old else "nothing is serving")
+        return Outcome(False, url, old, old, detail, smoke)
+
+    if old is not None:
+        _stop(old, settings)
+    confirm = _confirm(url, model.version, timeout_s=10)
+    if not confirm.passed:
+        _say("stable port check failed: " + "; ".join(confirm.failures) + "; restarting the previous version")
+        _stop(new, settings)
+        restored = None
+        if old is not None:
+            prev = Model(old.ref, old.name, old.version)
+            restored, why_back, _ = _bring_up(settings, prev, holder, host, port)
+            if restored is None:
+                _say(f"restarting the previous version failed too: {why_back}")
+        if restored is None:
+            sockets.stop_holder(holder["control"], holder["pid"])
+        _save_state(
+            settings,
+            {**base, "holder": holder if restored else None,
+             "current": asdict(restored) if restored else None, "previous": asdict(new)},
+        )  # fmt: skip
+        detail = "after the switch: " + "; ".join(confirm.failures)
+        detail += f"; restarted v{old.version}" if restored and old else "; nothing is serving"
+        return Outcome(False, url, restored, old, detail, confirm)
+
+    _save_state(
+        settings,
+        {**base, "current": asdict(new), "previous": asdict(old) if old else state.get("previous")},
+    )
+    return Outcome(True, url, new, old, f"serving v{model.version} ({model.ref}) on {url}", smoke)
+
+
+def stop_local(settings: Settings) -> str:
+    """Stop the local API and release its port; a sentence saying what happened."""
+    with _exclusive(settings):
+        return _stop_local(settings)
+
+
+def _stop_local(settings: Settings) -> str:
+    state = load_state(settings)
+    stopped = []
+    if state.get("current") and sockets.alive(state["current"]["pid"]):
+        sockets.terminate(state["current"]["pid"], settings.deploy.stop_timeout_s)
+        stopped.append(f"API pid {state['current']['pid']} (v{state['current']['version']})")
+    if state.get("holder") and sockets.alive(state["holder"]["pid"]):
+        sockets.stop_holder(state["holder"]["control"], state["holder"]["pid"])
+    if not state:
+        return "no local deployment to stop"
+    _save_state(settings, {**state, "holder": None, "current": None, "previous": state.get("current")})
+    return ("stopped " + ", ".join(stopped)) if stopped else "the local API was not running"

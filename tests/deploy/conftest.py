@@ -1,0 +1,110 @@
+"""Deploy test fixtures: a free loopback port, the `mlops serve` stand-in, and cleanup of every process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deploy import local, sockets
+from deploy.k8s import kubectl_path
+from mlops.settings import Settings, load_settings
+
+STANDIN = Path(__file__).with_name("standin_serve.py")
+KUBECTL_STANDIN = Path(__file__).with_name("kubectl_standin.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def local_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings that serve the stand-in on a free port; stops whatever the test started."""
+    monkeypatch.setenv("MLOPS_DEPLOY_SERVE_COMMAND", f"{sys.executable} {STANDIN} serve")
+    monkeypatch.setenv("MLOPS_API_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_API_WORKERS", "2")
+    monkeypatch.setenv("MLOPS_DEPLOY_READY_TIMEOUT_S", "60")
+    monkeypatch.setenv("STANDIN_LOAD_S", "1.0")
+    settings = load_settings()
+    yield settings
+    local.stop_local(settings)
+
+
+def _started_here(home: str) -> list[int]:
+    """Processes whose environment names this test's MLOPS_HOME: the ones this test started."""
+    wanted = {f"MLOPS_HOME={home}".encode(), f"MLOPS_HOME={Path(home).resolve()}".encode()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted & set(environ):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left(_isolated_env: None) -> Iterator[None]:
+    """Whatever a test does, no server or socket holder it started outlives it."""
+    yield
+    leftovers = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        for pid in _started_here(os.environ["MLOPS_HOME"])
+        if sockets.alive(pid)
+    }
+    for pid in leftovers:
+        sockets.terminate(pid, 5)
+    assert not leftovers, f"processes left running (now stopped): {leftovers}"
+
+
+@dataclass
+class KubectlCalls:
+    """The calls the kubectl stand-in recorded."""
+
+    log: Path
+
+    def all(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def verbs(self) -> list[str]:
+        """Each cluster call as 'apply', 'rollout status', 'rollout undo', 'port-forward' (not kustomize)."""
+        out = []
+        for call in self.all():
+            argv = call["argv"]
+            if argv[0] == "kustomize":
+                continue
+            out.append(" ".join(argv[:2]) if argv[0] == "rollout" else argv[0])
+        return out
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KubectlCalls:
+    """A `kubectl` on the settings that records calls and renders with the real kubectl."""
+    real = shutil.which(kubectl_path(Settings()))
+    assert real, "kubectl must be installed (scripts/bootstrap.sh installs it)"
+    shim = tmp_path / "bin" / "kubectl"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{KUBECTL_STANDIN}" "$@"\n')
+    shim.chmod(0o755)
+    log = tmp_path / "kubectl-calls.jsonl"
+    monkeypatch.setenv("MLOPS_DEPLOY_KUBECTL", str(shim))
+    monkeypatch.setenv("MLOPS_DEPLOY_K8S_DIR", str(REPO / "k8s"))
+    monkeypatch.setenv("KUBECTL_STANDIN_LOG", str(log))
+    monkeypatch.setenv("KUBECTL_STANDIN_REAL", real)
+    return KubectlCalls(log)

@@ -1,0 +1,93 @@
+"""Stand-in for `mlops serve` with the same CLI and HTTP contract, under real gunicorn.
+
+Used by the deploy tests so they exercise real processes and sockets without TensorFlow:
+each worker "loads the model" at boot (a sleep, like a real load: workers accept only after it),
+then serves /readyz, /healthz, /model and /predict. Versions listed in STANDIN_BROKEN answer
+/predict with 500; versions in STANDIN_CRASH fail to boot; STANDIN_WRONG reports version+100;
+STANDIN_PRIVATE_ONLY serve only the private readiness socket (fd 4), never the shared one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import time
+
+
+def create_app(ref: str):
+    from flask import Flask, jsonify, request
+    from PIL import Image
+
+    version = int(ref.rpartition(":")[2])
+    listed = lambda name: str(version) in os.environ.get(name, "").split(",")  # noqa: E731
+    if listed("STANDIN_CRASH"):
+        raise RuntimeError(f"cannot load model {ref}")  # gunicorn: worker boot error, master halts
+    time.sleep(float(os.environ.get("STANDIN_LOAD_S", "1.0")))  # model load + warm-up
+    reported = version + 100 if listed("STANDIN_WRONG") else version
+    app = Flask(__name__)
+
+    @app.get("/readyz")
+    def readyz():
+        return jsonify(ready=True)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(alive=True)
+
+    @app.get("/model")
+    def model():
+        return jsonify(name="xray-classifier", version=reported, ref=ref, pid=os.getpid())
+
+    @app.post("/predict")
+    def predict():
+        if listed("STANDIN_BROKEN"):
+            return jsonify(error="model exploded"), 500
+        data = request.files["file"].read() if "file" in request.files else request.get_data()
+        image = Image.open(io.BytesIO(data)).convert("L")
+        bright = sum(image.getdata()) / (255.0 * image.width * image.height)
+        return jsonify(
+            label="normal" if bright < 0.5 else "covid",
+            probabilities={"normal": 1 - bright, "covid": bright},
+            model={"name": "xray-classifier", "version": reported},
+            latency_ms=0.1,
+        )
+
+    return app
+
+
+def main() -> None:
+    from gunicorn.app.base import BaseApplication
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("verb", choices=["serve"])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    version = args.model.rpartition(":")[2]
+    if (
+        version in os.environ.get("STANDIN_PRIVATE_ONLY", "").split(",")
+        and os.environ.get("LISTEN_FDS") == "2"
+    ):
+        os.dup2(4, 3)  # keep only the private socket: passes its own checks, never takes shared traffic
+        os.close(4)
+        os.environ["LISTEN_FDS"] = "1"
+
+    class App(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("graceful_timeout", 20)
+
+        def load(self):
+            return create_app(args.model)
+
+    App().run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The `mlops deploy` verb: option checks, --stop, and (with the registry) ref pinning and annotations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import registry
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "k8s", "--stop"], "--stop cannot be used with --target k8s"),
+        (["--target", "k8s", "--port", "9000"], "--port cannot be used with --target k8s"),
+        (["--target", "local", "--dry-run"], "--dry-run cannot be used with --target local"),
+        (["--target", "local", "--overlay", "staging"], "--overlay cannot be used with --target local"),
+        (["--target", "local", "--stop", "--model", "production:1"], "--stop takes no --model"),
+    ],
+)
+def test_wrong_options_are_usage_errors(cli, args, message):
+    result = cli("deploy", *args)
+    assert result.code == 2
+    assert message in result.err
+
+
+def test_target_is_required(cli):
+    result = cli("deploy")
+    assert result.code == 2 and "--target" in result.err
+
+
+def test_unknown_overlay_names_the_known_ones(cli, kubectl):
+    result = cli("deploy", "--target", "k8s", "--overlay", "qa", "--dry-run")
+    assert result.code == 2
+    assert "no kustomize overlay" in result.err and "production, staging" in result.err
+
+
+def test_stop_with_nothing_running(cli):
+    result = cli("deploy", "--target", "local", "--stop", "--json")
+    assert result.code == 0
+    assert json.loads(result.out)["detail"] == "no local deployment to stop"
+
+
+@pytest.fixture
+def promoted(settings) -> int:
+    """A version registered and promoted with the real registry; its version number."""
+    if not hasattr(registry, "open_registry"):
+        pytest.skip("registry package not merged into this branch yet (needs registry.open_registry)")
+    reg = registry.open_registry(settings)
+    src = Path("candidate")
+    src.mkdir()
+    (src / "model.keras").write_bytes(b"not read by the stand-in server")
+    version = reg.register(src, {"model_file": "model.keras", "classes": ["covid", "normal"]}, actor="test")
+    reg.promote(version.ref, actor="test", reason="deploy test")
+    return version.version
+
+
+def test_dry_run_pins_production_current(cli, kubectl, promoted):
+    result = cli("deploy", "--target", "k8s", "--overlay", "staging", "--image-tag", "abc", "--dry-run")
+    assert result.code == 0, result.err
+    assert f"MLOPS_MODEL_REF: production:{promoted}" in result.out
+    assert "image: mlops-xray-api:abc" in result.out
+    assert "would run: " in result.err and "rollout undo deployment/xray-api -n mlops-staging" in result.err
+    assert kubectl.verbs() == []
+
+
+@pytest.mark.slow
+def test_local_deploy_records_the_deployment(cli, local_api, promoted, settings):
+    result = cli("deploy", "--target", "local", "--json")
+    assert result.code == 0, result.err
+    payload = json.loads(result.out)
+    assert payload["ok"] and payload["model"]["version"] == promoted
+    reg = registry.open_registry(settings)
+    (entry,) = reg.resolve(f"production:{promoted}").manifest["annotations"]["deployments"]
+    assert entry["target"] == "local" and entry["result"] == "ok"
+    assert cli("deploy", "--target", "local", "--stop").code == 0

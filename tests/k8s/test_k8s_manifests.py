@@ -1,0 +1,159 @@
+"""k8s/: every overlay renders with the real `kubectl kustomize` and passes `kubernetes-validate --strict`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy.k8s import kubectl_path
+from mlops.settings import DeploySettings, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+TARGETS = ["overlays/staging", "overlays/production", "training"]
+APP_OVERLAYS = ["overlays/staging", "overlays/production"]
+
+
+def kustomize(target: str) -> str:
+    """Render one kustomization with the real kubectl."""
+    done = subprocess.run(
+        [kubectl_path(Settings()), "kustomize", str(K8S / target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def validate(manifests: str) -> subprocess.CompletedProcess[str]:
+    """kubernetes-validate --strict against the pinned Kubernetes version, on multi-doc YAML."""
+    return subprocess.run(
+        [
+            sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet",
+            "-k", DeploySettings().kubernetes_version, "-",
+        ],
+        input=manifests,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def docs(target: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(kustomize(target)) if d]
+
+
+def by_kind(documents: list[dict], kind: str) -> list[dict]:
+    return [d for d in documents if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_renders_and_validates_strictly(target):
+    result = validate(kustomize(target))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validator_rejects_an_unknown_field():
+    """The strict validation above can fail: a typo in a Deployment is caught."""
+    broken = kustomize("overlays/production").replace("maxUnavailable: 0", "maxUnavailabel: 0")
+    result = validate(broken)
+    assert result.returncode != 0
+    assert "maxUnavailabel" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("target", [*APP_OVERLAYS, "training"])
+def test_pods_run_restricted(target):
+    documents = docs(target)
+    workloads = by_kind(documents, "Deployment") + by_kind(documents, "Job")
+    assert workloads
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        mounts_needed = {"/tmp"}
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert container["resources"]["requests"] and container["resources"]["limits"]
+            mounted = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts_needed <= set(mounted)
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            # A read-only root needs writable scratch space, and only emptyDirs provide it.
+            for name in mounted.values():
+                assert "emptyDir" in volumes[name]
+
+
+@pytest.mark.parametrize("target", APP_OVERLAYS)
+def test_api_rolls_without_losing_capacity(target):
+    documents = docs(target)
+    (deployment,) = by_kind(documents, "Deployment")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    (hpa,) = by_kind(documents, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    (pdb,) = by_kind(documents, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert hpa["spec"]["minReplicas"] > pdb["spec"]["minAvailable"]
+    (sa,) = by_kind(documents, "ServiceAccount")
+    assert "iam.gke.io/gcp-service-account" in sa["metadata"]["annotations"]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_production_has_a_tls_ingress():
+    (ingress,) = by_kind(docs("overlays/production"), "Ingress")
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    tls = ingress["spec"]["tls"][0]
+    assert tls["secretName"] and tls["hosts"] == [ingress["spec"]["rules"][0]["host"]]
+
+
+def test_staging_is_a_clone_of_production():
+    """Same kinds and names and the same pod spec; only namespace, registry, identity, host differ."""
+    staging, production = docs("overlays/staging"), docs("overlays/production")
+
+    def shape(documents):
+        # ConfigMap names carry a content hash, which differs by design.
+        return sorted(
+            (
+                d["kind"],
+                d["metadata"]["name"].rsplit("-", 1)[0]
+                if d["kind"] == "ConfigMap"
+                else d["metadata"]["name"],
+            )
+            for d in documents
+            if d["kind"] != "Namespace"
+        )
+
+    assert shape(staging) == shape(production)
+    namespaces = {
+        by_kind(documents, "Namespace")[0]["metadata"]["name"] for documents in (staging, production)
+    }
+    assert len(namespaces) == 2
+    (s_dep,), (p_dep,) = by_kind(staging, "Deployment"), by_kind(production, "Deployment")
+    s_pod, p_pod = s_dep["spec"]["template"]["spec"], p_dep["spec"]["template"]["spec"]
+    for key in ("securityContext", "volumes", "serviceAccountName"):
+        assert s_pod[key] == p_pod[key]
+    strip = [{k: v for k, v in c.items() if k != "envFrom"} for c in s_pod["containers"]]
+    assert strip == [{k: v for k, v in c.items() if k != "envFrom"} for c in p_pod["containers"]]
+    s_cfg, p_cfg = by_kind(staging, "ConfigMap")[0]["data"], by_kind(production, "ConfigMap")[0]["data"]
+    assert s_cfg["MLOPS_REGISTRY"] != p_cfg["MLOPS_REGISTRY"]
+
+
+def test_training_job_asks_for_a_gpu_node():
+    (job,) = by_kind(docs("training"), "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert "cloud.google.com/gke-accelerator" in pod["nodeSelector"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["args"][:2] == ["train", "--data"]
+    assert container["args"][2].startswith("gs://")
