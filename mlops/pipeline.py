@@ -201,15 +201,17 @@ def after_register_stages(ref: str, settings: Settings, event: str) -> list[Stag
     ]
 
 
-def deploy_stages(ref: str, approver: str) -> list[Stage]:
-    """Semi-automated deploy: promote the approved version, then roll out the local API."""
-    return [
+def deploy_stages(ref: str, approver: str, deploy: bool = True) -> list[Stage]:
+    """Semi-automated deploy: promote the approved version, then (with deploy) roll out the local API."""
+    stages = [
         Stage(
             "promote",
             ("promote", ref, "--approved-by", approver, "--reason", "approved in mlops pipeline"),
-        ),
-        Stage("deploy local", ("deploy", "--target", "local", "--model", "production:current")),
+        )
     ]
+    if deploy:
+        stages.append(Stage("deploy local", ("deploy", "--target", "local", "--model", "production:current")))
+    return stages
 
 
 def tests_ref(settings: Settings) -> str:
@@ -261,9 +263,11 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     print(f"\npipeline {args.pipeline}: {'ok' if code == EXIT_OK else 'FAILED'}\n{run.summary()}", file=out)
     if code == EXIT_OK and args.deploy:
         port = settings.api.port
+        data = Path(args.data) if args.data and not str(args.data).startswith("gs://") else None
+        image = next((data or demo_data_dir(settings)).rglob("*.png"), "IMAGE.png")
         print(
             f"\nThe API is running in the background. Try:\n"
-            f"  curl -s -F file=@IMAGE.png http://{settings.api.host}:{port}/predict\n"
+            f"  curl -s -F file=@{image} http://{settings.api.host}:{port}/predict\n"
             f"  open http://{settings.api.host}:{port}/   (upload page)\n"
             f"Stop it with: mlops deploy --target local --stop",
             file=out,
@@ -282,7 +286,7 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
     if args.pipeline == "tests":
         ref = tests_ref(settings)
         try:
-            run.run(model_tests_stage(ref, settings, with_api=False))
+            run.run(model_tests_stage(ref, settings, with_api=True))
         except _Stop as failed:
             if failed.code != EXIT_FAILED_CHECK:
                 raise
@@ -305,8 +309,8 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
     ref = registered_ref(result.output)
     for stage in after_register_stages(ref, settings, EVENT_CANDIDATE):
         run.run(stage)
-    if args.deploy:
-        for stage in deploy_stages(ref, args.approve_as):
+    if args.approve_as:
+        for stage in deploy_stages(ref, args.approve_as, deploy=args.deploy):
             run.run(stage)
 
 
@@ -323,7 +327,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "Run the same stage sequence as the Jenkinsfile on this machine. code: [demo data] → "
             "train (gate) → model tests (with the API) → notify. data: retrain (gate) → model tests → "
             "notify. tests: model tests on production:current (else testing:latest) → record → notify. "
-            "With --approve-as WHO --deploy: promote and start the local API."
+            "With --approve-as WHO: promote; with --deploy too: start the local API (stop it with "
+            "`mlops deploy --target local --stop`)."
         ),
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 gate or model tests failed.",
     )
@@ -331,8 +336,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data", metavar="DIR", help="dataset folder (code: default demo data under MLOPS_HOME)"
     )
-    parser.add_argument("--approve-as", metavar="WHO", help="approve the candidate as WHO (an approver)")
     parser.add_argument(
-        "--deploy", action="store_true", help="after approval, promote and deploy the local API"
+        "--approve-as", metavar="WHO", help="approve the tested candidate as WHO and promote it to production"
+    )
+    parser.add_argument(
+        "--deploy", action="store_true", help="with --approve-as: also deploy the local API on it"
     )
     parser.set_defaults(handler=_handle)

@@ -75,7 +75,11 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     second = show("testing:latest", env)
     assert second["version"] == 2
 
-    # Approve: promote the retrained version.
+    # Approve: someone who is not an approver is refused and nothing changes; the product owner is not.
+    refused = mlops("promote", "testing:2", "--approved-by", "intruder", env=env)
+    assert refused.returncode == 1
+    assert "approver" in refused.stderr
+    assert mlops("registry", "show", "production:current", env=env).returncode != 0  # still empty
     promoted = mlops("promote", "testing:2", "--approved-by", "product-owner", "--reason", "e2e", env=env)
     assert promoted.returncode == 0
 

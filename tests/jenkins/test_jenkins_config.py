@@ -91,7 +91,11 @@ def test_casc_declares_the_lock_approvers_and_kubernetes_cloud():
     assert "mlops-approvers" in [role["name"] for role in roles]
     cloud = config["jenkins"]["clouds"][0]["kubernetes"]
     labels = {template["label"] for template in cloud["templates"]}
-    assert re.search(r"label '([\w-]+)'", JENKINSFILE).group(1) in labels
+    names = {template["name"] for template in cloud["templates"]}
+    used_labels = set(re.findall(r"label '([\w-]+)'", JENKINSFILE))
+    used_templates = set(re.findall(r"inheritFrom '([\w-]+)'", JENKINSFILE))
+    assert used_labels and used_labels <= labels
+    assert used_templates and used_templates <= names
     assert config["unclassified"]["email-ext"]["mailAccount"]["credentialsId"] == "smtp-account"
 
 

@@ -142,7 +142,7 @@ def _local_stages(tmp_path: Path) -> list[local_pipeline.Stage]:
         *local_pipeline.code_stages(tmp_path / "data", settings, make_demo_data=True),
         *local_pipeline.data_stages(tmp_path / "data"),
         *local_pipeline.after_register_stages(ref, settings, local_pipeline.EVENT_CANDIDATE),
-        local_pipeline.model_tests_stage("production:current", settings, with_api=False),
+        local_pipeline.model_tests_stage("production:current", settings, with_api=True),
         *local_pipeline.deploy_stages(ref, "product-owner"),
     ]
 
