@@ -12,11 +12,8 @@ from test_deploy_local import Load
 import registry
 from deploy import local
 from mlops.settings import load_settings
-from model_api import cli as api_cli
 
 pytestmark = pytest.mark.slow
-if not hasattr(api_cli, "serve"):
-    pytest.skip("`mlops serve` is not merged into this branch yet (model_api)", allow_module_level=True)
 
 
 @pytest.fixture
@@ -50,12 +47,6 @@ def two_versions(settings) -> list[int]:
     return versions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model_api/cli.py starts gunicorn with subprocess.Popen, so the shared socket deploy passes "
-    "(LISTEN_FDS, fds 3-4) never reaches gunicorn, which then finds the port taken; serve must exec "
-    "gunicorn (os.execvpe) in its own process. Verified: with that one-line change this test passes.",
-)
 def test_real_serve_switches_without_a_failed_request(cli, monkeypatch, two_versions):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
