@@ -49,16 +49,16 @@ def check_promotion(manifest: dict[str, Any], approved_by: str, settings: Settin
     if reasons:
         raise CheckFailed(f"refusing to promote {name}: " + "; ".join(reasons))
     metrics = manifest.get("metrics") or {}
+    summary: dict[str, Any] = {"accuracy": metrics.get("accuracy")}
+    if metrics.get("per_class"):
+        summary["recall"] = {c: m.get("recall") for c, m in metrics["per_class"].items()}
     tests = latest_tests(manifest) or {}
     return {
         "name": manifest.get("name"),
         "version": manifest.get("version"),
         "approved_by": approved_by,
         "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "metrics": {
-            "accuracy": metrics.get("accuracy"),
-            "recall": {c: m.get("recall") for c, m in (metrics.get("per_class") or {}).items()},
-        },
+        "metrics": summary,
         "gate": {"passed": True, "reasons": (manifest.get("gate") or {}).get("reasons", [])},
         "tests": {k: tests.get(k) for k in ("passed", "suite", "summary", "junit", "at", "actor")},
         "dataset": {k: (manifest.get("dataset") or {}).get(k) for k in ("uri", "fingerprint")},

@@ -95,14 +95,13 @@ def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_ur
         facts["Fine-tuned from"] = f"{parent.get('area')}:{parent.get('version')}"
     if build_url:
         facts["Build"] = build_url
+    # Only a tested, gated, not yet approved testing version has anything left to approve.
     can_approve = (
         bool(gate.get("passed"))
         and bool(tests and tests.get("passed"))
-        and event
-        in (
-            "trained",
-            "tested",
-        )
+        and event in ("trained", "tested")
+        and manifest.get("area") == "testing"
+        and not (manifest.get("annotations") or {}).get("approvals")
     )
     return {
         "facts": facts,

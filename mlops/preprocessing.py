@@ -27,9 +27,10 @@ class PreprocessSpec:
 
 
 def preprocess_image(encoded: tf.Tensor, spec: PreprocessSpec) -> tf.Tensor:
-    """Encoded PNG/JPEG/GIF/BMP bytes (scalar string tensor) → float32 [size, size, channels] in [0, 1]."""
+    """Encoded PNG/JPEG bytes (scalar string tensor) → float32 [size, size, channels] in [0, 1]."""
     # decode_image converts gray/RGB/RGBA to the requested channel count itself, so grayscale,
-    # RGB and RGBA uploads of the same picture give the same tensor.
+    # RGB and RGBA uploads of the same picture give the same tensor. (Its GIF and BMP decoders
+    # refuse channels=1, which is why datasets and the API take PNG and JPEG only.)
     image = tf.io.decode_image(encoded, channels=spec.channels, expand_animations=False, dtype=tf.uint8)
     image = tf.image.resize(image, (spec.image_size, spec.image_size), method="bilinear", antialias=True)
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +20,7 @@ def gunicorn_command() -> list[str]:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Fetch and verify the model, then run gunicorn in the foreground until it stops."""
+    """Fetch and verify the model, then become gunicorn (exec) in the foreground."""
     from model_api.loading import fetch_model
 
     api = settings.api
@@ -52,17 +50,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
         flush=True,
     )
-    process = subprocess.Popen(gunicorn_command(), env=env)
-
-    def forward(signum: int, _frame: object) -> None:
-        process.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    try:
-        return process.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # exec, not a child process: gunicorn keeps this pid (signals reach it directly, nothing is
+    # orphaned if we are killed) and inherits the listening socket `mlops deploy` hands over
+    # (LISTEN_FDS, socket activation) for a switch with no dropped requests.
+    command = gunicorn_command()
+    sys.stdout.flush()
+    os.execvpe(command[0], command, env)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -45,6 +45,7 @@ def retrain_and_register(
 
     from registry import open_registry
     from training.candidate import finish_candidate, load_checked, prepare_data
+    from training.split import split_rule
     from training.train import fit
 
     cfg = settings.train
@@ -74,6 +75,12 @@ def retrain_and_register(
         raise MlopsError(
             f"classes differ: {parent_info['ref']} has {manifest['classes']}, the data has "
             f"{dataset.classes}; train from scratch (mlops train) when the classes change"
+        )
+    parent_rule = manifest.get("dataset", {}).get("split_rule")
+    if parent_rule and parent_rule != split_rule(cfg.val_fraction, cfg.test_fraction):
+        log(
+            f"warning: split rule changed since {parent_info['ref']} ({parent_rule}); "
+            "the test split is not the parent's"
         )
     keras.utils.set_random_seed(cfg.seed)
     # The parent's input shape wins: fine-tuning cannot change the image size.

@@ -8,6 +8,7 @@ content, fully decodable); bad ones are reported in `skipped`, never trained on.
 from __future__ import annotations
 
 import hashlib
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mlops.errors import MlopsError
 
+PROGRESS_EVERY = 2000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 IGNORED_DIRS = {"masks"}  # Kaggle layout: segmentation masks beside the images
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
@@ -96,8 +98,13 @@ def scan_folder(root: Path, uri: str | None = None) -> Dataset:
             f"dataset {root} has {len(class_dirs)} class folder(s); need at least 2 (one per class)"
         )
     jobs = [(d.name, f) for d in class_dirs for f in _class_files(d)]
+    results: list[tuple[str | None, str]] = []
     with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes outside the GIL
-        results = list(pool.map(lambda job: check_image(job[1]), jobs))
+        for start in range(0, len(jobs), PROGRESS_EVERY):
+            chunk = jobs[start : start + PROGRESS_EVERY]
+            results.extend(pool.map(lambda job: check_image(job[1]), chunk))
+            if len(jobs) > PROGRESS_EVERY:  # big datasets (Kaggle: 21k files) take a while
+                print(f"checked {len(results)}/{len(jobs)} files", file=sys.stderr, flush=True)
     items, skipped = [], []
     for (label, path), (sha, reason) in zip(jobs, results, strict=True):
         rel = path.relative_to(root).as_posix()

@@ -85,7 +85,10 @@ def write_report(folder: Path, manifest: dict, history: dict) -> Path:
     ds, code = manifest["dataset"], manifest["code"]
     parent = manifest.get("parent")
     verdict = "pass" if gate["passed"] else "fail"
-    code_line = " ".join(esc(str(code.get(k) or "")) for k in ("commit", "repo", "build_url"))
+    code_line = (
+        " ".join(esc(str(code[k])) for k in ("commit", "repo", "build_url") if code.get(k)) or "unknown"
+    )
+    skipped = "".join(f"<li>{esc(r['path'])}: {esc(r['reason'])}</li>" for r in ds["skipped"][:50])
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Model report: {esc(manifest["name"])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:1em auto}}td,th{{padding:.2em .6em;
@@ -105,6 +108,7 @@ border-bottom:1px solid #ddd}}.pass{{color:#176317}}.fail{{color:#a11;font-weigh
 <ul><li>dataset: {esc(ds["uri"])} (fingerprint {esc(ds["fingerprint"][:16])}&hellip;,
 split {esc(str(ds["split"]))}, {len(ds["skipped"])} file(s) skipped)</li>
 <li>code: {code_line}</li>
+<li>skipped files: <ul>{skipped or "<li>none</li>"}</ul></li>
 <li>parent: {esc(parent["ref"]) if parent else "none (trained from scratch)"}</li>
 <li>params: {esc(str(manifest["params"]))}</li></ul>
 </body></html>

@@ -130,9 +130,11 @@ def run_suite(
     with_api: bool = False,
     annotate: bool = True,
     output_to_stderr: bool = False,
+    actor: str | None = None,
 ) -> SuiteResult:
     """Run the suite on a registry version, record the result on it, and return it."""
     from registry import open_registry
+    from registry.cli import default_actor
 
     reg = open_registry(settings)
     version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
@@ -183,7 +185,7 @@ def run_suite(
                 "api_url": api_url,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
-            actor=os.environ.get("BUILD_USER_ID") or os.environ.get("USER") or "mlops",
+            actor=actor or default_actor(),
         )
         result.annotated = True
     return result

@@ -12,11 +12,8 @@ from test_deploy_local import Load
 import registry
 from deploy import local
 from mlops.settings import load_settings
-from model_api import cli as api_cli
 
 pytestmark = pytest.mark.slow
-if not hasattr(api_cli, "serve"):
-    pytest.skip("`mlops serve` is not merged into this branch yet (model_api)", allow_module_level=True)
 
 
 @pytest.fixture

@@ -143,6 +143,9 @@ def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(cli, se
     assert msg["X-Mlops-Event"] == "promoted" and "promoted to production" in msg["Subject"]
     assert "Approved:       by product-owner at " in text
     assert "mlops promote" not in text  # nothing left to approve
+    # The tests pipeline re-tests production: its email has nothing to approve either.
+    text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "tested"))))
+    assert "mlops promote" not in text and "14 passed" in text
     open_registry(settings).annotate(
         "production:current", "deployments", {"target": "local", "result": "ok"}, actor="pytest"
     )

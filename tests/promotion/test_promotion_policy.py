@@ -55,7 +55,7 @@ def test_a_gated_and_tested_version_may_be_promoted_with_evidence(settings, make
     ref = make_version(tests=(FAILED_TESTS, PASSED_TESTS))  # the latest run decides
     evidence = check_promotion(_manifest(settings, ref), "product-owner", settings)
     assert evidence["approved_by"] == "product-owner" and evidence["approved_at"]
-    assert evidence["version"] == 1 and evidence["metrics"]["accuracy"] == 0.9
+    assert evidence["version"] == 1 and evidence["metrics"] == {"accuracy": 0.9, "recall": {"a": 0.9}}
     assert evidence["gate"]["passed"] is True
     assert evidence["tests"]["passed"] is True and evidence["tests"]["summary"]["passed"] == 12
     assert evidence["tests"]["at"] and evidence["tests"]["actor"] == "pytest"

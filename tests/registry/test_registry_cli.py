@@ -11,12 +11,12 @@ from registry import open_registry
 
 @pytest.fixture
 def filled(settings, model_dir, manifest):
-    """A local registry (the default under MLOPS_HOME) with three testing versions."""
+    """A local registry (the default under MLOPS_HOME) with three gated and tested versions."""
     reg = open_registry(settings)
     for acc in (0.81, 0.86, 0.9):
-        reg.register(
-            model_dir(), {**manifest, "metrics": {"accuracy": acc}, "gate": {"passed": True}}, actor="ci"
-        )
+        gated = {**manifest, "metrics": {"accuracy": acc}, "gate": {"passed": True}}
+        v = reg.register(model_dir(), gated, actor="ci")
+        reg.annotate(v.ref, "tests", {"passed": True, "suite": "model", "summary": {"failed": 0}}, actor="ci")
     return reg
 
 
@@ -38,14 +38,14 @@ def test_list_table_and_json(cli, filled):
 
 def test_show_marks_production_and_annotations(cli, filled):
     filled.promote("testing:1", actor="po")
-    filled.annotate("testing:1", "tests", {"passed": True, "suite": "model"}, actor="ci")
+    filled.annotate("testing:1", "tests", {"passed": True, "suite": "smoke"}, actor="ci")
     data = json.loads(cli("registry", "show", "production:current", "--json").out)
     assert (data["ref"], data["production"]) == ("production:1", "current")
-    assert data["manifest"]["annotations"]["tests"][0]["suite"] == "model"
+    assert [t["suite"] for t in data["manifest"]["annotations"]["tests"]] == ["model", "smoke"]
     human = cli("registry", "show", "testing:1")
     assert human.code == 0
     assert human.out.splitlines()[0] == "xray-classifier testing:1  [production:current]"
-    assert "model.keras" in human.out and "tests: 1" in human.out
+    assert "model.keras" in human.out and "tests: 2" in human.out
 
 
 def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypatch):
@@ -57,7 +57,8 @@ def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypat
     }  # fmt: skip
     approvals = filled.resolve("testing:3").manifest["annotations"]["approvals"]
     assert approvals[0]["approved_by"] == "product-owner"
-    assert approvals[0]["evidence"]["metrics"] == {"accuracy": 0.9}
+    assert approvals[0]["evidence"]["metrics"]["accuracy"] == 0.9
+    assert approvals[0]["evidence"]["tests"]["passed"] is True
     promote = next(e for e in filled.audit() if e["action"] == "promote")
     assert (promote["actor"], promote["reason"]) == ("jenkins-bob", "good")
 
@@ -68,7 +69,18 @@ def test_promote_by_a_non_approver_is_refused_and_changes_nothing(cli, filled):
     assert "not an approver" in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert filled.pointer()["current"] is None
-    assert [e["action"] for e in filled.audit()] == ["register"] * 3
+    assert [e["action"] for e in filled.audit()] == ["register", "annotate:tests"] * 3
+
+
+def test_promote_refused_by_policy_exits_3_and_changes_nothing(cli, filled):
+    filled.annotate(
+        "testing:2", "tests", {"passed": False, "summary": {"failed": 2, "errors": 0}}, actor="ci"
+    )
+    result = cli("promote", "testing:2", "--approved-by", "product-owner")
+    assert result.code == 3
+    assert "refusing to promote" in result.err and len(result.err.strip().splitlines()) == 1
+    assert filled.pointer()["current"] is None
+    assert filled.resolve("testing:2").manifest["annotations"]["approvals"] == []
 
 
 def test_rollback(cli, filled):
@@ -131,7 +143,9 @@ def test_cli_against_gcs(cli, fake_gcs, model_dir, manifest, settings):
     uri = fake_gcs.new_bucket("cli-bucket") + "/reg"
     from registry import Registry
 
-    Registry.open(uri, "xray-classifier").register(model_dir(), manifest, actor="ci")
+    reg = Registry.open(uri, "xray-classifier")
+    reg.register(model_dir(), {**manifest, "gate": {"passed": True}}, actor="ci")
+    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
     assert cli("--registry", uri, "promote", "testing:1", "--approved-by", "product-owner").code == 0
     data = json.loads(cli("--registry", uri, "registry", "show", "production:current", "--json").out)
     assert data["uri"] == f"{uri}/production/xray-classifier/1"

@@ -25,7 +25,7 @@ def test_nothing_to_retrain_is_a_clear_error(cli, demo):
     assert "nothing to retrain" in result.err and "mlops train" in result.err
 
 
-def test_retrain_records_parent_and_skips_unchanged_data(cli, demo, settings):
+def test_retrain_records_parent_and_skips_unchanged_data(cli, demo, settings, monkeypatch):
     from registry import open_registry
 
     assert cli("train", "--data", str(demo), "--image-size", "32", *FAST, *NO_GATE).code == 0
@@ -46,9 +46,11 @@ def test_retrain_records_parent_and_skips_unchanged_data(cli, demo, settings):
     assert manifest["preprocessing"] == {"image_size": 32, "channels": 1}  # the parent's input shape
     assert manifest["dataset"]["class_counts"] == {"covid": 40, "normal": 40, "pneumonia": 40}
 
+    monkeypatch.setenv("MLOPS_TRAIN_TEST_FRACTION", "0.2")
     forced = cli("retrain", "--data", str(demo), *FAST, *NO_GATE, "--force")
     assert forced.code == 0, forced.err
     assert "registered testing:3" in forced.out
+    assert "warning: split rule changed since testing:2" in forced.err
 
 
 def test_retrain_prefers_production_and_compares_on_the_same_split(cli, demo, settings):

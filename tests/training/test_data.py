@@ -97,3 +97,14 @@ def test_class_with_no_usable_images_is_an_error(tiny_dataset):
 def test_unsupported_scheme(tmp_path):
     with pytest.raises(MlopsError, match="unsupported scheme"):
         load_dataset("s3://bucket/x", tmp_path)
+
+
+def test_big_datasets_report_progress(tiny_dataset, monkeypatch, capsys):
+    monkeypatch.setattr("training.data.PROGRESS_EVERY", 25)
+    ds = scan_folder(tiny_dataset)
+    assert capsys.readouterr().err.splitlines() == [
+        "checked 25/60 files",
+        "checked 50/60 files",
+        "checked 60/60 files",
+    ]
+    assert len(ds.items) == 60

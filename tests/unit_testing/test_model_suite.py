@@ -45,7 +45,7 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
 def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings, register_tiny, tmp_path):
     ref = register_tiny("bad")
     junit = tmp_path / "junit.xml"
-    result = cli("test-model", ref, "--junit-xml", str(junit))
+    result = cli("test-model", ref, "--junit-xml", str(junit), "--actor", "jenkins-bot")
     assert result.code == 3, result.err[-3000:]
     assert f"model tests failed on {ref}" in result.err
     assert "FAILED" in result.out
@@ -55,6 +55,7 @@ def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings
     assert summary["failed"] >= 2
     tests = open_registry(settings).resolve(ref).manifest["annotations"]["tests"]
     assert tests[-1]["passed"] is False and tests[-1]["junit"] == str(junit.resolve())
+    assert tests[-1]["actor"] == "jenkins-bot"
 
 
 def test_unknown_ref_is_a_one_line_error(cli, register_tiny):
