@@ -105,6 +105,7 @@ def run_pytest(
     junit_xml.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pytest", str(SUITE_DIR),
+        "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR),
         "--model-ref", ref,
         f"--junit-xml={junit_xml}",
         "-o", f"junit_suite_name=model-tests[{ref}]",
