@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import shlex
 import sys
 from dataclasses import asdict
 from typing import Any
 
+from mlops.actor import default_actor
 from mlops.errors import EXIT_ERROR, MlopsError, UsageError
 from mlops.settings import Settings
 
 LOCAL_ONLY = ("port", "host", "stop")
 K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
-
-
-def actor() -> str:
-    """Who deploys: the Jenkins user when run by Jenkins, else the login name."""
-    return os.environ.get("BUILD_USER_ID") or getpass.getuser()
 
 
 def resolve_model(settings: Settings, ref: str):
@@ -43,7 +37,7 @@ def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) 
         from registry import open_registry
 
         data = {"target": target, "result": "ok" if ok else "rolled-back", "detail": detail}
-        open_registry(settings).annotate(ref, "deployments", data, actor=actor())
+        open_registry(settings).annotate(ref, "deployments", data, actor=default_actor())
     except (ImportError, MlopsError, OSError) as exc:
         print(f"deploy: warning: could not record the deployment on {ref}: {exc}", file=sys.stderr)
 

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
+from mlops.actor import default_actor
 from mlops.settings import Settings
 from registry.core import Registry, open_registry
 from registry.errors import RefError
 from registry.refs import AREAS, REF_HELP
 from registry.version import ModelVersion
-
-
-def default_actor() -> str:
-    """Who is acting: the Jenkins build user, else the login user."""
-    return os.environ.get("BUILD_USER_ID") or os.environ.get("USER") or "unknown"
 
 
 def _print_json(data: Any) -> None:
@@ -237,7 +232,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("--approved-by", required=True, metavar="WHO", help="the approver (policy-checked)")
     promote.add_argument("--reason", default="", help="why (kept in the audit log)")
     promote.add_argument(
-        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID/$USER)"
+        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
     )
     _add_json(promote)
     promote.set_defaults(handler=_promote)
@@ -249,7 +244,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     rollback.add_argument("--reason", default="", help="why (kept in the audit log)")
     rollback.add_argument(
-        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID/$USER)"
+        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
     )
     _add_json(rollback)
     rollback.set_defaults(handler=_rollback)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlops.actor import default_actor
 from mlops.errors import CheckFailed, MlopsError
 from mlops.preprocessing import PreprocessSpec
 from mlops.settings import Settings
@@ -26,14 +25,6 @@ class Prepared:
     splits: dict[str, list[Item]]
     spec: PreprocessSpec
     tf_data: dict
-
-
-def default_actor() -> str:
-    """Who is acting: Jenkins' BUILD_USER_ID, else the OS user."""
-    try:
-        return os.environ.get("BUILD_USER_ID") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def load_checked(settings: Settings, data_uri: str, log) -> Dataset:

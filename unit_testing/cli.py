@@ -58,7 +58,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="start `mlops serve --model REF` on a free loopback port for the HTTP smoke tests",
     )
-    parser.add_argument("--actor", metavar="WHO", help="who ran the tests (default $BUILD_USER_ID/$USER)")
+    parser.add_argument(
+        "--actor", metavar="WHO", help="who ran the tests (default $BUILD_USER_ID, else the login name)"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not record the result on the version")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=_test_model)

@@ -134,8 +134,8 @@ def run_suite(
     actor: str | None = None,
 ) -> SuiteResult:
     """Run the suite on a registry version, record the result on it, and return it."""
+    from mlops.actor import default_actor
     from registry import open_registry
-    from registry.cli import default_actor
 
     reg = open_registry(settings)
     version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
