@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mlops` console script."""
+    # Hide TensorFlow's C++ INFO lines (CPU features) in the progress output; its warnings and
+    # errors still print. The oneDNN notice ignores this setting (only TF_ENABLE_ONEDNN_OPTS=0,
+    # which changes the kernels, hides it). Set before TensorFlow loads; child processes inherit it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
