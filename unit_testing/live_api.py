@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,15 +14,9 @@ from collections.abc import Iterator
 import requests
 
 from mlops.errors import MlopsError
+from mlops.net import free_port
 from mlops.settings import Settings
 from unit_testing.runner import settings_env
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: str, lines: int = 15) -> str:

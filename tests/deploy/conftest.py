@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,17 +14,12 @@ import pytest
 
 from deploy import local, sockets
 from deploy.k8s import kubectl_path
+from mlops.net import free_port
 from mlops.settings import Settings, load_settings
 
 STANDIN = Path(__file__).with_name("standin_serve.py")
 KUBECTL_STANDIN = Path(__file__).with_name("kubectl_standin.py")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from test_deploy_local import Load
 
 import registry
 from deploy import local
+from mlops.net import free_port
 from mlops.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,7 @@ def two_versions(settings) -> list[int]:
 
 
 def test_real_serve_switches_without_a_failed_request(cli, monkeypatch, two_versions):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("MLOPS_API_WORKERS", "1")
     monkeypatch.setenv("MLOPS_API_THREADS", "2")
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from mlops.net import free_port
+
 pytestmark = pytest.mark.slow
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 # The default training settings (what `make demo` uses), one API worker to spare the CPU.
 FAST_TRAINING = {"MLOPS_API_WORKERS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def mlops(*args: str, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import requests
 from PIL import Image
+
+from mlops.net import free_port
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
 MODEL_NAME = "xray-classifier"
@@ -29,12 +30,6 @@ def image_bytes(size: tuple[int, int] = (80, 60), mode: str = "L", fmt: str = "P
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

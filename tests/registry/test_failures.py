@@ -281,12 +281,11 @@ def test_missing_google_credentials_is_a_clear_error(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 def test_unreachable_gcs_fails_in_seconds_with_one_line(monkeypatch, cli):
-    import socket
     import time
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    from mlops.net import free_port
+
+    port = free_port()  # closed again: nothing listens there
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
     start = time.monotonic()
     result = cli("--registry", "gs://bucket", "registry", "list")
