@@ -54,3 +54,11 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def demo(cli, tmp_path: Path) -> Path:
+    """A tiny demo dataset (`mlops demo-data`): 90 synthetic 32x32 images in 3 classes."""
+    out = tmp_path / "demo"
+    assert cli("demo-data", "--out", str(out), "--per-class", "30", "--size", "32").code == 0
+    return out

@@ -12,13 +12,6 @@ FAST = ("--epochs", "1")
 NO_GATE = ("--accuracy-threshold", "0", "--recall-floor", "0")
 
 
-@pytest.fixture
-def demo(cli, tmp_path):
-    out = tmp_path / "demo"
-    assert cli("demo-data", "--out", str(out), "--per-class", "30", "--size", "32").code == 0
-    return out
-
-
 def test_nothing_to_retrain_is_a_clear_error(cli, demo):
     result = cli("retrain", "--data", str(demo))
     assert result.code == 1

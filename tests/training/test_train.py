@@ -14,14 +14,6 @@ FAST = ("--epochs", "1", "--image-size", "32")
 NO_GATE = ("--accuracy-threshold", "0", "--recall-floor", "0")
 
 
-@pytest.fixture
-def demo(cli, tmp_path):
-    """90 small synthetic images in 3 classes."""
-    out = tmp_path / "demo"
-    assert cli("demo-data", "--out", str(out), "--per-class", "30", "--size", "32").code == 0
-    return out
-
-
 def test_one_epoch_smoke_run_registers_a_complete_version(cli, demo, settings):
     import keras
     import numpy as np
