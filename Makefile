@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MLOPS := $(VENV)/bin/mlops
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-test demo test test-fast lint format bench clean
+.PHONY: help setup setup-test demo test test-fast lint format bench images images-gpu clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -20,11 +20,20 @@ setup-test: ## install the project, test tools, Chromium and npm-groovy-lint
 demo: setup ## the main job: demo data -> code pipeline -> approve -> local API (stop: mlops deploy --target local --stop)
 	$(MLOPS) pipeline code --approve-as product-owner --deploy
 
-test: setup-test ## set up and run every test (slow ones included), printing pytest's summary
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: setup-test ## set up and run every test (slow and container ones included), printing pytest's summary
+	scripts/docker-engine.sh start
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; scripts/docker-engine.sh stop; exit $$status
 
-test-fast: setup-test ## run the tests not marked slow
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: setup-test ## run the tests not marked slow (no containers)
+	$(PY) -m pytest -m "not slow and not docker" $(PYTEST_ARGS)
+
+images: ## build mlops-xray-train and mlops-xray-api as CI does (starts a Docker engine if none answers)
+	scripts/docker-engine.sh start
+	scripts/build-images.sh
+
+images-gpu: ## build mlops-xray-train:gpu (CUDA TensorFlow) for the GKE training Job
+	scripts/docker-engine.sh start
+	scripts/build-images.sh --gpu
 
 lint: setup-test ## ruff check and format check
 	$(VENV)/bin/ruff check .

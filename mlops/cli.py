@@ -56,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_commands(subparsers)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name.partition(".")[0]:
+                raise
+            continue  # that area is not installed here (the serving image ships no training code)
+        module.add_commands(subparsers)
     return parser
 
 

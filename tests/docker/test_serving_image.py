@@ -1,0 +1,130 @@
+"""The serving image runs the Deployment's container spec of every overlay and serves real traffic.
+
+The spec comes from `kubectl kustomize k8s/overlays/<name>`: command, args, ConfigMap environment,
+user, read-only root filesystem with its emptyDir mounts, dropped capabilities, no privilege
+escalation, resource limits. Only the registry URI is swapped for a mounted folder that the training
+image filled (trained, model-tested and promoted in containers).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from containers import API_IMAGE, Container, config_maps, container_state, docker, http, one, render
+from podspec import docker_run_for
+
+from mlops.net import free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+OVERLAYS = ["staging", "production"]
+
+
+def multipart(field: str, filename: str, payload: bytes, content_type: str) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file field, as `curl -F` sends it."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
+    overlay, images, production_registry, demo_data, container_name
+):
+    documents = render(f"overlays/{overlay}")
+    pod = one(documents, "Deployment")["spec"]["template"]["spec"]
+    port = free_port()
+    run = docker_run_for(
+        pod,
+        "api",
+        config_maps(documents),
+        image=API_IMAGE,
+        env_overrides={"MLOPS_REGISTRY": "file:///registry"},
+        published={8080: port},
+    )
+    run.flags += ["-v", f"{production_registry}:/registry:ro"]
+    base = f"http://127.0.0.1:{port}"
+    with Container(run, container_name) as box:
+        box.wait_http(base + run.probe_path("startupProbe"), run.startup_budget_s())
+        for probe in ("readinessProbe", "livenessProbe"):
+            status, body = http(base + run.probe_path(probe))
+            assert status == 200, (probe, body)
+
+        image_file = next((demo_data / "covid").glob("*.png"))
+        body, content_type = multipart("file", image_file.name, image_file.read_bytes(), "image/png")
+        status, raw = http(base + "/predict", body, {"Content-Type": content_type})
+        assert status == 200, raw
+        answer = json.loads(raw)
+        assert answer["model"]["version"] == 1
+        assert set(answer["probabilities"]) == {"covid", "normal", "pneumonia"}
+        assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
+
+        name = answer["model"]["name"]
+        infer = {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [base64.b64encode(image_file.read_bytes()).decode()],
+                }
+            ]
+        }
+        status, raw = http(
+            f"{base}/v2/models/{name}/infer", json.dumps(infer).encode(), {"Content-Type": "application/json"}
+        )
+        assert status == 200, raw
+        outputs = json.loads(raw)["outputs"]
+        assert outputs and outputs[0]["shape"][0] == 1
+
+        # The kubelet sends SIGTERM, then SIGKILL after terminationGracePeriodSeconds.
+        started = time.monotonic()
+        docker("kill", "--signal", "TERM", container_name)
+        while container_state(container_name)["Running"]:
+            assert time.monotonic() - started < run.grace_s, f"still running {run.grace_s} s after SIGTERM"
+            time.sleep(0.2)
+        state = container_state(container_name)
+        logs = box.logs()
+        assert state["ExitCode"] == 0, logs[-3000:]
+        assert "Traceback" not in logs, logs[-3000:]
+
+
+def test_serving_image_holds_no_training_code_and_runs_as_non_root(images):
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", API_IMAGE).stdout)
+    assert config["User"] == "10001:10001"
+    probe = (
+        "import importlib.util as u; print([m for m in ('training', 'retraining', 'unit_testing', "
+        "'deploy') if u.find_spec(m)])"
+    )
+    done = docker("run", "--rm", "--entrypoint", "python", API_IMAGE, "-c", probe)
+    assert done.stdout.strip() == "[]", done.stdout
+    done = docker("run", "--rm", "--entrypoint", "python", API_IMAGE, "-c", "import training", check=False)
+    assert done.returncode != 0 and "No module named 'training'" in done.stderr
+    whoami = docker("run", "--rm", "--entrypoint", "id", API_IMAGE, "-u")
+    assert whoami.stdout.strip() == "10001"
+    # The CLI in the image offers serving, not training.
+    helped = docker("run", "--rm", API_IMAGE, "--help")
+    assert "serve" in helped.stdout and " train " not in helped.stdout
+
+
+def test_serving_image_exits_with_one_clear_line_when_the_model_is_missing(images, tmp_path: Path):
+    empty = tmp_path / "registry"
+    empty.mkdir()
+    done = docker(
+        "run", "--rm", "--read-only", "--tmpfs", "/tmp", "-v", f"{empty}:/registry:ro",
+        "-e", "MLOPS_REGISTRY=file:///registry", API_IMAGE, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "error" in done.stderr
