@@ -208,6 +208,8 @@ def docker_run_for(
     if command:
         flags += ["--entrypoint", command[0]]
         argv = [*command[1:], *argv]
+    if (container.get("lifecycle") or {}).get("preStop"):
+        notes.append("preStop hook not run (docker stop sends SIGTERM at once)")
     probes = {k: container[k] for k in ("startupProbe", "readinessProbe", "livenessProbe") if k in container}
     return DockerRun(
         flags=flags,

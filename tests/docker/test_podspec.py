@@ -1,0 +1,65 @@
+"""The pod-spec translation refuses what it cannot reproduce with docker, so no field escapes the tests."""
+
+from __future__ import annotations
+
+import pytest
+from podspec import Untranslatable, docker_run_for, quantity
+
+
+def pod(**container) -> dict:
+    base = {"name": "api", "image": "img", "command": ["mlops"], "args": ["serve"]}
+    return {"containers": [{**base, **container}], "terminationGracePeriodSeconds": 45}
+
+
+def test_quantities():
+    assert quantity("256Mi") == 256 * 2**20
+    assert quantity("500m") == 0.5
+    assert quantity("2") == 2
+    with pytest.raises(Untranslatable):
+        quantity("lots")
+
+
+def test_restricted_container_becomes_restricted_docker_flags():
+    spec = pod(
+        securityContext={
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+        resources={"limits": {"memory": "1Gi", "cpu": "500m"}},
+        envFrom=[{"configMapRef": {"name": "cfg"}}],
+        env=[{"name": "A", "value": "1"}],
+    )
+    spec["volumes"] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    run = docker_run_for(spec, "api", {"cfg": {"B": "2"}}, image="img", env_overrides={"B": "3"})
+    flags = run.flags
+    assert flags[:2] == ["--user", "10001:10001"]
+    assert "--read-only" in flags and "--cap-drop=ALL" in flags
+    assert flags[flags.index("--security-opt") + 1] == "no-new-privileges"
+    assert flags[flags.index("--memory") + 1] == str(2**30)
+    assert flags[flags.index("--cpus") + 1] == "0.5"
+    assert f"type=tmpfs,destination=/tmp,tmpfs-mode=1777,tmpfs-size={64 * 2**20}" in flags
+    assert "A=1" in flags and "B=3" in flags and "B=2" not in flags
+    assert run.argv == ["serve"] and flags[flags.index("--entrypoint") + 1] == "mlops"
+    assert run.grace_s == 45
+
+
+@pytest.mark.parametrize(
+    "container",
+    [
+        {"env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
+        {"envFrom": [{"secretRef": {"name": "s"}}]},
+        {"workingDir": "/x"},
+        {"resources": {"limits": {"ephemeral-storage": "1Gi"}}},
+        {"securityContext": {"runAsNonRoot": True}},
+        {"volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]},
+    ],
+)
+def test_untranslatable_fields_fail_loudly(container):
+    spec = pod(**container)
+    spec["volumes"] = [{"name": "cfg", "configMap": {"name": "c"}}]
+    with pytest.raises(Untranslatable):
+        docker_run_for(spec, "api", {}, image="img")
