@@ -39,3 +39,5 @@ for target in "${targets[@]}"; do
     DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE="$base" -f "$dockerfile" -t "$name" "$@" . >/dev/null
     log "$name built in $(( $(date +%s) - start )) s ($(docker image inspect --format '{{.Size}}' "$name" | awk '{printf "%.0f MB", $1/1e6}'))"
 done
+# A rebuild leaves the previous image untagged: remove those of this project only (label set in the Dockerfiles).
+docker image prune -f --filter label=io.mlops-xray.image >/dev/null
