@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops.net import free_port
+from core.processes import free_port, terminate, wait_ready
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
 HERE = Path(__file__).resolve().parent
@@ -139,30 +139,17 @@ def start_gunicorn(app: str, port: int, model_path: Path, workers: int, threads:
     if chdir:
         command += ["--chdir", str(chdir)]
     process = subprocess.Popen([*command, app], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{app} exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return process
-        except OSError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"{app} did not become ready")
+    why = wait_ready(f"http://127.0.0.1:{port}/readyz", 180, lambda: process.poll() is None, 0.5)
+    if why is None:
+        return process
+    if process.poll() is not None:
+        raise SystemExit(f"{app} exited: {process.stderr.read().decode()[-2000:]}")
+    stop(process)
+    raise SystemExit(f"{app} {why}")
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    terminate(process, 30)
 
 
 def http_bench(port: int, body: bytes, latency_n: int, throughput_n: int) -> tuple[float, float, float]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from mlops.net import free_port
+from core.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN = ROOT / "tests" / "deploy" / "standin_serve.py"
@@ -114,9 +114,9 @@ def main() -> int:
         MLOPS_DEPLOY_SERVE_COMMAND=args.serve_command or f"{sys.executable} {STANDIN} serve",
         STANDIN_LOAD_S="1.0",
     )
+    from core.settings import load_settings
     from deploy import local
-    from deploy.local import Model
-    from mlops.settings import load_settings
+    from deploy.model import Model
 
     settings = load_settings()
     clients, settle = (2, 0.5) if args.quick else (4, 1.5)

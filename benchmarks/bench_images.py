@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from mlops.net import free_port
+from core.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MLOPS = str(Path(sys.executable).parent / "mlops")

@@ -65,7 +65,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from mlops.preprocessing import PreprocessSpec, preprocess_image
+    from core.preprocessing import PreprocessSpec, preprocess_image
     from unit_testing.serving import load_served_model
 
     tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_model_tests.keras")

@@ -27,7 +27,7 @@ MLOPS = str(Path(sys.executable).parent / "mlops")
 
 def make_registry(home: Path) -> None:
     """A local registry with one tiny registered version (no TensorFlow needed)."""
-    from mlops.settings import load_settings
+    from core.settings import load_settings
     from registry import open_registry
 
     src = home / "candidate"

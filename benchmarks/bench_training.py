@@ -68,7 +68,7 @@ def run(
     import numpy as np
     import tensorflow as tf
 
-    from mlops.preprocessing import PreprocessSpec
+    from core.preprocessing import PreprocessSpec
     from training.data import scan_folder
     from training.demo_data import write_demo_data
     from training.inputs import image_dataset

@@ -1,4 +1,4 @@
-"""CLI verb deploy: roll the API out locally (zero-downtime switch) or to Kubernetes."""
+"""CLI verbs promote and rollback (with the promotion policy) and deploy (local or Kubernetes)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from mlops.actor import default_actor
-from mlops.errors import EXIT_ERROR, MlopsError, UsageError
-from mlops.settings import Settings
+from core.actor import default_actor
+from core.errors import EXIT_ERROR, MlopsError, UsageError
+from core.settings import Settings
+from deploy.model import resolve_model
 
 LOCAL_ONLY = ("port", "host", "stop")
 K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
-
-
-def resolve_model(settings: Settings, ref: str):
-    """The exact version a ref names now, pinned (production:current → production:7)."""
-    from deploy.local import Model
-
-    try:
-        from registry import open_registry
-    except ImportError:
-        raise MlopsError("the registry package is not available; install the project (make setup)") from None
-    found = open_registry(settings).resolve(ref)
-    if found.area == "local":
-        return Model(ref, found.name, found.manifest.get("version") or None)
-    return Model(f"{found.area}:{found.version}", found.name, found.version)
 
 
 def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) -> None:
@@ -38,7 +25,7 @@ def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) 
 
         data = {"target": target, "result": "ok" if ok else "rolled-back", "detail": detail}
         open_registry(settings).annotate(ref, "deployments", data, actor=default_actor())
-    except (ImportError, MlopsError, OSError) as exc:
+    except (MlopsError, OSError) as exc:
         print(f"deploy: warning: could not record the deployment on {ref}: {exc}", file=sys.stderr)
 
 
@@ -120,6 +107,29 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_ERROR
 
 
+def _promote(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.promotion import promote
+
+    done = promote(settings, args.ref, args.approved_by, actor=args.actor, reason=args.reason)
+    if args.json:
+        print(json.dumps(done, indent=2, sort_keys=True))
+    else:
+        was = f"production:{done['previous']}" if done["previous"] is not None else "nothing"
+        print(f"promoted {done['from']} to {done['promoted']} (was {was}), approved by {args.approved_by}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.promotion import rollback
+
+    done = rollback(settings, actor=args.actor, reason=args.reason)
+    if args.json:
+        print(json.dumps(done, indent=2, sort_keys=True))
+    else:
+        print(f"rolled production back from production:{done['rolled_back_from']} to {done['ref']}")
+    return 0
+
+
 def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of `mlops deploy`."""
     _check_options(args)
@@ -128,6 +138,7 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
+    _add_promotion_commands(subparsers)
     parser = subparsers.add_parser(
         "deploy",
         help="roll the API out on the production model (local or Kubernetes)",
@@ -160,3 +171,32 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="print the manifests and the commands; apply nothing"
     )
     parser.set_defaults(handler=run_deploy)
+
+
+def _add_promotion_commands(subparsers: argparse._SubParsersAction) -> None:
+    """promote and rollback: the verbs around the promotion policy."""
+    promote = subparsers.add_parser(
+        "promote",
+        help="copy a tested version to production",
+        description="Copy a tested version to production after the promotion policy approves it.",
+    )
+    promote.add_argument("ref", metavar="REF", help="testing:N or testing:latest")
+    promote.add_argument("--approved-by", required=True, metavar="WHO", help="the approver (policy-checked)")
+    promote.add_argument("--reason", default="", help="why (kept in the audit log)")
+    promote.add_argument(
+        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
+    )
+    promote.add_argument("--json", action="store_true", help="machine-readable output")
+    promote.set_defaults(handler=_promote)
+
+    rollback = subparsers.add_parser(
+        "rollback",
+        help="point production back at the previous version",
+        description="Point production:current back at the version that was live before it.",
+    )
+    rollback.add_argument("--reason", default="", help="why (kept in the audit log)")
+    rollback.add_argument(
+        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
+    )
+    rollback.add_argument("--json", action="store_true", help="machine-readable output")
+    rollback.set_defaults(handler=_rollback)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from deploy.local import Model
-from deploy.smoke import SmokeResult, smoke_test, wait_ready
-from mlops.errors import MlopsError, UsageError
-from mlops.net import free_port
-from mlops.settings import Settings
+from core.errors import MlopsError, UsageError
+from core.processes import free_port, terminate, wait_ready
+from core.settings import Settings
+from deploy.model import Model
+from deploy.smoke import SmokeResult, smoke_test
 
 BASE_IMAGE = "mlops-xray-api"  # the image name the base manifests use
 CONFIG_MAP = "xray-api-config"
@@ -173,20 +173,15 @@ def _smoke_via_port_forward(settings: Settings, namespace: str, model: Model) ->
         f"service/{settings.deploy.deployment}", f"{port}:80", "--address", "127.0.0.1",
     ]  # fmt: skip
     _say("$ " + shlex.join(cmd))
-    forward = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    forward = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        why = wait_ready(url, settings.deploy.smoke_timeout_s, lambda: forward.poll() is None)
+        why = wait_ready(f"{url}/readyz", settings.deploy.smoke_timeout_s, lambda: forward.poll() is None)
         if why is not None:
             return SmokeResult(url=url, failures=[f"port-forward: {why}"])
         return smoke_test(url, model.version, timeout_s=settings.deploy.smoke_timeout_s)
     finally:
-        forward.terminate()
-        try:
-            forward.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            forward.kill()
-            forward.communicate()
+        terminate(forward, 10)
 
 
 def _smoke(settings: Settings, namespace: str, model: Model, smoke_url: str | None) -> SmokeResult:

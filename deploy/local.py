@@ -23,19 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import MlopsError, UsageError
+from core.processes import alive, terminate, wait_ready
+from core.settings import Settings
 from deploy import sockets
-from deploy.smoke import SmokeResult, smoke_test, wait_ready
-from mlops.errors import MlopsError, UsageError
-from mlops.settings import Settings
-
-
-@dataclass(frozen=True)
-class Model:
-    """What to serve: the exact ref the server loads, and the version it must report."""
-
-    ref: str
-    name: str
-    version: int | None
+from deploy.model import Model
+from deploy.smoke import SmokeResult, smoke_test
 
 
 @dataclass
@@ -68,7 +61,8 @@ class Outcome:
 
 
 def state_path(settings: Settings) -> Path:
-    return settings.home / "deploy" / "local.json"
+    """The local deployment's state file (a settings path)."""
+    return settings.deploy_state
 
 
 def load_state(settings: Settings) -> dict[str, Any]:
@@ -113,7 +107,7 @@ def _say(message: str) -> None:
 
 
 def serve_command(settings: Settings) -> list[str]:
-    """The command that serves the API (DESIGN.md: `mlops serve`), before its options."""
+    """The command that serves the API (docs/architecture.md: `mlops serve`), before its options."""
     if settings.deploy.serve_command:
         return shlex.split(settings.deploy.serve_command)
     return [sys.executable, "-m", "mlops.cli", "serve"]
@@ -128,7 +122,7 @@ def _log_tail(path: str, lines: int = 15) -> str:
 
 def start_server(settings: Settings, model: Model, listener: socket.socket, host: str, port: int) -> Server:
     """Start one gunicorn generation on the shared listener plus a private readiness socket."""
-    logs = settings.home / "deploy" / "logs"
+    logs = settings.deploy_logs
     logs.mkdir(parents=True, exist_ok=True)
     private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -157,13 +151,13 @@ def start_server(settings: Settings, model: Model, listener: socket.socket, host
 
 
 def _stop(server: Server, settings: Settings) -> None:
-    graceful = sockets.terminate(server.pid, settings.deploy.stop_timeout_s)
+    graceful = terminate(server.pid, settings.deploy.stop_timeout_s)
     _say(f"stopped pid {server.pid} (v{server.version})" + ("" if graceful else " by SIGKILL"))
 
 
 def _ensure_holder(settings: Settings, state: dict[str, Any], host: str, port: int) -> dict[str, Any]:
     holder = state.get("holder")
-    if holder and sockets.alive(holder["pid"]):
+    if holder and alive(holder["pid"]):
         if (state["host"], state["port"]) != (host, port):
             raise UsageError(
                 f"the local API already listens on {state['host']}:{state['port']}; deploy without"
@@ -172,7 +166,7 @@ def _ensure_holder(settings: Settings, state: dict[str, Any], host: str, port: i
         return holder
     home_id = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
     control = f"mlops-deploy-{os.getuid()}-{home_id}-{port}"
-    log = settings.home / "deploy" / "logs" / "holder.log"
+    log = settings.deploy_logs / "holder.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     pid = sockets.start_holder(host, port, control, log)
     _say(f"listening on {host}:{port} (socket holder pid {pid})")
@@ -191,7 +185,8 @@ def _bring_up(settings: Settings, model: Model, holder: dict[str, Any], host: st
     """Start a generation and wait until it is ready and passes the smoke test on its private port."""
     server = _launch(settings, model, holder, host, port)
     _say(f"started v{model.version} ({model.ref}) as pid {server.pid}; waiting for /readyz")
-    why = wait_ready(server.admin_url, settings.deploy.ready_timeout_s, lambda: sockets.alive(server.pid))
+    ready = f"{server.admin_url}/readyz"
+    why = wait_ready(ready, settings.deploy.ready_timeout_s, lambda: alive(server.pid))
     if why is not None:
         _stop(server, settings)
         tail = _log_tail(server.log)
@@ -228,13 +223,13 @@ def deploy_local(
 
 def _deploy_local(settings: Settings, model: Model, host: str | None, port: int | None) -> Outcome:
     state = load_state(settings)
-    running = bool(state.get("holder")) and sockets.alive(state["holder"]["pid"])
+    running = bool(state.get("holder")) and alive(state["holder"]["pid"])
     host = host or (state.get("host") if running else None) or settings.api.host
     port = port or (state.get("port") if running else None) or settings.api.port
     url = f"http://{host}:{port}"
     holder = _ensure_holder(settings, state if running else {}, host, port)
     old = Server(**state["current"]) if running and state.get("current") else None
-    if old and not sockets.alive(old.pid):
+    if old and not alive(old.pid):
         _say(f"the previous server (pid {old.pid}) is not running; starting fresh")
         old = None
     base = {"host": host, "port": port, "url": url, "holder": holder}
@@ -288,10 +283,10 @@ def stop_local(settings: Settings) -> str:
 def _stop_local(settings: Settings) -> str:
     state = load_state(settings)
     stopped = []
-    if state.get("current") and sockets.alive(state["current"]["pid"]):
-        sockets.terminate(state["current"]["pid"], settings.deploy.stop_timeout_s)
+    if state.get("current") and alive(state["current"]["pid"]):
+        terminate(state["current"]["pid"], settings.deploy.stop_timeout_s)
         stopped.append(f"API pid {state['current']['pid']} (v{state['current']['version']})")
-    if state.get("holder") and sockets.alive(state["holder"]["pid"]):
+    if state.get("holder") and alive(state["holder"]["pid"]):
         sockets.stop_holder(state["holder"]["control"], state["holder"]["pid"])
     if not state:
         return "no local deployment to stop"

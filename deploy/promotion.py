@@ -1,12 +1,16 @@
-"""Promotion policy: what must be true before a version may go to production."""
+"""Promotion and rollback, and the policy every promotion path calls (the CLI, Jenkins, pipelines).
+
+The registry only knows how to copy a version and swap the production pointer; what must be true
+before it may (approver, gate, model tests) and what is recorded with it (the approval) live here.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from mlops.errors import CheckFailed, MlopsError
-from mlops.settings import Settings
+from core.errors import CheckFailed, MlopsError
+from core.settings import Settings
 
 
 def latest_tests(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -64,3 +68,30 @@ def check_promotion(manifest: dict[str, Any], approved_by: str, settings: Settin
         "dataset": {k: (manifest.get("dataset") or {}).get(k) for k in ("uri", "fingerprint")},
         "code": manifest.get("code"),
     }
+
+
+def promote(settings: Settings, ref: str, approved_by: str, actor: str, reason: str = "") -> dict[str, Any]:
+    """Check the policy, copy a testing version to production, record the approval; what happened."""
+    from registry import RefError, open_registry
+
+    reg = open_registry(settings)
+    mv = reg.resolve(ref)
+    if mv.area != "testing":
+        raise RefError(f"promote takes a testing ref (testing:N or testing:latest), not {ref!r}")
+    evidence = check_promotion(mv.manifest, approved_by, settings)
+    before = reg.pointer().get("current")
+    # Pin the number resolved above: testing:latest may move while we work.
+    promoted = reg.promote(mv.ref, actor=actor, reason=reason, evidence=evidence)
+    approval = {"approved_by": approved_by, "reason": reason, "evidence": evidence}
+    reg.annotate(promoted.ref, "approvals", approval, actor=actor)
+    return {"promoted": promoted.ref, "from": mv.ref, "previous": before, "approved_by": approved_by}
+
+
+def rollback(settings: Settings, actor: str, reason: str = "") -> dict[str, Any]:
+    """Point production:current back at production:previous; what happened."""
+    from registry import open_registry
+
+    reg = open_registry(settings)
+    before = reg.pointer().get("current")
+    now = reg.rollback(actor=actor, reason=reason)
+    return {"current": now.version, "rolled_back_from": before, "ref": now.ref}

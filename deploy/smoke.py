@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,24 +32,6 @@ def probe_image(size: int = 64) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
-
-
-def wait_ready(url: str, timeout_s: float, still_running=lambda: True) -> str | None:
-    """Poll GET /readyz until 200; None when ready, else why not (timeout or the server died)."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not still_running():
-            return "the server exited while starting"
-        try:
-            response = requests.get(f"{url}/readyz", timeout=2)
-            if response.status_code == 200:
-                return None
-            last = f"/readyz answered {response.status_code}"
-        except requests.RequestException as exc:
-            last = f"/readyz unreachable ({type(exc).__name__})"
-        time.sleep(0.2)
-    return f"not ready after {timeout_s:.0f} s: {last}"
 
 
 def _version(model: dict[str, Any]) -> Any:

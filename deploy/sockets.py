@@ -14,7 +14,6 @@ as fd 4.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
@@ -26,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlops.errors import MlopsError
+from core.errors import MlopsError
+from core.processes import alive, terminate
 
 LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed descriptor
 BACKLOG = 2048  # queued connections survive a switch; give them room
@@ -102,36 +102,6 @@ def spawn(
     if done.returncode != 0:
         raise MlopsError(f"could not start {cmd[0]}: {done.stderr.strip()}")
     return int(done.stdout.strip())
-
-
-def alive(pid: int) -> bool:
-    """Whether pid runs (a zombie waiting for its parent to reap it counts as gone)."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
-
-
-def terminate(pid: int, timeout_s: float) -> bool:
-    """SIGTERM (gunicorn: graceful stop), then SIGKILL after timeout_s; True if it stopped gracefully."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)  # the master and its workers: spawn made it a group leader
-    return False
 
 
 def _daemonize(log: Path) -> tuple[int, int]:

@@ -1,3 +1,1 @@
-"""The `mlops` command line, settings, pipelines and notifications."""
-
-__version__ = "0.1.0"
+"""The `mlops` command line, the three pipelines and notifications: the top floor."""

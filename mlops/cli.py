@@ -2,7 +2,9 @@
 
 Each area registers its verbs through an `add_commands(subparsers)` function in its own
 `cli.py`; a verb's handler takes `(args, settings)` and returns an exit code. Modules import
-TensorFlow only inside handlers, so `mlops --help` stays fast.
+TensorFlow only inside handlers, so `mlops --help` stays fast. An area whose package is not
+installed is left out: the serving image ships only core/, registry/, model_api/ and mlops/ and
+still runs `mlops serve`.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ import argparse
 import importlib
 import os
 import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops import __version__
-from mlops.errors import EXIT_ERROR, EXIT_USAGE, MlopsError
-from mlops.settings import Settings, load_settings
+from core import __version__
+from core.errors import EXIT_ERROR, EXIT_USAGE, MlopsError
+from core.settings import Settings, load_settings
 
 # Order is the order verbs appear in `mlops --help`.
 COMMAND_MODULES = (
     "training.cli",  # demo-data, train
     "retraining.cli",  # retrain
     "unit_testing.cli",  # test-model
-    "registry.cli",  # registry list|show, promote, rollback
+    "registry.cli",  # registry list|show|audit
     "model_api.cli",  # serve
-    "deploy.cli",  # deploy
+    "deploy.cli",  # promote, rollback, deploy
     "mlops.notify",  # notify
     "mlops.pipeline",  # pipeline code|data|tests
 )
@@ -55,15 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", metavar="DIR", help="local state folder (default .mlops)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name.partition(".")[0]:
-                raise
-            continue  # that area is not installed here (the serving image ships no training code)
+    for module in installed_command_modules():
         module.add_commands(subparsers)
     return parser
+
+
+def installed_command_modules() -> list[types.ModuleType]:
+    """The modules of COMMAND_MODULES whose area package is installed, in order."""
+    found = []
+    for name in COMMAND_MODULES:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            # Only the area's own package may be missing (an image without it); any other missing
+            # module is a broken install and must say so.
+            if exc.name != name.partition(".")[0]:
+                raise
+    return found
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

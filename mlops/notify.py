@@ -13,13 +13,19 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import MlopsError, UsageError
-from mlops.settings import Settings
+from core.errors import MlopsError, UsageError
+from core.settings import Settings
+
+# What the pipelines send (the Jenkinsfile and `mlops pipeline` use these names).
+EVENT_CANDIDATE = "candidate"  # code/data pipeline: a gated version passed the model tests, awaits approval
+EVENT_TESTS = "tested"  # tests pipeline: a new test suite ran against the current model
+EVENT_DEPLOYED = "deployed"
 
 EVENTS = {
     "trained": "trained and passed the gate",
     "gate-failed": "FAILED the gate",
     "tested": "model tests finished",
+    EVENT_CANDIDATE: "passed the gate and the model tests: awaiting approval",
     "promoted": "promoted to production",
     "deployed": "deployed",
 }
@@ -99,7 +105,7 @@ def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_ur
     can_approve = (
         bool(gate.get("passed"))
         and bool(tests and tests.get("passed"))
-        and event in ("trained", "tested")
+        and event in ("trained", "tested", EVENT_CANDIDATE)
         and manifest.get("area") == "testing"
         and not (manifest.get("annotations") or {}).get("approvals")
     )

@@ -19,14 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlops.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK, MlopsError, UsageError
-from mlops.settings import Settings
+from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK, MlopsError, UsageError
+from core.settings import Settings
+from mlops.notify import EVENT_CANDIDATE, EVENT_TESTS
 
 PIPELINES = ("code", "data", "tests")
-# Events `mlops notify --event` knows (mlops/notify.py EVENTS); one place for the Jenkinsfile test.
-EVENT_CANDIDATE = "tested"  # a gated version passed the model tests and awaits approval
-EVENT_TESTS = "tested"  # a new test suite ran against the current model
-EVENT_DEPLOYED = "deployed"
 
 
 @dataclass(frozen=True)
@@ -157,22 +154,9 @@ def registered_ref(output: Any) -> str:
     )
 
 
-def reports_dir(settings: Settings) -> Path:
-    """Where pipelines write JUnit XML and other evidence (the Jenkinsfile archives reports/)."""
-    return settings.home / "reports"
-
-
-def demo_data_dir(settings: Settings) -> Path:
-    """Where `mlops pipeline code` finds (or writes) demo data when no --data is given.
-
-    The same default folder as `mlops demo-data`, so `mlops demo-data && mlops pipeline code` works.
-    """
-    return settings.home / "data" / "demo"
-
-
 def model_tests_stage(ref: str, settings: Settings, with_api: bool) -> Stage:
     """The model test suite against REF, with JUnit XML for Jenkins."""
-    junit = reports_dir(settings) / f"model-tests-{ref.replace(':', '-')}.xml"
+    junit = settings.reports_dir / f"model-tests-{ref.replace(':', '-')}.xml"
     argv = ["test-model", ref, "--junit-xml", str(junit)]
     if with_api:
         argv.append("--with-api")
@@ -252,7 +236,7 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     if args.pipeline == "data" and args.data is None:
         raise UsageError("the data pipeline needs --data DIR (the new dataset to retrain on)")
 
-    reports_dir(settings).mkdir(parents=True, exist_ok=True)
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
     run = PipelineRun(_global_argv(args), out)
     print(f"mlops pipeline {args.pipeline}: registry {settings.registry_uri}", file=out)
     code = EXIT_OK
@@ -264,7 +248,7 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     if code == EXIT_OK and args.deploy:
         port = settings.api.port
         data = Path(args.data) if args.data and not str(args.data).startswith("gs://") else None
-        image = next((data or demo_data_dir(settings)).rglob("*.png"), "IMAGE.png")
+        image = next((data or settings.demo_data_dir).rglob("*.png"), "IMAGE.png")
         print(
             f"\nThe API is running in the background. Try:\n"
             f"  curl -s -F file=@{image} http://{settings.api.host}:{port}/predict\n"
@@ -296,7 +280,7 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
         _report_tests(run, ref)
         return
     if args.pipeline == "code":
-        data = Path(args.data) if args.data is not None else demo_data_dir(settings)
+        data = Path(args.data) if args.data is not None else settings.demo_data_dir
         stages = code_stages(data, settings, make_demo_data=args.data is None and not data.is_dir())
     else:
         stages = data_stages(Path(args.data))

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mlops.errors import MlopsError
-from mlops.settings import load_settings
+from core.errors import MlopsError
+from core.settings import load_settings
 from model_api.metrics import ApiMetrics
 
 log = logging.getLogger("model_api")

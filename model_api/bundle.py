@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops.errors import MlopsError
-from mlops.preprocessing import PreprocessSpec, preprocess_image
+from core.errors import MlopsError
+from core.preprocessing import PreprocessSpec, preprocess_image
 
 
 class BadImageError(ValueError):

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from mlops.errors import UsageError
-from mlops.settings import Settings
+from core.errors import UsageError
+from core.settings import Settings
 
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
 APP = "model_api:create_app()"

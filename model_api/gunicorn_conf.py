@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 
-from mlops.settings import load_settings
+from core.settings import load_settings
 
 _api = load_settings().api
 

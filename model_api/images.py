@@ -7,7 +7,7 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-# What mlops.preprocessing decodes for every model, as PIL names them. Not GIF or BMP: TensorFlow's
+# What core.preprocessing decodes for every model, as PIL names them. Not GIF or BMP: TensorFlow's
 # decoders for those refuse channels=1, which grayscale (X-ray) models ask for.
 SUPPORTED_FORMATS = ("PNG", "JPEG")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import MlopsError
-from mlops.settings import Settings
+from core.errors import MlopsError
+from core.settings import Settings
 
 
 def fetch_model(settings: Settings, ref: str) -> tuple[Path, dict[str, Any]]:

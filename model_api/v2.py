@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from mlops import __version__
+from core import __version__
 from model_api.images import ImageRejected
 from model_api.routes import bundle, classify, reject
 

@@ -5,7 +5,7 @@ Public API (the contract other packages code against; implemented in this packag
     from registry import open_registry, Registry, ModelVersion, LocalModel
     from registry import RegistryError, RefError, NotFoundError, ConflictError, IntegrityError
 
-    reg = open_registry(settings)              # from mlops.settings.Settings (uri + model name)
+    reg = open_registry(settings)              # from core.settings.Settings (uri + model name)
     reg = Registry.open(uri, model_name)        # file://PATH or gs://BUCKET[/PREFIX]
 
     reg.register(src_dir, manifest, actor=, reason="") -> ModelVersion
@@ -26,7 +26,7 @@ Public API (the contract other packages code against; implemented in this packag
     reg.rollback(actor=, reason="") -> ModelVersion           production:current := previous
     reg.audit() -> list[dict]                                 append-only events: who, when, what, why
 
-Every error a user can cause is a RegistryError (an mlops.errors.MlopsError, exit code 1).
+Every error a user can cause is a RegistryError (an core.errors.MlopsError, exit code 1).
 """
 
 from registry.core import Registry, open_registry

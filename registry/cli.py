@@ -1,4 +1,4 @@
-"""CLI verbs registry (list, show, audit), promote and rollback."""
+"""CLI verbs registry list|show|audit (promote and rollback live with the promotion policy in deploy/)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from mlops.actor import default_actor
-from mlops.settings import Settings
+from core.settings import Settings
 from registry.core import Registry, open_registry
-from registry.errors import RefError
 from registry.refs import AREAS, REF_HELP
 from registry.version import ModelVersion
 
@@ -162,40 +160,6 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.promotion import check_promotion  # the promotion policy lives with deploy
-
-    reg = open_registry(settings)
-    mv = reg.resolve(args.ref)
-    if mv.area != "testing":
-        raise RefError(f"promote takes a testing ref (testing:N or testing:latest), not {args.ref!r}")
-    evidence = check_promotion(mv.manifest, args.approved_by, settings)
-    before = reg.pointer().get("current")
-    # Pin the number resolved above: testing:latest may move while we work.
-    promoted = reg.promote(mv.ref, actor=args.actor, reason=args.reason, evidence=evidence)
-    approval = {"approved_by": args.approved_by, "reason": args.reason, "evidence": evidence}
-    reg.annotate(promoted.ref, "approvals", approval, actor=args.actor)
-    if args.json:
-        _print_json(
-            {"promoted": promoted.ref, "from": mv.ref, "previous": before, "approved_by": args.approved_by}
-        )
-    else:
-        was = f"production:{before}" if before is not None else "nothing"
-        print(f"promoted {mv.ref} to {promoted.ref} (was {was}), approved by {args.approved_by}")
-    return 0
-
-
-def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    reg = open_registry(settings)
-    before = reg.pointer().get("current")
-    now = reg.rollback(actor=args.actor, reason=args.reason)
-    if args.json:
-        _print_json({"current": now.version, "rolled_back_from": before, "ref": now.ref})
-    else:
-        print(f"rolled production back from production:{before} to {now.ref}")
-    return 0
-
-
 def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -222,29 +186,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     audit = verbs.add_parser("audit", help="show the audit log", description="Who did what, when and why.")
     _add_json(audit)
     audit.set_defaults(handler=_audit)
-
-    promote = subparsers.add_parser(
-        "promote",
-        help="copy a tested version to production",
-        description="Copy a tested version to production after the promotion policy approves it.",
-    )
-    promote.add_argument("ref", metavar="REF", help="testing:N or testing:latest")
-    promote.add_argument("--approved-by", required=True, metavar="WHO", help="the approver (policy-checked)")
-    promote.add_argument("--reason", default="", help="why (kept in the audit log)")
-    promote.add_argument(
-        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
-    )
-    _add_json(promote)
-    promote.set_defaults(handler=_promote)
-
-    rollback = subparsers.add_parser(
-        "rollback",
-        help="point production back at the previous version",
-        description="Point production:current back at the version that was live before it.",
-    )
-    rollback.add_argument("--reason", default="", help="why (kept in the audit log)")
-    rollback.add_argument(
-        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
-    )
-    _add_json(rollback)
-    rollback.set_defaults(handler=_rollback)

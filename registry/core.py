@@ -10,16 +10,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from core.settings import Settings, load_settings
 from registry.checksums import describe_files
 from registry.errors import ConflictError, NotFoundError, RefError, RegistryError
 from registry.refs import AREAS, REF_HELP, Ref, parse_ref
 from registry.store import ObjectExists, Store, open_store
 from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
-
-if TYPE_CHECKING:
-    from mlops.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -49,15 +47,9 @@ def _loads(data: bytes, what: str) -> Any:
         raise RegistryError(f"{what} is not valid JSON; the registry is damaged: restore it") from None
 
 
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("MLOPS_HOME") or ".mlops") / "cache"
-
-
 def open_registry(settings: Settings) -> Registry:
-    """The registry named by settings (registry.uri, registry.model_name), caching under home."""
-    return Registry.open(
-        settings.registry_uri, settings.registry.model_name, cache_dir=settings.home / "cache"
-    )
+    """The registry named by settings (registry.uri, registry.model_name), caching in settings.cache_dir."""
+    return Registry.open(settings.registry_uri, settings.registry.model_name, cache_dir=settings.cache_dir)
 
 
 class Registry:
@@ -70,7 +62,8 @@ class Registry:
             )
         self.store = store
         self.name = model_name
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+        # No cache_dir: the one the settings name (home/cache, layered like every command's).
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else load_settings().cache_dir
         # Tests set this to inject a crash (raise) or a pause at a named step.
         self.fault_hook: Callable[[str], None] | None = None
 

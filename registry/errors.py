@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops.errors import MlopsError
+from core.errors import MlopsError
 
 
 class RegistryError(MlopsError):

@@ -1,13 +1,12 @@
 """A registry store in a GCS bucket: generation preconditions for CAS, server-side rewrites for copies.
 
-Talks to the real google-cloud-storage client. With STORAGE_EMULATOR_HOST set (tests,
-fake-gcs-server) it uses anonymous credentials; otherwise Application Default Credentials.
+Talks to the real google-cloud-storage client made by core.gcs (anonymous against an emulator,
+Application Default Credentials otherwise).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from core.gcs import CredentialsError, storage_client
 from registry.errors import RegistryError
 from registry.store import HashingWriter, ObjectExists, Store
 
@@ -56,21 +56,11 @@ def _gcs_errors(method: Callable[..., T]) -> Callable[..., T]:
 
 
 def _client() -> storage.Client:
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "mlops-local")
-        return storage.Client(project=project, credentials=AnonymousCredentials())
-    from google.auth.exceptions import DefaultCredentialsError
-
+    """The project's one client factory (core.gcs), its credential error as a RegistryError."""
     try:
-        return storage.Client()
-    except DefaultCredentialsError as exc:
-        first = str(exc).splitlines()[0]
-        raise RegistryError(
-            f"no Google credentials for the gs:// registry ({first}); run "
-            "'gcloud auth application-default login' or set GOOGLE_APPLICATION_CREDENTIALS"
-        ) from None
+        return storage_client()
+    except CredentialsError as exc:
+        raise RegistryError(f"registry: {exc}") from None
 
 
 class GcsStore(Store):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlops.settings import Settings
+from core.settings import Settings
 from training.cli import add_common_train_options, apply_train_options, json_on_gate_failure, print_summary
 
 

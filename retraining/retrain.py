@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from mlops.errors import MlopsError
-from mlops.preprocessing import PreprocessSpec
-from mlops.settings import Settings
+from core.errors import MlopsError
+from core.preprocessing import PreprocessSpec
+from core.settings import Settings
 from training.train import Log, log_stderr
 
 PARENT_REFS = ("production:current", "testing:latest")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gcs import fake_gcs  # noqa: F401  (session fixture: fake-gcs-server for any area)
 
+from core.settings import Settings, load_settings
 from mlops.cli import main
-from mlops.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from mlops.net import free_port
+from core.processes import free_port, terminate, wait_ready
 
 PROJECT = "mlops-test"
 
@@ -57,27 +55,12 @@ def running_fake_gcs(log_dir: Path) -> Iterator[FakeGcs]:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"fake-gcs-server exited with {proc.returncode}; see {log_path}")
-                try:
-                    with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"fake-gcs-server did not start on {url}; see {log_path}"
-                        ) from None
-                    time.sleep(0.1)
+            why = wait_ready(f"{url}/storage/v1/b", 20, lambda: proc.poll() is None, interval_s=0.1)
+            if why is not None:
+                raise RuntimeError(f"fake-gcs-server did not start on {url}: {why}; see {log_path}")
             yield FakeGcs(url)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc, 5)
 
 
 @pytest.fixture(scope="session")

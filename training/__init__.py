@@ -8,5 +8,5 @@ Public functions (the CLI is a thin wrapper over these):
     training.gate.decide(metrics, gate_settings, baseline) -> gate dict (docs/manifest.md)
     training.demo_data.write_demo_data(out, batch=1, per_class=150, size=64) -> counts
 The summary dict: {"ref", "version", "metrics", "gate", "report", "run_dir", "parent"}; a failed
-gate raises mlops.errors.CheckFailed (exit 3) with the same summary (ref None) as `.summary`.
+gate raises core.errors.CheckFailed (exit 3) with the same summary (ref None) as `.summary`.
 """

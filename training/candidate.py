@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlops.actor import default_actor
-from mlops.errors import CheckFailed, MlopsError
-from mlops.preprocessing import PreprocessSpec
-from mlops.settings import Settings
+from core.actor import default_actor
+from core.errors import CheckFailed, MlopsError
+from core.preprocessing import PreprocessSpec
+from core.settings import Settings
 from training.data import Dataset, Item, load_dataset
 from training.split import split_dataset, split_rule, write_test_split
 
@@ -29,7 +29,7 @@ class Prepared:
 
 def load_checked(settings: Settings, data_uri: str, log) -> Dataset:
     """Load a dataset and report what it holds and every file skipped."""
-    dataset = load_dataset(data_uri, settings.home / "cache")
+    dataset = load_dataset(data_uri, settings.cache_dir)
     counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts.items())
     log(
         f"dataset {dataset.uri}: {len(dataset.items)} images in {len(dataset.classes)} classes "

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlops.errors import CheckFailed, UsageError
-from mlops.settings import Settings
+from core.errors import CheckFailed, UsageError
+from core.settings import Settings
 
 ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")  # = training.model.ARCHITECTURES
 
@@ -97,7 +97,7 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.per_class < 3:
         raise UsageError("--per-class must be at least 3")
-    out = Path(args.out) if args.out else settings.home / "data" / "demo"
+    out = Path(args.out) if args.out else settings.demo_data_dir
     counts = write_demo_data(out, batch=args.batch, per_class=args.per_class, size=args.size)
     total = sum(counts.values())
     if args.json:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from mlops.errors import MlopsError
+from core.errors import MlopsError
 
 PROGRESS_EVERY = 2000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

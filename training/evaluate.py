@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops.preprocessing import PreprocessSpec
+from core.preprocessing import PreprocessSpec
 
 
 def predict_files(model, paths: Sequence[Path], spec: PreprocessSpec, batch_size: int = 64) -> np.ndarray:

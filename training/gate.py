@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops.settings import GateSettings
+from core.settings import GateSettings
 
 
 def decide(metrics: dict, gate: GateSettings, baseline: dict | None) -> dict:

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import sys
 from pathlib import Path
 
-from mlops.errors import MlopsError
-
-
-def _client():
-    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST), else default creds."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project="mlops-local", credentials=AnonymousCredentials())
-    return storage.Client()
+from core.errors import MlopsError
+from core.gcs import storage_client
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -45,7 +34,9 @@ def download_prefix(uri: str, cache_dir: Path) -> Path:
     bucket_name, prefix = split_uri(uri)
     local_root = cache_dir / "gcs" / bucket_name / prefix
     try:
-        blobs = [b for b in _client().list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")]
+        blobs = [
+            b for b in storage_client().list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")
+        ]
     except exceptions.NotFound:
         raise MlopsError(f"dataset {uri}: bucket {bucket_name!r} does not exist") from None
     except exceptions.GoogleAPICallError as exc:

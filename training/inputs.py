@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from mlops.preprocessing import PreprocessSpec, preprocess_image
+from core.preprocessing import PreprocessSpec, preprocess_image
 
 
 def image_dataset(
@@ -18,7 +18,7 @@ def image_dataset(
     shuffle_seed: int | None = None,
     cache: bool = True,
 ) -> tf.data.Dataset:
-    """(image, label) batches; images go through mlops.preprocessing exactly as the API does."""
+    """(image, label) batches; images go through core.preprocessing exactly as the API does."""
     ds = tf.data.Dataset.from_tensor_slices(
         (tf.constant([str(p) for p in paths], tf.string), tf.constant(list(labels), tf.int32))
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from mlops.errors import UsageError
+from core.errors import UsageError
 
 ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")
 
@@ -22,7 +22,7 @@ def _small_cnn(inputs: keras.KerasTensor) -> keras.KerasTensor:
 
 def _backbone(architecture: str, inputs: keras.KerasTensor, weights: str) -> keras.KerasTensor:
     shape = tuple(inputs.shape[1:])
-    # Inputs are in [0, 1] (mlops.preprocessing); each backbone expects its own scale.
+    # Inputs are in [0, 1] (core.preprocessing); each backbone expects its own scale.
     if architecture == "mobilenet_v3_small":
         x = keras.layers.Rescaling(2.0, offset=-1.0)(inputs)  # [-1, 1] without built-in preprocessing
         base = keras.applications.MobileNetV3Small(

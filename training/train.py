@@ -7,8 +7,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from mlops.preprocessing import PreprocessSpec
-from mlops.settings import Settings
+from core.preprocessing import PreprocessSpec
+from core.settings import Settings
 
 Log = Callable[[str], None]
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mlops.settings import Settings
+from core.settings import Settings
 
 
 def _test_model(args: argparse.Namespace, settings: Settings) -> int:

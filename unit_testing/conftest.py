@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mlops.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from unit_testing.data import SplitImage, load_test_split
 from unit_testing.serving import load_served_model
 

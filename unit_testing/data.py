@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.gcs import storage_client
 
 
 class SplitError(Exception):
@@ -21,22 +22,11 @@ class SplitImage:
     data: bytes
 
 
-def _gcs_client():
-    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST), else default creds."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project="mlops-local", credentials=AnonymousCredentials())
-    return storage.Client()
-
-
 def _reader(uri: str):
     """A function relpath → bytes for a local folder, file:// or gs:// dataset."""
     if uri.startswith("gs://"):
         bucket_name, _, prefix = uri[len("gs://") :].partition("/")
-        bucket = _gcs_client().bucket(bucket_name)
+        bucket = storage_client().bucket(bucket_name)
         return lambda rel: bucket.blob(f"{prefix.rstrip('/')}/{rel}".lstrip("/")).download_as_bytes()
     root = Path(uri.removeprefix("file://"))
     return lambda rel: (root / rel).read_bytes()

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import CheckFailed, MlopsError
-from mlops.settings import SECRET_FIELDS, Settings
+from core.errors import CheckFailed, MlopsError
+from core.settings import Settings, settings_env
 
 SUITE_DIR = Path(__file__).resolve().parent
 SUITE_NAME = "unit_testing"
@@ -35,23 +35,6 @@ class SuiteResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as MLOPS_* variables, so a child process sees exactly what we see."""
-    env = {"MLOPS_HOME": str(settings.home.resolve()), "MLOPS_REGISTRY": settings.registry_uri}
-    for section in dataclasses.fields(settings):
-        value = getattr(settings, section.name)
-        if not dataclasses.is_dataclass(value):
-            continue
-        for item in dataclasses.fields(value):
-            if (section.name, item.name) in SECRET_FIELDS:
-                continue  # secrets stay in the environment they came from
-            raw = getattr(value, item.name)
-            text = ",".join(raw) if isinstance(raw, tuple) else str(raw)
-            env[f"MLOPS_{section.name.upper()}_{item.name.upper()}"] = text
-    env.pop("MLOPS_REGISTRY_URI", None)  # MLOPS_REGISTRY carries the resolved root
-    return env
 
 
 def parse_measurements(path: Path) -> dict[str, float | str]:
@@ -134,7 +117,7 @@ def run_suite(
     actor: str | None = None,
 ) -> SuiteResult:
     """Run the suite on a registry version, record the result on it, and return it."""
-    from mlops.actor import default_actor
+    from core.actor import default_actor
     from registry import open_registry
 
     reg = open_registry(settings)

@@ -6,7 +6,7 @@ import pwd
 
 import pytest
 
-from mlops.actor import default_actor
+from core.actor import default_actor
 
 
 def test_jenkins_build_user_wins(monkeypatch: pytest.MonkeyPatch) -> None:

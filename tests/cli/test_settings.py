@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import UsageError
-from mlops.settings import load_settings
+from core.errors import UsageError
+from core.settings import load_settings
 
 
 def test_defaults_need_no_file_or_env():
@@ -61,3 +61,40 @@ def test_bad_setting_from_cli_exits_2(cli, monkeypatch):
     assert result.code == 2
     assert "MLOPS_TRAIN_EPOCHS: cannot read 'lots' as int" in result.err
     assert cli("rollback", "--help").code == 0  # --help never needs settings
+
+
+def test_every_home_path_follows_the_home_setting(tmp_path: Path):
+    """The paths under the home folder move with MLOPS_HOME; each is where the docs say it is."""
+    home = tmp_path / "state"
+    settings = load_settings(env={"MLOPS_HOME": str(home)})
+    assert {
+        "registry_dir": settings.registry_dir,
+        "cache_dir": settings.cache_dir,
+        "runs_dir": settings.runs_dir,
+        "reports_dir": settings.reports_dir,
+        "outbox": settings.outbox,
+        "demo_data_dir": settings.demo_data_dir,
+        "deploy_state": settings.deploy_state,
+        "deploy_logs": settings.deploy_logs,
+    } == {
+        "registry_dir": home / "registry",
+        "cache_dir": home / "cache",
+        "runs_dir": home / "runs",
+        "reports_dir": home / "reports",
+        "outbox": home / "outbox",
+        "demo_data_dir": home / "data" / "demo",
+        "deploy_state": home / "deploy" / "local.json",
+        "deploy_logs": home / "deploy" / "logs",
+    }
+    assert settings.registry_uri == f"file://{home.resolve()}/registry"
+
+
+def test_a_registry_opened_without_a_cache_dir_caches_where_the_settings_say(tmp_path, monkeypatch):
+    """registry/ reads no MLOPS_HOME itself: a config file's home reaches it through the settings."""
+    from registry import Registry
+
+    monkeypatch.delenv("MLOPS_HOME", raising=False)
+    (tmp_path / "conf.toml").write_text(f'home = "{tmp_path / "from-file"}"\n')
+    monkeypatch.setenv("MLOPS_CONFIG", str(tmp_path / "conf.toml"))
+    reg = Registry.open(f"file://{tmp_path / 'reg'}", "xray")
+    assert reg.cache_dir == tmp_path / "from-file" / "cache"

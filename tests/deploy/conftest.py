@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy import local, sockets
+from core.processes import alive, free_port, terminate
+from core.settings import Settings, load_settings
+from deploy import local
 from deploy.k8s import kubectl_path
-from mlops.net import free_port
-from mlops.settings import Settings, load_settings
 
 STANDIN = Path(__file__).with_name("standin_serve.py")
 KUBECTL_STANDIN = Path(__file__).with_name("kubectl_standin.py")
@@ -58,10 +58,10 @@ def _no_process_left(_isolated_env: None) -> Iterator[None]:
     leftovers = {
         pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         for pid in _started_here(os.environ["MLOPS_HOME"])
-        if sockets.alive(pid)
+        if alive(pid)
     }
     for pid in leftovers:
-        sockets.terminate(pid, 5)
+        terminate(pid, 5)
     assert not leftovers, f"processes left running (now stopped): {leftovers}"
 
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
+from core.settings import load_settings
 from deploy import k8s, local
-from deploy.local import Model
-from mlops.settings import load_settings
+from deploy.model import Model
 
 
 def model(version: int) -> Model:

@@ -10,8 +10,9 @@ from collections import Counter
 import pytest
 import requests
 
-from deploy import local, sockets
-from deploy.local import Model
+from core import processes
+from deploy import local
+from deploy.model import Model
 from deploy.smoke import probe_image
 
 pytestmark = pytest.mark.slow
@@ -94,8 +95,8 @@ def test_switch_under_load_drops_no_request(local_api, keepalive):
     assert current_version(second.url) == 2
     state = local.load_state(local_api)
     assert state["current"]["version"] == 2 and state["previous"]["version"] == 1
-    assert not sockets.alive(first.server.pid)
-    assert sockets.alive(second.server.pid)
+    assert not processes.alive(first.server.pid)
+    assert processes.alive(second.server.pid)
 
 
 def test_server_that_cannot_load_leaves_the_old_one_serving(local_api, monkeypatch):
@@ -122,7 +123,7 @@ def test_smoke_failure_rolls_back(local_api, monkeypatch, env, expected):
     failed = local.deploy_local(local_api, model(5))
     assert not failed.ok
     assert expected in failed.detail
-    assert failed.server.pid == first.server.pid and sockets.alive(first.server.pid)
+    assert failed.server.pid == first.server.pid and processes.alive(first.server.pid)
     assert current_version(first.url) == 1
 
 
@@ -138,7 +139,7 @@ def test_stop_releases_the_port(local_api):
     first = local.deploy_local(local_api, model(1))
     assert first.ok, first.detail
     assert local.stop_local(local_api).startswith("stopped API pid")
-    assert not sockets.alive(first.server.pid)
+    assert not processes.alive(first.server.pid)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{first.url}/readyz", timeout=5)
     assert local.stop_local(local_api) == "the local API was not running"
@@ -172,7 +173,7 @@ def test_concurrent_deploys_take_turns(local_api):
     last = state["current"]["version"]
     assert last in (2, 3) and state["previous"]["version"] == 5 - last, (state, outcomes)
     assert current_version(first.url) == last
-    alive = [o.server.pid for o in outcomes.values() if sockets.alive(o.server.pid)]
+    alive = [o.server.pid for o in outcomes.values() if processes.alive(o.server.pid)]
     assert alive == [state["current"]["pid"]]
 
 

@@ -9,9 +9,9 @@ import pytest
 from test_deploy_local import Load
 
 import registry
+from core.processes import free_port
+from core.settings import load_settings
 from deploy import local
-from mlops.net import free_port
-from mlops.settings import load_settings
 
 pytestmark = pytest.mark.slow
 

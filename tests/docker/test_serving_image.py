@@ -18,7 +18,7 @@ import pytest
 from containers import API_IMAGE, Container, config_maps, container_state, docker, http, one, render
 from podspec import docker_run_for
 
-from mlops.net import free_port
+from core.processes import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 OVERLAYS = ["staging", "production"]

@@ -11,13 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from mlops.net import free_port
+from core.processes import free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -104,14 +103,7 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     try:
         assert deployed.returncode == 0, "local deploy failed"
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(1)
+        wait_ready(f"{base}/readyz", 120, interval_s=1)
         image = an_image(dataset)
         with image.open("rb") as handle:
             response = requests.post(f"{base}/predict", files={"file": (image.name, handle)}, timeout=30)

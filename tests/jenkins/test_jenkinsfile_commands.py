@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
 from mlops import pipeline as local_pipeline
 from mlops.cli import build_parser
-from mlops.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 GROOVY_FILES = [ROOT / "Jenkinsfile", *sorted((ROOT / "jenkins" / "jobs").glob("*.groovy"))]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import MlopsError
+from core.errors import MlopsError
 from mlops.pipeline import PipelineRun, Stage, _last_json, _Stop, registered_ref
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.settings import DeploySettings, Settings
 from deploy.k8s import kubectl_path
-from mlops.settings import DeploySettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,8 @@ import numpy as np
 import requests
 from PIL import Image
 
-from mlops.net import free_port
+from core.processes import free_port, terminate
+from core.processes import wait_ready as wait_until_ready
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
 MODEL_NAME = "xray-classifier"
@@ -65,27 +65,16 @@ def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int =
 
 
 def wait_ready(server: Server, deadline: float) -> None:
-    """Poll /readyz until it answers 200, the server exits, or the deadline passes."""
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}"
-            )
-        try:
-            if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # the socket is bound before the workers finish loading the model
-        time.sleep(0.5)
-    raise RuntimeError(f"server not ready in time:\n{server.log.read_text()[-3000:]}")
+    """Wait until /readyz answers 200; raise with the server's log when it exits or the deadline passes."""
+    why = wait_until_ready(
+        server.url + "/readyz", deadline - time.monotonic(), lambda: server.process.poll() is None, 0.5
+    )
+    if why is not None:
+        raise RuntimeError(
+            f"server {why} (exit code {server.process.poll()}):\n{server.log.read_text()[-3000:]}"
+        )
 
 
 def stop_server(server: Server) -> None:
-    """SIGTERM `mlops serve` (forwarded to gunicorn), then SIGKILL if it lingers."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
+    """SIGTERM `mlops serve` (gunicorn, exec'd), then SIGKILL if it lingers."""
+    terminate(server.process, 30)

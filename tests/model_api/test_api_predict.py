@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from api_testlib import CLASSES, MODEL_NAME, image_bytes
 
-from mlops.preprocessing import preprocess_image
+from core.preprocessing import preprocess_image
 
 
 def expected_probabilities(bundle, data: bytes) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope
 
-from mlops.net import free_port
+from core.processes import free_port
 from registry import open_registry
 
 

@@ -151,3 +151,16 @@ def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(cli, se
     )
     text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "deployed"))))
     assert "Deployed:       local: ok at " in text
+
+
+def test_the_pipelines_send_distinct_events_and_the_candidate_one_offers_approval(cli, make_version):
+    """The code/data pipelines' email (a candidate awaiting approval) is not the tests pipeline's."""
+    from mlops.notify import EVENT_CANDIDATE, EVENT_TESTS, EVENTS
+
+    assert EVENT_CANDIDATE != EVENT_TESTS and {EVENT_CANDIDATE, EVENT_TESTS} <= set(EVENTS)
+    ref = make_version(tests=PASSED)
+    msg = _read(_outbox_file(cli("notify", ref, "--event", EVENT_CANDIDATE)))
+    assert msg["X-Mlops-Event"] == "candidate"
+    subject = "[mlops] xray-classifier v1: passed the gate and the model tests: awaiting approval"
+    assert msg["Subject"] == subject
+    assert "mlops promote testing:1 --approved-by product-owner" in _parts(msg)[0]

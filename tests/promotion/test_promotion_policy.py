@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import CheckFailed, MlopsError
 from deploy.promotion import check_promotion
-from mlops.errors import CheckFailed, MlopsError
 from registry import open_registry
 
 PASSED_TESTS = {"passed": True, "suite": "unit_testing", "summary": {"passed": 12, "failed": 0, "errors": 0}}

@@ -283,7 +283,7 @@ def test_missing_google_credentials_is_a_clear_error(monkeypatch, tmp_path):
 def test_unreachable_gcs_fails_in_seconds_with_one_line(monkeypatch, cli):
     import time
 
-    from mlops.net import free_port
+    from core.processes import free_port
 
     port = free_port()  # closed again: nothing listens there
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from mlops.errors import MlopsError
+from core.errors import MlopsError
 from training.data import load_dataset, scan_folder
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops.settings import GateSettings
+from core.settings import GateSettings
 from training.evaluate import compute_metrics
 from training.gate import decide, describe
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import MlopsError
+from core.errors import MlopsError
 from training.data import load_dataset
 
 pytestmark = pytest.mark.gcs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops.errors import UsageError
+from core.errors import UsageError
 from training.model import build_model
 
 

@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from mlops.errors import UsageError
-from mlops.preprocessing import PreprocessSpec
-from mlops.settings import load_settings
+from core.errors import UsageError
+from core.preprocessing import PreprocessSpec
+from core.settings import load_settings
 from training.candidate import prepare_data
 from training.cli import apply_train_options
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlops.preprocessing import PreprocessSpec, preprocess_image
+from core.preprocessing import PreprocessSpec, preprocess_image
 from training.inputs import image_dataset
 
 

@@ -62,7 +62,7 @@ def _build_model(degraded: bool):
 def _metrics(model, dataset: Path, entries: list[dict[str, str]]) -> dict[str, Any]:
     import tensorflow as tf
 
-    from mlops.preprocessing import PreprocessSpec, preprocess_image
+    from core.preprocessing import PreprocessSpec, preprocess_image
 
     spec = PreprocessSpec(IMAGE_SIZE, 1)
     batch = tf.stack(

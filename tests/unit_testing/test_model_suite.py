@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings, settings_env
 from deploy.promotion import check_promotion
-from mlops.settings import load_settings
 from registry import open_registry
-from unit_testing.runner import parse_junit, settings_env
+from unit_testing.runner import parse_junit
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import UsageError
+from core.errors import UsageError
 
 # Short names for the settings people set most; each maps to (section, field).
 ENV_SHORTCUTS = {
@@ -122,18 +122,73 @@ class Settings:
     model_tests: ModelTestSettings = field(default_factory=ModelTestSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
 
+    # Every path under the home folder is defined here and nowhere else.
+    @property
+    def registry_dir(self) -> Path:
+        """The default local registry folder (used when registry.uri is empty)."""
+        return self.home / "registry"
+
     @property
     def registry_uri(self) -> str:
         """The registry root, defaulting to a folder under home."""
-        return self.registry.uri or f"file://{(self.home / 'registry').resolve()}"
+        return self.registry.uri or f"file://{self.registry_dir.resolve()}"
 
     @property
-    def outbox(self) -> Path:
-        return self.home / "outbox"
+    def cache_dir(self) -> Path:
+        """Verified registry downloads and gs:// dataset mirrors."""
+        return self.home / "cache"
 
     @property
     def runs_dir(self) -> Path:
+        """One folder per training run (candidate, report, plots) and default JUnit files."""
         return self.home / "runs"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where pipelines write JUnit XML and other evidence (the Jenkinsfile archives reports/)."""
+        return self.home / "reports"
+
+    @property
+    def outbox(self) -> Path:
+        """Emails as .eml files when no SMTP host is set."""
+        return self.home / "outbox"
+
+    @property
+    def demo_data_dir(self) -> Path:
+        """Where `mlops demo-data` writes and `mlops pipeline code` looks for demo data by default."""
+        return self.home / "data" / "demo"
+
+    @property
+    def deploy_dir(self) -> Path:
+        """The local deployment's state file, lock and server logs."""
+        return self.home / "deploy"
+
+    @property
+    def deploy_state(self) -> Path:
+        """The local deployment's state: socket holder, current and previous server."""
+        return self.deploy_dir / "local.json"
+
+    @property
+    def deploy_logs(self) -> Path:
+        """Logs of the local API servers and the socket holder."""
+        return self.deploy_dir / "logs"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as MLOPS_* variables, so a child process sees exactly what we see (secrets aside)."""
+    env = {"MLOPS_HOME": str(settings.home.resolve()), "MLOPS_REGISTRY": settings.registry_uri}
+    for section in dataclasses.fields(settings):
+        value = getattr(settings, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for item in dataclasses.fields(value):
+            if (section.name, item.name) in SECRET_FIELDS:
+                continue  # secrets stay in the environment they came from
+            raw = getattr(value, item.name)
+            text = ",".join(raw) if isinstance(raw, tuple) else str(raw)
+            env[f"MLOPS_{section.name.upper()}_{item.name.upper()}"] = text
+    env.pop("MLOPS_REGISTRY_URI", None)  # MLOPS_REGISTRY carries the resolved root
+    return env
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:

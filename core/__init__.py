@@ -1,0 +1,15 @@
+"""The ground floor every other package stands on; it imports nothing else of this project.
+
+    core.settings       Settings (layered: defaults → mlops.toml → MLOPS_* → options) and every
+                        path under the home folder
+    core.errors         MlopsError and its exit codes (0 ok, 1 error, 2 usage, 3 check failed)
+    core.preprocessing  the one image preprocessing function (training, tests and the API)
+    core.actor          who is acting, for the audit log
+    core.processes      free loopback port, "wait until ready", "terminate then kill"
+    core.gcs            the one google-cloud-storage client factory
+
+Importing `core` loads none of these (TensorFlow and google-cloud-storage stay unloaded).
+See docs/architecture.md for the layers above.
+"""
+
+__version__ = "0.1.0"
