@@ -10,19 +10,8 @@ stamp_dir="$venv/.stamps"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-need_root_apt() {
-    # Installs Debian packages that are missing; only possible as root (CI, containers).
-    local missing=()
-    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "missing Debian packages: ${missing[*]} (install them with: sudo apt-get install ${missing[*]})" >&2
-        return 0
-    fi
-    log "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 if [ ! -x "$venv/bin/python" ]; then
     log "creating $venv"
@@ -49,7 +38,7 @@ fi
 
 if [ "$mode" = "test" ]; then
     # Browser tests drive Debian's Chromium; the Jenkinsfile lint runs on Java 17.
-    need_root_apt chromium chromium-driver openjdk-17-jre-headless
+    need_root_apt chromium chromium-driver openjdk-17-jre-headless || true
     if [ -f package-lock.json ]; then
         if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
             log "npm ci (npm-groovy-lint)"

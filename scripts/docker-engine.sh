@@ -8,23 +8,18 @@
 set -euo pipefail
 dir="${MLOPS_DOCKERD_DIR:-/tmp/mlops-dockerd}"
 pidfile="$dir/dockerd.pid"
+# shellcheck source=scripts/apt.sh
+source "$(dirname "$0")/apt.sh"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 engine_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
 install_packages() {
-    # Debian's engine and debootstrap (the local base image); only possible as root.
-    local missing=()
-    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-    command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "docker-engine: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or start Docker" >&2
-        exit 1
-    fi
-    log "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's engine and debootstrap (the local base image), unless an engine is installed otherwise.
+    local wanted=()
+    command -v dockerd >/dev/null 2>&1 || wanted+=(docker.io)
+    command -v debootstrap >/dev/null 2>&1 || wanted+=(debootstrap)
+    [ ${#wanted[@]} -eq 0 ] || need_root_apt "${wanted[@]}" || exit 1
 }
 
 start() {
