@@ -60,47 +60,21 @@ def _build_model(degraded: bool):
 
 
 def _metrics(model, dataset: Path, entries: list[dict[str, str]]) -> dict[str, Any]:
-    import tensorflow as tf
+    """The metrics training records, computed by training's own evaluation (not a copy of it)."""
+    from core.preprocessing import PreprocessSpec
+    from training.evaluate import evaluate_model
 
-    from core.preprocessing import PreprocessSpec, preprocess_image
-
-    spec = PreprocessSpec(IMAGE_SIZE, 1)
-    batch = tf.stack(
-        [preprocess_image(tf.constant((dataset / e["path"]).read_bytes()), spec) for e in entries]
-    )
-    predicted = np.asarray(model(batch, training=False)).argmax(axis=1)
-    truth = np.array([CLASSES.index(e["label"]) for e in entries])
-    confusion = np.zeros((3, 3), int)
-    for t, p in zip(truth, predicted, strict=True):
-        confusion[t, p] += 1
-    per_class = {}
-    for i, name in enumerate(CLASSES):
-        tp = confusion[i, i]
-        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
-        recall = tp / confusion[i].sum()
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "support": int(confusion[i].sum()),
-        }
-    return {
-        "accuracy": float(np.mean(predicted == truth)),
-        "per_class": per_class,
-        "confusion_matrix": confusion.tolist(),
-        "labels": CLASSES,
-    }
+    paths = [dataset / e["path"] for e in entries]
+    labels = [e["label"] for e in entries]
+    return evaluate_model(model, CLASSES, paths, labels, PreprocessSpec(IMAGE_SIZE, 1))
 
 
 def _gate(metrics: dict[str, Any]) -> dict[str, Any]:
-    reasons = []
-    if metrics["accuracy"] < 0.8:
-        reasons.append(f"accuracy {metrics['accuracy']:.3f} < 0.800")
-    low = [c for c, m in metrics["per_class"].items() if m["recall"] < 0.6]
-    if low:
-        reasons.append(f"recall below 0.60 for {', '.join(low)}")
-    return {"passed": not reasons, "reasons": reasons, "criteria": [], "baseline": None}
+    """The gate decision training records, from the real gate with the default thresholds."""
+    from core.settings import GateSettings
+    from training.gate import decide
+
+    return decide(metrics, GateSettings(), baseline=None)
 
 
 def build_version(root: Path, dataset: Path, entries: list[dict[str, str]], degraded: bool) -> Path:
