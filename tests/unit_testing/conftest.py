@@ -59,14 +59,20 @@ def _build_model(degraded: bool):
     return model
 
 
-def _metrics(model, dataset: Path, entries: list[dict[str, str]]) -> dict[str, Any]:
-    """The metrics training records, computed by training's own evaluation (not a copy of it)."""
+def _evaluate(model, dataset: Path, entries: list[dict[str, str]], folder: Path) -> dict[str, Any]:
+    """What training records for the version, by training's own code (not a copy of it): the
+    metrics on the test split, and the golden examples kept in folder/golden/."""
     from core.preprocessing import PreprocessSpec
-    from training.evaluate import evaluate_model
+    from core.settings import ModelTestSettings
+    from training.evaluate import metrics_from_probabilities, predict_files
+    from training.golden import write_golden
 
-    paths = [dataset / e["path"] for e in entries]
+    files = [dataset / e["path"] for e in entries]
     labels = [e["label"] for e in entries]
-    return evaluate_model(model, CLASSES, paths, labels, PreprocessSpec(IMAGE_SIZE, 1))
+    probs = predict_files(model, files, PreprocessSpec(IMAGE_SIZE, 1))
+    per_class = ModelTestSettings().golden_per_class
+    write_golden(folder, files, [e["path"] for e in entries], labels, probs, CLASSES, per_class)
+    return metrics_from_probabilities(probs, CLASSES, labels)
 
 
 def _gate(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +89,7 @@ def build_version(root: Path, dataset: Path, entries: list[dict[str, str]], degr
     root.mkdir(parents=True)
     model.save(root / "model.keras")
     (root / "test_split.json").write_text(json.dumps(entries))
-    metrics = _metrics(model, dataset, entries)
+    metrics = _evaluate(model, dataset, entries, root)
     (root / "report.html").write_text(f"<html><body>accuracy {metrics['accuracy']:.3f}</body></html>")
     manifest = {
         "model_file": "model.keras",
