@@ -174,13 +174,19 @@ def rollout_undo(key: str, name: str) -> tuple[int, str]:
     return 0, f"deployment.apps/{name} rolled back"
 
 
-def rollout_status(key: str, name: str) -> int:
+def _deployment(key: str, name: str) -> dict[str, Any] | None:
+    """The Deployment as the cluster holds it; None (with kubectl's NotFound line) when it is not there."""
     deployment = load_cluster()["objects"].get(key)
     if deployment is None:
         print(f'Error from server (NotFound): deployments.apps "{name}" not found', file=sys.stderr)
+    return deployment
+
+
+def rollout_status(key: str, name: str) -> int:
+    deployment = _deployment(key, name)
+    if deployment is None:
         return 1
-    replicas = deployment["spec"].get("replicas", 1)
-    waiting = f"0 of {replicas} updated replicas are available..."
+    waiting = f"0 of {deployment['spec'].get('replicas', 1)} updated replicas are available..."
     print(f'Waiting for deployment "{name}" rollout to finish: {waiting}')
     if fails_once("status"):
         print(f'error: deployment "{name}" exceeded its progress deadline', file=sys.stderr)
@@ -190,12 +196,10 @@ def rollout_status(key: str, name: str) -> int:
 
 
 def get_json(key: str, name: str) -> int:
-    deployment = load_cluster()["objects"].get(key)
+    deployment = _deployment(key, name)
     if deployment is None:
-        print(f'Error from server (NotFound): deployments.apps "{name}" not found', file=sys.stderr)
         return 1
-    replicas = deployment["spec"].get("replicas", 1)
-    generation = deployment["metadata"]["generation"]
+    replicas, generation = deployment["spec"].get("replicas", 1), deployment["metadata"]["generation"]
     status = {"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas}
     print(json.dumps({**deployment, "status": status}, indent=4))
     return 0
