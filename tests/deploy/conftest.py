@@ -62,7 +62,7 @@ def _no_process_left(_isolated_env: None) -> Iterator[None]:
         if alive(pid)
     }
     for pid in leftovers:
-        terminate(pid, 5)
+        terminate(pid, 5, group=True)
     assert not leftovers, f"processes left running (now stopped): {leftovers}"
 
 
