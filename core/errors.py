@@ -1,4 +1,4 @@
-"""Errors that reach a user, each with the exit code the CLI returns (DESIGN.md: CLI)."""
+"""Errors that reach a user, each with the exit code the CLI returns (docs/architecture.md: exit codes)."""
 
 from __future__ import annotations
 

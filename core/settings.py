@@ -91,6 +91,8 @@ class ModelTestSettings:
     robustness_min_agreement: float = 0.90  # share of variants (channels, resolution) keeping the label
     sample_size: int = 64  # test images used by the robustness, determinism and latency tests
     api_start_timeout_s: int = 180  # `test-model --with-api`: wait this long for /readyz
+    golden_per_class: int = 3  # held-out test images per class kept with each version as golden examples
+    golden_versions: int = 3  # a version must keep the golden labels of this many earlier versions
 
 
 @dataclass(frozen=True)

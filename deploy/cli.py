@@ -43,6 +43,12 @@ def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None
     print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
 
+def _report(args: argparse.Namespace, payload: dict[str, Any], ok: bool, done: str, failed: str) -> int:
+    """Print a deployment's outcome (JSON or one line); its exit code."""
+    _print(args, payload, done if ok else failed)
+    return 0 if ok else EXIT_ERROR
+
+
 def _local(args: argparse.Namespace, settings: Settings) -> int:
     from deploy import local
 
@@ -63,11 +69,8 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
         "target": "local", "ok": outcome.ok, "model": asdict(model), **detail,
         "smoke": outcome.smoke.failures if outcome.smoke else None,
     }  # fmt: skip
-    if outcome.ok:
-        _print(args, payload, f"deployed {model.name} v{model.version} ({model.ref}) at {outcome.url}")
-        return 0
-    _print(args, payload, f"deploy FAILED and was rolled back: {outcome.detail}")
-    return EXIT_ERROR
+    done = f"deployed {model.name} v{model.version} ({model.ref}) at {outcome.url}"
+    return _report(args, payload, outcome.ok, done, f"deploy FAILED and was rolled back: {outcome.detail}")
 
 
 def _k8s(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,11 +103,8 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
     payload = {"target": "k8s", "overlay": overlay, "namespace": outcome.namespace, "ok": outcome.ok,
                "model": asdict(model), "image_tag": tag, "detail": outcome.detail,
                "commands": [shlex.join(c) for c in outcome.commands]}  # fmt: skip
-    if outcome.ok:
-        _print(args, payload, f"deployed {model.name} v{model.version} to {target}: {outcome.detail}")
-        return 0
-    _print(args, payload, f"deploy FAILED: {outcome.detail}")
-    return EXIT_ERROR
+    done = f"deployed {model.name} v{model.version} to {target}: {outcome.detail}"
+    return _report(args, payload, outcome.ok, done, f"deploy FAILED: {outcome.detail}")
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:

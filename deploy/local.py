@@ -151,7 +151,8 @@ def start_server(settings: Settings, model: Model, listener: socket.socket, host
 
 
 def _stop(server: Server, settings: Settings) -> None:
-    graceful = terminate(server.pid, settings.deploy.stop_timeout_s)
+    # sockets.spawn made the server a process-group leader: a SIGKILL reaches its workers too.
+    graceful = terminate(server.pid, settings.deploy.stop_timeout_s, group=True)
     _say(f"stopped pid {server.pid} (v{server.version})" + ("" if graceful else " by SIGKILL"))
 
 
@@ -284,7 +285,7 @@ def _stop_local(settings: Settings) -> str:
     state = load_state(settings)
     stopped = []
     if state.get("current") and alive(state["current"]["pid"]):
-        terminate(state["current"]["pid"], settings.deploy.stop_timeout_s)
+        terminate(state["current"]["pid"], settings.deploy.stop_timeout_s, group=True)
         stopped.append(f"API pid {state['current']['pid']} (v{state['current']['version']})")
     if state.get("holder") and alive(state["holder"]["pid"]):
         sockets.stop_holder(state["holder"]["control"], state["holder"]["pid"])

@@ -69,7 +69,7 @@ def stop_holder(control: str, pid: int) -> None:
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     if alive(pid):
-        terminate(pid, 5)
+        terminate(pid, 5, group=True)
 
 
 def start_holder(host: str, port: int, control: str, log: Path) -> int:

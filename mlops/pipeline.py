@@ -199,14 +199,18 @@ def deploy_stages(ref: str, approver: str, deploy: bool = True) -> list[Stage]:
 
 
 def tests_ref(settings: Settings) -> str:
-    """The version the tests pipeline checks: production:current, else testing:latest."""
-    from registry import open_registry
+    """The version the tests pipeline checks: production:current, else testing:latest.
+
+    The one place this is decided: `mlops pipeline tests` uses it, and the Jenkinsfile asks for it
+    with `mlops pipeline tests --print-model-ref`.
+    """
+    from registry import NotFoundError, open_registry
 
     registry = open_registry(settings)
     try:
         registry.resolve("production:current")
         return "production:current"
-    except MlopsError:
+    except NotFoundError:  # production is empty (other errors, e.g. no network, must not hide)
         return "testing:latest"
 
 
@@ -299,6 +303,13 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
 
 
 def _handle(args: argparse.Namespace, settings: Settings) -> int:
+    if args.print_model_ref:
+        if args.pipeline != "tests" or args.data or args.approve_as or args.deploy:
+            raise UsageError(
+                "--print-model-ref goes with the tests pipeline alone: mlops pipeline tests --print-model-ref"
+            )
+        print(tests_ref(settings))
+        return EXIT_OK
     return run_pipeline(args, settings)
 
 
@@ -325,5 +336,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--deploy", action="store_true", help="with --approve-as: also deploy the local API on it"
+    )
+    parser.add_argument(
+        "--print-model-ref",
+        action="store_true",
+        help="tests only: print the ref the tests pipeline checks (production:current, else "
+        "testing:latest) and run nothing; the Jenkinsfile uses it",
     )
     parser.set_defaults(handler=_handle)

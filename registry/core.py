@@ -471,3 +471,12 @@ class Registry:
         if mv.area == "local":
             return verify_local(mv, dest)
         return fetch_version(self, mv, dest)
+
+    def read_file(self, ref: str, rel: str) -> bytes:
+        """One file of a registered version (e.g. golden/golden.json), verified against its manifest."""
+        from registry.fetch import read_verified
+
+        mv = self.resolve(ref)
+        if mv.area == "local":
+            raise RefError(f"read_file takes a registry ref (testing:N, production:N), not the file {ref!r}")
+        return read_verified(self, mv, rel)

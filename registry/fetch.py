@@ -7,6 +7,7 @@ re-downloads (and re-verifies) anything else, so a cache hit costs a few stat ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -134,3 +135,21 @@ def verify_local(mv: ModelVersion, dest: Path | None) -> LocalModel:
         shutil.copyfile(path, dest / path.name)
         path = dest / path.name
     return LocalModel(path.parent, path, manifest, 0)
+
+
+def read_verified(reg: Registry, mv: ModelVersion, rel: str) -> bytes:
+    """The bytes of one file of a version, checked against the size and sha256 in its manifest."""
+    meta = mv.manifest.get("files", {}).get(rel)
+    if meta is None:
+        raise NotFoundError(f"{mv.ref} has no file {rel} (its manifest does not list it)")
+    data = reg.store.read(f"{mv.area}/{reg.name}/{mv.version}/{rel}")
+    if data is None:
+        raise IntegrityError(
+            f"{mv.ref}: file {rel} listed in the manifest is missing from {reg.uri}; restore it"
+        )
+    if len(data) != meta["size"] or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise IntegrityError(
+            f"{mv.ref}: file {rel} does not match the sha256 and size in its manifest: "
+            "the registry copy is corrupt or tampered; do not use it"
+        )
+    return data

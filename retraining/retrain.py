@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from core.errors import MlopsError
 from core.preprocessing import PreprocessSpec
@@ -44,9 +43,9 @@ def retrain_and_register(
     import keras
 
     from registry import open_registry
-    from training.candidate import finish_candidate, load_checked, prepare_data
+    from training.candidate import load_checked, prepare_data
     from training.split import split_rule
-    from training.train import fit
+    from training.train import fit_and_register
 
     cfg = settings.train
     ref, parent = find_parent(open_registry(settings))
@@ -91,28 +90,18 @@ def retrain_and_register(
         f"fine-tuning {parent_info['ref']} for up to {cfg.fine_tune_epochs} epochs "
         f"at learning rate {cfg.fine_tune_learning_rate}"
     )
-    started = time.perf_counter()
-    history = fit(
-        model,
-        prepared.tf_data,
-        epochs=cfg.fine_tune_epochs,
-        learning_rate=cfg.fine_tune_learning_rate,
-        patience=cfg.early_stopping_patience,
-        log=log,
-    )
     params = {
         **dataclasses.asdict(cfg),
         **spec.to_dict(),
         "mode": "retrain",
         "architecture": manifest.get("params", {}).get("architecture", cfg.architecture),
-        "epochs_run": len(history.get("loss", [])),
-        "train_seconds": round(time.perf_counter() - started, 2),
     }
-    return finish_candidate(
+    return fit_and_register(
         settings,
         prepared,
         model,
-        history,
+        epochs=cfg.fine_tune_epochs,
+        learning_rate=cfg.fine_tune_learning_rate,
         params=params,
         parent=parent_info,
         actor=actor,

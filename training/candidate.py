@@ -147,17 +147,14 @@ def finish_candidate(
     """Evaluate on the test split, gate, write report + files, register if the gate passes."""
     from registry import open_registry
     from training import gate as gating
-    from training.evaluate import evaluate_model
+    from training.evaluate import metrics_from_probabilities, predict_files
+    from training.golden import write_golden
     from training.report import write_report
 
-    test = prepared.splits["test"]
-    metrics = evaluate_model(
-        model,
-        prepared.dataset.classes,
-        [prepared.dataset.path_of(i) for i in test],
-        [i.label for i in test],
-        prepared.spec,
-    )
+    test, classes = prepared.splits["test"], prepared.dataset.classes
+    files, labels = [prepared.dataset.path_of(i) for i in test], [i.label for i in test]
+    probs = predict_files(model, files, prepared.spec)
+    metrics = metrics_from_probabilities(probs, classes, labels)
     log(f"test accuracy {metrics['accuracy']:.3f} on {metrics['n']} images")
     decision = gating.decide(metrics, settings.gate, production_baseline(settings, prepared, log))
     manifest = build_manifest(settings, prepared, params, metrics, decision, parent)
@@ -166,6 +163,9 @@ def finish_candidate(
     folder = run / "candidate"
     model.save(folder / "model.keras")
     write_test_split(test, folder / "test_split.json")
+    per_class = settings.model_tests.golden_per_class
+    kept = write_golden(folder, files, [i.path for i in test], labels, probs, classes, per_class)
+    log(f"golden examples: {kept} test images kept with the version (up to {per_class} per class)")
     report = write_report(folder, manifest, history)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
 

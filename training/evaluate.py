@@ -45,11 +45,15 @@ def compute_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequen
     }
 
 
+def metrics_from_probabilities(probs: np.ndarray, classes: Sequence[str], y_true: Sequence[str]) -> dict:
+    """Metrics of predicted probabilities (columns in `classes` order) against the true labels."""
+    y_pred = [classes[i] for i in probs.argmax(axis=1)] if len(probs) else []
+    labels = list(classes) + sorted(set(y_true) - set(classes))
+    return compute_metrics(list(y_true), y_pred, labels)
+
+
 def evaluate_model(
     model, classes: Sequence[str], paths: Sequence[Path], y_true: Sequence[str], spec: PreprocessSpec
 ) -> dict:
     """Metrics of a model (whose outputs are `classes`) on labelled files."""
-    probs = predict_files(model, paths, spec)
-    y_pred = [classes[i] for i in probs.argmax(axis=1)] if len(probs) else []
-    labels = list(classes) + sorted(set(y_true) - set(classes))
-    return compute_metrics(list(y_true), y_pred, labels)
+    return metrics_from_probabilities(predict_files(model, paths, spec), classes, y_true)

@@ -6,9 +6,13 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from core.preprocessing import PreprocessSpec
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from training.candidate import Prepared
 
 Log = Callable[[str], None]
 
@@ -70,7 +74,7 @@ def train_and_register(
     """
     import keras
 
-    from training.candidate import finish_candidate, prepare_data
+    from training.candidate import prepare_data
     from training.model import build_model
 
     cfg = settings.train
@@ -84,29 +88,47 @@ def train_and_register(
         f"training {cfg.architecture} from scratch: {model.count_params():,} parameters, "
         f"up to {cfg.epochs} epochs"
     )
-    started = time.perf_counter()
-    history = fit(
-        model,
-        prepared.tf_data,
-        epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        patience=cfg.early_stopping_patience,
-        log=log,
-    )
-    params = {
-        **dataclasses.asdict(cfg),
-        "mode": "train",
-        "epochs_run": len(history.get("loss", [])),
-        "train_seconds": round(time.perf_counter() - started, 2),
-    }
-    return finish_candidate(
+    params = {**dataclasses.asdict(cfg), "mode": "train"}
+    return fit_and_register(
         settings,
         prepared,
         model,
-        history,
+        epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
         params=params,
         parent=None,
         actor=actor,
         reason=reason or f"mlops train on {data_uri}",
         log=log,
+    )
+
+
+def fit_and_register(
+    settings: Settings,
+    prepared: Prepared,
+    model,
+    *,
+    epochs: int,
+    learning_rate: float,
+    params: dict,
+    parent: dict | None,
+    actor: str | None,
+    reason: str,
+    log: Log,
+) -> dict:
+    """Fit, then evaluate, gate and register the candidate: the steps train and retrain share."""
+    from training.candidate import finish_candidate
+
+    started = time.perf_counter()
+    patience = settings.train.early_stopping_patience
+    history = fit(
+        model, prepared.tf_data, epochs=epochs, learning_rate=learning_rate, patience=patience, log=log
+    )
+    params = {
+        **params,
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    return finish_candidate(
+        settings, prepared, model, history, params=params, parent=parent, actor=actor, reason=reason, log=log
     )

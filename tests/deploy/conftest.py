@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,15 +62,34 @@ def _no_process_left(_isolated_env: None) -> Iterator[None]:
         if alive(pid)
     }
     for pid in leftovers:
-        terminate(pid, 5)
+        terminate(pid, 5, group=True)
     assert not leftovers, f"processes left running (now stopped): {leftovers}"
 
 
 @dataclass
 class KubectlCalls:
-    """The calls the kubectl stand-in recorded."""
+    """The calls the kubectl stand-in recorded, and a way to act on its simulated cluster."""
 
     log: Path
+    shim: Path
+
+    def run(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `kubectl ARGV` against the stand-in, as a person at a terminal would."""
+        return subprocess.run(
+            [str(self.shim), *argv], input=stdin, capture_output=True, text=True, timeout=60
+        )
+
+    def seed(self, manifests: str) -> None:
+        """Make the cluster already run these manifests (then forget the calls that did it)."""
+        done = self.run("apply", "-f", "-", stdin=manifests)
+        assert done.returncode == 0, done.stderr
+        self.log.unlink()
+
+    def deployment(self, namespace: str, name: str = "xray-api") -> dict:
+        """`kubectl get deployment NAME -n NAMESPACE -o json`."""
+        done = self.run("get", "deployment", name, "-n", namespace, "-o", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
 
     def all(self) -> list[dict]:
         if not self.log.exists():
@@ -101,4 +121,4 @@ def kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KubectlCalls:
     monkeypatch.setenv("MLOPS_DEPLOY_K8S_DIR", str(REPO / "k8s"))
     monkeypatch.setenv("KUBECTL_STANDIN_LOG", str(log))
     monkeypatch.setenv("KUBECTL_STANDIN_REAL", real)
-    return KubectlCalls(log)
+    return KubectlCalls(log, shim)

@@ -2,7 +2,8 @@
 
 Used by the deploy tests so they exercise real processes and sockets without TensorFlow:
 each worker "loads the model" at boot (a sleep, like a real load: workers accept only after it),
-then serves /readyz, /healthz, /model and /predict. Versions listed in STANDIN_BROKEN answer
+then serves /readyz, /healthz, /model and /predict with the real app's JSON (checked by
+tests/model_api/test_standin_contract.py). Versions listed in STANDIN_BROKEN answer
 /predict with 500; versions in STANDIN_CRASH fail to boot; STANDIN_WRONG reports version+100;
 STANDIN_PRIVATE_ONLY serve only the private readiness socket (fd 4), never the shared one.
 """
@@ -14,10 +15,14 @@ import io
 import os
 import time
 
+NAME = "xray-classifier"
+CLASSES = ["covid", "normal"]
+
 
 def create_app(ref: str):
+    """The stand-in app for REF: the real app's routes and JSON shapes, a brightness "model"."""
     from flask import Flask, jsonify, request
-    from PIL import Image
+    from PIL import Image, ImageStat
 
     version = int(ref.rpartition(":")[2])
     listed = lambda name: str(version) in os.environ.get(name, "").split(",")  # noqa: E731
@@ -25,32 +30,37 @@ def create_app(ref: str):
         raise RuntimeError(f"cannot load model {ref}")  # gunicorn: worker boot error, master halts
     time.sleep(float(os.environ.get("STANDIN_LOAD_S", "1.0")))  # model load + warm-up
     reported = version + 100 if listed("STANDIN_WRONG") else version
+    identity = {"name": NAME, "version": reported}
     app = Flask(__name__)
 
+    # The bodies below follow model_api/routes.py; tests/model_api/test_standin_contract.py
+    # compares them with the real app's, so a change there fails a test here.
     @app.get("/readyz")
     def readyz():
-        return jsonify(ready=True)
+        return jsonify(status="ready", model=identity)
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(alive=True)
+        return jsonify(status="ok", worker_pid=os.getpid())
 
     @app.get("/model")
     def model():
-        return jsonify(name="xray-classifier", version=reported, ref=ref, pid=os.getpid())
+        preprocessing = {"image_size": 64, "channels": 1}
+        return jsonify(**identity, classes=CLASSES, preprocessing=preprocessing, model_file="model.keras")
 
     @app.post("/predict")
     def predict():
         if listed("STANDIN_BROKEN"):
             return jsonify(error="model exploded"), 500
+        started = time.perf_counter()
         data = request.files["file"].read() if "file" in request.files else request.get_data()
         image = Image.open(io.BytesIO(data)).convert("L")
-        bright = sum(image.getdata()) / (255.0 * image.width * image.height)
+        bright = ImageStat.Stat(image).mean[0] / 255.0
         return jsonify(
-            label="normal" if bright < 0.5 else "covid",
-            probabilities={"normal": 1 - bright, "covid": bright},
-            model={"name": "xray-classifier", "version": reported},
-            latency_ms=0.1,
+            label=CLASSES[0] if bright >= 0.5 else CLASSES[1],
+            probabilities={CLASSES[0]: round(bright, 6), CLASSES[1]: round(1 - bright, 6)},
+            model=identity,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
 
     return app

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import registry
+from registry import open_registry
 
 
 @pytest.mark.parametrize(
@@ -46,9 +46,7 @@ def test_stop_with_nothing_running(cli):
 @pytest.fixture
 def promoted(settings) -> int:
     """A version registered and promoted with the real registry; its version number."""
-    if not hasattr(registry, "open_registry"):
-        pytest.skip("registry package not merged into this branch yet (needs registry.open_registry)")
-    reg = registry.open_registry(settings)
+    reg = open_registry(settings)
     src = Path("candidate")
     src.mkdir()
     (src / "model.keras").write_bytes(b"not read by the stand-in server")
@@ -72,7 +70,7 @@ def test_local_deploy_records_the_deployment(cli, local_api, promoted, settings)
     assert result.code == 0, result.err
     payload = json.loads(result.out)
     assert payload["ok"] and payload["model"]["version"] == promoted
-    reg = registry.open_registry(settings)
+    reg = open_registry(settings)
     (entry,) = reg.resolve(f"production:{promoted}").manifest["annotations"]["deployments"]
     assert entry["target"] == "local" and entry["result"] == "ok"
     assert cli("deploy", "--target", "local", "--stop").code == 0

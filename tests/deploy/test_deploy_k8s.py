@@ -79,13 +79,21 @@ def test_good_rollout_is_smoke_tested_and_kept(kubectl, local_api):
     assert "MLOPS_MODEL_REF: production:7" in applied
 
 
+def served_ref(kubectl, namespace: str = "mlops") -> str:
+    """The model ref the cluster's Deployment pod template carries now."""
+    return kubectl.deployment(namespace)["spec"]["template"]["metadata"]["annotations"]["mlops/model-ref"]
+
+
 @pytest.mark.slow
 def test_failed_rollout_is_undone(kubectl, local_api, monkeypatch):
+    settings = load_settings()
+    kubectl.seed(k8s.render(settings, "production", "t1", model(6)))  # v6 is live
     monkeypatch.setenv("KUBECTL_STANDIN_FAIL", "status")
-    outcome = k8s.deploy_k8s(load_settings(), model(7), "production", "t1", smoke_url="http://127.0.0.1:9")
+    outcome = k8s.deploy_k8s(settings, model(7), "production", "t1", smoke_url="http://127.0.0.1:9")
     assert not outcome.ok
     assert "progress deadline" in outcome.detail and "rolled back to the previous revision" in outcome.detail
     assert kubectl.verbs() == ["apply", "rollout status", "rollout undo", "rollout status"]
+    assert served_ref(kubectl) == "production:6"
 
 
 @pytest.mark.slow
@@ -96,17 +104,21 @@ def test_smoke_failure_is_undone(kubectl, local_api):
     settings = load_settings()
     settings = settings.__class__(**{**settings.__dict__, "deploy": settings.deploy.__class__(
         **{**settings.deploy.__dict__, "smoke_timeout_s": 1})})  # fmt: skip
+    kubectl.seed(k8s.render(settings, "production", "t1", model(7)))
     outcome = k8s.deploy_k8s(settings, model(8), "production", "t1", smoke_url=api.url)
     assert not outcome.ok
     assert "reports version 7, expected 8" in outcome.detail
     assert kubectl.verbs() == ["apply", "rollout status", "rollout undo", "rollout status"]
+    assert served_ref(kubectl) == "production:7"
 
 
 @pytest.mark.slow
 def test_undo_failure_is_reported(kubectl, monkeypatch):
-    monkeypatch.setenv("KUBECTL_STANDIN_FAIL", "status,undo")
+    """A first rollout that fails has no earlier revision: kubectl's undo says so, and so do we."""
+    monkeypatch.setenv("KUBECTL_STANDIN_FAIL", "status")
     outcome = k8s.deploy_k8s(load_settings(), model(7), "production", "t1", smoke_url="http://127.0.0.1:9")
     assert not outcome.ok and "rollout undo FAILED: error: no rollout history found" in outcome.detail
+    assert kubectl.verbs() == ["apply", "rollout status", "rollout undo"]
 
 
 @pytest.mark.slow
@@ -124,8 +136,11 @@ def test_smoke_through_port_forward(kubectl, local_api, monkeypatch):
 @pytest.mark.slow
 def test_failure_on_an_unchanged_deployment_undoes_nothing(kubectl, monkeypatch):
     """Re-deploying what is live and failing must not roll the cluster back to an older revision."""
+    settings = load_settings()
+    kubectl.seed(k8s.render(settings, "production", "t1", model(6)))
+    kubectl.seed(k8s.render(settings, "production", "t1", model(7)))  # v7 is live, v6 before it
     monkeypatch.setenv("KUBECTL_STANDIN_FAIL", "status")
-    monkeypatch.setenv("KUBECTL_STANDIN_UNCHANGED", "1")
-    outcome = k8s.deploy_k8s(load_settings(), model(7), "production", "t1", smoke_url="http://127.0.0.1:9")
+    outcome = k8s.deploy_k8s(settings, model(7), "production", "t1", smoke_url="http://127.0.0.1:9")
     assert not outcome.ok and "unchanged, so nothing was undone" in outcome.detail
     assert kubectl.verbs() == ["apply", "rollout status"]
+    assert served_ref(kubectl) == "production:7"

@@ -86,3 +86,38 @@ def test_last_json_reads_a_document_or_its_last_json_line():
     assert _last_json('{"version": 2}\n') == {"version": 2}
     assert _last_json('epoch 1/2\nepoch 2/2\n{"version": 9}\n') == {"version": 9}
     assert _last_json("no json here") is None
+
+
+def test_print_model_ref_names_production_else_the_latest_testing_version(cli, settings, tmp_path):
+    """The tests pipeline's choice of model, as the Jenkinsfile asks for it."""
+    from registry import open_registry
+
+    reg = open_registry(settings)
+    src = tmp_path / "v"
+    src.mkdir()
+    (src / "model.keras").write_bytes(b"not loaded")
+    first = reg.register(src, {"model_file": "model.keras", "classes": ["a", "b"]}, actor="pytest")
+    result = cli("pipeline", "tests", "--print-model-ref")
+    assert (result.code, result.out) == (0, "testing:latest\n")
+    reg.promote(first.ref, actor="pytest")
+    result = cli("pipeline", "tests", "--print-model-ref")
+    assert (result.code, result.out) == (0, "production:current\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("code", "--print-model-ref"), ("tests", "--print-model-ref", "--data", ".")],
+    ids=["code pipeline", "with --data"],
+)
+def test_print_model_ref_goes_with_the_tests_pipeline_alone(cli, argv):
+    result = cli("pipeline", *argv)
+    assert result.code == 2 and "--print-model-ref" in result.err
+
+
+def test_print_model_ref_does_not_hide_a_damaged_registry(cli, settings):
+    """Only an empty production falls back to testing:latest; a damaged pointer is an error."""
+    pointer = settings.registry_dir / "production" / settings.registry.model_name / "pointer.json"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text("{not json")
+    result = cli("pipeline", "tests", "--print-model-ref")
+    assert result.code == 1 and result.out == "" and "not valid JSON" in result.err

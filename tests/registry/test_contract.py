@@ -235,3 +235,19 @@ def test_listing_reads_each_manifest_at_most_once(reg: Registry, model_dir, mani
     second = reg.summaries(reg.list())
     assert second[:3] == first and second[3]["registered_by"] == "ci"
     assert len(reads) <= 1  # only the new version, at most
+
+
+def test_read_file_returns_one_verified_file(reg: Registry, model_dir, manifest):
+    src = model_dir()
+    reg.register(src, manifest, actor="a")
+    reg.promote("testing:1", actor="po")
+    assert reg.read_file("testing:1", "report.html") == (src / "report.html").read_bytes()
+    assert (
+        reg.read_file("production:current", "plots/confusion.png")
+        == (src / "plots/confusion.png").read_bytes()
+    )
+    with pytest.raises(NotFoundError, match=r"has no file golden/golden\.json"):
+        reg.read_file("testing:1", "golden/golden.json")
+    _tamper(reg, "testing/xray/1/report.html", b"<html>changed</html>")
+    with pytest.raises(IntegrityError, match=r"report\.html"):
+        reg.read_file("testing:1", "report.html")

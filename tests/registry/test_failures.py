@@ -189,11 +189,17 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
     assert reg.promote("testing:2", actor="po").version == 2
 
 
-def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, model_dir, manifest):
-    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+def _two_promoted(registry_uri: str, cache: Path, model_dir, manifest) -> Registry:
+    """A registry where production:1 and then production:2 were promoted."""
+    reg = Registry.open(registry_uri, "xray", cache_dir=cache)
     for v in (1, 2):
         reg.register(model_dir(), manifest, actor="a")
         reg.promote(f"testing:{v}", actor="po")
+    return reg
+
+
+def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, model_dir, manifest):
+    reg = _two_promoted(registry_uri, tmp_path / "c", model_dir, manifest)
     reg.fault_hook = _crash_at("rollback:pointer")
     with pytest.raises(Crash):
         reg.rollback(actor="po")
@@ -202,10 +208,7 @@ def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, mode
 
 
 def test_crash_after_rollback_swap_still_logs_it(registry_uri, tmp_path, model_dir, manifest):
-    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
-    for v in (1, 2):
-        reg.register(model_dir(), manifest, actor="a")
-        reg.promote(f"testing:{v}", actor="po")
+    reg = _two_promoted(registry_uri, tmp_path / "c", model_dir, manifest)
     reg.fault_hook = _crash_at("rollback:swapped")
     with pytest.raises(Crash):
         reg.rollback(actor="ops", reason="smoke")

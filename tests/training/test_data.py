@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 
 import pytest
@@ -15,7 +17,9 @@ def test_lists_classes_and_images(tiny_dataset):
     assert ds.classes == ["a", "b", "c"]
     assert ds.class_counts == {"a": 20, "b": 20, "c": 20}
     assert ds.skipped == []
-    assert all(len(item.sha256) == 64 for item in ds.items)
+    for item in ds.items:  # the content hash is the sha256 of the file's bytes; the label its folder
+        assert item.sha256 == hashlib.sha256((tiny_dataset / item.path).read_bytes()).hexdigest()
+        assert item.label == item.path.split("/")[0]
 
 
 def test_bad_files_are_reported_and_skipped(tiny_dataset):
@@ -27,14 +31,14 @@ def test_bad_files_are_reported_and_skipped(tiny_dataset):
     (tiny_dataset / "c" / "gif.jpg").write_bytes(b"GIF89a" + b"\0" * 20)
     ds = scan_folder(tiny_dataset)
     reasons = {row["path"]: row["reason"] for row in ds.skipped}
+    truncated = reasons.pop("c/truncated.png", "not skipped")
+    assert truncated.startswith("cannot decode image")  # the rest is PIL's own wording
     assert reasons == {
         "a/empty.png": "empty file",
         "a/notes.txt": "not a PNG/JPEG file name (.txt)",
         "b/fake.png": "content is not PNG or JPEG",
-        "c/truncated.png": reasons["c/truncated.png"],
         "c/gif.jpg": "content is not PNG or JPEG",
     }
-    assert reasons["c/truncated.png"].startswith("cannot decode image")
     assert ds.class_counts == {"a": 20, "b": 20, "c": 20}
     assert not {i.path for i in ds.items} & set(reasons)
 
@@ -71,6 +75,36 @@ def test_fingerprint_follows_content_not_names(tiny_dataset, tmp_path, png):
     assert added != before
     shutil.move(tiny_dataset / "a" / "new.png", tiny_dataset / "b" / "new.png")
     assert scan_folder(tiny_dataset).fingerprint not in {before, added}  # a relabel changes it too
+
+
+# Two 1x1 grayscale PNGs (black, white) as fixed bytes, and their sha256 (computed with sha256sum).
+BLACK_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
+WHITE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGP4DwABAQEAsTj2FAAAAABJRU5ErkJggg=="
+)
+BLACK_SHA = "eaa4a94ea300e0d2c775968cbe42f0b5b51ceafdeb73d64e9efddf6d4e880865"
+WHITE_SHA = "d44c0303173ecdb8ba72a7ab688f020583b31865537e2f9ab57e56aeec687807"
+
+
+def test_fingerprint_of_a_known_dataset_is_fixed(tmp_path):
+    """The fingerprint names data in every manifest; retrain compares it, so it must never drift.
+
+    Expected: sha256 of the sorted "label<TAB>sha256" lines joined by newlines, computed outside
+    Python: printf 'dark\\t<black sha>\\nlight\\t<white sha>' | sha256sum.
+    """
+    root = tmp_path / "known"
+    (root / "dark").mkdir(parents=True)
+    (root / "light").mkdir()
+    (root / "dark" / "black.png").write_bytes(BLACK_PNG)
+    (root / "light" / "white.png").write_bytes(WHITE_PNG)
+    ds = scan_folder(root)
+    assert [(i.path, i.sha256, i.label) for i in ds.items] == [
+        ("dark/black.png", BLACK_SHA, "dark"),
+        ("light/white.png", WHITE_SHA, "light"),
+    ]
+    assert ds.fingerprint == "677f32687e69f7a7f0eca1479883d7259b4544390aae557455f186afbf274480"
 
 
 @pytest.mark.parametrize(

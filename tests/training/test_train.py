@@ -51,6 +51,16 @@ def test_one_epoch_smoke_run_registers_a_complete_version(cli, demo, settings):
     assert len(rows) == m["dataset"]["split"]["test"] == m["metrics"]["n"]
     assert {r["sha256"] for r in rows} <= {i.sha256 for i in ds.items}
     assert "Confusion matrix" in (local.dir / "report.html").read_text()
+    # Golden examples: held-out test images, stored and checksummed with the version.
+    golden = json.loads((local.dir / "golden" / "golden.json").read_text())
+    test_images = {r["path"]: r for r in rows}
+    assert golden["classes"] == m["classes"] and golden["examples"]
+    for example in golden["examples"]:
+        source = test_images[example["source"]]  # from this version's own test split
+        assert example["label"] == source["label"]
+        assert m["files"][example["file"]]["sha256"] == source["sha256"]  # the same bytes, checksummed
+    per_label = [e["label"] for e in golden["examples"]]
+    assert max(per_label.count(c) for c in m["classes"]) <= settings.model_tests.golden_per_class
 
     model = keras.models.load_model(local.model_path)
     probs = np.asarray(model(np.zeros((2, 32, 32, 1), "float32")))

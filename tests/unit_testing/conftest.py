@@ -59,48 +59,28 @@ def _build_model(degraded: bool):
     return model
 
 
-def _metrics(model, dataset: Path, entries: list[dict[str, str]]) -> dict[str, Any]:
-    import tensorflow as tf
+def _evaluate(model, dataset: Path, entries: list[dict[str, str]], folder: Path) -> dict[str, Any]:
+    """What training records for the version, by training's own code (not a copy of it): the
+    metrics on the test split, and the golden examples kept in folder/golden/."""
+    from core.preprocessing import PreprocessSpec
+    from core.settings import ModelTestSettings
+    from training.evaluate import metrics_from_probabilities, predict_files
+    from training.golden import write_golden
 
-    from core.preprocessing import PreprocessSpec, preprocess_image
-
-    spec = PreprocessSpec(IMAGE_SIZE, 1)
-    batch = tf.stack(
-        [preprocess_image(tf.constant((dataset / e["path"]).read_bytes()), spec) for e in entries]
-    )
-    predicted = np.asarray(model(batch, training=False)).argmax(axis=1)
-    truth = np.array([CLASSES.index(e["label"]) for e in entries])
-    confusion = np.zeros((3, 3), int)
-    for t, p in zip(truth, predicted, strict=True):
-        confusion[t, p] += 1
-    per_class = {}
-    for i, name in enumerate(CLASSES):
-        tp = confusion[i, i]
-        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
-        recall = tp / confusion[i].sum()
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "support": int(confusion[i].sum()),
-        }
-    return {
-        "accuracy": float(np.mean(predicted == truth)),
-        "per_class": per_class,
-        "confusion_matrix": confusion.tolist(),
-        "labels": CLASSES,
-    }
+    files = [dataset / e["path"] for e in entries]
+    labels = [e["label"] for e in entries]
+    probs = predict_files(model, files, PreprocessSpec(IMAGE_SIZE, 1))
+    per_class = ModelTestSettings().golden_per_class
+    write_golden(folder, files, [e["path"] for e in entries], labels, probs, CLASSES, per_class)
+    return metrics_from_probabilities(probs, CLASSES, labels)
 
 
 def _gate(metrics: dict[str, Any]) -> dict[str, Any]:
-    reasons = []
-    if metrics["accuracy"] < 0.8:
-        reasons.append(f"accuracy {metrics['accuracy']:.3f} < 0.800")
-    low = [c for c, m in metrics["per_class"].items() if m["recall"] < 0.6]
-    if low:
-        reasons.append(f"recall below 0.60 for {', '.join(low)}")
-    return {"passed": not reasons, "reasons": reasons, "criteria": [], "baseline": None}
+    """The gate decision training records, from the real gate with the default thresholds."""
+    from core.settings import GateSettings
+    from training.gate import decide
+
+    return decide(metrics, GateSettings(), baseline=None)
 
 
 def build_version(root: Path, dataset: Path, entries: list[dict[str, str]], degraded: bool) -> Path:
@@ -109,7 +89,7 @@ def build_version(root: Path, dataset: Path, entries: list[dict[str, str]], degr
     root.mkdir(parents=True)
     model.save(root / "model.keras")
     (root / "test_split.json").write_text(json.dumps(entries))
-    metrics = _metrics(model, dataset, entries)
+    metrics = _evaluate(model, dataset, entries, root)
     (root / "report.html").write_text(f"<html><body>accuracy {metrics['accuracy']:.3f}</body></html>")
     manifest = {
         "model_file": "model.keras",

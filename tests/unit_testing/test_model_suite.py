@@ -16,6 +16,7 @@ from unit_testing.runner import parse_junit
 
 @pytest.mark.slow
 def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_tiny):
+    register_tiny("good")  # an earlier version whose golden examples the next must keep
     ref = register_tiny("good")
     result = cli("test-model", ref, "--json")
     assert result.code == 0, result.err[-3000:]
@@ -23,10 +24,12 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
     assert report["passed"] is True and report["ref"] == ref
     assert report["summary"]["failed"] == 0 and report["summary"]["errors"] == 0
     assert report["summary"]["passed"] >= 10
-    # Skips say why: no live API given, and the tiny model's classes are not the demo classes.
+    # Skips say why: no live API given. The golden checks ran, on real (non-demo) classes.
     skipped = " ".join(report["skipped"])
     assert "no --api-url given" in skipped
-    assert "are not the demo classes" in skipped
+    assert "golden" not in skipped
+    assert report["measurements"]["golden_own"] == 9  # 3 per class (model_tests.golden_per_class)
+    assert report["measurements"]["golden_earlier"] == 9  # testing:1's
     assert Path(report["junit"]).is_file() and Path(report["junit"]).is_relative_to(
         settings.runs_dir.resolve()
     )
@@ -43,6 +46,7 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
 
 @pytest.mark.slow
 def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings, register_tiny, tmp_path):
+    register_tiny("good")
     ref = register_tiny("bad")
     junit = tmp_path / "junit.xml"
     result = cli("test-model", ref, "--junit-xml", str(junit), "--actor", "jenkins-bot")
@@ -52,6 +56,9 @@ def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings
     summary, failures, _ = parse_junit(junit)
     failed = " ".join(failures)
     assert "test_accuracy_meets_gate" in failed and "test_every_class_recall_meets_floor" in failed
+    # The good testing:1 knew its golden examples; the degraded model labels most of them wrongly.
+    assert "test_earlier_versions_golden_examples_keep_their_labels" in failed
+    assert "test_own_golden_examples_keep_their_labels" not in failed  # it kept only what it got right
     assert summary["failed"] >= 2
     tests = open_registry(settings).resolve(ref).manifest["annotations"]["tests"]
     assert tests[-1]["passed"] is False and tests[-1]["junit"] == str(junit.resolve())

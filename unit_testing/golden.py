@@ -1,0 +1,61 @@
+"""Golden examples kept with registered versions (written by training/golden.py), read back verified."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from training.golden import INDEX
+
+if TYPE_CHECKING:
+    from registry import Registry
+
+
+@dataclass(frozen=True)
+class GoldenExample:
+    """One held-out image and its true label, from the version `owner`'s test split."""
+
+    owner: str
+    file: str
+    label: str
+    data: bytes
+
+
+def own_golden(version_dir: Path, ref: str) -> list[GoldenExample] | None:
+    """The examples in a fetched (so sha256-verified) version folder; None when it kept none."""
+    index = version_dir / INDEX
+    if not index.is_file():
+        return None
+    examples = json.loads(index.read_text())["examples"]
+    return [
+        GoldenExample(ref, e["file"], e["label"], (version_dir / e["file"]).read_bytes()) for e in examples
+    ]
+
+
+def earlier_golden(
+    registry: Registry, manifest: dict[str, Any], count: int
+) -> tuple[list[GoldenExample], list[str]]:
+    """The examples of the `count` newest testing versions older than this one with the same classes.
+
+    Returns them with a note for each earlier version passed over (other classes, none kept).
+    """
+    version = manifest.get("version") or 0
+    classes = set(manifest.get("classes") or [])
+    earlier = [v for v in registry.list("testing") if v.version < version][-count:] if count > 0 else []
+    examples: list[GoldenExample] = []
+    notes: list[str] = []
+    for mv in earlier:
+        if set(mv.manifest.get("classes") or []) != classes:
+            notes.append(f"{mv.ref} has other classes")
+            continue
+        if INDEX not in (mv.manifest.get("files") or {}):
+            notes.append(f"{mv.ref} kept no golden examples")
+            continue
+        index = json.loads(registry.read_file(mv.ref, INDEX))
+        examples += [
+            GoldenExample(mv.ref, e["file"], e["label"], registry.read_file(mv.ref, e["file"]))
+            for e in index["examples"]
+        ]
+    return examples, notes
