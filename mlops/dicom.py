@@ -91,9 +91,11 @@ def _pixels(ds, max_pixels: int | None) -> np.ndarray:
         )
     try:
         return ds.pixel_array
-    except (RuntimeError, NotImplementedError, ValueError) as exc:
-        # A decoder exists for the syntax but not for this variant (e.g. 12-bit JPEG Extended).
+    except (RuntimeError, NotImplementedError, ValueError, AttributeError) as exc:
         reason = str(exc).strip().splitlines()[-1].strip()[:200]
+        if not uid.is_compressed:
+            raise DicomError(f"has damaged or truncated pixel data: {reason}") from None
+        # A decoder exists for the syntax but not for this variant (e.g. 12-bit JPEG Extended).
         raise DicomUnsupported(
             f"uses transfer syntax {_syntax(ds)}, which failed to decode: {reason}"
         ) from None
