@@ -68,7 +68,8 @@ def drop_file(driver: object, target_id: str, path: Path, mime: str) -> None:
         transfer.items.add(new File([bytes], name, { type: mime }));
         const target = document.getElementById(id);
         for (const type of ["dragenter", "dragover", "drop"]) {
-          target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+          const init = { bubbles: true, cancelable: true, dataTransfer: transfer };
+          target.dispatchEvent(new DragEvent(type, init));
         }
         """,
         target_id,

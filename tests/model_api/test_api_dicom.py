@@ -24,6 +24,12 @@ from dicom_files import (
 )
 
 
+def bytes_request(*images: bytes) -> dict:
+    """A v2 infer request with one BYTES input holding IMAGES as base64 JSON data."""
+    data = [base64.b64encode(image).decode() for image in images]
+    return {"inputs": [{"name": "images", "shape": [len(images)], "datatype": "BYTES", "data": data}]}
+
+
 def probabilities(response) -> np.ndarray:
     assert response.status_code == 200, response.get_json()
     return np.array([response.json["probabilities"][c] for c in CLASSES])
@@ -60,8 +66,7 @@ def test_monochrome1_dicom_scores_like_its_inverted_png(client, tmp_path):
 
 def test_v2_bytes_take_dicom_beside_png(client):
     png = png_of(reference_rendering(dicom_path(WINDOWED)))
-    body = {"inputs": [{"name": "images", "shape": [2], "datatype": "BYTES",
-                        "data": [base64.b64encode(d).decode() for d in (dicom_bytes(WINDOWED), png)]}]}  # fmt: skip
+    body = bytes_request(dicom_bytes(WINDOWED), png)
     response = client.post(f"/v2/models/{MODEL_NAME}/infer", json=body)
     assert response.status_code == 200, response.json
     rows = np.array(response.json["outputs"][0]["data"]).reshape(2, len(CLASSES))
@@ -95,8 +100,7 @@ def test_dicom_we_cannot_use_gets_a_clear_4xx(client, name, status, words):
 
 
 def test_undecodable_dicom_in_a_v2_batch_is_named(client):
-    body = {"inputs": [{"name": "images", "shape": [2], "datatype": "BYTES",
-                        "data": [base64.b64encode(dicom_bytes(n)).decode() for n in (WINDOWED, JPEG_LOSSLESS)]}]}  # fmt: skip
+    body = bytes_request(dicom_bytes(WINDOWED), dicom_bytes(JPEG_LOSSLESS))
     response = client.post(f"/v2/models/{MODEL_NAME}/infer", json=body)
     assert (
         response.status_code == 415 and "image 1 uses transfer syntax JPEG Lossless" in response.json["error"]
