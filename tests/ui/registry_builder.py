@@ -23,6 +23,7 @@ SPLIT_A = [
     for k, c in enumerate(CLASSES)
     for i in range(3)
 ]
+SPLIT_B = [*SPLIT_A, *({"path": f"new/{i}.png", "sha256": f"9{i:063d}", "label": "Normal"} for i in range(6))]
 
 
 def metrics(matrix: list[list[int]]) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def manifest(own: dict[str, Any], decision: dict[str, Any], build: int | None = 
     }
 
 
-def tests_result(passed: int, failed: int) -> dict[str, Any]:
+def annotation_of_tests(passed: int, failed: int) -> dict[str, Any]:
     """A `tests` annotation as `mlops test-model` records it."""
     summary = {"passed": passed, "failed": failed, "errors": 0, "skipped": 0}
     return {"passed": failed == 0, "suite": "unit_testing", "summary": summary, "junit": "reports/junit.xml"}
@@ -123,7 +124,7 @@ def story(reg: Registry, tmp: Path) -> dict[str, int]:
     """Three versions: v1 promoted, v2 promoted then rolled back, v3 the tested candidate vs v1."""
     m1 = metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]])
     v1 = reg.register(run_folder(tmp, 1, SPLIT_A), manifest(m1, gate(m1, None), 11), actor="jenkins").version
-    reg.annotate(f"testing:{v1}", "tests", tests_result(14, 0), actor="jenkins")
+    reg.annotate(f"testing:{v1}", "tests", annotation_of_tests(14, 0), actor="jenkins")
     reg.promote(f"testing:{v1}", actor="alice", reason="first model")
     approval = {"approved_by": "alice", "reason": "first model", "evidence": {}}
     reg.annotate(f"production:{v1}", "approvals", approval, actor="alice")
@@ -136,11 +137,12 @@ def story(reg: Registry, tmp: Path) -> dict[str, int]:
     reg.promote(f"testing:{v2}", actor="alice", reason="better recall")
     reg.rollback(actor="bob", reason="smoke test failed")
 
-    # The candidate: better on COVID, worse on Viral Pneumonia, on the same split as production v1.
-    m3 = metrics([[5, 0, 0], [0, 5, 0], [2, 0, 2]])
-    body = manifest(m3, gate(m3, baseline(v1, metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]]))), 13)
-    v3 = reg.register(run_folder(tmp, 3, SPLIT_A), body, actor="jenkins").version
-    reg.annotate(f"testing:{v3}", "tests", tests_result(12, 2), actor="jenkins")
+    # The candidate, trained on more data (a bigger test split): production:1 was evaluated on that
+    # split by the gate, with numbers different from its own manifest's.
+    m3 = metrics([[5, 0, 0], [0, 5, 0], [3, 0, 2]])
+    body = manifest(m3, gate(m3, baseline(v1, metrics([[4, 1, 0], [0, 5, 0], [1, 0, 4]]))), 13)
+    v3 = reg.register(run_folder(tmp, 3, SPLIT_B), body, actor="jenkins").version
+    reg.annotate(f"testing:{v3}", "tests", annotation_of_tests(12, 2), actor="jenkins")
     return {"v1": v1, "v2": v2, "v3": v3}
 
 
