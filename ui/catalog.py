@@ -1,8 +1,9 @@
 """What the pages show about versions: the cached listing, stages, test results, signatures.
 
-Versions come from `Registry.list` + `Registry.summaries` (the listing `mlops registry list` uses,
-cached). A page reads at most its own rows' manifests (kept in memory: manifests never change)
-and the newest `tests` annotation of each, so its cost follows the page size, not the registry's.
+Versions come from `Registry.list` (the listing `mlops registry list` uses: one listing call, with
+summaries as object metadata on GCS). A page reads at most its own rows' manifests (kept in memory:
+manifests never change) and the newest `tests` annotation of each, and shows the same summary fields
+(`registry.version.summarize`), so its cost follows the page size, not the registry's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry import ModelVersion, Registry
+from registry.version import summarize
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ class Catalog:
         number = min(max(1, number), pages)
         newest_first = versions[::-1]
         chosen = newest_first[(number - 1) * size : number * size]
-        summaries = self.registry.summaries(chosen)
         manifests = self.manifests(chosen)
+        # The fields `registry list` shows, from the same function that fills its cache.
+        summaries = [summarize(manifests[v.version]) for v in chosen]
         tests = self.registry.latest_annotations([v.version for v in chosen], "tests")
         rows = [
             Row(
