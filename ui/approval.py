@@ -47,7 +47,7 @@ def approval(settings: Settings, manifest: dict[str, Any], stage: str) -> Approv
     if stage == "production (current)":
         state = f"{ref} is production:current already"
     elif gate is False:
-        state = "its gate failed: the promotion policy will refuse it"
+        state = "Its gate failed: the promotion policy will refuse it"
     else:
-        state = "mlops promote checks the policy (approver, gate passed, model tests passed) before copying"
+        state = "The promotion policy (approver, gate passed, model tests passed) is checked before copying"
     return Approval(ref, command, jenkins, state)
