@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import shlex
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from html_text import by_id, find_all, table_rows, text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from registry_builder import (
     CLASSES,
     SPLIT_A,
@@ -226,3 +229,21 @@ def test_the_browser_only_reads(client, registry_uri, versions):
 def test_no_registry_yet_is_a_clear_page(make_client):
     html = page(make_client(), "/", 404)
     assert "does not exist" in text(by_id(html, "error"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["/", "/audit", "/compare", "/versions/1", "/versions/1/files/"]),
+    params=st.dictionaries(
+        st.sampled_from(
+            ["area", "page", "candidate", "production", "actor", "action", "version", "since", "until"]
+        ),
+        st.text(max_size=20),
+        max_size=4,
+    ),
+    tail=st.text(max_size=12),
+)
+def test_any_query_gets_a_page_or_a_4xx_never_a_500(client, path, params, tail):
+    url = path + (quote(tail) if path.endswith("files/") else "")
+    response = client.get(url, query_string=params)
+    assert response.status_code < 500, (url, params, response.get_data(as_text=True)[-300:])
