@@ -56,15 +56,20 @@ def tab_to(browser, text: str, limit: int = 40):
     raise AssertionError(f"{text!r} is not reachable with Tab")
 
 
-def wait_title(browser, part: str) -> None:
+def follow(browser, link) -> None:
+    """Press Enter on a focused link and wait until the next page has replaced this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 30).until(lambda d: part in d.title)
+    old = browser.find_element(By.TAG_NAME, "html")
+    link.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(ec.staleness_of(old))
 
 
 def test_versions_page_then_a_version_by_keyboard(ui_url, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     browser.get(ui_url + "/")
     rows = browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr")
@@ -82,14 +87,13 @@ def test_versions_page_then_a_version_by_keyboard(ui_url, browser):
     readable(browser)
     screenshot(browser, "ui-versions")
 
-    tab_to(browser, "older »").send_keys(Keys.ENTER)
-    wait_title(browser, "Versions")
+    follow(browser, tab_to(browser, "older »"))
     assert browser.find_element(By.ID, "page-of").text == "page 2 of 2"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr")) == 2
 
     browser.get(ui_url + "/")
-    tab_to(browser, "testing:12").send_keys(Keys.ENTER)
-    wait_title(browser, "testing:12")
+    follow(browser, tab_to(browser, "testing:12"))
+    assert "testing:12" in browser.title
     plot = browser.find_element(By.CSS_SELECTOR, ".plots img")
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) == 90
     assert (
@@ -102,11 +106,10 @@ def test_versions_page_then_a_version_by_keyboard(ui_url, browser):
 
 def test_open_the_comparison_from_a_version(ui_url, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     browser.get(ui_url + "/versions/12")
-    tab_to(browser, "compare with production").send_keys(Keys.ENTER)
-    wait_title(browser, "testing:12 vs production:10")
+    follow(browser, tab_to(browser, "compare with production"))
+    assert "testing:12 vs production:10" in browser.title
     assert "same test split" in browser.find_element(By.ID, "split-note").text
     cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#headline tbody tr:first-child td")]
     assert cells == ["0.800", "0.867", "-0.067"]
@@ -133,13 +136,16 @@ def test_open_the_comparison_from_a_version(ui_url, browser):
 def test_filter_the_audit_log(ui_url, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(ui_url + "/audit")
-    assert "events, newest first" in browser.find_element(By.ID, "count").text
+    before = browser.find_element(By.ID, "count")
+    assert "events, newest first" in before.text
     Select(browser.find_element(By.ID, "f-actor")).select_by_visible_text("alice")
     browser.find_element(By.ID, "f-version").send_keys("10", Keys.ENTER)  # Enter submits the filter form
-    wait_title(browser, "Audit log")
+    WebDriverWait(browser, 30).until(ec.staleness_of(before))  # the filtered page replaced it
+    assert browser.find_element(By.ID, "count").text.startswith("2 of ")
     rows = browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")
     assert {(r.get_attribute("data-actor"), r.get_attribute("data-action")) for r in rows} == {
         ("alice", "promote"),
