@@ -144,8 +144,17 @@ def render_dicom(data: bytes, max_pixels: int | None = None, what: str = "the DI
             warnings.simplefilter("ignore", UserWarning)
             ds = _read(data)
             stored = _pixels(ds, max_pixels)
+            return _to_8_bit(ds, stored)
     except DicomError as exc:
         raise type(exc)(f"{what} {exc}") from None  # the messages above are predicates of WHAT
+    except Exception as exc:
+        # Untrusted bytes through a third-party parser fail in many ways (TypeError, IndexError,
+        # struct.error ...); each one is a file we cannot render, never a crash of the caller.
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DicomError(f"{what} could not be rendered ({type(exc).__name__}: {reason})") from None
+
+
+def _to_8_bit(ds, stored: np.ndarray) -> np.ndarray:
     if str(ds.PhotometricInterpretation) in MONOCHROME:
         image = np.rint(_monochrome(ds, stored) * 255.0).astype(np.uint8)
         if ds.PhotometricInterpretation == "MONOCHROME1":

@@ -49,6 +49,9 @@ def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
     with warnings.catch_warnings():
         # Our own limit below decides; PIL's warning would only be noise (or an error under -W error).
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL warns about damaged metadata (e.g. "Corrupt EXIF data" in a TIFF header, which some
+        # DICOM preambles are); the checks below decide, a warning must not become an error.
+        warnings.simplefilter("ignore", UserWarning)
         try:
             with Image.open(io.BytesIO(data)) as image:
                 fmt, (width, height) = image.format, image.size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,7 +25,7 @@ class AuditFilter:
     def from_args(cls, args: Any) -> AuditFilter:
         """Parse query arguments; UsageError names a bad one."""
         version = (args.get("version") or "").strip()
-        if version and not version.isdigit():
+        if version and not re.fullmatch(r"[0-9]{1,9}", version):  # ASCII: int() refuses "²"
             raise UsageError(f"version={version!r} is not a version number")
         return cls(
             actor=(args.get("actor") or "").strip(),

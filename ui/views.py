@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 
@@ -11,7 +10,7 @@ from mlops.errors import UsageError
 from mlops.settings import Settings
 from registry import ModelVersion, NotFoundError, Registry
 from registry.refs import AREAS
-from ui.approval import approval
+from ui.approval import Approval, approval
 from ui.audit_log import AuditFilter, choices, select
 from ui.catalog import Catalog, signature_state, stage
 from ui.compare import compare, shaded_matrix
@@ -23,6 +22,7 @@ _REF = re.compile(r"^(testing|production):(latest|current|previous|[1-9][0-9]*)$
 # Files of a version the browser shows; the model itself is fetched with the CLI.
 _SHOWN = re.compile(r"^(report\.html|test_split\.json|plots/[A-Za-z0-9._-]+\.png)$")
 _TYPES = {".html": "text/html", ".json": "application/json", ".png": "image/png"}
+_WHOLE = re.compile(r"^[0-9]{1,9}$")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 
 
 def catalog() -> Catalog:
@@ -41,12 +41,12 @@ def _number(name: str, default: int) -> int:
     text = request.args.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) < 1:
+    if not _WHOLE.match(text) or int(text) < 1:
         raise UsageError(f"{name}={text!r} is not a positive whole number")
     return int(text)
 
 
-def _candidate_box() -> Any:
+def _candidate_box() -> Approval | None:
     """The approval box for the newest testing version, or None when there is none."""
     try:
         mv = registry().resolve("testing:latest")
@@ -109,7 +109,7 @@ def version_file(number: int, rel: str) -> Response:
 
 def _resolve(name: str, default: str, area: str) -> ModelVersion | None:
     text = request.args.get(name, "").strip() or default
-    if text.isdigit():
+    if _WHOLE.match(text):
         text = f"{area}:{text}"
     if not _REF.match(text):
         raise UsageError(f"{name}={text!r}: use a version number or a ref such as {area}:7 or {default}")

@@ -22,6 +22,8 @@ from dicom_files import (
     png_of,
     reference_rendering,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def bytes_request(*images: bytes) -> dict:
@@ -118,3 +120,22 @@ def test_dicom_pixel_limit_is_413(bundle):
 def test_dicom_content_type_with_other_bytes_is_400(client):
     response = client.post("/predict", data=b"plain text, not a scan", content_type="application/dicom")
     assert response.status_code == 400 and "DICOM" in response.json["error"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from([WINDOWED, COLOR, "MR_small_RLE.dcm"]),
+    edits=st.lists(
+        st.tuples(st.integers(0, 1400), st.binary(min_size=1, max_size=4)), min_size=1, max_size=6
+    ),
+    cut=st.one_of(st.none(), st.integers(132, 3300)),
+)
+def test_damaged_dicom_gets_a_4xx_never_a_500(client, name, edits, cut):
+    """Bytes overwritten in the header (tags, lengths, VRs) or a file cut short: an answer, never a crash."""
+    data = bytearray(dicom_bytes(name))
+    for at, chunk in edits:
+        data[at : at + len(chunk)] = chunk
+    body = bytes(data[:cut] if cut else data)
+    response = client.post("/predict", data=body, content_type="application/dicom")
+    assert response.status_code in (200, 400, 413, 415), response.get_json()
+    assert response.is_json
