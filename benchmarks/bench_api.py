@@ -5,13 +5,17 @@
 One run, loopback only, bounded request counts, one model (a small CNN like training's
 small_cnn: 64x64x1 input, 3 classes, random weights: latency does not depend on the weights):
 - raw graph call: the API's compiled tf.function (decode + preprocess + model) called in-process;
+- explain graph call: the Grad-CAM function (model_api/explain.py) on the same image, in-process;
 - model.predict: the same model's `model.predict` on a preprocessed array, in-process;
 - API: `POST /predict` with a PNG body to model_api under gunicorn (model_api/gunicorn_conf.py);
+- API explain: `POST /predict?explain=1` to the same server, right after the plain rows (the
+  baseline is in the same run), so the saliency map's cost reads against plain predictions;
 - naive Flask: the usual tutorial app (below): PIL decode, numpy preprocessing, `model.predict`
   per request, under the same gunicorn settings.
 Latency: sequential requests over one keep-alive connection (p50/p99). Throughput: 8 client
 threads, each with its own keep-alive connection. Goals: API p50 within 2x of the raw call;
-API throughput several times the naive app's.
+API throughput several times the naive app's; plain /predict no slower than before the explain
+path existed (compare this table with one from the commit before it).
 """
 
 from __future__ import annotations
@@ -152,11 +156,13 @@ def stop(process: subprocess.Popen) -> None:
     terminate(process, 30)
 
 
-def http_bench(port: int, body: bytes, latency_n: int, throughput_n: int) -> tuple[float, float, float]:
+def http_bench(
+    port: int, body: bytes, latency_n: int, throughput_n: int, path: str = "/predict"
+) -> tuple[float, float, float]:
     """(p50 ms, p99 ms) sequential over keep-alive, and req/s with CLIENTS concurrent connections."""
 
     def post(conn: http.client.HTTPConnection) -> None:
-        conn.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+        conn.request("POST", path, body=body, headers={"Content-Type": "image/png"})
         response = conn.getresponse()
         response.read()
         if response.status != 200:
@@ -213,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         p50, p99 = percentiles(naive_raw)
         rows.append(("model.predict (in-process)", p50, p99, 1 / statistics.mean(naive_raw)))
 
+        time_calls(lambda: bundle.explain_encoded([body]), 20)
+        explain_raw = time_calls(lambda: bundle.explain_encoded([body]), latency_n)
+        rows.append(
+            ("explain graph call (in-process)", *percentiles(explain_raw), 1 / statistics.mean(explain_raw))
+        )
+
         for label, app, chdir, n_lat, n_tp in (
             ("API /predict (gunicorn)", "model_api:create_app()", None, latency_n, throughput_n),
             ("naive Flask (gunicorn)", "bench_api:create_naive_app()", HERE, naive_lat_n, naive_tp_n),
@@ -222,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             process = start_gunicorn(app, port, model_path, args.workers, args.threads, chdir)
             try:
                 rows.append((label, *http_bench(port, body, n_lat, n_tp)))
+                if chdir is None:  # the same server, straight after: plain is the baseline in this run
+                    explained = http_bench(port, body, n_lat, n_tp // 2, "/predict?explain=1")
+                    rows.append(("API /predict?explain=1", *explained))
             finally:
                 stop(process)
 
@@ -238,10 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':30} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50 / raw':>10}")
     for label, p50, p99, rate in rows:
         print(f"{label:30} {p50:8.2f} {p99:8.2f} {rate:8.1f} {p50 / raw_p50:9.2f}x")
-    api, naive = rows[2], rows[3]
+    by_label = {row[0]: row for row in rows}
+    api, naive = by_label["API /predict (gunicorn)"], by_label["naive Flask (gunicorn)"]
+    explained, explain_raw_row = (
+        by_label["API /predict?explain=1"],
+        by_label["explain graph call (in-process)"],
+    )
     print(f"\nAPI p50 / raw p50: {api[1] / raw_p50:.2f}x (goal <= 2x)")
     print(f"API throughput / naive throughput: {api[3] / naive[3]:.1f}x (goal: several times)")
     print(f"API p50 vs naive p50: {naive[1] / api[1]:.1f}x faster")
+    print(
+        f"explain: +{explained[1] - api[1]:.2f} ms p50 over plain /predict "
+        f"({explained[1] / api[1]:.2f}x); graph alone {explain_raw_row[1]:.2f} ms vs {raw_p50:.2f} ms plain"
+    )
     return 0
 
 

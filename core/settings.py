@@ -114,6 +114,15 @@ class DeploySettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8090
+    workers: int = 2
+    threads: int = 4
+    page_size: int = 50  # versions or audit events per page
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = Path(".mlops")  # local state: registry, runs, outbox, pid files
     registry: RegistrySettings = field(default_factory=RegistrySettings)
@@ -123,6 +132,7 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     model_tests: ModelTestSettings = field(default_factory=ModelTestSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
+    ui: UiSettings = field(default_factory=UiSettings)
 
     # Every path under the home folder is defined here and nowhere else.
     @property

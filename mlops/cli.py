@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "registry.cli",  # registry list|show|audit
     "model_api.cli",  # serve
     "deploy.cli",  # promote, rollback, deploy
+    "ui.cli",  # ui (the registry browser; not in the serving image)
     "mlops.notify",  # notify
     "mlops.pipeline",  # pipeline code|data|tests
 )

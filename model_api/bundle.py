@@ -16,6 +16,7 @@ import numpy as np
 
 from core.errors import MlopsError
 from core.preprocessing import PreprocessSpec, preprocess_image
+from model_api.explain import ExplainUnavailable, build_explainer
 
 
 class BadImageError(ValueError):
@@ -35,6 +36,9 @@ class ModelBundle:
     _from_encoded: Any = field(repr=False, default=None)
     _from_pixels: Any = field(repr=False, default=None)
     _model: Any = field(repr=False, default=None)  # owns the variables the graphs capture
+    # Grad-CAM (model_api/explain.py), its own graph so plain predictions never run it.
+    explainer: Any = field(repr=False, default=None)
+    explain_unavailable: str = ""
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -55,6 +59,17 @@ class ModelBundle:
         import tensorflow as tf
 
         return self._from_pixels(tf.constant(pixels, dtype=tf.float32)).numpy()
+
+    def explain_encoded(self, images: list[bytes]) -> tuple[np.ndarray, list[bytes], list[bytes]]:
+        """Encoded images → probabilities, Grad-CAM heatmap PNGs and the model-input PNGs."""
+        import tensorflow as tf
+
+        if self.explainer is None:
+            raise MlopsError(self.explain_unavailable or "this model has no explanation function")
+        try:
+            return self.explainer(images)
+        except tf.errors.InvalidArgumentError as exc:
+            raise BadImageError(_tf_reason(exc.message)) from None
 
     def summary(self) -> dict[str, Any]:
         """What /model shows: identity, classes, input, and the manifest's key lineage."""
@@ -166,6 +181,10 @@ def load_bundle(model_path: str | Path, manifest: dict[str, Any], *, warmup: boo
         _from_pixels=from_pixels.get_concrete_function(),
         _model=model,
     )
+    try:
+        bundle.explainer = build_explainer(model, spec)
+    except ExplainUnavailable as exc:
+        bundle.explain_unavailable = str(exc)  # plain predictions still serve; ?explain=1 says why not
     if warmup:
         warm_up(bundle)
     return bundle
@@ -176,7 +195,7 @@ def _shape(spec: PreprocessSpec) -> tuple[int, int, int]:
 
 
 def warm_up(bundle: ModelBundle) -> None:
-    """Trace and run both graphs once, at batch 1 and 2, so the first request pays nothing."""
+    """Trace and run every graph once, at batch 1 and 2, so the first request pays nothing."""
     import tensorflow as tf
 
     gray = np.linspace(0, 255, 32 * 32, dtype=np.uint8).reshape(32, 32, 1)
@@ -184,3 +203,5 @@ def warm_up(bundle: ModelBundle) -> None:
     for batch in (1, 2):
         bundle.predict_encoded([png] * batch)
         bundle.predict_pixels(np.zeros((batch, *bundle.input_shape), np.float32))
+        if bundle.explainer is not None:
+            bundle.explain_encoded([png] * batch)

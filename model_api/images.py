@@ -7,8 +7,11 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
+from core.dicom import DicomError, DicomTooLarge, DicomUnsupported, dicom_to_png, is_dicom
+
 # What core.preprocessing decodes for every model, as PIL names them. Not GIF or BMP: TensorFlow's
-# decoders for those refuse channels=1, which grayscale (X-ray) models ask for.
+# decoders for those refuse channels=1, which grayscale (X-ray) models ask for. DICOM is rendered to
+# PNG first (core.dicom).
 SUPPORTED_FORMATS = ("PNG", "JPEG")
 
 
@@ -20,6 +23,21 @@ class ImageRejected(ValueError):
         self.status = status
 
 
+def prepare_image(data: bytes, max_pixels: int, what: str = "the upload") -> bytes:
+    """The bytes the serving graph decodes: a checked PNG/JPEG as is, a DICOM file rendered to PNG."""
+    if not is_dicom(data):
+        check_image(data, max_pixels, what)
+        return data
+    try:
+        return dicom_to_png(data, max_pixels, what)
+    except DicomTooLarge as exc:
+        raise ImageRejected(str(exc), 413) from None
+    except DicomUnsupported as exc:
+        raise ImageRejected(str(exc), 415) from None
+    except DicomError as exc:
+        raise ImageRejected(str(exc)) from None
+
+
 def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
     """Raise ImageRejected unless DATA is a PNG/JPEG whose header size is within MAX_PIXELS.
 
@@ -27,20 +45,25 @@ def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
     before a single pixel is decoded.
     """
     if not data:
-        raise ImageRejected(f"{what} is empty; send a PNG or JPEG image")
+        raise ImageRejected(f"{what} is empty; send a PNG, JPEG or DICOM image")
     with warnings.catch_warnings():
         # Our own limit below decides; PIL's warning would only be noise (or an error under -W error).
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL warns about damaged metadata (e.g. "Corrupt EXIF data" in a TIFF header, which some
+        # DICOM preambles are); the checks below decide, a warning must not become an error.
+        warnings.simplefilter("ignore", UserWarning)
         try:
             with Image.open(io.BytesIO(data)) as image:
                 fmt, (width, height) = image.format, image.size
         except Image.DecompressionBombError as exc:
             raise ImageRejected(f"{what} is too large to decode: {exc}", 413) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            raise ImageRejected(f"{what} is not an image we can read; send a PNG or JPEG image") from None
+            raise ImageRejected(
+                f"{what} is not an image we can read; send a PNG, JPEG or DICOM image"
+            ) from None
     if fmt not in SUPPORTED_FORMATS:
         raise ImageRejected(
-            f"{what} is a {fmt} image; supported formats are {', '.join(SUPPORTED_FORMATS)}", 415
+            f"{what} is a {fmt} image; supported formats are {', '.join(SUPPORTED_FORMATS)} and DICOM", 415
         )
     if width <= 0 or height <= 0:
         raise ImageRejected(f"{what} has no pixels ({width}x{height})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from typing import Any
@@ -10,11 +11,11 @@ import numpy as np
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from model_api.bundle import BadImageError, ModelBundle
-from model_api.images import ImageRejected, check_image
+from model_api.images import ImageRejected, prepare_image
 
 bp = Blueprint("api", __name__)
 
-RAW_TYPES = ("application/octet-stream", "")
+RAW_TYPES = ("application/octet-stream", "application/dicom", "")
 
 
 def bundle() -> ModelBundle:
@@ -43,30 +44,70 @@ def read_uploads() -> list[tuple[str, bytes]]:
         return [("the request body", request.get_data(cache=False))]
     raise ImageRejected(
         f"unsupported Content-Type {mimetype!r}; send multipart/form-data with a 'file' field, "
-        "or the raw image bytes as image/png, image/jpeg or application/octet-stream",
+        "or the raw image bytes as image/png, image/jpeg, application/dicom or application/octet-stream",
         415,
     )
 
 
-def classify(images: list[tuple[str, bytes]]) -> np.ndarray:
-    """Check every image, then run one batched graph call; ImageRejected names the bad one."""
+def prepare(images: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Check every image (DICOM rendered to PNG) against the limits; ImageRejected names the bad one."""
     limit = int(current_app.config["MAX_BATCH"])
     if len(images) > limit:
         raise ImageRejected(f"{len(images)} images in one request; the limit is {limit}", 413)
     max_pixels = int(current_app.config["MAX_IMAGE_PIXELS"])
-    for what, data in images:
-        check_image(data, max_pixels, what)
-    model = bundle()
+    return [(what, prepare_image(data, max_pixels, what)) for what, data in images]
+
+
+def classify(images: list[tuple[str, bytes]]) -> np.ndarray:
+    """Check every image, then run one batched graph call; ImageRejected names the bad one."""
+    images = prepare(images)
     try:
-        return model.predict_encoded([data for _, data in images])
+        return bundle().predict_encoded([data for _, data in images])
     except BadImageError as batch_error:
-        # The header looked fine but decoding failed (truncated, corrupt): find which one.
-        for what, data in images:
-            try:
-                model.predict_encoded([data])
-            except BadImageError as exc:
-                raise ImageRejected(f"{what} could not be decoded: {exc}") from None
-        raise ImageRejected(f"the images could not be decoded: {batch_error}") from None
+        raise undecodable(images, batch_error) from None
+
+
+def undecodable(images: list[tuple[str, bytes]], batch_error: BadImageError) -> ImageRejected:
+    """The header looked fine but decoding failed (truncated, corrupt): name which image."""
+    for what, data in images:
+        try:
+            bundle().predict_encoded([data])
+        except BadImageError as exc:
+            return ImageRejected(f"{what} could not be decoded: {exc}")
+    return ImageRejected(f"the images could not be decoded: {batch_error}")
+
+
+def explain_requested() -> bool:
+    """Whether the query asks for a saliency map (?explain=1)."""
+    value = request.args.get("explain", "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ImageRejected(f"explain={value!r} is not a yes/no value; use ?explain=1 or leave it out")
+
+
+def explain_images(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Probabilities plus a Grad-CAM heatmap and the model's input, as PNG base64, per checked image."""
+    model = bundle()
+    if model.explainer is None:
+        raise ImageRejected(model.explain_unavailable or "this model cannot be explained", 422)
+    try:
+        probabilities, heatmaps, inputs = model.explain_encoded([data for _, data in images])
+    except BadImageError as batch_error:
+        raise undecodable(images, batch_error) from None
+    size = list(model.input_shape[:2])
+    explanations = [
+        {
+            "method": "grad-cam",
+            "layer": model.explainer.layer,
+            "size": size,
+            "heatmap_png": base64.b64encode(heat).decode(),
+            "input_png": base64.b64encode(seen).decode(),
+        }
+        for heat, seen in zip(heatmaps, inputs, strict=True)
+    ]
+    return probabilities, explanations
 
 
 def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any]]:
@@ -91,13 +132,20 @@ def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any
 @bp.post("/predict")
 def predict() -> Response | tuple[Response, int]:
     """Classify one image (or several `file` fields: a list)."""
+    explanations = None
     try:
+        explain = explain_requested()
         images = read_uploads()
-        probabilities = classify(images)
+        if explain:
+            probabilities, explanations = explain_images(prepare(images))
+        else:
+            probabilities = classify(images)
     except ImageRejected as exc:
         return reject(exc)
     latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
     results = describe(probabilities, latency_ms)
+    for result, explanation in zip(results, explanations or [], strict=False):
+        result["explanation"] = {**explanation, "class": result["label"]}
     return jsonify(results if len(results) > 1 else results[0])
 
 

@@ -25,6 +25,8 @@ Public API (the contract other packages code against; implemented in this packag
         ConflictError and changes nothing
     reg.rollback(actor=, reason="") -> ModelVersion           production:current := previous
     reg.audit() -> list[dict]                                 append-only events: who, when, what, why
+    reg.latest_annotations(versions, kind) -> {N: entry|None}  newest annotation of a kind, one listing
+    reg.version_file(mv, relpath) -> bytes                    one file (report, plot), sha256-checked
 
 Every error a user can cause is a RegistryError (an core.errors.MlopsError, exit code 1).
 """

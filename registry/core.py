@@ -14,7 +14,7 @@ from typing import Any
 
 from core.settings import Settings, load_settings
 from registry.checksums import describe_files
-from registry.errors import ConflictError, NotFoundError, RefError, RegistryError
+from registry.errors import ConflictError, IntegrityError, NotFoundError, RefError, RegistryError
 from registry.refs import AREAS, REF_HELP, Ref, parse_ref
 from registry.store import ObjectExists, Store, open_store
 from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
@@ -66,6 +66,9 @@ class Registry:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else load_settings().cache_dir
         # Tests set this to inject a crash (raise) or a pause at a named step.
         self.fault_hook: Callable[[str], None] | None = None
+        # Audit events by object key: objects are create-only, so a long-lived reader (mlops ui)
+        # reads each event once.
+        self._events: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def open(cls, uri: str, model_name: str, cache_dir: Path | None = None) -> Registry:
@@ -125,6 +128,23 @@ class Registry:
             item = _loads(data, key)
             grouped.setdefault(item["kind"], []).append(item["entry"])
         return grouped
+
+    def latest_annotations(self, versions: list[int], kind: str) -> dict[int, dict[str, Any] | None]:
+        """The newest annotation of KIND of each version: one listing, one read per version that has one."""
+        wanted = {str(v) for v in versions}
+        prefix = f"annotations/{self.name}/"
+        newest: dict[str, str] = {}
+        for key in self.store.list(prefix):  # sorted: <N>/<time>-<kind>-<uuid>.json, oldest first
+            version, _, leaf = key[len(prefix) :].partition("/")
+            if version in wanted and f"-{kind}-" in leaf:
+                newest[version] = key
+        keys = list(newest.values())
+        found = {
+            int(version): _loads(data, key)["entry"]
+            for (version, key), data in zip(newest.items(), self.store.read_many(keys), strict=True)
+            if data
+        }
+        return {v: found.get(v) for v in versions}
 
     def manifests(self, versions: list[ModelVersion]) -> list[dict[str, Any]]:
         """The stored manifests (no annotations) of many versions, read concurrently where it helps."""
@@ -434,9 +454,11 @@ class Registry:
         """Every event, oldest first: who, when, what, why."""
         self._require_root()
         keys = self.store.list(f"audit/{self.name}/")
-        events = [
-            _loads(data, key) for key, data in zip(keys, self.store.read_many(keys), strict=True) if data
-        ]
+        new = [key for key in keys if key not in self._events]
+        for key, data in zip(new, self.store.read_many(new), strict=True):
+            if data:
+                self._events[key] = _loads(data, key)
+        events = [self._events[key] for key in keys if key in self._events]
         return sorted(events + self._unlogged(events), key=lambda e: e["at"])
 
     def _unlogged(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -461,6 +483,18 @@ class Registry:
                 | {"at": summary["created_at"], "actor": summary["registered_by"]}
             )
         return out
+
+    def version_file(self, mv: ModelVersion, rel: str) -> bytes:
+        """One file of a registered version (a report, a plot), checked against its manifest's sha256."""
+        recorded = (mv.manifest.get("files") or {}).get(rel)
+        if recorded is None:
+            raise NotFoundError(f"{mv.ref} has no file {rel!r}")
+        data = self.store.read(self._dir(mv.area, mv.version) + rel)
+        if data is None:
+            raise NotFoundError(f"{mv.ref} file {rel!r} is missing from {self.uri}; restore it")
+        if hashlib.sha256(data).hexdigest() != recorded["sha256"]:
+            raise IntegrityError(f"{mv.ref} file {rel!r} does not match the sha256 in its manifest")
+        return data
 
     # -- fetching ------------------------------------------------------------------------------
     def fetch(self, ref: str, dest: Path | None = None) -> LocalModel:

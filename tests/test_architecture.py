@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom → top. A package may import its own modules and any package on a LOWER layer; packages
 # sharing a layer may not import each other (training and model_api stay independent: serving
-# code never loads training code).
+# code never loads training code; the registry browser ui/ needs neither).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("registry",),
-    ("training", "model_api"),
+    ("training", "model_api", "ui"),
     ("retraining",),
     ("unit_testing",),
     ("deploy",),

@@ -70,7 +70,7 @@ def prepare_data(settings: Settings, data_uri: str | Dataset, spec: PreprocessSp
 
 
 def production_baseline(settings: Settings, prepared: Prepared, log) -> dict | None:
-    """{"ref", "version", "accuracy"} of production:current on THIS test split, or None if empty."""
+    """Production:current on THIS test split: {"ref", "version", "accuracy", "metrics"}, or None if empty."""
     import keras
 
     from registry import NotFoundError, open_registry
@@ -93,7 +93,8 @@ def production_baseline(settings: Settings, prepared: Prepared, log) -> dict | N
     )
     ref = f"production:{local.version}"
     log(f"production baseline {ref}: accuracy {metrics['accuracy']:.3f} on the same test split")
-    return {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"]}
+    # The full metrics too: `mlops ui` shows candidate and production side by side on this split.
+    return {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"], "metrics": metrics}
 
 
 def _run_dir(settings: Settings, mode: str) -> Path:

@@ -1,7 +1,7 @@
 """Dataset loading: a folder (or a gs:// prefix, downloaded to a cache) of class sub-folders.
 
-Layouts: `<class>/*.png|jpg` or the Kaggle COVID-19 Radiography Database `<class>/images/*.png`
-beside `<class>/masks/` (masks are ignored). Every file is checked (non-empty, PNG/JPEG by
+Layouts: `<class>/*.png|jpg|dcm` or the Kaggle COVID-19 Radiography Database `<class>/images/*.png`
+beside `<class>/masks/` (masks are ignored). Every file is checked (non-empty, PNG/JPEG/DICOM by
 content, fully decodable); bad ones are reported in `skipped`, never trained on.
 """
 
@@ -15,10 +15,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from core.dicom import DICOM_SUFFIXES, DicomError, is_dicom, render_dicom
 from core.errors import MlopsError
 
 PROGRESS_EVERY = 2000
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", *DICOM_SUFFIXES}
 IGNORED_DIRS = {"masks"}  # Kaggle layout: segmentation masks beside the images
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
@@ -57,15 +58,17 @@ class Dataset:
 
 
 def check_image(path: Path) -> tuple[str | None, str]:
-    """(sha256, "") for a usable PNG/JPEG file, else (None, reason)."""
+    """(sha256, "") for a usable PNG/JPEG/DICOM file, else (None, reason)."""
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return None, f"not a PNG/JPEG file name ({path.suffix or 'no suffix'})"
+        return None, f"not a PNG/JPEG/DICOM file name ({path.suffix or 'no suffix'})"
     try:
         data = path.read_bytes()
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
     if not data:
         return None, "empty file"
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return _check_dicom(data)
     if not any(data.startswith(magic) for magic in _MAGIC):
         return None, "content is not PNG or JPEG"
     try:
@@ -73,6 +76,17 @@ def check_image(path: Path) -> tuple[str | None, str]:
             image.load()  # full decode: a truncated file fails here, not mid-training
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         return None, f"cannot decode image: {exc}"
+    return hashlib.sha256(data).hexdigest(), ""
+
+
+def _check_dicom(data: bytes) -> tuple[str | None, str]:
+    """(sha256, "") for a DICOM file that renders to an image (core.dicom), else (None, reason)."""
+    if not is_dicom(data):
+        return None, "content is not DICOM (no 'DICM' marker)"
+    try:
+        render_dicom(data, what="DICOM file")  # full decode: an undecodable syntax fails here
+    except DicomError as exc:
+        return None, str(exc)
     return hashlib.sha256(data).hexdigest(), ""
 
 

@@ -7,7 +7,24 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from core.dicom import DICOM_SUFFIXES, as_encoded_image
 from core.preprocessing import PreprocessSpec, preprocess_image
+
+_DICOM_NAME = "(?i).*(" + "|".join(s.replace(".", "\\.") for s in DICOM_SUFFIXES) + ")"
+
+
+def _dicom_as_png(path: bytes) -> bytes:
+    return as_encoded_image(Path(path.decode()).read_bytes())
+
+
+def read_encoded(path: tf.Tensor) -> tf.Tensor:
+    """A file's bytes as preprocessing decodes them: DICOM rendered to PNG, exactly as the API does."""
+    return tf.cond(
+        tf.strings.regex_full_match(path, _DICOM_NAME),
+        # Python only for DICOM files: PNG/JPEG reads stay in the graph, off the GIL.
+        lambda: tf.numpy_function(_dicom_as_png, [path], tf.string, stateful=False),
+        lambda: tf.io.read_file(path),
+    )
 
 
 def image_dataset(
@@ -24,7 +41,7 @@ def image_dataset(
     )
 
     def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = preprocess_image(tf.io.read_file(path), spec)
+        image = preprocess_image(read_encoded(path), spec)
         # decode_image has no static shape; the model needs one.
         return tf.ensure_shape(image, (spec.image_size, spec.image_size, spec.channels)), label
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.dicom import as_encoded_image
 from core.gcs import storage_client
 
 
@@ -50,5 +51,6 @@ def load_test_split(version_dir: Path, manifest: dict[str, Any]) -> list[SplitIm
             raise SplitError(f"cannot read test image {entry['path']} under {uri}: {exc}") from None
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise SplitError(f"test image {entry['path']} under {uri} changed since the version was trained")
-        images.append(SplitImage(entry["path"], entry["label"], data))
+        # DICOM rendered to PNG as the API renders it: the suite feeds the serving graph directly.
+        images.append(SplitImage(entry["path"], entry["label"], as_encoded_image(data, what=entry["path"])))
     return images

@@ -10,7 +10,7 @@ import pytest
 from mlops import cli as mlops_cli
 
 # The serving image ships core/, registry/, model_api/ and mlops/ only.
-NOT_IN_SERVING_IMAGE = ("training", "retraining", "unit_testing", "deploy")
+NOT_IN_SERVING_IMAGE = ("training", "retraining", "unit_testing", "deploy", "ui")
 
 # Runs `mlops ARGS` as if the named top-level packages were not installed: a finder ahead of all
 # others answers for them exactly as Python does for a package that is nowhere on the path.
@@ -54,7 +54,7 @@ def test_without_the_training_side_serve_still_parses():
 
 def test_with_everything_installed_help_lists_every_area():
     done = mlops_without((), "--help")
-    assert {"train", "retrain", "test-model", "promote", "rollback", "deploy", "serve"} <= _verbs(done.stdout)
+    assert {"train", "retrain", "test-model", "promote", "rollback", "deploy", "serve", "ui"} <= _verbs(done.stdout)
 
 
 def test_an_area_that_needs_a_missing_package_is_an_error_not_a_missing_verb():

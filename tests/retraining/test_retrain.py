@@ -60,6 +60,9 @@ def test_retrain_prefers_production_and_compares_on_the_same_split(cli, demo, se
     assert summary["parent"]["ref"] == "production:1"
     baseline = summary["gate"]["baseline"]
     assert baseline["ref"] == "production:1" and 0.0 <= baseline["accuracy"] <= 1.0
+    # production's full metrics on the candidate's split: what `mlops ui` compares side by side
+    assert baseline["metrics"]["accuracy"] == baseline["accuracy"]
+    assert baseline["metrics"]["n"] == sum(map(sum, baseline["metrics"]["confusion_matrix"]))
     names = [c["name"] for c in summary["gate"]["criteria"]]
     assert "not_worse_than_production" in names
     assert "on the same test split" in result.err

@@ -35,7 +35,7 @@ def test_bad_files_are_reported_and_skipped(tiny_dataset):
     assert truncated.startswith("cannot decode image")  # the rest is PIL's own wording
     assert reasons == {
         "a/empty.png": "empty file",
-        "a/notes.txt": "not a PNG/JPEG file name (.txt)",
+        "a/notes.txt": "not a PNG/JPEG/DICOM file name (.txt)",
         "b/fake.png": "content is not PNG or JPEG",
         "c/gif.jpg": "content is not PNG or JPEG",
     }
@@ -142,3 +142,16 @@ def test_big_datasets_report_progress(tiny_dataset, monkeypatch, capsys):
         "checked 60/60 files",
     ]
     assert len(ds.items) == 60
+
+
+def test_dicom_files_are_images_and_undecodable_ones_are_skipped(tiny_dataset):
+    from dicom_files import JPEG_LOSSLESS, WINDOWED, dicom_bytes
+
+    (tiny_dataset / "a" / "scan.dcm").write_bytes(dicom_bytes(WINDOWED))
+    (tiny_dataset / "b" / "lossless.dcm").write_bytes(dicom_bytes(JPEG_LOSSLESS))
+    (tiny_dataset / "c" / "fake.dcm").write_bytes(b"not a dicom file at all" * 10)
+    ds = scan_folder(tiny_dataset)
+    assert "a/scan.dcm" in [i.path for i in ds.items]
+    reasons = {s["path"]: s["reason"] for s in ds.skipped}
+    assert "JPEG Lossless" in reasons["b/lossless.dcm"] and "cannot decode" in reasons["b/lossless.dcm"]
+    assert "not DICOM" in reasons["c/fake.dcm"]

@@ -54,3 +54,28 @@ def test_trained_model_scores_the_same_in_training_and_in_the_api(tmp_path, png)
     bundle = load_bundle(tmp_path / "model.keras", manifest, warmup=False)
     served = bundle.predict_encoded([p.read_bytes() for p in files])
     np.testing.assert_allclose(served, in_training, rtol=1e-5, atol=1e-6)
+
+
+def test_a_dicom_and_its_png_rendering_give_the_same_tensor(tmp_path):
+    """DICOM in training (tf.data), in the API's path and as its PNG rendering: one tensor."""
+    import tensorflow as tf
+    from dicom_files import UNWINDOWED, WINDOWED, dicom_path, monochrome1_copy, png_of, reference_rendering
+
+    from core.dicom import as_encoded_image
+
+    spec = PreprocessSpec(64, 1)
+    sources = [dicom_path(WINDOWED), dicom_path(UNWINDOWED), monochrome1_copy(WINDOWED, tmp_path / "m1.dcm")]
+    files = []
+    for i, source in enumerate(sources):
+        dcm, png = tmp_path / f"{i}.DCM", tmp_path / f"{i}.png"  # the suffix matches in any case
+        dcm.write_bytes(source.read_bytes())
+        png.write_bytes(png_of(reference_rendering(source)))  # the standard's rendering, not ours
+        files += [dcm, png]
+    ds = image_dataset(files, [0] * len(files), spec, batch_size=len(files))
+    rows = next(iter(ds))[0].numpy()
+    for k in range(len(sources)):
+        from_dicom, from_png = rows[2 * k], rows[2 * k + 1]
+        np.testing.assert_array_equal(from_dicom, from_png)
+        served = preprocess_image(tf.constant(as_encoded_image(files[2 * k].read_bytes())), spec).numpy()
+        np.testing.assert_array_equal(served, from_png)
+    assert not np.array_equal(rows[0], rows[4])  # MONOCHROME1 reached the tensor inverted
