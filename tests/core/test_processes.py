@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -56,12 +58,14 @@ def test_wait_ready_says_why_it_gave_up(http_status):
 
 
 # A parent that ignores SIGTERM, with a child in its process group; prints the child's pid.
-IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-STUBBORN = f"""
-import subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", {IGNORE_TERM!r}])
+# A parent that ignores SIGTERM (from its first line, so no SIGTERM can land before) with a child in
+# its process group that inherits the same; the parent prints the child's pid.
+STUBBORN = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 print(child.pid, flush=True)
-{IGNORE_TERM}
+time.sleep(60)
 """
 
 
@@ -72,19 +76,23 @@ def test_terminate_stops_a_willing_process_with_sigterm():
 
 
 def test_terminate_kills_a_stubborn_process_and_with_group_its_children():
-    process = subprocess.Popen(
-        [sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    child = int(process.stdout.readline())
-    started = time.monotonic()
-    assert terminate(process, 0.5, group=True) is False  # it ignored SIGTERM: SIGKILL
-    assert time.monotonic() - started < 10
-    assert process.returncode == -9
-    deadline = time.monotonic() + 10
-    while alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(child)
-    process.stdout.close()
+    command = [sys.executable, "-c", STUBBORN]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        child = int(process.stdout.readline())
+        started = time.monotonic()
+        assert terminate(process, 0.5, group=True) is False  # it ignored SIGTERM: SIGKILL
+        assert time.monotonic() - started < 10
+        assert process.returncode == -9
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever failed, leave nothing running
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
 
 
 def test_terminate_takes_a_pid_that_is_not_our_child():
