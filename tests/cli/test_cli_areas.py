@@ -54,7 +54,8 @@ def test_without_the_training_side_serve_still_parses():
 
 def test_with_everything_installed_help_lists_every_area():
     done = mlops_without((), "--help")
-    assert {"train", "retrain", "test-model", "promote", "rollback", "deploy", "serve", "ui"} <= _verbs(done.stdout)
+    every_area = {"train", "retrain", "test-model", "promote", "rollback", "deploy", "serve", "ui"}
+    assert every_area <= _verbs(done.stdout)
 
 
 def test_an_area_that_needs_a_missing_package_is_an_error_not_a_missing_verb():
