@@ -70,9 +70,10 @@ def train_and_register(
     """
     import keras
 
-    from training.candidate import finish_candidate, prepare_data
+    from training.candidate import finish_candidate, preflight, prepare_data
     from training.model import build_model
 
+    preflight(settings, actor, log)
     cfg = settings.train
     keras.utils.set_random_seed(cfg.seed)
     spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)

@@ -36,11 +36,14 @@ def _crash_at(step: str):
     return hook
 
 
-def test_two_promotions_racing_in_threads_exactly_one_wins(registry_uri, tmp_path, model_dir, manifest):
+def test_two_promotions_racing_in_threads_exactly_one_wins(
+    registry_uri, tmp_path, model_dir, manifest, promote
+):
     setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
-    for _ in range(3):
+    for v in range(1, 4):
         setup.register(model_dir(), manifest, actor="a")
-    setup.promote("testing:1", actor="po")
+        setup.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+    promote(setup, "testing:1")
     barrier = threading.Barrier(2, timeout=30)
     results: dict[int, object] = {}
 
@@ -49,7 +52,10 @@ def test_two_promotions_racing_in_threads_exactly_one_wins(registry_uri, tmp_pat
         # Both have read the pointer and copied their files before either swaps it.
         reg.fault_hook = lambda step: barrier.wait() if step == "promote:manifest" else None
         try:
-            results[version] = reg.promote(f"testing:{version}", actor=f"po{version}").version
+            # Both approved over production:1; both pass every check before either swaps.
+            results[version] = reg.promote(
+                f"testing:{version}", expected_production=1, actor=f"po{version}"
+            ).version
         except ConflictError as exc:
             results[version] = exc
 
@@ -69,13 +75,21 @@ def test_two_promotions_racing_in_threads_exactly_one_wins(registry_uri, tmp_pat
         setup.resolve(f"production:{losers[0]}")
     promotes = [e for e in setup.audit() if e["action"] == "promote"]
     assert [e["version"] for e in promotes] == [1, winners[0]]
+    # The loser's refusal is on the record too: who, what, why.
+    [refused] = [e for e in setup.audit() if e["action"] == "refuse"]
+    assert (refused["attempted"], refused["version"], refused["actor"]) == (
+        "promote",
+        losers[0],
+        f"po{losers[0]}",
+    )
+    assert "production changed while promoting" in refused["reason"]
 
 
 _WORKER = """
 import json, os, sys, time
 from pathlib import Path
 from registry import ConflictError, Registry
-uri, cache, version, barrier, step, mode = sys.argv[1:7]
+uri, cache, version, barrier, step, mode, expected = sys.argv[1:8]
 reg = Registry.open(uri, "xray", cache_dir=Path(cache))
 def hook(name):
     if name != step:
@@ -91,16 +105,19 @@ try:
     if step.startswith("register"):
         reg.register(Path(version), {"model_file": "model.keras"}, actor="proc")
     else:
-        reg.promote(f"testing:{version}", actor=f"proc{version}")
+        over = None if expected == "none" else int(expected)
+        reg.promote(f"testing:{version}", expected_production=over, actor=f"proc{version}")
     print(json.dumps({"won": version}))
 except ConflictError as exc:
     print(json.dumps({"conflict": str(exc)}))
 """
 
 
-def _worker(registry_uri: str, cache: Path, arg: str, barrier: Path, step: str, mode: str):
+def _worker(
+    registry_uri: str, cache: Path, arg: str, barrier: Path, step: str, mode: str, expected: str = "none"
+):
     return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, registry_uri, str(cache), arg, str(barrier), step, mode],
+        [sys.executable, "-c", _WORKER, registry_uri, str(cache), arg, str(barrier), step, mode, expected],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -110,8 +127,9 @@ def _worker(registry_uri: str, cache: Path, arg: str, barrier: Path, step: str, 
 @pytest.mark.slow
 def test_two_promotions_racing_in_processes_exactly_one_wins(registry_uri, tmp_path, model_dir, manifest):
     setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
-    for _ in range(2):
+    for v in (1, 2):
         setup.register(model_dir(), manifest, actor="a")
+        setup.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     procs = [
@@ -156,56 +174,61 @@ def test_crash_at_every_register_step_never_lists_a_half_version(registry_uri, t
 
 
 def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
-    registry_uri, tmp_path, model_dir, manifest
+    registry_uri, tmp_path, model_dir, manifest, promote, signing_keys
 ):
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
     old_src = model_dir(b"old model")
     reg.register(old_src, manifest, actor="a")
     reg.register(model_dir(b"new model"), manifest, actor="a")
     reg.register(model_dir(b"probe"), manifest, actor="a")
-    reg.promote("testing:1", actor="po")
-    steps = _steps_of(reg, lambda: reg.promote("testing:3", actor="po"))
+    promote(reg, "testing:1")
+    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    steps = _steps_of(reg, lambda: promote(reg, "testing:3"))
     reg.rollback(actor="po")
     assert steps[-1] == "promote:pointer" and "promote:files" in steps
     for step in steps:
         reg.fault_hook = _crash_at(step)
         with pytest.raises(Crash):
-            reg.promote("testing:2", actor="po")
+            promote(reg, "testing:2")
         reg.fault_hook = None
-        current = reg.fetch("production:current")  # verified: every file matches its manifest
+        current = reg.fetch("production:current")  # verified: every file matches, signature holds
         if step == "promote:pointer":
             assert current.version == 2
             assert current.model_path.read_bytes() == b"new model"
-            # It died before logging: the event is rebuilt from the pointer history.
-            assert reg.audit()[-1] | {"at": "", "id": ""} == {
-                "action": "promote", "version": 2, "actor": "po", "reason": "", "area": "production",
-                "model": "xray", "recovered": True, "at": "", "id": "",
+            # It died before logging: the event is rebuilt from the pointer history, approval included.
+            recovered = reg.audit()[-1]
+            assert {k: recovered[k] for k in ("action", "version", "actor", "area", "recovered")} == {
+                "action": "promote", "version": 2, "actor": "po", "area": "production", "recovered": True,
+            }  # fmt: skip
+            assert recovered["approval"]["approved_by"] == "product-owner"
+            assert reg.resolve("production:2").manifest["annotations"]["approvals"][-1]["identity"] == {
+                "name": "product-owner", "source": "jenkins-input",
             }  # fmt: skip
             reg.rollback(actor="po")
         else:
             assert current.version == 1, step
             assert current.model_path.read_bytes() == b"old model"
             assert 2 not in [v.version for v in reg.list("production")]
-    assert reg.promote("testing:2", actor="po").version == 2
+    assert promote(reg, "testing:2").version == 2
 
 
-def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, model_dir, manifest):
+def test_crash_before_rollback_swap_changes_nothing(registry_uri, tmp_path, model_dir, manifest, promote):
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
     for v in (1, 2):
         reg.register(model_dir(), manifest, actor="a")
-        reg.promote(f"testing:{v}", actor="po")
+        promote(reg, f"testing:{v}")
     reg.fault_hook = _crash_at("rollback:pointer")
     with pytest.raises(Crash):
         reg.rollback(actor="po")
     assert reg.pointer()["current"] == 2
-    assert [e["action"] for e in reg.audit()] == ["register", "promote"] * 2
+    assert [e["action"] for e in reg.audit()] == ["register", "annotate:tests", "promote"] * 2
 
 
-def test_crash_after_rollback_swap_still_logs_it(registry_uri, tmp_path, model_dir, manifest):
+def test_crash_after_rollback_swap_still_logs_it(registry_uri, tmp_path, model_dir, manifest, promote):
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
     for v in (1, 2):
         reg.register(model_dir(), manifest, actor="a")
-        reg.promote(f"testing:{v}", actor="po")
+        promote(reg, f"testing:{v}")
     reg.fault_hook = _crash_at("rollback:swapped")
     with pytest.raises(Crash):
         reg.rollback(actor="ops", reason="smoke")
@@ -222,31 +245,37 @@ def test_crash_after_rollback_swap_still_logs_it(registry_uri, tmp_path, model_d
 
 @pytest.mark.slow
 @pytest.mark.parametrize("step", ["register:file:model.keras", "register:files", "promote:files"])
-def test_a_real_process_crash_leaves_a_consistent_registry(registry_uri, tmp_path, model_dir, manifest, step):
+def test_a_real_process_crash_leaves_a_consistent_registry(
+    registry_uri, tmp_path, model_dir, manifest, step, promote, signing_keys
+):
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
     reg.register(model_dir(b"v1"), manifest, actor="a")
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1")
     reg.register(model_dir(b"v2"), manifest, actor="a")
+    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
     arg = str(model_dir(b"v3")) if step.startswith("register") else "2"
-    proc = _worker(registry_uri, tmp_path / "cw", arg, tmp_path, step, "die")
+    proc = _worker(registry_uri, tmp_path / "cw", arg, tmp_path, step, "die", expected="1")
     proc.communicate(timeout=120)
     assert proc.returncode == 17
     assert [v.version for v in reg.list()] == [1, 2]
     assert reg.fetch("production:current").model_path.read_bytes() == b"v1"
     # The registry still works after the crash: locks were released, numbers move on.
     assert reg.register(model_dir(b"v4"), manifest, actor="a").version == (4 if "register" in step else 3)
-    assert reg.promote("testing:2", actor="po").version == 2
+    assert promote(reg, "testing:2").version == 2
 
 
-def test_tampered_production_copy_is_refused(registry_uri, tmp_path, model_dir, manifest):
+def test_tampered_production_copy_is_refused(registry_uri, tmp_path, model_dir, manifest, promote):
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
     reg.register(model_dir(), manifest, actor="a")
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1")
     # Replace (not edit in place) so a hard-linked testing copy stays intact, as on GCS.
     reg.store.write("production/xray/1/report.html", b"<html>changed</html>")
+    # The promotion left a verified copy in the cache: a plain fetch serves those verified bytes...
+    assert b"changed" not in (reg.fetch("production:current").dir / "report.html").read_bytes()
+    # ...and checking the registry's copy (what test-model, promote and deploy do) refuses it.
     with pytest.raises(IntegrityError, match=r"production:1: file report\.html"):
-        reg.fetch("production:current")
-    assert reg.fetch("testing:1").version == 1
+        reg.fetch("production:current", refresh=True)
+    assert reg.fetch("testing:1", refresh=True).version == 1
 
 
 def test_missing_file_is_refused(registry_uri, tmp_path, model_dir, manifest):
