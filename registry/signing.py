@@ -190,9 +190,10 @@ def signature_key_id(signature: bytes, what: str) -> str:
 
 def _mismatch(message: str) -> str:
     """model-signing's manifest diff as a short list of file names."""
-    changed = re.findall(r"Hash mismatch for '([^']+)'", message)
-    added = re.findall(r"Extra files found in model '[^']*': ([^'\"\]]+)", message)
-    missing = re.findall(r"Missing files in model '[^']*': ([^'\"\]]+)", message)
+    # The diff arrives as str(list): an item holding both quote kinds is escaped (\'name\').
+    changed = re.findall(r"Hash mismatch for \\?'([^'\\]+)\\?'", message)
+    added = re.findall(r"Extra files found in model \\?'[^']*?\\?': ([^'\"\]\\]+)", message)
+    missing = re.findall(r"Missing files in model \\?'[^']*?\\?': ([^'\"\]\\]+)", message)
     parts = []
     if changed:
         parts.append("changed: " + ", ".join(changed))
