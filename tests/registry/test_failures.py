@@ -322,3 +322,168 @@ def test_unreachable_gcs_fails_in_seconds_with_one_line(monkeypatch, cli):
     assert result.code == 1
     assert "GCS request to gs://bucket failed" in result.err and "check network access" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+_APPROVER = """
+import json, os, sys, time
+from pathlib import Path
+from registry import ConflictError, Registry
+uri, cache, version, go, expected = sys.argv[1:6]
+reg = Registry.open(uri, "xray", cache_dir=Path(cache))
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not Path(go).exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+try:
+    reg.promote(f"testing:{version}", expected_production=int(expected), actor=f"approver{version}")
+    print(json.dumps({"won": int(version)}))
+except ConflictError as exc:
+    print(json.dumps({"conflict": str(exc)}))
+"""
+
+
+def _approver(registry_uri: str, cache: Path, version: int, go: Path, expected: int):
+    return subprocess.Popen(
+        [sys.executable, "-c", _APPROVER, registry_uri, str(cache), str(version), str(go), str(expected)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_eight_concurrent_approvals_over_the_same_production_one_wins(
+    registry_uri, tmp_path, model_dir, manifest, promote, signing_keys
+):
+    """Each approval names production:1; whatever the timing, one replaces it and seven are refused."""
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
+    for v in range(1, 10):
+        reg.register(model_dir(), manifest, actor="a")
+        reg.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+    promote(reg, "testing:1")
+    go = tmp_path / "go"
+    procs = [_approver(registry_uri, tmp_path / f"c{v}", v, go, 1) for v in range(2, 10)]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    go.touch()
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    winners = [o["won"] for o in outs if "won" in o]
+    conflicts = [o["conflict"] for o in outs if "conflict" in o]
+    print(f"\n[numbers] {registry_uri.split(':')[0]}: 8 concurrent approvals over production:1: "
+          f"{len(winners)} promoted, {len(conflicts)} refused with a conflict")  # fmt: skip
+    assert len(winners) == 1 and len(conflicts) == 7, outs
+    assert reg.pointer()["stack"] == [1, winners[0]]
+    refusals = [e for e in reg.audit() if e["action"] == "refuse"]
+    assert sorted(e["version"] for e in refusals) == sorted(set(range(2, 10)) - set(winners))
+    assert reg.verify_audit().ok
+
+
+@pytest.mark.slow
+def test_kill_at_every_promote_step_never_promotes_without_the_approval(
+    registry_uri, tmp_path, model_dir, manifest, promote, signing_keys
+):
+    """A real os._exit at each named step of a signed promotion: production is old or new, never half."""
+    from registry.fsck import repair, scan
+
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    reg.register(model_dir(b"v1"), manifest, actor="a")
+    promote(reg, "testing:1")
+    reg.register(model_dir(b"v2"), manifest, actor="a")
+    reg.register(model_dir(b"probe"), manifest, actor="a")
+    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    steps = _steps_of(reg, lambda: promote(reg, "testing:3"))
+    reg.rollback(actor="ops")
+    promoted = 0
+    for step in steps:
+        proc = _worker(registry_uri, tmp_path / "cw", "2", tmp_path, step, "die", expected="1")
+        proc.communicate(timeout=120)
+        assert proc.returncode == 17, step
+        current = reg.fetch("production:current", refresh=True)  # verified: sha256 and signature
+        assert current.model_path.read_bytes() == (b"v2" if current.version == 2 else b"v1"), step
+        if current.version == 2:
+            promoted += 1
+            [approval] = reg.resolve("production:2").manifest["annotations"]["approvals"][-1:]
+            assert approval["approved_by"] == "product-owner", step
+            reg.rollback(actor="ops")
+    print(f"\n[numbers] {registry_uri.split(':')[0]}: killed at {len(steps)} promote steps; "
+          f"{promoted} took effect, each with its approval; 0 half-promoted")  # fmt: skip
+    assert promoted == 1  # only a kill after the pointer swap lands the promotion
+    assert scan(reg) and repair(reg, scan(reg), grace_s=0, actor="ops")
+    assert scan(reg) == [] and reg.verify_audit().ok
+    assert promote(reg, "testing:2").version == 2
+
+
+_KILLABLE = """
+import sys
+from pathlib import Path
+from registry import Registry
+uri, cache = sys.argv[1:3]
+reg = Registry.open(uri, "xray", cache_dir=Path(cache))
+import model_signing.verifying  # imports and first requests done before the parent starts its clock
+reg.resolve("testing:2")
+print("ready", flush=True)
+reg.promote("testing:2", expected_production=1, actor="killed")
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_of_a_promotion(
+    registry_uri, tmp_path, model_dir, manifest, promote, signing_keys
+):
+    """kill -9 a promoting process after a random delay, many times: consistent, approved, cleanable."""
+    import random
+    import signal
+    import time
+
+    from registry.fsck import repair, scan
+
+    reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c")
+    reg.register(model_dir(b"v1"), manifest, actor="a")
+    promote(reg, "testing:1")
+    reg.register(model_dir(b"v2" * 5000), manifest, actor="a")
+    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    rng = random.Random(13)
+    tries = 16
+    outcomes = {"before": 0, "promoted": 0, "finished": 0}
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _KILLABLE, registry_uri, str(tmp_path / "ck")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    # How long one promotion takes here: the kills are spread over that window (and a bit past it).
+    proc, started = start(), time.monotonic()
+    assert proc.stdout.readline().strip() == "done", proc.communicate()[1][-2000:]
+    window = time.monotonic() - started
+    proc.communicate(timeout=60)
+    reg.rollback(actor="ops")
+    for _ in range(tries):
+        proc = start()
+        time.sleep(rng.uniform(0, window * 1.1))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        current = reg.fetch("production:current", refresh=True)
+        if current.version == 2:
+            approvals = reg.resolve("production:2").manifest["annotations"]["approvals"]
+            assert approvals and approvals[-1]["approved_by"] == "product-owner"
+            outcomes["finished" if proc.returncode == 0 else "promoted"] += 1
+            reg.rollback(actor="ops")
+        else:
+            assert current.model_path.read_bytes() == b"v1"
+            outcomes["before"] += 1
+    leftovers = scan(reg)
+    repair(reg, leftovers, grace_s=0, actor="ops")
+    print(f"\n[numbers] {registry_uri.split(':')[0]}: {tries} kill -9 during a {window:.2f} s promotion: "
+          f"{outcomes['before']} before the swap (production old), {outcomes['promoted']} after it, "
+          f"{outcomes['finished']} finished first; 0 without an approval; "
+          f"{len(leftovers)} leftovers removed by fsck ({', '.join(sorted({f.kind for f in leftovers}))})")  # fmt: skip
+    assert sum(outcomes.values()) == tries
+    assert scan(reg) == [] and reg.verify_audit().ok
