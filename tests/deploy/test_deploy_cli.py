@@ -44,7 +44,7 @@ def test_stop_with_nothing_running(cli):
 
 
 @pytest.fixture
-def promoted(settings) -> int:
+def promoted(settings, promote) -> int:
     """A version registered and promoted with the real registry; its version number."""
     if not hasattr(registry, "open_registry"):
         pytest.skip("registry package not merged into this branch yet (needs registry.open_registry)")
@@ -52,8 +52,9 @@ def promoted(settings) -> int:
     src = Path("candidate")
     src.mkdir()
     (src / "model.keras").write_bytes(b"not read by the stand-in server")
-    version = reg.register(src, {"model_file": "model.keras", "classes": ["covid", "normal"]}, actor="test")
-    reg.promote(version.ref, actor="test", reason="deploy test")
+    manifest = {"model_file": "model.keras", "classes": ["covid", "normal"], "gate": {"passed": True}}
+    version = reg.register(src, manifest, actor="test")
+    promote(reg, version.ref, actor="test", reason="deploy test")
     return version.version
 
 

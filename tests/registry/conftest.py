@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import ModelVersion, Registry
+from registry import Registry
 
 
 @pytest.fixture
@@ -65,22 +65,6 @@ def jenkins_approver(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
     monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", APPROVER)
     return APPROVER
-
-
-@pytest.fixture
-def promote() -> Callable[..., ModelVersion]:
-    """Promote as the approval workflow does: record passing tests first, approve over production now."""
-
-    def run(
-        reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
-    ) -> ModelVersion:
-        version = reg.resolve(ref)
-        if tested and not version.manifest["annotations"]["tests"]:
-            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
-        current = reg.pointer()["current"]
-        return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
-
-    return run
 
 
 @pytest.fixture

@@ -480,10 +480,11 @@ def test_sigkill_at_random_moments_of_a_promotion(
             assert current.model_path.read_bytes() == b"v1"
             outcomes["before"] += 1
     leftovers = scan(reg)
+    kinds = ", ".join(sorted({f.kind for f in leftovers}))
     repair(reg, leftovers, grace_s=0, actor="ops")
     print(f"\n[numbers] {registry_uri.split(':')[0]}: {tries} kill -9 during a {window:.2f} s promotion: "
           f"{outcomes['before']} before the swap (production old), {outcomes['promoted']} after it, "
           f"{outcomes['finished']} finished first; 0 without an approval; "
-          f"{len(leftovers)} leftovers removed by fsck ({', '.join(sorted({f.kind for f in leftovers}))})")  # fmt: skip
+          f"{len(leftovers)} leftovers removed by fsck ({kinds})")  # fmt: skip
     assert sum(outcomes.values()) == tries
     assert scan(reg) == [] and reg.verify_audit().ok
