@@ -41,14 +41,16 @@ def retrain_and_register(
 
     With the parent's dataset fingerprint unchanged and not force: returns {"skipped": True, ...}.
     """
+    from training.candidate import preflight
+
+    preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     import keras
 
     from registry import open_registry
-    from training.candidate import finish_candidate, load_checked, preflight, prepare_data
+    from training.candidate import finish_candidate, load_checked, prepare_data
     from training.split import split_rule
     from training.train import fit
 
-    preflight(settings, actor, log)
     cfg = settings.train
     ref, parent = find_parent(open_registry(settings))
     manifest = parent.manifest

@@ -68,12 +68,13 @@ def train_and_register(
 
     Raises CheckFailed (exit 3) when the gate fails; nothing is registered then.
     """
+    from training.candidate import finish_candidate, preflight, prepare_data
+
+    preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     import keras
 
-    from training.candidate import finish_candidate, preflight, prepare_data
     from training.model import build_model
 
-    preflight(settings, actor, log)
     cfg = settings.train
     keras.utils.set_random_seed(cfg.seed)
     spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)
