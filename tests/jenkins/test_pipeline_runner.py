@@ -86,3 +86,38 @@ def test_last_json_reads_a_document_or_its_last_json_line():
     assert _last_json('{"version": 2}\n') == {"version": 2}
     assert _last_json('epoch 1/2\nepoch 2/2\n{"version": 9}\n') == {"version": 9}
     assert _last_json("no json here") is None
+
+
+def test_the_pipeline_makes_the_home_signing_key_once_unless_keys_are_configured(settings, monkeypatch):
+    from mlops.pipeline import ensure_signing_key
+
+    out = io.StringIO()
+    ensure_signing_key(settings, out)
+    assert "created the key pair" in out.getvalue()
+    assert settings.signing_key_path == settings.keys_dir / "signing-key.pem"
+    first = settings.signing_key_path.read_bytes()
+    ensure_signing_key(settings, out)  # a second run keeps the key that signed the first versions
+    assert settings.signing_key_path.read_bytes() == first
+    monkeypatch.setenv("MLOPS_SIGNING_PRIVATE_KEY", "/run/secrets/elsewhere.pem")
+    monkeypatch.setenv("MLOPS_HOME", str(settings.home / "other"))
+    from core.settings import load_settings
+
+    configured = load_settings()
+    quiet = io.StringIO()
+    ensure_signing_key(configured, quiet)
+    assert quiet.getvalue() == "" and not configured.keys_dir.exists()
+
+
+def test_deploy_stage_approves_over_the_production_the_pipeline_started_with():
+    from mlops.pipeline import deploy_stages
+
+    [promote, _] = deploy_stages("testing:4", "product-owner", production=3)
+    assert promote.argv[:6] == (
+        "promote",
+        "testing:4",
+        "--approved-by",
+        "product-owner",
+        "--expect-production",
+        "3",
+    )
+    assert deploy_stages("testing:1", "po", deploy=False)[0].argv[5] == "none"
