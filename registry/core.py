@@ -408,7 +408,7 @@ class Registry:
         return self._version("testing", version)
 
     def annotate(self, ref: str, kind: str, data: dict[str, Any], actor: str) -> None:
-        """Record test results, approvals or deployments beside an immutable version."""
+        """Record test results or deployments beside an immutable version (approvals: see promote)."""
         if not _KIND.match(kind):
             raise RegistryError(
                 f"annotation kind {kind!r} is not valid; use e.g. {', '.join(ANNOTATION_KINDS)}"
