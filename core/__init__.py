@@ -5,6 +5,7 @@
     core.errors         MlopsError and its exit codes (0 ok, 1 error, 2 usage, 3 check failed)
     core.preprocessing  the one image preprocessing function (training, tests and the API)
     core.actor          who is acting, for the audit log
+    core.identity       who is approving, authenticated: Jenkins' input submitter, else the OS account
     core.processes      free loopback port, "wait until ready", "terminate then kill"
     core.gcs            the one google-cloud-storage client factory
 

@@ -25,7 +25,7 @@ ENV_SHORTCUTS = {
     "MLOPS_MODEL_REF": ("api", "model_ref"),
     "MLOPS_SMTP_PASSWORD": ("notify", "smtp_password"),
 }
-SECRET_FIELDS = {("notify", "smtp_password")}
+SECRET_FIELDS = {("notify", "smtp_password"), ("signing", "key_password")}
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,21 @@ class ModelTestSettings:
 
 
 @dataclass(frozen=True)
+class SigningSettings:
+    """Signed versions (OpenSSF model-signing, elliptic-curve key pair): paths only, never key material."""
+
+    private_key: str = ""  # PEM private key that signs at registration; empty: <home>/keys/ if there
+    public_keys: tuple[str, ...] = ()  # PEM public keys that verify; empty: <home>/keys/ if there
+    required: bool = False  # refuse unsigned versions (the k8s overlays and Jenkins set it)
+    key_password: str = field(default="", repr=False)  # of an encrypted private key; environment only
+
+
+@dataclass(frozen=True)
 class DeploySettings:
     approvers: tuple[str, ...] = ("product-owner",)
+    # ACCOUNT=APPROVER pairs: an authenticated account (Jenkins user or OS login) that approves as
+    # APPROVER. The account "@owner" is the OS user owning a local (file://) registry folder.
+    approver_accounts: tuple[str, ...] = ()
     image: str = "mlops-xray-api"
     image_tag: str = "latest"
     namespace: str = "mlops"
@@ -111,6 +124,10 @@ class DeploySettings:
     serve_command: str = ""  # local API launcher; empty: `python -m mlops.cli serve`
     ready_timeout_s: int = 180  # a new local server must answer /readyz within this
     stop_timeout_s: int = 60  # graceful stop of the old local server before SIGKILL
+    # When the local API's server dies on its own: "restart" it (up to max_restarts a minute, then
+    # close) or "close" the port at once, so clients are refused instead of waiting on a dead port.
+    on_server_exit: str = "restart"
+    max_restarts: int = 3
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,7 @@ class Settings:
     model_tests: ModelTestSettings = field(default_factory=ModelTestSettings)
     deploy: DeploySettings = field(default_factory=DeploySettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
     # Every path under the home folder is defined here and nowhere else.
     @property
@@ -169,6 +187,27 @@ class Settings:
     def demo_data_dir(self) -> Path:
         """Where `mlops demo-data` writes and `mlops pipeline code` looks for demo data by default."""
         return self.home / "data" / "demo"
+
+    @property
+    def keys_dir(self) -> Path:
+        """The local signing key pair `mlops keys init` writes (the laptop default)."""
+        return self.home / "keys"
+
+    @property
+    def signing_key_path(self) -> Path | None:
+        """The private key that signs at registration: signing.private_key, else the home one if present."""
+        if self.signing.private_key:
+            return Path(self.signing.private_key).expanduser()
+        default = self.keys_dir / "signing-key.pem"
+        return default if default.is_file() else None
+
+    @property
+    def public_key_paths(self) -> tuple[Path, ...]:
+        """The public keys that verify: signing.public_keys, else the home one if present."""
+        if self.signing.public_keys:
+            return tuple(Path(p).expanduser() for p in self.signing.public_keys)
+        default = self.keys_dir / "signing-key.pub"
+        return (default,) if default.is_file() else ()
 
     @property
     def deploy_dir(self) -> Path:

@@ -56,7 +56,7 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
         message = local.stop_local(settings)
         _print(args, {"target": "local", "stopped": True, "detail": message}, message)
         return 0
-    model = resolve_model(settings, args.model or settings.api.model_ref)
+    model = resolve_model(settings, args.model or settings.api.model_ref, verify=True)
     outcome = local.deploy_local(settings, model, host=args.host, port=args.port)
     detail = {
         "url": outcome.url,
@@ -78,7 +78,7 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
 
     overlay = args.overlay or settings.deploy.overlay
     k8s.overlay_dir(settings, overlay)  # a wrong overlay is a usage error before any registry call
-    model = resolve_model(settings, args.model or settings.api.model_ref)
+    model = resolve_model(settings, args.model or settings.api.model_ref, verify=not args.dry_run)
     if model.version is None or ":" not in model.ref:
         raise UsageError(
             f"{model.ref} is a local file; a cluster can only load registry refs (e.g. production:7)"
@@ -108,14 +108,19 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.promotion import promote
+    from deploy.promotion import parse_expected, promote
 
-    done = promote(settings, args.ref, args.approved_by, actor=args.actor, reason=args.reason)
+    expected = parse_expected(args.expect_production)
+    done = promote(settings, args.ref, args.approved_by, args.actor, args.reason, expected)
     if args.json:
         print(json.dumps(done, indent=2, sort_keys=True))
     else:
         was = f"production:{done['previous']}" if done["previous"] is not None else "nothing"
-        print(f"promoted {done['from']} to {done['promoted']} (was {was}), approved by {args.approved_by}")
+        who = f"{done['identity']['name']} ({done['identity']['source']})"
+        print(
+            f"promoted {done['from']} to {done['promoted']} (was {was}), approved by "
+            f"{done['approved_by']}, authenticated as {who}"
+        )
     return 0
 
 
@@ -178,10 +183,27 @@ def _add_promotion_commands(subparsers: argparse._SubParsersAction) -> None:
     promote = subparsers.add_parser(
         "promote",
         help="copy a tested version to production",
-        description="Copy a tested version to production after the promotion policy approves it.",
+        description="Copy a tested version to production after the promotion policy approves it: the "
+        "approver is authenticated (Jenkins' input submitter in a Jenkins build, else your OS account) "
+        "and listed in deploy.approvers, the gate and the latest model tests passed, the signature "
+        "verifies, and production is still the version the approval was given against. Every refusal "
+        "is recorded in the audit log.",
+        epilog="Exit codes: 0 promoted, 1 error or conflict (production moved), 2 usage, 3 the policy "
+        "said no.",
     )
     promote.add_argument("ref", metavar="REF", help="testing:N or testing:latest")
-    promote.add_argument("--approved-by", required=True, metavar="WHO", help="the approver (policy-checked)")
+    promote.add_argument(
+        "--approved-by",
+        metavar="WHO",
+        help="who approves; must be the authenticated identity (or an approver it maps to via "
+        "deploy.approver_accounts); default: that identity",
+    )
+    promote.add_argument(
+        "--expect-production",
+        metavar="N|none",
+        help="the production version the approval was given against; promotion fails with a conflict "
+        "if production has moved since (default: production as read when the command starts)",
+    )
     promote.add_argument("--reason", default="", help="why (kept in the audit log)")
     promote.add_argument(
         "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"

@@ -5,6 +5,10 @@ private readiness socket; wait until it is ready there; smoke-test it there; sto
 gracefully (its workers finish their requests, queued connections go to the new one); check the
 stable port serves the new version. If the new server fails before the old one stops, the old
 one never stopped; if the check after the switch fails, the previous version is started again.
+
+Between deployments the socket holder watches the serving server (deploy.on_server_exit): if it dies
+on its own, the holder restarts it on the same socket or closes the port, so no client waits on a
+port nobody serves. A deployment moves the watch before it stops a server on purpose.
 """
 
 from __future__ import annotations
@@ -120,17 +124,8 @@ def _log_tail(path: str, lines: int = 15) -> str:
         return ""
 
 
-def start_server(settings: Settings, model: Model, listener: socket.socket, host: str, port: int) -> Server:
-    """Start one gunicorn generation on the shared listener plus a private readiness socket."""
-    logs = settings.deploy_logs
-    logs.mkdir(parents=True, exist_ok=True)
-    private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    private.bind(("127.0.0.1", 0))
-    private.listen(64)
-    admin_port = private.getsockname()[1]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    log = logs / f"api-{stamp}-v{model.version}-{admin_port}.log"
+def server_spec(settings: Settings, model: Model, host: str, port: int) -> dict[str, Any]:
+    """How to start (and restart) a server for MODEL: command, environment, working folder, logs."""
     cmd = [
         *serve_command(settings),
         "--model", model.ref, "--host", host, "--port", str(port),
@@ -143,11 +138,49 @@ def start_server(settings: Settings, model: Model, listener: socket.socket, host
         "MLOPS_REGISTRY": settings.registry_uri,
         "MLOPS_MODEL_NAME": settings.registry.model_name,
     }
+    return {"cmd": cmd, "env": env, "cwd": os.getcwd(), "log_dir": str(settings.deploy_logs.resolve())}
+
+
+def start_server(settings: Settings, model: Model, listener: socket.socket, host: str, port: int) -> Server:
+    """Start one gunicorn generation on the shared listener plus a private readiness socket."""
+    logs = settings.deploy_logs
+    logs.mkdir(parents=True, exist_ok=True)
+    private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    private.bind(("127.0.0.1", 0))
+    private.listen(64)
+    admin_port = private.getsockname()[1]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log = logs / f"api-{stamp}-v{model.version}-{admin_port}.log"
+    spec = server_spec(settings, model, host, port)
     try:
-        pid = sockets.spawn(cmd, [listener, private], log, env)
+        pid = sockets.spawn(spec["cmd"], [listener, private], log, spec["env"])
     finally:
         private.close()  # the server holds its own copy
     return Server(pid, admin_port, model.ref, model.name, model.version, str(log), _now())
+
+
+def _watch(settings: Settings, holder: dict[str, Any], server: Server, host: str, port: int) -> None:
+    """Make the holder watch SERVER: restart it or close the port if it dies on its own."""
+    model = Model(server.ref, server.name, server.version)
+    sockets.watch(
+        holder["control"], server.pid, server.admin_port, server_spec(settings, model, host, port),
+        settings.deploy.on_server_exit, settings.deploy.max_restarts,
+    )  # fmt: skip
+
+
+def _adopt(state: dict[str, Any]) -> dict[str, Any]:
+    """The state with `current` as the holder knows it: a server it restarted has a new pid."""
+    holder, current = state.get("holder"), state.get("current")
+    if not holder or not current:
+        return state
+    status = sockets.holder_status(holder["control"])
+    if status and status.get("pid") and status["pid"] != current["pid"]:
+        _say(f"the holder restarted the server: pid {current['pid']} is now pid {status['pid']}")
+        current = {**current, "pid": status["pid"], "admin_port": status["admin_port"],
+                   "log": status.get("log") or current["log"]}  # fmt: skip
+        return {**state, "current": current}
+    return state
 
 
 def _stop(server: Server, settings: Settings) -> None:
@@ -223,8 +256,15 @@ def deploy_local(
 
 
 def _deploy_local(settings: Settings, model: Model, host: str | None, port: int | None) -> Outcome:
+    if settings.deploy.on_server_exit not in sockets.ON_EXIT:
+        raise UsageError(
+            f"deploy.on_server_exit is {settings.deploy.on_server_exit!r}; use one of: "
+            + ", ".join(sockets.ON_EXIT)
+        )
     state = load_state(settings)
     running = bool(state.get("holder")) and alive(state["holder"]["pid"])
+    if running:
+        state = _adopt(state)
     host = host or (state.get("host") if running else None) or settings.api.host
     port = port or (state.get("port") if running else None) or settings.api.port
     url = f"http://{host}:{port}"
@@ -245,11 +285,13 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
         detail = f"{why}; " + (f"still serving v{old.version} ({old.ref})" if old else "nothing is serving")
         return Outcome(False, url, old, old, detail, smoke)
 
+    _watch(settings, holder, new, host, port)  # from now on the old one's exit is expected
     if old is not None:
         _stop(old, settings)
     confirm = _confirm(url, model.version, timeout_s=10)
     if not confirm.passed:
         _say("stable port check failed: " + "; ".join(confirm.failures) + "; restarting the previous version")
+        sockets.unwatch(holder["control"])
         _stop(new, settings)
         restored = None
         if old is not None:
@@ -259,6 +301,8 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
                 _say(f"restarting the previous version failed too: {why_back}")
         if restored is None:
             sockets.stop_holder(holder["control"], holder["pid"])
+        else:
+            _watch(settings, holder, restored, host, port)
         _save_state(
             settings,
             {**base, "holder": holder if restored else None,
@@ -284,6 +328,9 @@ def stop_local(settings: Settings) -> str:
 def _stop_local(settings: Settings) -> str:
     state = load_state(settings)
     stopped = []
+    if state.get("holder") and alive(state["holder"]["pid"]):
+        state = _adopt(state)  # the server the holder may have restarted is the one to stop
+        sockets.unwatch(state["holder"]["control"])  # stopping it on purpose: no restart
     if state.get("current") and alive(state["current"]["pid"]):
         terminate(state["current"]["pid"], settings.deploy.stop_timeout_s, group=True)
         stopped.append(f"API pid {state['current']['pid']} (v{state['current']['version']})")

@@ -16,11 +16,26 @@ class Model:
     version: int | None
 
 
-def resolve_model(settings: Settings, ref: str) -> Model:
-    """The exact version a ref names now, pinned (production:current → production:7)."""
-    from registry import open_registry
+def resolve_model(settings: Settings, ref: str, verify: bool = False, actor: str = "") -> Model:
+    """The exact version a ref names now, pinned (production:current → production:7).
 
-    found = open_registry(settings).resolve(ref)
+    verify: download the registry's copy and check every sha256 and the signature before anything
+    is rolled out; a refusal is recorded in the audit log and raised.
+    """
+    from registry import IntegrityError, open_registry
+
+    reg = open_registry(settings)
+    found = reg.resolve(ref)
+    pinned = ref if found.area == "local" else f"{found.area}:{found.version}"
+    if verify:
+        try:
+            reg.fetch(pinned, refresh=True)
+        except IntegrityError as exc:  # a signature error is one too
+            if found.area != "local":
+                from core.actor import default_actor
+
+                reg.record_refusal("deploy", actor or default_actor(), str(exc), ref=pinned)
+            raise
     if found.area == "local":
         return Model(ref, found.name, found.manifest.get("version") or None)
-    return Model(f"{found.area}:{found.version}", found.name, found.version)
+    return Model(pinned, found.name, found.version)

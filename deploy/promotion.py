@@ -1,90 +1,59 @@
-"""Promotion and rollback, and the policy every promotion path calls (the CLI, Jenkins, pipelines).
+"""Promotion and rollback as the CLI, Jenkins and the pipelines call them.
 
-The registry only knows how to copy a version and swap the production pointer; what must be true
-before it may (approver, gate, model tests) and what is recorded with it (the approval) live here.
+The policy itself (authenticated approver, gate and tests passed, signature, production still what
+the approval saw) is enforced inside `Registry.promote` (registry.policy), the one function every
+path calls, so a direct API call cannot skip it. This module only supplies what the approval was
+given against and reports what happened.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import CheckFailed, MlopsError
+from core.errors import UsageError
 from core.settings import Settings
 
-
-def latest_tests(manifest: dict[str, Any]) -> dict[str, Any] | None:
-    """The most recent `tests` annotation of a version, or None when it was never tested."""
-    entries = (manifest.get("annotations") or {}).get("tests") or []
-    return entries[-1] if entries else None
+READ_NOW = "now"  # --expect-production not given: production as read when the command starts
 
 
-def policy_failures(manifest: dict[str, Any]) -> list[str]:
-    """Every reason the version may not be promoted (empty: it may)."""
-    reasons = []
-    gate = manifest.get("gate") or {}
-    if not gate:
-        reasons.append("no gate decision recorded (train or retrain it through the pipeline)")
-    elif not gate.get("passed"):
-        failed = "; ".join(gate.get("reasons") or []) or "no reason recorded"
-        reasons.append(f"its gate did not pass ({failed})")
-    tests = latest_tests(manifest)
-    ref = f"{manifest.get('area', 'testing')}:{manifest.get('version')}"
-    if tests is None:
-        reasons.append(f"it has no model test results (run: mlops test-model {ref})")
-    elif not tests.get("passed"):
-        s = tests.get("summary") or {}
-        reasons.append(
-            f"its latest model tests failed ({s.get('failed', '?')} failed, {s.get('errors', '?')} errors, "
-            f"at {tests.get('at', '?')}; rerun: mlops test-model {ref})"
-        )
-    return reasons
+def parse_expected(text: str | None) -> int | str | None:
+    """`--expect-production` as a version number, None (production was empty) or READ_NOW."""
+    if text is None:
+        return READ_NOW
+    value = text.strip().lower().removeprefix("production:")
+    if value in ("none", "empty"):
+        return None
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise UsageError(f"--expect-production {text!r}: give the production version number N, or none")
 
 
-def check_promotion(manifest: dict[str, Any], approved_by: str, settings: Settings) -> dict[str, Any]:
-    """Refuse a promotion that breaks policy; return the evidence the approver saw."""
-    if approved_by not in settings.deploy.approvers:
-        raise MlopsError(
-            f"{approved_by!r} is not an approver (approvers: {', '.join(settings.deploy.approvers)}); "
-            "set deploy.approvers in mlops.toml or MLOPS_DEPLOY_APPROVERS"
-        )
-    name = f"{manifest.get('name', 'model')} version {manifest.get('version', '?')}"
-    reasons = policy_failures(manifest)
-    if reasons:
-        raise CheckFailed(f"refusing to promote {name}: " + "; ".join(reasons))
-    metrics = manifest.get("metrics") or {}
-    summary: dict[str, Any] = {"accuracy": metrics.get("accuracy")}
-    if metrics.get("per_class"):
-        summary["recall"] = {c: m.get("recall") for c, m in metrics["per_class"].items()}
-    tests = latest_tests(manifest) or {}
-    return {
-        "name": manifest.get("name"),
-        "version": manifest.get("version"),
-        "approved_by": approved_by,
-        "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "metrics": summary,
-        "gate": {"passed": True, "reasons": (manifest.get("gate") or {}).get("reasons", [])},
-        "tests": {k: tests.get(k) for k in ("passed", "suite", "summary", "junit", "at", "actor")},
-        "dataset": {k: (manifest.get("dataset") or {}).get(k) for k in ("uri", "fingerprint")},
-        "code": manifest.get("code"),
-    }
-
-
-def promote(settings: Settings, ref: str, approved_by: str, actor: str, reason: str = "") -> dict[str, Any]:
-    """Check the policy, copy a testing version to production, record the approval; what happened."""
-    from registry import RefError, open_registry
+def promote(
+    settings: Settings,
+    ref: str,
+    approved_by: str | None,
+    actor: str,
+    reason: str = "",
+    expected_production: int | str | None = READ_NOW,
+) -> dict[str, Any]:
+    """Promote REF under the registry's policy; what happened (who approved, over which version)."""
+    from registry import open_registry
 
     reg = open_registry(settings)
-    mv = reg.resolve(ref)
-    if mv.area != "testing":
-        raise RefError(f"promote takes a testing ref (testing:N or testing:latest), not {ref!r}")
-    evidence = check_promotion(mv.manifest, approved_by, settings)
-    before = reg.pointer().get("current")
-    # Pin the number resolved above: testing:latest may move while we work.
-    promoted = reg.promote(mv.ref, actor=actor, reason=reason, evidence=evidence)
-    approval = {"approved_by": approved_by, "reason": reason, "evidence": evidence}
-    reg.annotate(promoted.ref, "approvals", approval, actor=actor)
-    return {"promoted": promoted.ref, "from": mv.ref, "previous": before, "approved_by": approved_by}
+    expected = reg.pointer().get("current") if expected_production == READ_NOW else expected_production
+    assert expected is None or isinstance(expected, int)
+    promoted = reg.promote(
+        ref, expected_production=expected, approved_by=approved_by, actor=actor, reason=reason
+    )
+    approval = promoted.manifest["annotations"]["approvals"][-1]
+    return {
+        "promoted": promoted.ref,
+        "from": f"testing:{promoted.version}",
+        "previous": expected,
+        "approved_by": approval["approved_by"],
+        "identity": approval["identity"],
+        "signature": promoted.manifest.get("signed_by"),
+    }
 
 
 def rollback(settings: Settings, actor: str, reason: str = "") -> dict[str, Any]:

@@ -10,26 +10,41 @@ as fd 4.
 
     python -m deploy.sockets hold HOST PORT CONTROL      daemonize, bind, print the holder pid
     python -m deploy.sockets spawn LOG FD... -- CMD...   daemonize CMD with FDs as 3, 4, ...
+
+The holder also watches the server that serves now (`watch`): a listening socket with nobody behind
+it would leave clients waiting until their own timeout. When that server dies on its own, the holder
+starts it again on the same socket ("restart": queued connections are served once it is ready), at
+most `max_restarts` times a minute, or closes the socket and exits ("close"): then the kernel refuses
+new connections and resets the queued ones at once. A deployment that stops a server on purpose
+moves the watch first (`watch` the new one, or `unwatch`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import json
 import os
+import selectors
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from core.errors import MlopsError
 from core.processes import alive, terminate
 
 LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed descriptor
 BACKLOG = 2048  # queued connections survive a switch; give them room
+ON_EXIT = ("restart", "close")
+RESTART_WINDOW_S = 60.0  # max_restarts counts restarts within this window
+MAX_REQUEST = 1 << 20  # a watch request carries the serve command and its environment
 
 
 def control_address(name: str) -> str:
@@ -55,16 +70,52 @@ def fetch_listener(control: str, timeout_s: float = 5.0) -> socket.socket:
     return socket.socket(fileno=fds[0])
 
 
+def _ask(control: str, request: bytes, timeout_s: float = 5.0) -> bytes:
+    """Send one request line to the holder and return its answer (OSError when it is gone)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout_s)
+        conn.connect(control_address(control))
+        conn.sendall(request + b"\n")
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def watch(
+    control: str, pid: int, admin_port: int, spec: dict[str, Any], on_exit: str, max_restarts: int
+) -> None:
+    """Tell the holder which server serves now and what to do if it dies on its own."""
+    request = {"pid": pid, "admin_port": admin_port, "spec": spec, "on_exit": on_exit,
+               "max_restarts": max_restarts}  # fmt: skip
+    try:
+        answer = _ask(control, b"watch " + json.dumps(request).encode())
+    except OSError as exc:
+        raise MlopsError(f"the local socket holder is not answering ({exc}); stop and deploy again") from None
+    if answer != b"ok":
+        raise MlopsError(
+            f"the local socket holder refused to watch pid {pid}: {answer.decode(errors='replace')}"
+        )
+
+
+def unwatch(control: str) -> None:
+    """Stop watching: the server is about to be stopped on purpose."""
+    with contextlib.suppress(OSError):  # no holder: nothing watches
+        _ask(control, b"unwatch")
+
+
+def holder_status(control: str) -> dict[str, Any] | None:
+    """What the holder watches now: pid, admin_port, restarts, events; None when it does not answer."""
+    try:
+        return json.loads(_ask(control, b"status"))
+    except (OSError, ValueError):
+        return None
+
+
 def stop_holder(control: str, pid: int) -> None:
     """Ask the holder to close the stable socket and wait until it has exited."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(5)
-            conn.connect(control_address(control))
-            conn.sendall(b"stop\n")
-            conn.recv(16)
-    except OSError:
-        pass  # gone already, or stuck: terminate below settles it
+    with contextlib.suppress(OSError):  # gone already, or stuck: terminate below settles it
+        _ask(control, b"stop")
     deadline = time.monotonic() + 5
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -151,20 +202,140 @@ def _hold(host: str, port: int, control: str, log: Path) -> int:
     os.write(ready, b"1")
     os.close(ready)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    uid = os.getuid()
-    while True:
-        conn, _ = server.accept()
-        with conn:
-            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            if struct.unpack("3i", creds)[1] != uid:
-                continue  # only the user who deployed may take the socket
-            request = conn.recv(16).strip()
-            if request == b"fd":
-                socket.send_fds(conn, [b"ok"], [listener.fileno()])
-            elif request == b"stop":
-                listener.close()
-                conn.sendall(b"bye")
+    return _Holder(listener, server).run()
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.strip()
+
+
+class _Holder:
+    """The holder's loop: hand out the socket, watch the serving server, restart it or close."""
+
+    def __init__(self, listener: socket.socket, control: socket.socket) -> None:
+        self.listener = listener
+        self.control = control
+        self.watched: dict[str, Any] | None = None
+        self.pidfd: int | None = None
+        self.restarts: list[float] = []
+        self.events: list[str] = []
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ, "control")
+
+    def say(self, message: str) -> None:
+        self.events = [*self.events[-19:], f"{_stamp()} {message}"]
+        print(f"{_stamp()} holder: {message}", flush=True)
+
+    def run(self) -> int:
+        uid = os.getuid()
+        while True:
+            # Without pidfd (old kernels) the watched pid is polled every half second.
+            for key, _ in self.selector.select(
+                timeout=None if self.pidfd is not None or not self.watched else 0.5
+            ):
+                if key.data == "control":
+                    conn, _ = self.control.accept()
+                    with conn:
+                        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+                        if struct.unpack("3i", creds)[1] != uid:
+                            continue  # only the user who deployed may take or steer the socket
+                        if self.answer(conn, _read_request(conn)):
+                            return 0
+            if self.watched and not alive(self.watched["pid"]) and self.server_died():
                 return 0
+
+    def answer(self, conn: socket.socket, request: bytes) -> bool:
+        """Handle one control request; True when the holder is to exit."""
+        if request == b"fd":
+            socket.send_fds(conn, [b"ok"], [self.listener.fileno()])
+        elif request == b"stop":
+            self.set_watch(None)
+            self.listener.close()
+            conn.sendall(b"bye")
+            return True
+        elif request.startswith(b"watch "):
+            try:
+                spec = json.loads(request[6:])
+                if spec["on_exit"] not in ON_EXIT or not isinstance(spec["pid"], int):
+                    raise ValueError(spec["on_exit"])
+            except (ValueError, KeyError, TypeError) as exc:
+                conn.sendall(f"bad watch request: {exc}".encode())
+                return False
+            self.set_watch(spec)
+            self.say(f"watching pid {spec['pid']} (on exit: {spec['on_exit']})")
+            conn.sendall(b"ok")
+        elif request == b"unwatch":
+            if self.watched:
+                self.say(f"no longer watching pid {self.watched['pid']}")
+            self.set_watch(None)
+            conn.sendall(b"ok")
+        elif request == b"status":
+            status = {k: self.watched.get(k) for k in ("pid", "admin_port", "log")} if self.watched else {}
+            status.update(restarts=len(self.restarts), events=self.events)
+            conn.sendall(json.dumps(status).encode())
+        return False
+
+    def set_watch(self, spec: dict[str, Any] | None) -> None:
+        if self.pidfd is not None:
+            self.selector.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+        self.watched = spec
+        if spec is None:
+            return
+        try:
+            self.pidfd = os.pidfd_open(spec["pid"])
+            self.selector.register(self.pidfd, selectors.EVENT_READ, "server")
+        except (AttributeError, OSError):
+            self.pidfd = None  # no pidfd here, or the process is already gone: polled instead
+
+    def server_died(self) -> bool:
+        """The watched server exited on its own: restart it, or close; True when the holder exits."""
+        assert self.watched is not None
+        spec = self.watched
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S]
+        self.say(f"server pid {spec['pid']} exited on its own")
+        if spec["on_exit"] == "restart" and len(self.restarts) < spec["max_restarts"]:
+            try:
+                pid, admin_port, log = _restart(self.listener, spec["spec"])
+            except (OSError, MlopsError, subprocess.SubprocessError) as exc:
+                self.say(f"restart failed: {exc}")
+            else:
+                self.restarts.append(now)
+                self.set_watch({**spec, "pid": pid, "admin_port": admin_port, "log": log})
+                self.say(f"restarted it as pid {pid} ({len(self.restarts)} in the last minute)")
+                return False
+        why = "restart limit reached" if spec["on_exit"] == "restart" else "on exit: close"
+        self.say(f"closing the port ({why}): clients are refused until the next deploy")
+        self.set_watch(None)
+        self.listener.close()  # queued connections are reset, new ones refused: no one waits on nothing
+        return True
+
+
+def _restart(listener: socket.socket, spec: dict[str, Any]) -> tuple[int, int, str]:
+    """Start the serve command again on the shared socket plus a fresh readiness socket."""
+    private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    private.bind(("127.0.0.1", 0))
+    private.listen(64)
+    admin_port = private.getsockname()[1]
+    log = Path(spec["log_dir"]) / f"api-{datetime.now(UTC):%Y%m%dT%H%M%S}-restart-{admin_port}.log"
+    try:
+        pid = spawn(spec["cmd"], [listener, private], log, spec["env"], Path(spec["cwd"]))
+    finally:
+        private.close()
+    return pid, admin_port, str(log)
 
 
 def _spawn(log: Path, fds: list[int], cmd: list[str]) -> int:

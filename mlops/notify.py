@@ -43,10 +43,24 @@ def infer_event(manifest: dict[str, Any]) -> str:
     return "tested" if annotations.get("tests") else "trained"
 
 
-def approve_command(manifest: dict[str, Any], settings: Settings) -> str:
-    """The exact command that approves this version."""
+UNKNOWN = "unknown"  # production was not read (no registry at hand)
+
+
+def approve_command(
+    manifest: dict[str, Any], settings: Settings, production: int | str | None = UNKNOWN
+) -> str:
+    """The exact command that approves this version over the production version seen now."""
     approver = settings.deploy.approvers[0] if settings.deploy.approvers else "<approver>"
-    return f"mlops promote testing:{manifest['version']} --approved-by {approver}"
+    command = f"mlops promote testing:{manifest['version']} --approved-by {approver}"
+    if production == UNKNOWN:
+        return command
+    return command + f" --expect-production {'none' if production is None else production}"
+
+
+def _production(production: int | str | None) -> str:
+    if production == UNKNOWN:
+        return "not read"
+    return "empty" if production is None else f"production:{production}"
 
 
 def _metrics_rows(manifest: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -61,7 +75,13 @@ def _metrics_rows(manifest: dict[str, Any]) -> list[tuple[str, str, str, str, st
     ]
 
 
-def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_url: str | None) -> dict:
+def _sections(
+    manifest: dict[str, Any],
+    event: str,
+    settings: Settings,
+    build_url: str | None,
+    production: int | str | None = UNKNOWN,
+) -> dict:
     """The facts of the email, shared by the text and the HTML parts."""
     gate = manifest.get("gate") or {}
     tests = ((manifest.get("annotations") or {}).get("tests") or [None])[-1]
@@ -76,7 +96,11 @@ def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_ur
         "Dataset": f"{dataset.get('uri', '?')} (fingerprint {str(dataset.get('fingerprint', '?'))[:16]})",
         "Accuracy": f"{accuracy:.4f}" if isinstance(accuracy, int | float) else "not recorded",
         "Gate": ("PASSED" if gate.get("passed") else "FAILED") if gate else "not recorded",
+        # An approval is given over this version: the promotion fails if production moves meanwhile.
+        "Production now": _production(production),
     }
+    if manifest.get("signed_by"):
+        facts["Signed by key"] = str(manifest["signed_by"])[:16]
     if tests is None:
         facts["Model tests"] = "not run yet"
     else:
@@ -114,7 +138,7 @@ def _sections(manifest: dict[str, Any], event: str, settings: Settings, build_ur
         "gate_reasons": list(gate.get("reasons") or []),
         "failures": list((tests or {}).get("failures") or []),
         "rows": _metrics_rows(manifest),
-        "approve": approve_command(manifest, settings) if can_approve else None,
+        "approve": approve_command(manifest, settings, production) if can_approve else None,
         "approvers": ", ".join(settings.deploy.approvers),
         "jenkins_input": f"{build_url.rstrip('/')}/input/" if build_url and can_approve else None,
         "needs_tests": bool(gate.get("passed")) and tests is None,
@@ -172,11 +196,12 @@ def build_message(
     to: list[str] | None = None,
     build_url: str | None = None,
     report: Path | None = None,
+    production: int | str | None = UNKNOWN,
 ) -> EmailMessage:
     """The email for one event on one version: plain text, an HTML alternative, the report."""
     if event not in EVENTS:
         raise UsageError(f"unknown event {event!r}; choose one of: {', '.join(EVENTS)}")
-    s = _sections(manifest, event, settings, build_url)
+    s = _sections(manifest, event, settings, build_url, production)
     report_link = None
     attach = (
         report is not None and report.exists() and report.stat().st_size <= settings.notify.attach_max_bytes
@@ -254,7 +279,10 @@ def notify(
         local = reg.fetch(ref)
         candidate = Path(local.dir) / "report.html"
         report = candidate if candidate.exists() else None
-    msg = build_message(manifest, event, settings, to=to, build_url=build_url, report=report)
+    production = reg.pointer().get("current") if manifest.get("area") != "local" else UNKNOWN
+    msg = build_message(
+        manifest, event, settings, to=to, build_url=build_url, report=report, production=production
+    )
     return send_message(msg, settings)
 
 

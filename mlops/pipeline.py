@@ -185,17 +185,44 @@ def after_register_stages(ref: str, settings: Settings, event: str) -> list[Stag
     ]
 
 
-def deploy_stages(ref: str, approver: str, deploy: bool = True) -> list[Stage]:
-    """Semi-automated deploy: promote the approved version, then (with deploy) roll out the local API."""
+def deploy_stages(ref: str, approver: str, deploy: bool = True, production: int | None = None) -> list[Stage]:
+    """Semi-automated deploy: promote the approved version, then (with deploy) roll out the local API.
+
+    The approval is given when the pipeline starts, over the production version of that moment; the
+    promotion fails with a conflict if production moved while the pipeline ran.
+    """
+    over = "none" if production is None else str(production)
     stages = [
         Stage(
             "promote",
-            ("promote", ref, "--approved-by", approver, "--reason", "approved in mlops pipeline"),
+            ("promote", ref, "--approved-by", approver, "--expect-production", over,
+             "--reason", "approved in mlops pipeline"),
         )
-    ]
+    ]  # fmt: skip
     if deploy:
         stages.append(Stage("deploy local", ("deploy", "--target", "local", "--model", "production:current")))
     return stages
+
+
+def ensure_signing_key(settings: Settings, out: TextIO) -> None:
+    """With no signing keys configured, make the home key pair once, so the laptop path is signed too."""
+    if settings.signing.private_key or settings.signing.public_keys or settings.signing_key_path:
+        return
+    from registry.signing import generate_key_pair
+
+    private, public = settings.keys_dir / "signing-key.pem", settings.keys_dir / "signing-key.pub"
+    key_id = generate_key_pair(private, public)
+    print(f"signing: created the key pair {private} (key id {key_id[:16]}); versions are signed", file=out)
+
+
+def current_production(settings: Settings) -> int | None:
+    """The production version now (None: empty), the one a pipeline's approval is given over."""
+    from registry import open_registry
+
+    try:
+        return open_registry(settings).pointer().get("current")
+    except MlopsError:
+        return None
 
 
 def tests_ref(settings: Settings) -> str:
@@ -243,6 +270,9 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     run = PipelineRun(_global_argv(args), out)
     print(f"mlops pipeline {args.pipeline}: registry {settings.registry_uri}", file=out)
+    if args.pipeline in ("code", "data"):
+        ensure_signing_key(settings, out)
+    args.production = current_production(settings) if args.approve_as else None
     code = EXIT_OK
     try:
         _run_stages(run, args, settings)
@@ -298,7 +328,7 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
     for stage in after_register_stages(ref, settings, EVENT_CANDIDATE):
         run.run(stage)
     if args.approve_as:
-        for stage in deploy_stages(ref, args.approve_as, deploy=args.deploy):
+        for stage in deploy_stages(ref, args.approve_as, deploy=args.deploy, production=args.production):
             run.run(stage)
 
 

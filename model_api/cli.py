@@ -29,8 +29,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "port" else 1):
             raise UsageError(f"--{name} must be positive, got {value}")
-    # Fail here with one clear line, before any worker starts, if the model cannot be had.
-    model_path, manifest = fetch_model(settings, ref)
+    # Fail here with one clear line, before any worker starts, if the model cannot be had or the
+    # registry's copy is unsigned (where required), signed by a foreign key, or altered.
+    model_path, manifest = fetch_model(settings, ref, refresh=True)
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines drown gunicorn's log
     env.update(

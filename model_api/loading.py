@@ -9,17 +9,19 @@ from core.errors import MlopsError
 from core.settings import Settings
 
 
-def fetch_model(settings: Settings, ref: str) -> tuple[Path, dict[str, Any]]:
-    """Resolve REF to (local model file, manifest).
+def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Resolve REF to (local model file, manifest), every file's sha256 and the signature verified.
 
     REF is a registry ref (production:current, testing:latest, testing:7, ...) or a plain path to
     a .keras file with its manifest.json beside it (docs/manifest.md: classes, preprocessing).
+    refresh: verify the registry's copy, not a cached one (`mlops serve` does, once, before gunicorn
+    starts; its workers then load that verified copy from the cache).
     """
     from registry import open_registry
 
     if not ref:
         raise MlopsError("no model to serve: pass --model REF or set MLOPS_MODEL_REF")
-    fetched = open_registry(settings).fetch(ref)
+    fetched = open_registry(settings).fetch(ref, refresh=refresh)
     manifest = dict(fetched.manifest)
     if not manifest.get("classes") or not manifest.get("preprocessing"):
         raise MlopsError(

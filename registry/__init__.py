@@ -16,19 +16,26 @@ Public API (the contract other packages code against; implemented in this packag
     reg.resolve(ref) -> ModelVersion                          refs: testing:latest, testing:7,
         production:current, production:previous, production:7, or a plain local path to a
         model file (area "local", version 0, manifest from a sibling manifest.json if any)
-    reg.fetch(ref, dest=None) -> LocalModel                   files verified by sha256; cached
-        LocalModel(dir, model_path, manifest, version)
-    reg.annotate(ref, kind, data, actor=) -> None             test results, approvals, deployments:
-        stored beside the immutable version; ModelVersion.manifest["annotations"][kind] lists them
-    reg.promote(ref, actor=, reason="", evidence=None) -> ModelVersion     testing:N → production:N
-        (server-side copy), then compare-and-swap of the production pointer; a lost race raises
-        ConflictError and changes nothing
+    reg.fetch(ref, dest=None, refresh=False) -> LocalModel    files verified by sha256 and the
+        signature; cached (refresh: verify the registry's copy, not the cache)
+        LocalModel(dir, model_path, manifest, version, signature)
+    reg.annotate(ref, kind, data, actor=) -> None             test results, deployments: stored
+        beside the immutable version; ModelVersion.manifest["annotations"][kind] lists them
+        (approvals come from the production pointer, written with the promotion)
+    reg.promote(ref, expected_production=, approved_by=None, actor=None, reason="") -> ModelVersion
+        the promotion policy (registry.policy: authenticated approver, gate and tests, signature,
+        production still `expected_production`), then testing:N → production:N (server-side copy)
+        and a compare-and-swap of the pointer carrying the approval; every refusal is an audit event
     reg.rollback(actor=, reason="") -> ModelVersion           production:current := previous
     reg.audit() -> list[dict]                                 append-only events: who, when, what, why
     reg.latest_annotations(versions, kind) -> {N: entry|None}  newest annotation of a kind, one listing
     reg.version_file(mv, relpath) -> bytes                    one file (report, plot), sha256-checked
+    reg.audit() -> list[dict]                                 the hash-chained log: who, when, what, why
+    reg.verify_audit() -> ChainReport                         the first deleted, edited or reordered event
+    reg.record_refusal(attempted, actor, reason, **what)      a refused decision, on the record
 
-Every error a user can cause is a RegistryError (an core.errors.MlopsError, exit code 1).
+Every error a user can cause is a RegistryError (an core.errors.MlopsError, exit code 1);
+SignatureError is an IntegrityError; PolicyError (the policy said no) exits 3.
 """
 
 from registry.core import Registry, open_registry

@@ -1,11 +1,14 @@
-"""CLI verbs registry list|show|audit (promote and rollback live with the promotion policy in deploy/)."""
+"""CLI verbs registry list|show|audit|fsck and keys init (promote and rollback live in deploy/)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
+from core.actor import default_actor
+from core.errors import EXIT_ERROR, EXIT_OK
 from core.settings import Settings
 from registry.core import Registry, open_registry
 from registry.refs import AREAS, REF_HELP
@@ -140,24 +143,92 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _verify_audit(args: argparse.Namespace, reg: Registry) -> int:
+    report = reg.verify_audit()
+    if args.json:
+        _print_json({"registry": reg.uri, "model": reg.name, **report.to_dict()})
+    elif report.ok:
+        print(f"audit log of {reg.name} in {reg.uri}: intact, {report.events} events")
+    else:
+        print(f"audit log of {reg.name} in {reg.uri}: BROKEN: {report.problem}")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _action(event: dict[str, Any]) -> str:
+    """ACTION column: `refuse promote`, `promote (recovered)`..."""
+    text = str(event.get("action", "?"))
+    if event.get("attempted"):
+        text += f" {event['attempted']}"
+    return text + (" (recovered)" if event.get("recovered") else "")
+
+
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
+    if args.verify:
+        return _verify_audit(args, reg)
     events = reg.audit()
     if args.json:
         _print_json(events)
         return 0
     rows = [
         [
-            e["at"][:19].replace("T", " "),
-            e["actor"],
-            e["action"],
+            str(e.get("seq", "-")),
+            str(e.get("at", ""))[:19].replace("T", " "),
+            str(e.get("actor", "")),
+            _action(e),
             f"{e.get('area', '')}:{e.get('version', '')}",
-            e.get("reason", ""),
+            str(e.get("reason", "")),
         ]
         for e in events
     ]
-    print(_table(["AT (UTC)", "ACTOR", "ACTION", "VERSION", "REASON"], rows) if rows else "no events")
+    headers = ["SEQ", "AT (UTC)", "ACTOR", "ACTION", "VERSION", "REASON"]
+    print(_table(headers, rows) if rows else "no events")
     return 0
+
+
+def _fsck(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.fsck import repair, scan
+
+    reg = open_registry(settings)
+    findings = scan(reg)
+    done = repair(reg, findings, args.grace_s, default_actor()) if args.repair else []
+    left = [f for f in findings if f not in done]
+    if args.json:
+        _print_json({
+            "registry": reg.uri, "model": reg.name, "repaired": [f.to_dict() for f in done],
+            "left": [f.to_dict() for f in left],
+        })  # fmt: skip
+    else:
+        for finding in findings:
+            if finding in done:
+                state = "appended" if finding.kind == "unlogged" else "removed"
+            elif finding.age_s < args.grace_s:
+                state = "younger than the grace period: may be in progress"
+            else:
+                state = "found"
+            count = f" ({len(finding.keys)} objects)" if len(finding.keys) > 1 else ""
+            print(f"{finding.kind:<16} {finding.what}{count}: {state}, {finding.age_s:.0f} s old")
+        if not findings:
+            print(f"{reg.name} in {reg.uri}: no leftovers")
+        elif left and not args.repair:
+            print(f"{len(left)} leftovers; remove them with: mlops registry fsck --repair")
+    return EXIT_ERROR if left else EXIT_OK
+
+
+def _keys_init(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.signing import generate_key_pair, private_key_id
+
+    folder = args.out or settings.keys_dir
+    private, public = folder / "signing-key.pem", folder / "signing-key.pub"
+    if args.if_missing and private.exists():
+        key_id = private_key_id(private, settings.signing.key_password)
+        print(f"signing key {private} exists (key id {key_id[:16]})")
+        return EXIT_OK
+    key_id = generate_key_pair(private, public)
+    print(f"wrote {private} (private, mode 0600) and {public}; key id {key_id[:16]}")
+    if args.out:
+        print(f"use them with MLOPS_SIGNING_PRIVATE_KEY={private} MLOPS_SIGNING_PUBLIC_KEYS={public}")
+    return EXIT_OK
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
@@ -168,8 +239,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
     registry = subparsers.add_parser(
         "registry",
-        help="list and show model versions",
-        description="List and show model versions in the registry (testing and production areas).",
+        help="list and show model versions, the audit log, housekeeping",
+        description="List and show model versions in the registry (testing and production areas), "
+        "show or verify the audit log, find leftovers of interrupted writes.",
     )
     verbs = registry.add_subparsers(dest="registry_command", metavar="ACTION")
     verbs.required = True
@@ -183,6 +255,46 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("ref", metavar="REF", help=REF_HELP)
     _add_json(show)
     show.set_defaults(handler=_show)
-    audit = verbs.add_parser("audit", help="show the audit log", description="Who did what, when and why.")
+    audit = verbs.add_parser(
+        "audit",
+        help="show or verify the audit log",
+        description="Who did what, when and why. --verify walks the hash chain and reports the first "
+        "deleted, edited or reordered event.",
+        epilog="Exit codes: 0 ok (chain intact), 1 the chain is broken or an error.",
+    )
+    audit.add_argument("--verify", action="store_true", help="check the hash chain instead of listing")
     _add_json(audit)
     audit.set_defaults(handler=_audit)
+    fsck = verbs.add_parser(
+        "fsck",
+        help="find (and --repair) leftovers of interrupted writes",
+        description="List temp files, half-registered versions, production copies no pointer names, "
+        "write probes and decisions missing from the audit log. --repair removes them (appends the "
+        "decisions); complete versions are never touched, and anything younger than --grace-s may "
+        "be a write in progress and is left alone.",
+        epilog="Exit codes: 0 nothing left over, 1 leftovers remain (or an error).",
+    )
+    fsck.add_argument("--repair", action="store_true", help="remove leftovers older than the grace period")
+    fsck.add_argument(
+        "--grace-s", type=float, default=3600.0, metavar="S", help="leave younger ones alone (default 3600)"
+    )
+    _add_json(fsck)
+    fsck.set_defaults(handler=_fsck)
+
+    keys = subparsers.add_parser(
+        "keys",
+        help="make the signing key pair",
+        description="Signing keys for registered versions (OpenSSF model-signing, elliptic curve P-256).",
+    )
+    key_verbs = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    key_verbs.required = True
+    init = key_verbs.add_parser(
+        "init",
+        help="write a new key pair (default under <home>/keys, used when signing.* is not set)",
+        description="Write signing-key.pem (private, mode 0600) and signing-key.pub. With no [signing] "
+        "keys configured, train/retrain sign with the home pair and every check verifies with it. Keep "
+        "the private key out of the repository; on GCP hold it in Secret Manager (registry/README.md).",
+    )
+    init.add_argument("--out", type=Path, metavar="DIR", help="write the pair here instead of <home>/keys")
+    init.add_argument("--if-missing", action="store_true", help="do nothing when the key already exists")
+    init.set_defaults(handler=_keys_init)

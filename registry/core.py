@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.actor import default_actor
+from core.identity import authenticated_identity
 from core.settings import Settings, load_settings
+from registry.audit import AuditLog, ChainReport
 from registry.checksums import describe_files
-from registry.errors import ConflictError, IntegrityError, NotFoundError, RefError, RegistryError
+from registry.errors import (
+    AuditChainError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    PolicyError,
+    RefError,
+    RegistryError,
+)
+from registry.policy import Policy, authorize, check_evidence, evidence
 from registry.refs import AREAS, REF_HELP, Ref, parse_ref
+from registry.signing import SIGNATURE_FILE, check_signer, sign_folder, staged_folder
 from registry.store import ObjectExists, Store, open_store
 from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
 
@@ -49,31 +64,47 @@ def _loads(data: bytes, what: str) -> Any:
 
 def open_registry(settings: Settings) -> Registry:
     """The registry named by settings (registry.uri, registry.model_name), caching in settings.cache_dir."""
-    return Registry.open(settings.registry_uri, settings.registry.model_name, cache_dir=settings.cache_dir)
+    return Registry.open(
+        settings.registry_uri,
+        settings.registry.model_name,
+        cache_dir=settings.cache_dir,
+        policy=Policy.from_settings(settings),
+    )
+
+
+# Refusals worth an audit event: a decision said no (policy, signature, integrity, a moved production,
+# a broken audit chain). A malformed ref or a missing version is a usage error, not a decision.
+REFUSALS = (PolicyError, IntegrityError, ConflictError, AuditChainError)
 
 
 class Registry:
     """A model registry over a Store (local folder or GCS bucket)."""
 
-    def __init__(self, store: Store, model_name: str, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, store: Store, model_name: str, cache_dir: Path | None = None, policy: Policy | None = None
+    ) -> None:
         if not _NAME.match(model_name):
             raise RegistryError(
                 f"model name {model_name!r} is not valid: use letters, digits, '.', '_' and '-'"
             )
         self.store = store
         self.name = model_name
-        # No cache_dir: the one the settings name (home/cache, layered like every command's).
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else load_settings().cache_dir
+        # No cache_dir or policy: the ones the settings name (layered like every command's).
+        settings = load_settings() if cache_dir is None or policy is None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else settings.cache_dir  # type: ignore[union-attr]
+        self.policy = policy if policy is not None else Policy.from_settings(settings)  # type: ignore[arg-type]
+        self.log = AuditLog(store, model_name)
         # Tests set this to inject a crash (raise) or a pause at a named step.
         self.fault_hook: Callable[[str], None] | None = None
         # Audit events by object key: objects are create-only, so a long-lived reader (mlops ui)
         # reads each event once.
-        self._events: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def open(cls, uri: str, model_name: str, cache_dir: Path | None = None) -> Registry:
+    def open(
+        cls, uri: str, model_name: str, cache_dir: Path | None = None, policy: Policy | None = None
+    ) -> Registry:
         """Open the registry at file://PATH or gs://BUCKET[/PREFIX] for one model name."""
-        return cls(open_store(uri), model_name, cache_dir)
+        return cls(open_store(uri), model_name, cache_dir, policy)
 
     @property
     def uri(self) -> str:
@@ -118,8 +149,16 @@ class Registry:
         manifest["annotations"] = self.annotations(version)
         return manifest
 
+    def decorate(self, stored: dict[str, Any], area: str, version: int) -> dict[str, Any]:
+        """A stored manifest as handed out: the area it was read from, plus its annotations."""
+        return {**stored, "area": area, "annotations": self.annotations(version)}
+
     def annotations(self, version: int) -> dict[str, list[dict[str, Any]]]:
-        """Annotations of a version by kind, oldest first (shared by its testing and production copy)."""
+        """Annotations of a version by kind, oldest first (shared by its testing and production copy).
+
+        Approvals come from the production pointer's history, where each one was written in the same
+        compare-and-swap as the promotion it allowed (older registries stored them as annotations).
+        """
         keys = self.store.list(f"annotations/{self.name}/{version}/")
         grouped: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ANNOTATION_KINDS}
         for key, data in zip(keys, self.store.read_many(keys), strict=True):
@@ -127,6 +166,13 @@ class Registry:
                 continue
             item = _loads(data, key)
             grouped.setdefault(item["kind"], []).append(item["entry"])
+        for entry in self.pointer()["history"]:
+            if entry.get("action") == "promote" and entry.get("version") == version and entry.get("approval"):
+                approval = entry["approval"]
+                grouped["approvals"].append(
+                    {**approval, "at": entry["at"], "actor": entry["actor"], "id": entry["id"]}
+                )
+        grouped["approvals"].sort(key=lambda e: str(e.get("at", "")))
         return grouped
 
     def latest_annotations(self, versions: list[int], kind: str) -> dict[int, dict[str, Any] | None]:
@@ -284,12 +330,32 @@ class Registry:
         return ModelVersion(manifest.get("name", self.name), 0, "local", f"file://{path}", lambda: manifest)
 
     # -- writing -------------------------------------------------------------------------------
-    def _audit(self, action: str, actor: str, reason: str = "", **what: Any) -> None:
-        moment = _now()
-        event = {"at": _iso(moment), "actor": actor, "action": action, "model": self.name, "reason": reason}
+    def _audit(self, action: str, actor: str, reason: str = "", **what: Any) -> dict[str, Any]:
+        event = {"at": _iso(_now()), "actor": actor, "action": action, "model": self.name, "reason": reason}
         event.update(what)
-        key = f"audit/{self.name}/{_stamp(moment)}-{uuid.uuid4().hex}.json"
-        self.store.write(key, _dumps(event), create_only=True)
+        return self.log.append(event)
+
+    def record_refusal(self, attempted: str, actor: str, reason: str, **what: Any) -> None:
+        """Put a refused decision on the record (who, what, why); never hides the refusal itself."""
+        try:
+            self._audit("refuse", actor, reason, attempted=attempted, **what)
+        except (RegistryError, OSError) as exc:  # a read-only store: the refusal still stands
+            print(f"registry: warning: could not record the refusal in the audit log: {exc}", file=sys.stderr)
+
+    def check_writable(self, actor: str) -> None:
+        """Pre-flight: write (and remove) a probe object, so a long job never ends in a failed upload."""
+        if self.uri.startswith("gs://"):
+            self._require_root()  # a bucket is never created implicitly; a local folder is
+        key = f"probes/{self.name}/{uuid.uuid4().hex}.json"
+        try:
+            self.store.write(key, _dumps({"actor": actor, "at": _iso(_now())}), create_only=True)
+        except (RegistryError, OSError) as exc:
+            raise RegistryError(
+                f"registry {self.uri} is not writable ({exc}); fix its permissions or --registry first"
+            ) from None
+        # Allowed to create but not to delete: `mlops registry fsck --repair` removes probes.
+        with contextlib.suppress(RegistryError, OSError):
+            self.store.delete(key)
 
     def _claim_version(self, actor: str) -> int:
         """Allocate the next version number race-free with a create-only claim object."""
@@ -311,7 +377,7 @@ class Registry:
         src_dir = Path(src_dir)
         if not src_dir.is_dir():
             raise NotFoundError(f"cannot register {src_dir}: not a folder")
-        files = describe_files(src_dir)
+        files = describe_files(src_dir, skip=("manifest.json", SIGNATURE_FILE))
         model_file = manifest.get("model_file", "model.keras")
         if model_file not in files:
             raise RegistryError(
@@ -320,12 +386,14 @@ class Registry:
             )
         if not self.store.root_exists() and self.uri.startswith("gs://"):
             self._require_root()  # a bucket is never created implicitly
+        try:
+            key_id = check_signer(self.policy.signing)  # before a number is claimed
+        except IntegrityError as exc:
+            if self.store.root_exists():
+                self.record_refusal("register", actor, str(exc), source=str(src_dir))
+            raise
         version = self._claim_version(actor)
         self._step("register:claimed")
-        prefix = self._dir("testing", version)
-        for rel in files:
-            self.store.put_file(prefix + rel, src_dir / rel)
-            self._step(f"register:file:{rel}")
         full = {k: v for k, v in manifest.items() if k != "annotations"}
         full.update(
             name=self.name,
@@ -336,15 +404,30 @@ class Registry:
             files=files,
             registered_by=actor,
         )
+        if key_id:
+            full["signed_by"] = key_id
+        stored = _dumps(full)
+        signature = None
+        if key_id:
+            # Sign exactly what is stored: the files and the manifest's bytes (which list their sha256).
+            with staged_folder({rel: src_dir / rel for rel in files}, stored) as staged:
+                signature = sign_folder(staged, self.policy.signing)
+        prefix = self._dir("testing", version)
+        for rel in files:
+            self.store.put_file(prefix + rel, src_dir / rel)
+            self._step(f"register:file:{rel}")
         self._step("register:files")
+        if signature is not None:
+            self.store.write(prefix + SIGNATURE_FILE, signature, create_only=True)
+            self._step("register:signature")
         summary = {SUMMARY_KEY: json.dumps(summarize(full))}
-        self.store.write(prefix + "manifest.json", _dumps(full), create_only=True, metadata=summary)
+        self.store.write(prefix + "manifest.json", stored, create_only=True, metadata=summary)
         self._step("register:manifest")
-        self._audit("register", actor, reason, version=version, area="testing")
+        self._audit("register", actor, reason, version=version, area="testing", signed_by=key_id)
         return self._version("testing", version)
 
     def annotate(self, ref: str, kind: str, data: dict[str, Any], actor: str) -> None:
-        """Record test results, approvals or deployments beside an immutable version."""
+        """Record test results or deployments beside an immutable version (approvals: see promote)."""
         if not _KIND.match(kind):
             raise RegistryError(
                 f"annotation kind {kind!r} is not valid; use e.g. {', '.join(ANNOTATION_KINDS)}"
@@ -358,25 +441,71 @@ class Registry:
         self.store.write(key, _dumps({"kind": kind, "entry": entry}), create_only=True)
         self._audit(f"annotate:{kind}", actor, "", version=mv.version, area=mv.area, ref=ref)
 
+    def _anchors(self, pointer: dict[str, Any]) -> list[dict[str, Any]]:
+        return [h["audit_anchor"] for h in pointer["history"] if isinstance(h.get("audit_anchor"), dict)]
+
+    def verify_audit(self) -> ChainReport:
+        """Walk the audit chain and the anchors the production pointer holds; the first problem."""
+        self._require_root()
+        return self.log.verify(self._anchors(self.pointer()))
+
     def promote(
-        self, ref: str, actor: str, reason: str = "", evidence: dict[str, Any] | None = None
+        self,
+        ref: str,
+        *,
+        expected_production: int | None,
+        approved_by: str | None = None,
+        actor: str | None = None,
+        reason: str = "",
     ) -> ModelVersion:
-        """Copy testing:N to production:N, then swap the production pointer to N (CAS)."""
+        """Enforce the promotion policy, copy testing:N to production:N, swap the pointer (CAS).
+
+        `expected_production` is the production version the approval was given against (None: it
+        was empty); `approved_by` is a claim, checked against the authenticated identity. The
+        approval is written in the pointer's compare-and-swap, so no promotion lands without it.
+        Every refusal is an audit event; nothing else changes.
+        """
+        actor = actor or default_actor()
+        identity = authenticated_identity()
+        attempt: dict[str, Any] = {
+            "ref": ref,
+            "approved_by": approved_by,
+            "identity": identity.to_dict(),
+            "expected_production": expected_production,
+        }
         mv = self.resolve(ref)
         if mv.area != "testing":
             raise RefError(f"promote takes a testing ref (testing:N or testing:latest), not {ref!r}")
-        pointer, token = self._read_pointer()
-        if pointer["current"] == mv.version:
-            raise RegistryError(f"testing:{mv.version} is already production:current; nothing to do")
-        manifest = self._raw_manifest("testing", mv.version)
+        attempt["version"] = mv.version
+        try:
+            chain = self.log.check(self._anchors(self.pointer()))
+            approver = authorize(identity, approved_by, self.policy, self.uri)
+            self._expect(self.pointer(), expected_production, mv.version)
+            # The registry's copy, downloaded and verified now (sha256 and signature), never a cache.
+            local = self.fetch(mv.ref, refresh=True)
+            check_evidence(local.manifest)
+            pointer, token = self._read_pointer()
+            self._expect(pointer, expected_production, mv.version)
+        except REFUSALS as exc:
+            self.record_refusal("promote", actor, str(exc), **attempt)
+            raise
         src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
-        for rel in manifest["files"]:
+        for rel in local.manifest["files"]:
             self.store.copy(src + rel, dst + rel)
             self._step(f"promote:file:{rel}")
         self._step("promote:files")
+        if (local.signature or {}).get("status") in ("signed", "unverified"):
+            self.store.copy(src + SIGNATURE_FILE, dst + SIGNATURE_FILE)
         self.store.copy(src + "manifest.json", dst + "manifest.json")
         self._step("promote:manifest")
-        stack = [*pointer["stack"], mv.version]
+        approval = {
+            "approved_by": approver,
+            "identity": identity.to_dict(),
+            "claimed_by": approved_by,
+            "expected_production": expected_production,
+            "reason": reason,
+            "evidence": evidence(local.manifest, approver),
+        }
         entry = {
             "action": "promote",
             "version": mv.version,
@@ -384,18 +513,23 @@ class Registry:
             "actor": actor,
             "reason": reason,
             "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
+            "approval": approval,
+            "signature": local.signature,
+            "audit_anchor": {"seq": chain.head_seq, "sha256": chain.head_hash, "at": _iso(_now())},
         }
         new = {
             "current": mv.version,
             "previous": pointer["current"],
-            "stack": stack,
+            "stack": [*pointer["stack"], mv.version],
             "history": [*pointer["history"], entry],
         }
         if not self.store.write_if(self._pointer_key, _dumps(new), token):
-            raise ConflictError(
+            conflict = ConflictError(
                 f"production changed while promoting testing:{mv.version} (another promotion or rollback "
-                "won); nothing was changed: check mlops registry list --area production and retry"
+                "won); nothing was changed: check mlops registry list --area production and approve again"
             )
+            self.record_refusal("promote", actor, str(conflict), **attempt)
+            raise conflict
         self._step("promote:pointer")
         self._audit(
             "promote",
@@ -404,10 +538,24 @@ class Registry:
             version=mv.version,
             area="production",
             previous=pointer["current"],
-            evidence=evidence or {},
+            approval=approval,
+            signature=local.signature,
             id=entry["id"],
         )
         return self._version("production", mv.version)
+
+    def _expect(self, pointer: dict[str, Any], expected: int | None, version: int) -> None:
+        """Refuse when production is not what the approval was given against, or already this version."""
+        current = pointer["current"]
+        if current == version:
+            raise ConflictError(f"testing:{version} is already production:current; nothing to do")
+        if current != expected:
+            seen = f"production:{expected}" if expected is not None else "an empty production"
+            now = f"production:{current}" if current is not None else "empty"
+            raise ConflictError(
+                f"the approval of testing:{version} was given over {seen}, but production is now {now}: "
+                "production moved since; review the new situation and approve again"
+            )
 
     def rollback(self, actor: str, reason: str = "") -> ModelVersion:
         """Point production:current back at the version that was live before it."""
@@ -420,6 +568,7 @@ class Registry:
                 f"(current: {pointer['current']})"
             )
         stack = stack[:-1]
+        head_seq, head_hash = self.log.head()
         entry = {
             "action": "rollback",
             "version": stack[-1],
@@ -428,6 +577,7 @@ class Registry:
             "actor": actor,
             "reason": reason,
             "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
+            "audit_anchor": {"seq": head_seq, "sha256": head_hash, "at": _iso(_now())},
         }
         new = {
             "current": stack[-1],
@@ -451,27 +601,23 @@ class Registry:
         return self._version("production", stack[-1])
 
     def audit(self) -> list[dict[str, Any]]:
-        """Every event, oldest first: who, when, what, why."""
+        """Every event, oldest first: who, when, what, why (plus decisions a crash kept out of the log)."""
         self._require_root()
-        keys = self.store.list(f"audit/{self.name}/")
-        new = [key for key in keys if key not in self._events]
-        for key, data in zip(new, self.store.read_many(new), strict=True):
-            if data:
-                self._events[key] = _loads(data, key)
-        events = [self._events[key] for key in keys if key in self._events]
-        return sorted(events + self._unlogged(events), key=lambda e: e["at"])
+        events = self.log.events()
+        return sorted(events + self.unlogged(events), key=lambda e: str(e.get("at", "")))
 
-    def _unlogged(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def unlogged(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Events a crash kept out of the log, rebuilt from what is durable (pointer, manifests).
 
         The audit object is written after the change it records; a process dying in between
-        would otherwise leave a registered version or a pointer swap with no event.
+        would otherwise leave a registered version or a pointer swap with no event. The approval
+        is in the pointer entry itself, so a recovered promotion still says who approved it.
         """
         recovered = {"recovered": True, "model": self.name}
         ids = {e.get("id") for e in events}
+        keep = ("action", "version", "at", "actor", "reason", "id", "approval")
         out = [
-            {**recovered, **{k: h[k] for k in ("action", "version", "at", "actor", "reason", "id")}}
-            | {"area": "production"}
+            {**recovered, **{k: h[k] for k in keep if k in h}} | {"area": "production"}
             for h in self.pointer()["history"]
             if h.get("id") not in ids
         ]
@@ -497,14 +643,18 @@ class Registry:
         return data
 
     # -- fetching ------------------------------------------------------------------------------
-    def fetch(self, ref: str, dest: Path | None = None) -> LocalModel:
-        """Download a version's files, verify each sha256, and return where they are."""
+    def fetch(self, ref: str, dest: Path | None = None, refresh: bool = False) -> LocalModel:
+        """Download a version's files, verify each sha256 and the signature; where they are.
+
+        refresh: download from the registry even when the cache holds a verified copy, so the
+        registry's copy is what gets verified (a clean cache must not hide a tampered registry).
+        """
         from registry.fetch import fetch_version, verify_local
 
         mv = self.resolve(ref)
         if mv.area == "local":
-            return verify_local(mv, dest)
-        return fetch_version(self, mv, dest)
+            return verify_local(mv, dest, self.policy.signing)
+        return fetch_version(self, mv, dest, refresh=refresh)
 
     def read_file(self, ref: str, rel: str) -> bytes:
         """One file of a registered version (e.g. golden/golden.json), verified against its manifest."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import MlopsError
+from core.errors import CheckFailed, MlopsError
 
 
 class RegistryError(MlopsError):
@@ -23,3 +23,15 @@ class ConflictError(RegistryError):
 
 class IntegrityError(RegistryError):
     """A file does not match the sha256 or size recorded in its manifest."""
+
+
+class SignatureError(IntegrityError):
+    """A version is unsigned where a signature is required, signed by a foreign key, or altered."""
+
+
+class PolicyError(RegistryError, CheckFailed):
+    """The promotion policy said no (approver, gate, tests): exit code 3, nothing changed."""
+
+
+class AuditChainError(RegistryError):
+    """The audit log's hash chain is broken: an event was deleted, edited or reordered."""

@@ -1,8 +1,14 @@
-"""Fetch a version into a local cache, verifying every file's sha256 against its manifest.
+"""Fetch a version into a local cache, verifying every file's sha256 and the version's signature.
 
-A cached copy carries a stamp of (sha256, size, mtime_ns) per file written right after its
-hash was checked; a later fetch trusts a file whose size and mtime still match the stamp and
-re-downloads (and re-verifies) anything else, so a cache hit costs a few stat calls.
+A download lands in a fresh folder: each file is checked against the stored manifest, the manifest
+itself (its exact stored bytes) goes beside them, and the whole folder is checked against the
+version's signature (registry.signing) before one rename moves it into place. The cache then carries
+a stamp: per file (sha256, size, mtime_ns) written right after its hash was checked, the sha256 of
+the manifest and signature it was verified against, and what the verification established. A later
+fetch trusts the cache only while the store's manifest and signature are still those bytes, each
+file's size and mtime still match, and the key that verified it is still trusted; anything else is
+downloaded and verified again. `refresh=True` always re-downloads: it checks the registry's copy,
+not the cache's (test-model, promote and deploy do that before they act).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.checksums import sha256_file
-from registry.errors import IntegrityError, NotFoundError
+from registry.errors import IntegrityError, NotFoundError, SignatureError
+from registry.signing import (
+    MANIFEST_FILE,
+    SIGNATURE_FILE,
+    SigningConfig,
+    Verified,
+    public_key_id,
+    verify_folder,
+)
 from registry.version import LocalModel, ModelVersion
 
 if TYPE_CHECKING:
@@ -25,27 +39,48 @@ if TYPE_CHECKING:
 STAMP = ".verified.json"
 
 
+def _sha(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
 def _cache_dir(reg: Registry, version: int) -> Path:
     # testing:N and production:N hold the same bytes, so one cache entry per version number.
     return reg.local_cache / str(version)
 
 
-def _stamp_ok(folder: Path, files: dict[str, Any]) -> bool:
+def _still_trusted(verified: dict[str, Any], config: SigningConfig) -> bool:
+    """Whether what a past verification established is still enough under the current keys."""
+    trusted = {public_key_id(p) for p in config.public_keys} if config.public_keys else set()
+    status = verified.get("status")
+    if status == "signed":
+        return verified.get("key_id") in trusted
+    if config.required:
+        return False
+    return status == "unsigned" or (status == "unverified" and not trusted)
+
+
+def _stamp_ok(
+    folder: Path, files: dict[str, Any], manifest: bytes, signature: bytes | None, config: SigningConfig
+) -> dict[str, Any] | None:
+    """What the cached copy's verification established, or None when the cache cannot be trusted."""
     try:
         stamp = json.loads((folder / STAMP).read_text())
-    except (OSError, ValueError):
-        return False
-    if set(stamp) != set(files):
-        return False
+        if stamp["manifest_sha256"] != _sha(manifest) or stamp["signature_sha256"] != _sha(signature):
+            return None
+        recorded, verified = stamp["files"], stamp["verified"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if set(recorded) != set(files) or not _still_trusted(verified, config):
+        return None
     for rel, meta in files.items():
-        sha, size, mtime_ns = stamp[rel]
+        sha, size, mtime_ns = recorded[rel]
         try:
             st = (folder / rel).stat()
         except OSError:
-            return False
+            return None
         if sha != meta["sha256"] or st.st_size != size or st.st_mtime_ns != mtime_ns:
-            return False
-    return True
+            return None
+    return dict(verified)
 
 
 def _check(path: Path, rel: str, meta: dict[str, Any], ref: str, digest: str | None = None) -> None:
@@ -66,16 +101,19 @@ def _check(path: Path, rel: str, meta: dict[str, Any], ref: str, digest: str | N
 
 def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     stored = {k: v for k, v in manifest.items() if k != "annotations"}
-    (folder / "manifest.json").write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+    (folder / MANIFEST_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
 
 
-def _download(reg: Registry, mv: ModelVersion, manifest: dict[str, Any], target: Path) -> None:
-    """Download and verify into a fresh folder, then move it into place in one rename."""
-    files = manifest["files"]
+def _download(
+    reg: Registry, mv: ModelVersion, stored: dict[str, Any], raw: bytes, signature: bytes | None, target: Path
+) -> Verified:
+    """Download, verify files and signature in a fresh folder, then move it into place in one rename."""
+    files = stored["files"]
+    config = reg.policy.signing
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex}"
     try:
-        stamp = {}
+        recorded = {}
         prefix = f"{mv.area}/{reg.name}/{mv.version}/"
         for rel, meta in files.items():
             path = tmp / rel
@@ -87,44 +125,82 @@ def _download(reg: Registry, mv: ModelVersion, manifest: dict[str, Any], target:
                 ) from None
             _check(path, rel, meta, mv.ref, digest)
             st = path.stat()
-            stamp[rel] = [meta["sha256"], st.st_size, st.st_mtime_ns]
-        _write_manifest(tmp, manifest)
+            recorded[rel] = [meta["sha256"], st.st_size, st.st_mtime_ns]
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / MANIFEST_FILE).write_bytes(raw)  # the signed bytes, exactly as stored
+        verified = verify_folder(tmp, signature, config, mv.ref)
+        stamp = {
+            "files": recorded,
+            "manifest_sha256": _sha(raw),
+            "signature_sha256": _sha(signature),
+            "verified": verified.to_dict(),
+        }
         (tmp / STAMP).write_text(json.dumps(stamp))
-        if _stamp_ok(target, files):
-            return  # a concurrent fetch finished first: never pull a good copy from under its users
+        if _stamp_ok(target, files, raw, signature, config) is not None:
+            return verified  # a concurrent fetch finished first: never pull a good copy from its users
         if target.exists():
-            shutil.rmtree(target, ignore_errors=True)  # a damaged copy: replace it
+            shutil.rmtree(target, ignore_errors=True)  # a damaged or outdated copy: replace it
         try:
             os.rename(tmp, target)
         except OSError:
-            if not _stamp_ok(target, files):  # a concurrent fetch won the rename with a good copy
+            if _stamp_ok(target, files, raw, signature, config) is None:  # a concurrent fetch won the rename
                 raise
+        return verified
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None) -> LocalModel:
+def read_stored(reg: Registry, mv: ModelVersion) -> tuple[bytes, dict[str, Any], bytes | None]:
+    """The version's manifest (stored bytes and parsed) and signature, checked to name this version."""
+    prefix = f"{mv.area}/{reg.name}/{mv.version}/"
+    raw = reg.store.read(prefix + MANIFEST_FILE)
+    if raw is None:
+        raise NotFoundError(f"{mv.ref} has no manifest in {reg.uri}")
+    try:
+        stored = json.loads(raw)
+        files = stored["files"]
+        if not isinstance(files, dict):
+            raise TypeError(files)
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(f"{mv.ref}: its manifest is not a registry manifest; restore it") from None
+    if stored.get("name") != reg.name or stored.get("version") != mv.version:
+        # A whole version (files, manifest, signature) copied over another one verifies by itself.
+        raise IntegrityError(
+            f"{mv.ref}: its manifest names {stored.get('name')!r} version {stored.get('version')!r}: "
+            "another version was copied over it; do not use it"
+        )
+    return raw, stored, reg.store.read(prefix + SIGNATURE_FILE)
+
+
+def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None, refresh: bool = False) -> LocalModel:
     """Fetch a registry version (verified, cached) and optionally copy it to dest."""
-    manifest = mv.manifest
+    raw, stored, signature = read_stored(reg, mv)
     folder = _cache_dir(reg, mv.version)
-    if not _stamp_ok(folder, manifest["files"]):
-        _download(reg, mv, manifest, folder)
+    verified = None if refresh else _stamp_ok(folder, stored["files"], raw, signature, reg.policy.signing)
+    if verified is None:
+        verified = _download(reg, mv, stored, raw, signature, folder).to_dict()
+    manifest = reg.decorate(stored, mv.area, mv.version)
     if dest is not None:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        for rel in manifest["files"]:
+        for rel in stored["files"]:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / rel, dest / rel)
         _write_manifest(dest, manifest)  # with this ref's area (the cache is shared by both areas)
         folder = dest
-    return LocalModel(folder, folder / manifest["model_file"], manifest, mv.version)
+    return LocalModel(folder, folder / stored["model_file"], manifest, mv.version, verified)
 
 
-def verify_local(mv: ModelVersion, dest: Path | None) -> LocalModel:
+def verify_local(mv: ModelVersion, dest: Path | None, config: SigningConfig) -> LocalModel:
     """A plain model file: verify it against a sibling manifest when that lists it."""
     path = Path(mv.uri.removeprefix("file://"))
     if not path.is_file():
         raise NotFoundError(f"model file {path} does not exist")
+    if config.required:
+        raise SignatureError(
+            f"{path} is a local file and signing is required (signing.required): "
+            "use a signed registry version (e.g. production:current)"
+        )
     manifest = mv.manifest
     meta = manifest.get("files", {}).get(path.name)
     if meta:

@@ -6,6 +6,7 @@ Application Default Credentials otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +176,19 @@ class GcsStore(Store):
         names = [b.name[len(full) :] for b in pages]
         names += [p[len(full) :].rstrip("/") for p in pages.prefixes]
         return sorted(n for n in names if n)
+
+    @_gcs_errors
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(gexc.NotFound):
+            self._blob(key).delete()
+
+    @_gcs_errors
+    def list_times(self, prefix: str) -> dict[str, float]:
+        full = self.prefix + prefix
+        return {
+            b.name[len(self.prefix) :]: b.updated.timestamp()
+            for b in self.client.list_blobs(self.bucket, prefix=full)
+        }
 
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
         return list(self.numbered_metadata(prefix, leaf))

@@ -147,6 +147,38 @@ class LocalStore(Store):
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # Drop folders the removal emptied (a half-registered version's), never the root itself.
+        parent = path.parent
+        while parent != self.root and parent.is_relative_to(self.root):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def list_times(self, prefix: str) -> dict[str, float]:
+        times = {}
+        for key in self.list(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                times[key] = self._path(key).stat().st_mtime
+        return times
+
+    def temp_objects(self) -> dict[str, float]:
+        # write/put_file/copy publish by rename from a `.tmp-*` beside the target; a crash leaves it.
+        found = {}
+        if not self.root.is_dir():
+            return found
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(_HIDDEN[0]):
+                    path = Path(dirpath, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        found[path.relative_to(self.root).as_posix()] = path.stat().st_mtime
+        return found
+
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
         base = self._path(prefix)
         return sorted(

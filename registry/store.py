@@ -92,6 +92,18 @@ class Store(abc.ABC):
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
         """Integers N for which `prefix N/leaf` exists, ascending."""
 
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object (absent already: nothing to do). Only housekeeping (fsck) deletes."""
+
+    @abc.abstractmethod
+    def list_times(self, prefix: str) -> dict[str, float]:
+        """Keys under prefix with their last-modified time (seconds since the epoch)."""
+
+    def temp_objects(self) -> dict[str, float]:
+        """Leftovers of interrupted writes (key: last-modified time); stores with atomic uploads have none."""
+        return {}
+
     def numbered_metadata(self, prefix: str, leaf: str) -> dict[int, dict[str, str]]:
         """Like numbered_with, with each leaf's listed metadata ({} where the store has none)."""
         return {n: {} for n in self.numbered_with(prefix, leaf)}

@@ -68,3 +68,4 @@ class LocalModel:
     model_path: Path
     manifest: dict[str, Any]
     version: int
+    signature: dict[str, Any] | None = None  # what verification established: status and key_id

@@ -40,6 +40,9 @@ def retrain_and_register(
 
     With the parent's dataset fingerprint unchanged and not force: returns {"skipped": True, ...}.
     """
+    from training.candidate import preflight
+
+    preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     import keras
 
     from registry import open_registry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,36 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.chdir(work)
     monkeypatch.setenv("MLOPS_HOME", str(work / ".mlops"))
     yield
+
+
+@pytest.fixture
+def jenkins_input(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Act as a Jenkins build step whose `input` was submitted by WHO (core.identity); product-owner first."""
+
+    def submitted_by(who: str) -> None:
+        monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
+        monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
+        monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", who)
+
+    submitted_by("product-owner")
+    return submitted_by
+
+
+@pytest.fixture
+def promote(jenkins_input):
+    """Promote as the approval workflow does: passing tests recorded, approved over production now."""
+    from registry import ModelVersion, Registry
+
+    def run(
+        reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
+    ) -> ModelVersion:
+        version = reg.resolve(ref)
+        if tested and not version.manifest["annotations"]["tests"]:
+            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        current = reg.pointer()["current"]
+        return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
+
+    return run
 
 
 @pytest.fixture

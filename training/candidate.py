@@ -27,6 +27,22 @@ class Prepared:
     tf_data: dict
 
 
+def preflight(settings: Settings, actor: str | None, log) -> None:
+    """Before any training: the registry takes writes and the signing key works (a refusal is logged)."""
+    from registry import IntegrityError, open_registry
+    from registry.signing import check_signer
+
+    registry = open_registry(settings)
+    registry.check_writable(actor or default_actor())
+    try:
+        key_id = check_signer(registry.policy.signing)
+    except IntegrityError as exc:
+        registry.record_refusal("train", actor or default_actor(), str(exc))
+        raise
+    signed = f"signed with key {key_id[:16]}" if key_id else "unsigned (no signing key: see mlops keys init)"
+    log(f"registry {registry.uri} takes writes; the version will be {signed}")
+
+
 def load_checked(settings: Settings, data_uri: str, log) -> Dataset:
     """Load a dataset and report what it holds and every file skipped."""
     dataset = load_dataset(data_uri, settings.cache_dir)

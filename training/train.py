@@ -72,9 +72,11 @@ def train_and_register(
 
     Raises CheckFailed (exit 3) when the gate fails; nothing is registered then.
     """
+    from training.candidate import preflight, prepare_data
+
+    preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     import keras
 
-    from training.candidate import prepare_data
     from training.model import build_model
 
     cfg = settings.train

@@ -118,14 +118,20 @@ def run_suite(
 ) -> SuiteResult:
     """Run the suite on a registry version, record the result on it, and return it."""
     from core.actor import default_actor
-    from registry import open_registry
+    from registry import IntegrityError, open_registry
 
     reg = open_registry(settings)
     version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
-    manifest = version.manifest
     area = version.area
     # Pin the ref so the result lands on this version even if testing:latest moves meanwhile.
     pinned = version.ref
+    try:
+        # The registry's copy, not a cached one: every sha256 and the signature, before pytest starts.
+        manifest = reg.fetch(pinned, refresh=True).manifest
+    except IntegrityError as exc:  # a signature error is one too
+        if area != "local":
+            reg.record_refusal("test-model", actor or default_actor(), str(exc), ref=pinned)
+        raise
     junit_xml = Path(junit_xml) if junit_xml else default_junit_path(settings, pinned)
     print(f"model tests: {manifest.get('name')} {pinned} → {junit_xml}", file=sys.stderr, flush=True)
 

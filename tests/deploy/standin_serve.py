@@ -5,7 +5,8 @@ each worker "loads the model" at boot (a sleep, like a real load: workers accept
 then serves /readyz, /healthz, /model and /predict with the real app's JSON (checked by
 tests/model_api/test_standin_contract.py). Versions listed in STANDIN_BROKEN answer
 /predict with 500; versions in STANDIN_CRASH fail to boot; STANDIN_WRONG reports version+100;
-STANDIN_PRIVATE_ONLY serve only the private readiness socket (fd 4), never the shared one.
+STANDIN_PRIVATE_ONLY serve only the private readiness socket (fd 4), never the shared one;
+STANDIN_CRASH_IF_EXISTS names a file whose presence makes every (re)start fail to boot.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def create_app(ref: str):
 
     version = int(ref.rpartition(":")[2])
     listed = lambda name: str(version) in os.environ.get(name, "").split(",")  # noqa: E731
-    if listed("STANDIN_CRASH"):
+    crash_file = os.environ.get("STANDIN_CRASH_IF_EXISTS")
+    if listed("STANDIN_CRASH") or (crash_file and os.path.exists(crash_file)):
         raise RuntimeError(f"cannot load model {ref}")  # gunicorn: worker boot error, master halts
     time.sleep(float(os.environ.get("STANDIN_LOAD_S", "1.0")))  # model load + warm-up
     reported = version + 100 if listed("STANDIN_WRONG") else version

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import registry
+from core.settings import load_settings
 from registry import open_registry
 
 
@@ -44,14 +46,15 @@ def test_stop_with_nothing_running(cli):
 
 
 @pytest.fixture
-def promoted(settings) -> int:
+def promoted(settings, promote) -> int:
     """A version registered and promoted with the real registry; its version number."""
     reg = open_registry(settings)
     src = Path("candidate")
     src.mkdir()
     (src / "model.keras").write_bytes(b"not read by the stand-in server")
-    version = reg.register(src, {"model_file": "model.keras", "classes": ["covid", "normal"]}, actor="test")
-    reg.promote(version.ref, actor="test", reason="deploy test")
+    manifest = {"model_file": "model.keras", "classes": ["covid", "normal"], "gate": {"passed": True}}
+    version = reg.register(src, manifest, actor="test")
+    promote(reg, version.ref, actor="test", reason="deploy test")
     return version.version
 
 
@@ -74,3 +77,29 @@ def test_local_deploy_records_the_deployment(cli, local_api, promoted, settings)
     (entry,) = reg.resolve(f"production:{promoted}").manifest["annotations"]["deployments"]
     assert entry["target"] == "local" and entry["result"] == "ok"
     assert cli("deploy", "--target", "local", "--stop").code == 0
+
+
+@pytest.fixture
+def tampered(settings, promote, cli) -> registry.Registry:
+    """production:1 signed and promoted, then its registry copy altered (a clean copy stays cached)."""
+    assert cli("keys", "init").code == 0
+    reg = registry.open_registry(settings)
+    src = Path("signed-candidate")
+    src.mkdir()
+    (src / "model.keras").write_bytes(b"the approved model")
+    version = reg.register(src, {"model_file": "model.keras", "gate": {"passed": True}}, actor="ci")
+    promote(reg, version.ref)
+    stored = json.loads(reg.store.read(f"production/{reg.name}/1/manifest.json"))
+    stored["metrics"] = {"accuracy": 0.97}  # the manifest edited to look better
+    reg.store.write(f"production/{reg.name}/1/manifest.json", json.dumps(stored).encode())
+    return reg
+
+
+@pytest.mark.parametrize("target", [["--target", "local"], ["--target", "k8s", "--overlay", "staging"]])
+def test_an_altered_version_is_refused_before_anything_is_rolled_out(cli, kubectl, tampered, target):
+    result = cli("deploy", *target, "--model", "production:current")
+    assert result.code == 1
+    assert "production:1 differs from what was signed (changed: manifest.json)" in result.err
+    assert kubectl.verbs() == []  # nothing applied
+    assert registry.open_registry(load_settings()).audit()[-1]["attempted"] == "deploy"
+    assert not (tampered.cache_dir.parent / "deploy" / "local.json").exists()  # no server started

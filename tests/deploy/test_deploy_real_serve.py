@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def two_versions(settings) -> list[int]:
+def two_versions(settings, promote) -> list[int]:
     """Two tiny Keras models for [64, 64, 1] inputs, registered and promoted (production:1, :2)."""
     import keras
 
@@ -40,9 +40,10 @@ def two_versions(settings) -> list[int]:
             "model_file": "model.keras",
             "classes": ["covid", "normal", "pneumonia"],
             "preprocessing": {"image_size": 64, "channels": 1},
+            "gate": {"passed": True},
         }
         version = reg.register(folder, manifest, actor="test")
-        reg.promote(version.ref, actor="test", reason="deploy e2e")
+        promote(reg, version.ref, actor="test", reason="deploy e2e")
         versions.append(version.version)
     return versions
 

@@ -49,7 +49,10 @@ def an_image(folder: Path) -> Path:
 
 def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     port = free_port()
-    env = {**os.environ, **FAST_TRAINING, "MLOPS_API_PORT": str(port)}
+    # As the repository's mlops.toml says for a laptop: whoever owns the local registry folder may
+    # approve as product-owner (a gs:// registry needs Jenkins' input submitter instead).
+    laptop = {"MLOPS_DEPLOY_APPROVER_ACCOUNTS": "@owner=product-owner"}
+    env = {**os.environ, **FAST_TRAINING, **laptop, "MLOPS_API_PORT": str(port)}
     home = Path(env["MLOPS_HOME"])
 
     # 1. Push code: the code pipeline makes demo data itself, trains, gates, registers, tests, emails.
@@ -60,6 +63,9 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     first = show("testing:latest", env)
     assert first["version"] == 1
     assert first["gate"]["passed"] is True
+    # The laptop path is signed too: the pipeline made a key pair under the home folder.
+    assert "signing: created the key pair" in code.stdout and first["signed_by"]
+    env["MLOPS_SIGNING_REQUIRED"] = "true"  # from here on an unsigned version would be refused
 
     # 2. Push data: a second batch lands beside the first; retrained from the first version.
     dataset = home / "data" / "demo"  # where `mlops pipeline code` made the demo data
@@ -69,12 +75,16 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     second = show("testing:latest", env)
     assert second["version"] == 2
 
-    # Approve: someone who is not an approver is refused and nothing changes; the product owner is not.
+    # Approve: a claim that is not who we are is refused and logged; nothing changes. As ourselves
+    # (mapped to product-owner), over the empty production we saw, it goes through.
     refused = mlops("promote", "testing:2", "--approved-by", "intruder", env=env)
-    assert refused.returncode == 1
-    assert "approver" in refused.stderr
+    assert refused.returncode == 3
+    assert "disagrees with the authenticated approver" in refused.stderr
     assert mlops("registry", "show", "production:current", env=env).returncode != 0  # still empty
-    promoted = mlops("promote", "testing:2", "--approved-by", "product-owner", "--reason", "e2e", env=env)
+    promoted = mlops(
+        "promote", "testing:2", "--approved-by", "product-owner", "--expect-production", "none",
+        "--reason", "e2e", env=env,
+    )  # fmt: skip
     assert promoted.returncode == 0
 
     # Push tests: the tests pipeline runs the suite on production:current and records it there.
@@ -97,6 +107,10 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     assert len(production["annotations"]["tests"]) == 2  # the data pipeline's and the tests pipeline's
     # The product owner was emailed for each pipeline run (outbox: no SMTP host configured).
     assert len(list((home / "outbox").glob("*.eml"))) >= 3
+    # Every decision is on the record, the refusal included, in an intact hash chain.
+    audit = json.loads(mlops("registry", "audit", "--json", env=env).stdout)
+    assert [e["attempted"] for e in audit if e["action"] == "refuse"] == ["promote"]
+    assert mlops("registry", "audit", "--verify", env=env).returncode == 0
 
     # 4. Deploy the local API on production:current and query it.
     deployed = mlops("deploy", "--target", "local", env=env, timeout=300)

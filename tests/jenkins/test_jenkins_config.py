@@ -170,3 +170,25 @@ def test_hadolint_can_fail(tmp_path):
     bad.write_text("FROM jenkins/jenkins:latest\nRUN cd /tmp && apt-get install curl\n")
     result = subprocess.run([_hadolint(), str(bad)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
+
+
+def test_the_approval_passes_the_authenticated_submitter_and_the_production_it_saw():
+    approval = JENKINSFILE[JENKINSFILE.index("stage('Approval')") : JENKINSFILE.index("stage('Deploy')")]
+    assert "submitterParameter 'APPROVER'" in approval
+    # The identity `mlops promote` believes (core/identity.py) is the one Jenkins authenticated.
+    assert "env.MLOPS_INPUT_SUBMITTER = APPROVER" in approval
+    assert "production:${env.EXPECTED_PRODUCTION}" in approval  # shown to the approver
+    now = JENKINSFILE[JENKINSFILE.index("stage('Production now')") : JENKINSFILE.index("stage('Approval')")]
+    assert "mlops registry list --area production --json" in now and "env.EXPECTED_PRODUCTION" in now
+    promote = re.search(r"sh 'mlops promote [^']*'", JENKINSFILE).group(0)
+    assert (
+        '--expect-production "$EXPECTED_PRODUCTION"' in promote and '--approved-by "$APPROVED_BY"' in promote
+    )
+
+
+def test_signatures_are_required_and_the_keys_come_from_credentials():
+    config = casc()
+    env = {e["key"]: e["value"] for e in config["jenkins"]["globalNodeProperties"][0]["envVars"]["env"]}
+    assert env["MLOPS_SIGNING_REQUIRED"] == "true"
+    assert "MLOPS_SIGNING_PRIVATE_KEY = credentials('mlops-signing-key')" in JENKINSFILE
+    assert JENKINSFILE.count("MLOPS_SIGNING_PUBLIC_KEYS = credentials('mlops-signing-public-key')") == 2

@@ -22,6 +22,7 @@ PLACEHOLDERS: dict[str, list[str]] = {
     "MODEL_REF": ["testing:7"],
     "MLOPS_REPORTS": ["reports"],
     "APPROVED_BY": ["product-owner"],
+    "EXPECTED_PRODUCTION": ["3", "none"],
     "APPROVAL_REASON": ["metrics, report and model tests reviewed"],
     "NOTIFY_EVENT": [local_pipeline.EVENT_CANDIDATE, local_pipeline.EVENT_TESTS],
 }

@@ -88,7 +88,7 @@ def test_last_json_reads_a_document_or_its_last_json_line():
     assert _last_json("no json here") is None
 
 
-def test_print_model_ref_names_production_else_the_latest_testing_version(cli, settings, tmp_path):
+def test_print_model_ref_names_production_else_the_latest_testing_version(cli, settings, tmp_path, promote):
     """The tests pipeline's choice of model, as the Jenkinsfile asks for it."""
     from registry import open_registry
 
@@ -99,7 +99,7 @@ def test_print_model_ref_names_production_else_the_latest_testing_version(cli, s
     first = reg.register(src, {"model_file": "model.keras", "classes": ["a", "b"]}, actor="pytest")
     result = cli("pipeline", "tests", "--print-model-ref")
     assert (result.code, result.out) == (0, "testing:latest\n")
-    reg.promote(first.ref, actor="pytest")
+    promote(reg, first.ref, actor="pytest")
     result = cli("pipeline", "tests", "--print-model-ref")
     assert (result.code, result.out) == (0, "production:current\n")
 
@@ -121,3 +121,38 @@ def test_print_model_ref_does_not_hide_a_damaged_registry(cli, settings):
     pointer.write_text("{not json")
     result = cli("pipeline", "tests", "--print-model-ref")
     assert result.code == 1 and result.out == "" and "not valid JSON" in result.err
+
+
+def test_the_pipeline_makes_the_home_signing_key_once_unless_keys_are_configured(settings, monkeypatch):
+    from mlops.pipeline import ensure_signing_key
+
+    out = io.StringIO()
+    ensure_signing_key(settings, out)
+    assert "created the key pair" in out.getvalue()
+    assert settings.signing_key_path == settings.keys_dir / "signing-key.pem"
+    first = settings.signing_key_path.read_bytes()
+    ensure_signing_key(settings, out)  # a second run keeps the key that signed the first versions
+    assert settings.signing_key_path.read_bytes() == first
+    monkeypatch.setenv("MLOPS_SIGNING_PRIVATE_KEY", "/run/secrets/elsewhere.pem")
+    monkeypatch.setenv("MLOPS_HOME", str(settings.home / "other"))
+    from core.settings import load_settings
+
+    configured = load_settings()
+    quiet = io.StringIO()
+    ensure_signing_key(configured, quiet)
+    assert quiet.getvalue() == "" and not configured.keys_dir.exists()
+
+
+def test_deploy_stage_approves_over_the_production_the_pipeline_started_with():
+    from mlops.pipeline import deploy_stages
+
+    [promote, _] = deploy_stages("testing:4", "product-owner", production=3)
+    assert promote.argv[:6] == (
+        "promote",
+        "testing:4",
+        "--approved-by",
+        "product-owner",
+        "--expect-production",
+        "3",
+    )
+    assert deploy_stages("testing:1", "po", deploy=False)[0].argv[5] == "none"

@@ -85,9 +85,11 @@ def test_pods_run_restricted(target):
             mounted = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             assert mounts_needed <= set(mounted)
             volumes = {v["name"]: v for v in pod["volumes"]}
-            # A read-only root needs writable scratch space, and only emptyDirs provide it.
-            for name in mounted.values():
-                assert "emptyDir" in volumes[name]
+            # A read-only root needs writable scratch space, and only emptyDirs provide it; the
+            # only other volumes are Secrets (signing keys), mounted read-only.
+            for mount in container["volumeMounts"]:
+                volume = volumes[mount["name"]]
+                assert "emptyDir" in volume or ("secret" in volume and mount.get("readOnly") is True), mount
 
 
 @pytest.mark.parametrize("target", APP_OVERLAYS)
@@ -157,3 +159,31 @@ def test_training_job_asks_for_a_gpu_node():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["args"][:2] == ["train", "--data"]
     assert container["args"][2].startswith("gs://")
+
+
+@pytest.mark.parametrize("target", APP_OVERLAYS)
+def test_the_api_requires_signed_versions_and_mounts_the_public_key(target):
+    documents = docs(target)
+    (config,) = by_kind(documents, "ConfigMap")
+    assert config["data"]["MLOPS_SIGNING_REQUIRED"] == "true"
+    key_path = config["data"]["MLOPS_SIGNING_PUBLIC_KEYS"]
+    (deployment,) = by_kind(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if key_path.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "mlops-signing-public-key" and mount["readOnly"] is True
+
+
+def test_the_training_job_signs_with_a_key_from_a_secret():
+    (job,) = by_kind(docs("training"), "Job")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLOPS_SIGNING_REQUIRED"] == "true"
+    mount = next(
+        m for m in container["volumeMounts"] if env["MLOPS_SIGNING_PRIVATE_KEY"].startswith(m["mountPath"])
+    )
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "mlops-signing-key" and mount["readOnly"] is True
+    assert volume["secret"]["defaultMode"] == 0o440  # the private key: owner and group only

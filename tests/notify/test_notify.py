@@ -48,11 +48,13 @@ def test_tested_version_email_has_evidence_and_exact_approve_command(
     assert msg["Subject"] == "[mlops] xray-classifier v1: model tests finished"
     text, html = _parts(msg)
     for body in (text, html):
-        assert "mlops promote testing:1 --approved-by product-owner" in body
+        # The approval names the production version it is given over (empty here).
+        assert "mlops promote testing:1 --approved-by product-owner --expect-production none" in body
         assert "https://jenkins.example.com/job/xray/42/input/" in body
         assert "0.9000" in body and "0.880" in body  # accuracy, covid recall
         assert "14 passed, 0 failed" in body
         assert "latency_median_ms 2.74" in body
+    assert "Production now: empty" in text
     assert "<table" in html
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["report.html"]
@@ -135,7 +137,9 @@ def test_unknown_event_is_a_usage_error(cli, make_version):
     assert cli("notify", make_version(), "--event", "exploded").code == 2
 
 
-def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(cli, settings, make_version):
+def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(
+    cli, settings, make_version, jenkins_input
+):
     ref = make_version(tests=PASSED)
     assert cli("promote", ref, "--approved-by", "product-owner").code == 0
     msg = _read(_outbox_file(cli("notify", "production:current")))

@@ -1,34 +1,68 @@
-"""Promotion policy: gate passed, latest model tests passed, a listed approver; else a clear refusal."""
+"""The promotion policy, enforced in Registry.promote whatever the caller: approver, evidence, production.
+
+Identities are real: the OS account of this process (from its uid), or Jenkins' input submitter in an
+environment that looks like a Jenkins build step.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
-from core.errors import CheckFailed, MlopsError
-from deploy.promotion import check_promotion
-from registry import open_registry
+from core.identity import os_account
+from core.settings import Settings, load_settings
+from registry import ConflictError, Registry, open_registry
+from registry.errors import PolicyError
 
 PASSED_TESTS = {"passed": True, "suite": "unit_testing", "summary": {"passed": 12, "failed": 0, "errors": 0}}
 FAILED_TESTS = {"passed": False, "suite": "unit_testing", "summary": {"passed": 9, "failed": 3, "errors": 0}}
 
 
+@pytest.fixture(params=["local", pytest.param("gcs", marks=pytest.mark.gcs)])
+def uri(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The registry every command of the test uses (MLOPS_REGISTRY): a local folder or a GCS bucket."""
+    if request.param == "local":
+        value = f"file://{tmp_path / 'registry'}"
+    else:
+        value = request.getfixturevalue("fake_gcs").new_bucket(f"policy-{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("MLOPS_REGISTRY", value)
+    return value
+
+
 @pytest.fixture
-def make_version(settings, tmp_path: Path):
+def settings(uri: str) -> Settings:
+    """Settings naming the test's registry (overrides the conftest one, which may load before `uri`)."""
+    return load_settings()
+
+
+@pytest.fixture
+def jenkins(monkeypatch: pytest.MonkeyPatch):
+    """Be a Jenkins build step whose input step was submitted by WHO."""
+
+    def submitted_by(who: str) -> None:
+        monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
+        monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/9/")
+        monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", who)
+
+    return submitted_by
+
+
+@pytest.fixture
+def make_version(uri, settings, tmp_path: Path):
     """Register a version with the given gate decision and test results; returns its ref."""
-    reg = open_registry(settings)
     count = 0
 
     def make(gate_passed: bool = True, tests: tuple[dict, ...] = ()) -> str:
         nonlocal count
         count += 1
+        reg = open_registry(settings)
         src = tmp_path / f"version-{count}"
         src.mkdir()
         # The policy reads the manifest only; the model file is opaque bytes to the registry.
-        (src / "model.keras").write_bytes(b"not loaded by the promotion policy")
-        (src / "test_split.json").write_text("[]")
+        (src / "model.keras").write_bytes(f"model {count}".encode())
         manifest = {
             "model_file": "model.keras",
             "classes": ["a", "b"],
@@ -47,66 +81,149 @@ def make_version(settings, tmp_path: Path):
     return make
 
 
-def _manifest(settings, ref: str) -> dict:
-    return open_registry(settings).resolve(ref).manifest
+def _reg(settings) -> Registry:
+    return open_registry(settings)
 
 
-def test_a_gated_and_tested_version_may_be_promoted_with_evidence(settings, make_version):
+def _refusals(reg: Registry) -> list[dict]:
+    return [e for e in reg.audit() if e["action"] == "refuse"]
+
+
+def test_an_approved_gated_tested_version_is_promoted_with_the_approval_in_the_pointer(
+    settings, make_version, jenkins
+):
+    jenkins("product-owner")
     ref = make_version(tests=(FAILED_TESTS, PASSED_TESTS))  # the latest run decides
-    evidence = check_promotion(_manifest(settings, ref), "product-owner", settings)
-    assert evidence["approved_by"] == "product-owner" and evidence["approved_at"]
-    assert evidence["version"] == 1 and evidence["metrics"] == {"accuracy": 0.9, "recall": {"a": 0.9}}
-    assert evidence["gate"]["passed"] is True
-    assert evidence["tests"]["passed"] is True and evidence["tests"]["summary"]["passed"] == 12
-    assert evidence["tests"]["at"] and evidence["tests"]["actor"] == "pytest"
-    json.dumps(evidence)  # recorded as an annotation: must be JSON
+    reg = _reg(settings)
+    promoted = reg.promote(ref, expected_production=None, actor="jenkins")
+    [entry] = reg.pointer()["history"]
+    approval = entry["approval"]
+    assert (approval["approved_by"], approval["identity"]) == (
+        "product-owner",
+        {"name": "product-owner", "source": "jenkins-input"},
+    )
+    assert approval["expected_production"] is None
+    assert approval["evidence"]["metrics"] == {"accuracy": 0.9, "recall": {"a": 0.9}}
+    assert (
+        approval["evidence"]["tests"]["passed"] is True and approval["evidence"]["tests"]["actor"] == "pytest"
+    )
+    assert promoted.manifest["annotations"]["approvals"][0]["approved_by"] == "product-owner"
+    json.dumps(approval)
 
 
-def test_gate_failure_is_refused_with_its_reasons(settings, make_version):
-    ref = make_version(gate_passed=False, tests=(PASSED_TESTS,))
-    with pytest.raises(CheckFailed, match=r"gate did not pass \(accuracy 0.500 < threshold 0.800\)"):
-        check_promotion(_manifest(settings, ref), "product-owner", settings)
+@pytest.mark.parametrize(
+    ("gate_passed", "tests", "words"),
+    [
+        (False, (PASSED_TESTS,), r"gate did not pass \(accuracy 0.500 < threshold 0.800\)"),
+        (True, (), r"no model test results \(run: mlops test-model testing:1\)"),
+        (True, (PASSED_TESTS, FAILED_TESTS), r"latest model tests failed \(3 failed, 0 errors"),
+    ],
+    ids=["gate-failed", "untested", "tests-failed"],
+)
+def test_a_direct_call_cannot_promote_what_the_evidence_forbids(
+    settings, make_version, jenkins, gate_passed, tests, words
+):
+    jenkins("product-owner")
+    ref = make_version(gate_passed=gate_passed, tests=tests)
+    reg = _reg(settings)
+    with pytest.raises(PolicyError, match=words) as info:
+        reg.promote(ref, expected_production=None, actor="script")
+    assert info.value.exit_code == 3
+    assert reg.pointer()["current"] is None and reg.list("production") == []
+    [refusal] = _refusals(reg)
+    assert (refusal["attempted"], refusal["actor"], refusal["version"]) == ("promote", "script", 1)
+    assert refusal["reason"] == str(info.value)
 
 
-def test_untested_version_is_refused_with_the_command_to_run(settings, make_version):
-    ref = make_version()
-    with pytest.raises(CheckFailed, match=r"no model test results \(run: mlops test-model testing:1\)"):
-        check_promotion(_manifest(settings, ref), "product-owner", settings)
-
-
-def test_latest_failed_tests_are_refused_even_after_an_earlier_pass(settings, make_version):
-    ref = make_version(tests=(PASSED_TESTS, FAILED_TESTS))
-    with pytest.raises(CheckFailed, match=r"latest model tests failed \(3 failed, 0 errors"):
-        check_promotion(_manifest(settings, ref), "product-owner", settings)
-
-
-def test_every_reason_is_given_on_one_line(settings, make_version):
+def test_every_evidence_reason_is_given_on_one_line(settings, make_version, jenkins):
+    jenkins("product-owner")
     ref = make_version(gate_passed=False)
-    with pytest.raises(CheckFailed) as info:
-        check_promotion(_manifest(settings, ref), "product-owner", settings)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "gate did not pass" in message and "no model test results" in message
+    with pytest.raises(PolicyError) as info:
+        _reg(settings).promote(ref, expected_production=None)
+    assert "\n" not in str(info.value)
+    assert "gate did not pass" in str(info.value) and "no model test results" in str(info.value)
 
 
-def test_unknown_approver_is_refused_and_told_who_may(settings, make_version):
+def test_a_direct_call_outside_jenkins_is_the_os_account_and_not_an_approver(settings, make_version):
     ref = make_version(tests=(PASSED_TESTS,))
-    with pytest.raises(MlopsError, match=r"'mallory' is not an approver \(approvers: product-owner\)"):
-        check_promotion(_manifest(settings, ref), "mallory", settings)
+    reg = _reg(settings)
+    with pytest.raises(PolicyError, match=rf"'{os_account()}' is not an approver \(approvers: product-owner"):
+        reg.promote(ref, expected_production=None)
+    assert _refusals(reg)[0]["identity"] == {"name": os_account(), "source": "os-user"}
 
 
-def test_promote_cli_refuses_and_leaves_production_empty(cli, settings, make_version):
+def test_a_submitter_variable_outside_a_jenkins_build_is_not_believed(settings, make_version, monkeypatch):
+    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "product-owner")  # but no JENKINS_URL / BUILD_URL
+    ref = make_version(tests=(PASSED_TESTS,))
+    with pytest.raises(PolicyError, match="not authenticated: MLOPS_INPUT_SUBMITTER is only believed inside"):
+        _reg(settings).promote(ref, expected_production=None)
+
+
+def test_an_account_mapped_to_an_approver_may_approve_as_it(settings, make_version, monkeypatch):
+    monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", f"{os_account()}=product-owner")
+    ref = make_version(tests=(PASSED_TESTS,))
+    reg = open_registry(load_settings())
+    reg.promote(ref, expected_production=None, approved_by="product-owner")
+    approval = reg.pointer()["history"][0]["approval"]
+    assert (approval["approved_by"], approval["identity"]["name"]) == ("product-owner", os_account())
+
+
+def test_the_local_registry_owner_rule_applies_to_a_folder_only(uri, make_version, monkeypatch):
+    monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", "@owner=product-owner")
+    ref = make_version(tests=(PASSED_TESTS,))
+    reg = open_registry(load_settings())
+    if uri.startswith("file://"):  # this process's account owns the folder it created
+        reg.promote(ref, expected_production=None, approved_by="product-owner")
+        assert reg.pointer()["current"] == 1
+    else:  # a bucket has no owner account: only a listed or mapped identity approves
+        with pytest.raises(PolicyError, match="disagrees with the authenticated approver"):
+            reg.promote(ref, expected_production=None, approved_by="product-owner")
+        assert reg.pointer()["current"] is None
+
+
+def test_an_approval_over_a_production_that_has_moved_is_a_conflict(settings, make_version, jenkins):
+    """Two approvals given over production:1; the second must not silently replace production:2."""
+    jenkins("product-owner")
+    for _ in range(3):
+        make_version(tests=(PASSED_TESTS,))
+    reg = _reg(settings)
+    reg.promote("testing:1", expected_production=None)
+    reg.promote("testing:2", expected_production=1)
+    with pytest.raises(ConflictError, match=r"given over production:1, but production is now production:2"):
+        reg.promote("testing:3", expected_production=1)
+    assert (reg.pointer()["current"], reg.pointer()["stack"]) == (2, [1, 2])
+    assert _refusals(reg)[-1]["expected_production"] == 1
+
+
+def test_promote_cli_refusal_is_one_line_exit_3_and_leaves_production_empty(
+    cli, settings, make_version, jenkins
+):
+    jenkins("product-owner")
     ref = make_version(tests=(FAILED_TESTS,))
     result = cli("promote", ref, "--approved-by", "product-owner")
     assert result.code == 3
     assert len(result.err.strip().splitlines()) == 1 and "latest model tests failed" in result.err
-    assert open_registry(settings).list("production") == []
+    assert _reg(settings).list("production") == []
 
 
-def test_promote_cli_records_the_evidence_as_the_approval(cli, settings, make_version):
+def test_promote_cli_expect_production(cli, settings, make_version, jenkins):
+    jenkins("product-owner")
+    make_version(tests=(PASSED_TESTS,))
+    make_version(tests=(PASSED_TESTS,))
+    assert cli("promote", "testing:1", "--expect-production", "none").code == 0
+    moved = cli("promote", "testing:2", "--expect-production", "none")
+    assert moved.code == 1 and "production moved since" in moved.err
+    assert cli("promote", "testing:2", "--expect-production", "nonsense").code == 2
+    done = cli("promote", "testing:2", "--expect-production", "production:1", "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["previous"] == 1
+
+
+def test_promote_cli_records_who_approved(cli, settings, make_version, jenkins):
+    jenkins("product-owner")
     ref = make_version(tests=(PASSED_TESTS,))
-    result = cli("promote", ref, "--approved-by", "product-owner")
+    result = cli("promote", ref)  # no claim: the authenticated submitter approves
     assert result.code == 0, result.err
-    approvals = _manifest(settings, "production:current")["annotations"]["approvals"]
+    assert "approved by product-owner, authenticated as product-owner (jenkins-input)" in result.out
+    approvals = _reg(settings).resolve("production:current").manifest["annotations"]["approvals"]
     assert approvals[-1]["evidence"]["tests"]["passed"] is True
-    assert approvals[-1]["evidence"]["approved_by"] == "product-owner"

@@ -47,4 +47,34 @@ def reg(registry_uri: str, tmp_path: Path) -> Registry:
 @pytest.fixture
 def manifest() -> dict:
     """What training hands the registry (the registry fills name, version, files...)."""
-    return {"model_file": "model.keras", "classes": ["normal", "covid"], "metrics": {"accuracy": 0.9}}
+    return {
+        "model_file": "model.keras",
+        "classes": ["normal", "covid"],
+        "metrics": {"accuracy": 0.9},
+        "gate": {"passed": True, "reasons": []},
+    }
+
+
+APPROVER = "product-owner"  # the default deploy.approvers
+
+
+@pytest.fixture(autouse=True)
+def jenkins_approver(monkeypatch: pytest.MonkeyPatch) -> str:
+    """These tests run as a Jenkins build whose input step was submitted by an approver (core.identity)."""
+    monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
+    monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
+    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", APPROVER)
+    return APPROVER
+
+
+@pytest.fixture
+def signing_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A key pair configured as production configures it: sign with it, verify with it, require it."""
+    from registry.signing import generate_key_pair
+
+    private, public = tmp_path / "keys" / "signing-key.pem", tmp_path / "keys" / "signing-key.pub"
+    generate_key_pair(private, public)
+    monkeypatch.setenv("MLOPS_SIGNING_PRIVATE_KEY", str(private))
+    monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEYS", str(public))
+    monkeypatch.setenv("MLOPS_SIGNING_REQUIRED", "true")
+    return private, public

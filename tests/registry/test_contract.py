@@ -36,13 +36,13 @@ def test_register_fills_manifest_and_lists(reg: Registry, model_dir, manifest):
     assert m["created_at"].endswith("Z")
 
 
-def test_refs_resolve(reg: Registry, model_dir, manifest):
+def test_refs_resolve(promote, reg: Registry, model_dir, manifest):
     for _ in range(3):
         reg.register(model_dir(), manifest, actor="a")
     assert reg.resolve("testing:latest").version == 3
     assert reg.resolve("testing:2").version == 2
-    reg.promote("testing:1", actor="po")
-    reg.promote("testing:3", actor="po")
+    promote(reg, "testing:1", actor="po")
+    promote(reg, "testing:3", actor="po")
     assert reg.resolve("production:current").version == 3
     assert reg.resolve("production:previous").version == 1
     assert reg.resolve("production:1").area == "production"
@@ -69,7 +69,7 @@ def test_bad_refs_are_clear_errors(reg: Registry, model_dir, manifest, ref, erro
         reg.resolve(ref)
 
 
-def test_fetch_verifies_and_caches(reg: Registry, model_dir, manifest, tmp_path: Path):
+def test_fetch_verifies_and_caches(promote, reg: Registry, model_dir, manifest, tmp_path: Path):
     src = model_dir()
     reg.register(src, manifest, actor="a")
     got = reg.fetch("testing:1")
@@ -81,7 +81,7 @@ def test_fetch_verifies_and_caches(reg: Registry, model_dir, manifest, tmp_path:
     assert again.dir == got.dir
     dest = reg.fetch("testing:1", dest=tmp_path / "out")
     assert dest.model_path == tmp_path / "out" / "model.keras"
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1", actor="po")
     prod = reg.fetch("production:current", dest=tmp_path / "prod")
     written = json.loads((tmp_path / "prod" / "manifest.json").read_text())
     assert (written["area"], written["version"], prod.manifest["area"]) == ("production", 1, "production")
@@ -96,10 +96,10 @@ def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifes
     assert again.model_path.read_bytes() == (src / "model.keras").read_bytes()
 
 
-def test_annotations_are_shared_by_testing_and_production(reg: Registry, model_dir, manifest):
+def test_annotations_are_shared_by_testing_and_production(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="a")
     reg.annotate("testing:1", "tests", {"passed": True, "suite": "unit"}, actor="ci")
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1", actor="po")
     reg.annotate("production:current", "deployments", {"target": "local", "result": "ok"}, actor="cd")
     notes = reg.resolve("testing:1").manifest["annotations"]
     assert notes["tests"][0]["passed"] is True
@@ -110,12 +110,12 @@ def test_annotations_are_shared_by_testing_and_production(reg: Registry, model_d
         reg.annotate("testing:1", "Bad Kind", {}, actor="x")
 
 
-def test_promote_and_rollback(reg: Registry, model_dir, manifest):
+def test_promote_and_rollback(promote, reg: Registry, model_dir, manifest):
     for _ in range(3):
         reg.register(model_dir(), manifest, actor="a")
-    reg.promote("testing:1", actor="po", reason="first")
-    reg.promote("testing:2", actor="po")
-    got = reg.promote("testing:latest", actor="po", evidence={"accuracy": 0.9})
+    promote(reg, "testing:1", actor="po", reason="first")
+    promote(reg, "testing:2", actor="po")
+    got = promote(reg, "testing:latest", actor="po")
     assert got.ref == "production:3"
     assert reg.rollback(actor="ops", reason="bad").version == 2
     assert reg.resolve("production:current").version == 2
@@ -131,31 +131,36 @@ def test_promote_and_rollback(reg: Registry, model_dir, manifest):
     )
 
 
-def test_promote_refuses_non_testing_refs_and_repeats(reg: Registry, model_dir, manifest):
+def test_promote_refuses_non_testing_refs_and_repeats(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="a")
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1", actor="po")
     with pytest.raises(RefError, match="testing ref"):
-        reg.promote("production:current", actor="po")
+        promote(reg, "production:current", actor="po")
     with pytest.raises(RegistryError, match="already production:current"):
-        reg.promote("testing:1", actor="po")
+        promote(reg, "testing:1", actor="po")
 
 
-def test_audit_log_records_who_what_why(reg: Registry, model_dir, manifest):
+def test_audit_log_records_who_what_why(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="alice", reason="nightly")
     reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
-    reg.promote("testing:1", actor="po", reason="looks good", evidence={"accuracy": 0.9})
+    promote(reg, "testing:1", actor="po", reason="looks good")
     reg.register(model_dir(), manifest, actor="alice")
-    reg.promote("testing:2", actor="po")
+    promote(reg, "testing:2", actor="po")
     reg.rollback(actor="ops", reason="smoke test failed")
     events = reg.audit()
     assert [e["action"] for e in events] == [
-        "register", "annotate:tests", "promote", "register", "promote", "rollback",
+        "register", "annotate:tests", "promote", "register", "annotate:tests", "promote", "rollback",
     ]  # fmt: skip
-    promote = events[2]
-    assert (promote["actor"], promote["reason"], promote["version"]) == ("po", "looks good", 1)
-    assert promote["evidence"] == {"accuracy": 0.9}
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6, 7]  # one hash chain, in order
+    promoted = events[2]
+    assert (promoted["actor"], promoted["reason"], promoted["version"]) == ("po", "looks good", 1)
+    approval = promoted["approval"]
+    assert approval["approved_by"] == "product-owner"
+    assert approval["identity"] == {"name": "product-owner", "source": "jenkins-input"}
+    assert approval["expected_production"] is None and approval["evidence"]["metrics"]["accuracy"] == 0.9
     assert events[-1]["reason"] == "smoke test failed"
     assert all(e["at"].endswith("Z") for e in events)
+    assert reg.verify_audit().ok
 
 
 def test_tampered_registry_file_is_refused(reg: Registry, model_dir, manifest, registry_uri):
@@ -174,9 +179,9 @@ def _tamper(reg: Registry, key: str, data: bytes) -> None:
     reg.store.write(key, data)
 
 
-def test_listing_summaries_match_manifests(reg: Registry, model_dir, manifest, registry_uri):
+def test_listing_summaries_match_manifests(promote, reg: Registry, model_dir, manifest, registry_uri):
     reg.register(model_dir(), {**manifest, "gate": {"passed": True}}, actor="ci")
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1", actor="po")
     created = reg.resolve("testing:1").manifest["created_at"]
     expected = {"created_at": created, "registered_by": "ci", "accuracy": 0.9, "gate_passed": True}
     for area in ("testing", "production"):

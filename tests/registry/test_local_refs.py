@@ -78,14 +78,14 @@ def test_register_needs_the_model_file(tmp_path: Path):
     assert not (tmp_path / "reg").exists()
 
 
-def test_local_promotion_hard_links_instead_of_copying(tmp_path: Path):
+def test_local_promotion_hard_links_instead_of_copying(tmp_path: Path, promote):
     src = tmp_path / "src"
     src.mkdir()
     (src / "model.keras").write_bytes(b"w" * 4096)
     root = tmp_path / "reg"
     reg = Registry.open(f"file://{root}", "xray", cache_dir=tmp_path / "c")
-    reg.register(src, {}, actor="a")
-    reg.promote("testing:1", actor="po")
+    reg.register(src, {"gate": {"passed": True}}, actor="a")
+    promote(reg, "testing:1")
     testing, production = root / "testing/xray/1/model.keras", root / "production/xray/1/model.keras"
     assert testing.stat().st_ino == production.stat().st_ino
     assert testing.read_bytes() == production.read_bytes()

@@ -20,8 +20,8 @@ def filled(settings, model_dir, manifest):
     return reg
 
 
-def test_list_table_and_json(cli, filled):
-    filled.promote("testing:2", actor="po")
+def test_list_table_and_json(cli, filled, promote):
+    promote(filled, "testing:2")
     result = cli("registry", "list")
     assert result.code == 0
     lines = result.out.splitlines()
@@ -36,8 +36,8 @@ def test_list_table_and_json(cli, filled):
     assert [v["ref"] for v in prod["versions"]] == ["production:2"]
 
 
-def test_show_marks_production_and_annotations(cli, filled):
-    filled.promote("testing:1", actor="po")
+def test_show_marks_production_and_annotations(cli, filled, promote):
+    promote(filled, "testing:1")
     filled.annotate("testing:1", "tests", {"passed": True, "suite": "smoke"}, actor="ci")
     data = json.loads(cli("registry", "show", "production:current", "--json").out)
     assert (data["ref"], data["production"]) == ("production:1", "current")
@@ -54,6 +54,7 @@ def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypat
     assert result.code == 0, result.err
     assert json.loads(result.out) == {
         "promoted": "production:3", "from": "testing:3", "previous": None, "approved_by": "product-owner",
+        "identity": {"name": "product-owner", "source": "jenkins-input"}, "signature": None,
     }  # fmt: skip
     approvals = filled.resolve("testing:3").manifest["annotations"]["approvals"]
     assert approvals[0]["approved_by"] == "product-owner"
@@ -63,13 +64,29 @@ def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypat
     assert (promote["actor"], promote["reason"]) == ("jenkins-bob", "good")
 
 
-def test_promote_by_a_non_approver_is_refused_and_changes_nothing(cli, filled):
+def test_a_claimed_approver_who_is_not_the_submitter_is_refused_and_logged(cli, filled, monkeypatch):
+    # The attack: widen the approvers list in the environment and claim to be on it.
+    monkeypatch.setenv("MLOPS_DEPLOY_APPROVERS", "mallory")
     result = cli("promote", "testing:1", "--approved-by", "mallory")
-    assert result.code == 1
-    assert "not an approver" in result.err
+    assert result.code == 3
+    assert "--approved-by 'mallory' disagrees with the authenticated approver 'product-owner'" in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert filled.pointer()["current"] is None
-    assert [e["action"] for e in filled.audit()] == ["register", "annotate:tests"] * 3
+    events = filled.audit()
+    assert [e["action"] for e in events] == ["register", "annotate:tests"] * 3 + ["refuse"]
+    refusal = events[-1]
+    assert (refusal["attempted"], refusal["version"], refusal["approved_by"]) == ("promote", 1, "mallory")
+    assert refusal["identity"] == {"name": "product-owner", "source": "jenkins-input"}
+    assert "disagrees" in refusal["reason"]
+
+
+def test_an_authenticated_non_approver_is_refused_and_logged(cli, filled, monkeypatch):
+    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "mallory")  # Jenkins let mallory submit the input
+    result = cli("promote", "testing:1")
+    assert result.code == 3
+    assert "'mallory' is not an approver (approvers: product-owner" in result.err
+    assert filled.pointer()["current"] is None
+    assert filled.audit()[-1]["action"] == "refuse"
 
 
 def test_promote_refused_by_policy_exits_3_and_changes_nothing(cli, filled):
@@ -81,6 +98,9 @@ def test_promote_refused_by_policy_exits_3_and_changes_nothing(cli, filled):
     assert "refusing to promote" in result.err and len(result.err.strip().splitlines()) == 1
     assert filled.pointer()["current"] is None
     assert filled.resolve("testing:2").manifest["annotations"]["approvals"] == []
+    refusal = filled.audit()[-1]
+    assert (refusal["action"], refusal["attempted"], refusal["version"]) == ("refuse", "promote", 2)
+    assert "latest model tests failed" in refusal["reason"]
 
 
 def test_rollback(cli, filled):

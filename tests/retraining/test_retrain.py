@@ -46,13 +46,13 @@ def test_retrain_records_parent_and_skips_unchanged_data(cli, demo, settings, mo
     assert "warning: split rule changed since testing:2" in forced.err
 
 
-def test_retrain_prefers_production_and_compares_on_the_same_split(cli, demo, settings):
+def test_retrain_prefers_production_and_compares_on_the_same_split(cli, demo, settings, promote):
     from registry import open_registry
 
     assert cli("train", "--data", str(demo), "--image-size", "32", *FAST, *NO_GATE).code == 0
     assert cli("train", "--data", str(demo), "--image-size", "32", *FAST, *NO_GATE).code == 0
     registry = open_registry(settings)
-    registry.promote("testing:1", actor="tester", reason="test")
+    promote(registry, "testing:1", actor="tester", reason="test")
     assert cli("demo-data", "--out", str(demo), "--batch", "2", "--per-class", "10", "--size", "32").code == 0
     result = cli("retrain", "--data", str(demo), *FAST, *NO_GATE, "--json")
     assert result.code == 0, result.err
@@ -68,11 +68,11 @@ def test_retrain_prefers_production_and_compares_on_the_same_split(cli, demo, se
     assert "on the same test split" in result.err
 
 
-def test_retrain_gate_fails_against_a_much_better_production(cli, demo, settings, monkeypatch):
+def test_retrain_gate_fails_against_a_much_better_production(cli, demo, settings, monkeypatch, promote):
     from registry import open_registry
 
     assert cli("train", "--data", str(demo), "--image-size", "32", *FAST, *NO_GATE).code == 0
-    open_registry(settings).promote("testing:1", actor="tester")
+    promote(open_registry(settings), "testing:1", actor="tester")
     monkeypatch.setenv("MLOPS_GATE_REGRESSION_TOLERANCE", "-1.5")  # candidate must beat production by 1.5
     result = cli("retrain", "--data", str(demo), "--force", *FAST, *NO_GATE)
     assert result.code == 3

@@ -1,0 +1,154 @@
+"""The promotion policy, enforced inside Registry.promote (the one function every path calls).
+
+A version may go to production only when all of these hold:
+- the approver is authenticated (core.identity: Jenkins' input submitter, else the OS account), any
+  `--approved-by` claim agrees with that identity, and the approver is listed in deploy.approvers;
+- its gate passed and its latest model test run passed;
+- its signature verifies (registry.signing; an unsigned version only where signing is not required);
+- production is still the version the approval was given against (else a conflict).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.identity import SOURCE_OS, SOURCE_UNTRUSTED, Identity
+from registry.errors import PolicyError
+from registry.signing import SigningConfig
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+OWNER_ACCOUNT = "@owner"  # in deploy.approver_accounts: the OS user owning a local registry folder
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may approve and which keys sign and verify, as the settings say."""
+
+    approvers: tuple[str, ...] = ()
+    approver_accounts: tuple[str, ...] = ()
+    signing: SigningConfig = field(default_factory=SigningConfig)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        """The policy of [deploy] approvers/approver_accounts and [signing]."""
+        return cls(
+            settings.deploy.approvers,
+            settings.deploy.approver_accounts,
+            SigningConfig.from_settings(settings),
+        )
+
+
+def latest_tests(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The most recent `tests` annotation of a version, or None when it was never tested."""
+    entries = (manifest.get("annotations") or {}).get("tests") or []
+    return entries[-1] if entries else None
+
+
+def policy_failures(manifest: dict[str, Any]) -> list[str]:
+    """Every reason the version's evidence forbids promotion (empty: it allows it)."""
+    reasons = []
+    gate = manifest.get("gate") or {}
+    if not gate:
+        reasons.append("no gate decision recorded (train or retrain it through the pipeline)")
+    elif not gate.get("passed"):
+        failed = "; ".join(gate.get("reasons") or []) or "no reason recorded"
+        reasons.append(f"its gate did not pass ({failed})")
+    tests = latest_tests(manifest)
+    ref = f"{manifest.get('area', 'testing')}:{manifest.get('version')}"
+    if tests is None:
+        reasons.append(f"it has no model test results (run: mlops test-model {ref})")
+    elif not tests.get("passed"):
+        s = tests.get("summary") or {}
+        reasons.append(
+            f"its latest model tests failed ({s.get('failed', '?')} failed, {s.get('errors', '?')} errors, "
+            f"at {tests.get('at', '?')}; rerun: mlops test-model {ref})"
+        )
+    return reasons
+
+
+def _accounts(pairs: tuple[str, ...]) -> dict[str, set[str]]:
+    """deploy.approver_accounts `ACCOUNT=APPROVER` pairs as {account: approvers}."""
+    mapping: dict[str, set[str]] = {}
+    for pair in pairs:
+        account, sep, approver = pair.partition("=")
+        if not sep or not account.strip() or not approver.strip():
+            raise PolicyError(f"deploy.approver_accounts entry {pair!r} is not ACCOUNT=APPROVER")
+        mapping.setdefault(account.strip(), set()).add(approver.strip())
+    return mapping
+
+
+def local_owner(registry_uri: str) -> str | None:
+    """The OS account owning a file:// registry folder (None for gs:// or a missing folder)."""
+    from core.identity import os_account
+
+    if registry_uri.startswith("gs://"):
+        return None
+    path = Path(registry_uri.removeprefix("file://"))
+    try:
+        return os_account(os.stat(path).st_uid)
+    except OSError:
+        return None
+
+
+def authorize(identity: Identity, claimed: str | None, policy: Policy, registry_uri: str) -> str:
+    """The approver this identity approves as; PolicyError when it may not approve (or claims otherwise)."""
+    if identity.source == SOURCE_UNTRUSTED:
+        raise PolicyError(f"approver {identity.name!r} is not authenticated: {identity.problem}")
+    accounts = _accounts(policy.approver_accounts)
+    roles = {identity.name} | accounts.get(identity.name, set())
+    if identity.source == SOURCE_OS and local_owner(registry_uri) == identity.name:
+        roles |= accounts.get(OWNER_ACCOUNT, set())
+    who = f"{identity.name!r} ({identity.source})"
+    if claimed:
+        if claimed not in roles:
+            raise PolicyError(
+                f"--approved-by {claimed!r} disagrees with the authenticated approver {who}; "
+                "approve as yourself (in Jenkins: the input submitter), or map your account with "
+                "deploy.approver_accounts ACCOUNT=APPROVER"
+            )
+        approver = claimed
+    else:
+        listed = sorted(r for r in roles if r in policy.approvers)
+        approver = listed[0] if len(listed) == 1 else identity.name
+    if approver not in policy.approvers:
+        listed = ", ".join(policy.approvers) or "none configured"
+        raise PolicyError(
+            f"{approver!r} is not an approver (approvers: {listed}; authenticated as {who}); "
+            "set deploy.approvers in mlops.toml or MLOPS_DEPLOY_APPROVERS"
+        )
+    return approver
+
+
+def evidence(manifest: dict[str, Any], approver: str) -> dict[str, Any]:
+    """What the approver approved: metrics, gate, latest tests, dataset, code."""
+    metrics = manifest.get("metrics") or {}
+    summary: dict[str, Any] = {"accuracy": metrics.get("accuracy")}
+    if metrics.get("per_class"):
+        summary["recall"] = {c: m.get("recall") for c, m in metrics["per_class"].items()}
+    tests = latest_tests(manifest) or {}
+    gate = manifest.get("gate") or {}
+    return {
+        "name": manifest.get("name"),
+        "version": manifest.get("version"),
+        "approved_by": approver,
+        "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": summary,
+        "gate": {"passed": bool(gate.get("passed")), "reasons": gate.get("reasons", [])},
+        "tests": {k: tests.get(k) for k in ("passed", "suite", "summary", "junit", "at", "actor")},
+        "dataset": {k: (manifest.get("dataset") or {}).get(k) for k in ("uri", "fingerprint")},
+        "code": manifest.get("code"),
+    }
+
+
+def check_evidence(manifest: dict[str, Any]) -> None:
+    """PolicyError listing every reason the version's gate and tests forbid promotion."""
+    reasons = policy_failures(manifest)
+    if reasons:
+        name = f"{manifest.get('name', 'model')} version {manifest.get('version', '?')}"
+        raise PolicyError(f"refusing to promote {name}: " + "; ".join(reasons))
