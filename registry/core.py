@@ -271,6 +271,10 @@ class Registry:
         key = f"audit/{self.name}/{_stamp(moment)}-{uuid.uuid4().hex}.json"
         self.store.write(key, _dumps(event), create_only=True)
 
+    def record_refusal(self, action: str, actor: str, reason: str, **what: Any) -> None:
+        """Append an audit event for a decision refused before anything changed (action `refused:ACTION`)."""
+        self._audit(f"refused:{action}", actor, reason, **what)
+
     def _claim_version(self, actor: str) -> int:
         """Allocate the next version number race-free with a create-only claim object."""
         prefix = f"claims/{self.name}/"

@@ -1,4 +1,4 @@
-"""Dataset loading: a folder (or a gs:// prefix, downloaded to a cache) of class sub-folders.
+"""Dataset scanning: the local snapshot of a source (training.sources) → checked, hashed images.
 
 Layouts: `<class>/*.png|jpg` or the Kaggle COVID-19 Radiography Database `<class>/images/*.png`
 beside `<class>/masks/` (masks are ignored). Every file is checked (non-empty, PNG/JPEG by
@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import MlopsError
+from training.sources import Snapshot, resolve_source
 
 PROGRESS_EVERY = 2000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -41,6 +42,7 @@ class Dataset:
     classes: list[str]
     items: list[Item]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    source: Snapshot | None = None  # where the files came from and the revision that names them
 
     @property
     def fingerprint(self) -> str:
@@ -88,7 +90,7 @@ def _class_files(class_dir: Path) -> list[Path]:
     return files
 
 
-def scan_folder(root: Path, uri: str | None = None) -> Dataset:
+def scan_folder(root: Path, uri: str | None = None, source: Snapshot | None = None) -> Dataset:
     """Check and hash every image under root/<class>/; the class list is the sorted folder names."""
     if not root.is_dir():
         raise MlopsError(f"dataset {root} is not a folder; give a folder of class sub-folders")
@@ -116,17 +118,14 @@ def scan_folder(root: Path, uri: str | None = None) -> Dataset:
     empty = [c for c in classes if not any(i.label == c for i in items)]
     if empty:
         raise MlopsError(f"dataset {root}: class folder(s) {', '.join(empty)} hold no usable images")
-    return Dataset(uri or str(root), root, classes, items, skipped)
+    return Dataset(uri or str(root), root, classes, items, skipped, source)
+
+
+def scan_snapshot(snapshot: Snapshot) -> Dataset:
+    """Scan a resolved source; the Dataset keeps the source (and its revision) for the lineage."""
+    return scan_folder(snapshot.root, uri=snapshot.uri, source=snapshot)
 
 
 def load_dataset(uri: str, cache_dir: Path) -> Dataset:
-    """A Dataset from a local folder or a gs://bucket/prefix (downloaded under cache_dir)."""
-    if uri.startswith("gs://"):
-        from training.gcs import download_prefix, split_uri
-
-        bucket, prefix = split_uri(uri)
-        return scan_folder(download_prefix(uri, cache_dir), uri=f"gs://{bucket}/{prefix}".rstrip("/"))
-    if "://" in uri and not uri.startswith("file://"):
-        raise MlopsError(f"dataset {uri}: unsupported scheme; use a folder path or gs://BUCKET/PREFIX")
-    path = Path(uri.removeprefix("file://")).expanduser()
-    return scan_folder(path, uri=str(path.resolve()))
+    """A Dataset from a folder, gs://BUCKET/PREFIX or git+URL@REV (downloaded under cache_dir)."""
+    return scan_snapshot(resolve_source(uri, cache_dir))
