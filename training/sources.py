@@ -25,7 +25,7 @@ class Snapshot:
     root: Path
     kind: str  # one of KINDS
     uri: str  # reads the same files again: a folder path, gs://BUCKET/PREFIX or git+URL@COMMIT
-    requested: str  # the --data value as given
+    given: str  # the --data value as given
     revision: str | None  # the commit, "generations:<sha256>", or None for a plain folder
     details: dict[str, Any] = field(default_factory=dict)
     generations: dict[str, int] | None = None  # gs:// only: every object read and its generation
@@ -35,7 +35,7 @@ class Snapshot:
         return {
             "kind": self.kind,
             "uri": self.uri,
-            "requested": self.requested,
+            "given": self.given,
             "revision": self.revision,
             **self.details,
         }
