@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "deploy.cli",  # promote, rollback, deploy
     "mlops.notify",  # notify
     "mlops.pipeline",  # pipeline code|data|tests
+    "mlops.triggers",  # triggers install|status (local git push triggers)
 )
 
 
