@@ -43,7 +43,8 @@ class Snapshot:
     def describe(self) -> str:
         """One line for logs and reports, e.g. `git file:///d.git at 1a2b3c4d5e6f (main)`."""
         if self.kind == "git":
-            asked = f" ({self.details['requested']})" if self.details.get("requested") else ""
+            requested = self.details.get("requested")
+            asked = f" ({requested})" if requested and requested != self.revision else ""
             return f"git {self.details['repo']} at {self.revision}{asked}"
         if self.kind == "gcs":
             return f"gs:// {self.uri}, {len(self.generations or {})} objects ({self.revision})"
