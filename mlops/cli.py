@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mlops",
         description="Train, gate, register, test, promote and serve an image classifier.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 gate or tests failed.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 gate, data validation or tests said no.",
     )
     parser.add_argument("--version", action="version", version=f"mlops {__version__}")
     parser.add_argument(

@@ -128,11 +128,9 @@ def install(
         raise UsageError("each pipeline needs its own repository (one repository cannot trigger two)")
     # Check everything before changing anything.
     for repo in resolved.values():
-        if repo.exists() or not init:
+        if repo.exists() or not init:  # with init, git creates a missing repository and its parents
             git_dir(repo)
             _check_hook_free(repo, force)
-        elif not repo.parent.is_dir():
-            raise UsageError(f"cannot create {repo}: {repo.parent} does not exist")
     watched = []
     for pipeline, repo in resolved.items():
         if not repo.exists():

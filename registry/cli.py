@@ -98,7 +98,7 @@ def _data_lineage(dataset: dict[str, Any]) -> list[tuple[str, str]]:
         where = source.get("repo") or source.get("uri") or "-"
         rows.append(("data source", f"{source.get('kind', '?')} {where}"))
         revision = str(source.get("revision") or "- (a folder: the fingerprint names it)")
-        if source.get("requested") and source.get("kind") == "git":
+        if source.get("kind") == "git" and source.get("requested") not in (None, source.get("revision")):
             revision += f" (asked for {source['requested']})"
         rows.append(("data revision", revision))
         if source.get("parents"):

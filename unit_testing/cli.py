@@ -49,8 +49,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "test-model",
         help="run the model test suite against a registry ref",
-        description="Run the model test suite (unit_testing/) against a registry ref and record the "
-        "result on that version. Exit 3 when a test fails.",
+        description="Run the model test suite (unit_testing/, or the folder or git+URL@REV --suite "
+        "names) against a registry ref and record the result, with the suite's commit, on that "
+        "version. Exit 3 when a test fails.",
     )
     parser.add_argument("ref", metavar="REF", help="testing:latest, testing:7, production:current, ...")
     parser.add_argument(
