@@ -126,6 +126,7 @@ def test_three_pushes_run_the_three_pipelines(cli, tmp_path, settings):
     assert first["code"]["commit"] == code_change and first["code"]["repo"] == code_git.as_uri()
     assert first["params"]["epochs"] == 3  # the pushed mlops.toml, not the installed one
     assert first["dataset"]["source"]["revision"] == first_data
+    assert first["dataset"]["statistics"]["images"] == 90  # what the next dataset push is compared with
     assert first["annotations"]["tests"][-1]["suite_source"]["revision"] == first_suite
 
     # (b) Push data: new images. (c) While that run goes on, push a new model test: it waits its turn.

@@ -50,8 +50,7 @@ def tests_repo(cli, tmp_path, settings) -> dict:
 
 
 def test_install_creates_repositories_and_executable_hooks(cli, tmp_path, settings):
-    remotes = tmp_path / "remotes"
-    remotes.mkdir()
+    remotes = tmp_path / "remotes"  # does not exist yet: --init creates it too
     result = cli(
         "triggers", "install", "--init", "--code", str(remotes / "code.git"),
         "--data", str(remotes / "dataset.git"), "--tests", str(remotes / "tests.git"),
