@@ -26,10 +26,11 @@ from typing import Any
 
 from core import git_source
 from core.errors import EXIT_FAILED_CHECK, EXIT_OK, MlopsError
+from core.processes import alive
 from core.settings import Settings
 from mlops.push_hooks import Watched, load_config
 
-STATES = ("queued", "waiting", "running", "ok", "failed", "check-failed")
+STATES = ("queued", "waiting", "running", "ok", "failed", "check-failed", "lost")
 
 
 def _now() -> str:
@@ -217,6 +218,12 @@ def run(settings: Settings, run_id: str, global_argv: list[str]) -> int:
     return code
 
 
+def current_state(record: RunRecord) -> str:
+    """The record's state, or "lost" when its process died before finishing (a reboot, a kill -9)."""
+    unfinished = record.state in ("waiting", "running") and record.finished_at is None
+    return "lost" if unfinished and record.pid and not alive(record.pid) else record.state
+
+
 def describe(record: RunRecord) -> dict[str, Any]:
     """A record as `mlops triggers status --json` prints it."""
-    return asdict(record)
+    return {**asdict(record), "state": current_state(record)}

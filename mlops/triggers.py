@@ -85,7 +85,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         exit_code = "-" if record.exit_code is None else str(record.exit_code)
         print(
             f"{record.queued_at[:19].replace('T', ' ')}  {record.pipeline:<5} {record.rev[:12]}  "
-            f"{record.state:<12} exit {exit_code:<2} {record.log}"
+            f"{trigger_runs.current_state(record):<12} exit {exit_code:<2} {record.log}"
         )
     return 0
 

@@ -158,3 +158,17 @@ def test_the_code_pipeline_refuses_a_repository_that_is_not_this_project(cli, tm
     assert "holds no mlops/cli.py" in Path(record["log"]).read_text()
     status = cli("triggers", "status")
     assert f"code  {commit[:12]}  failed" in status.out
+
+
+def test_a_run_whose_process_died_shows_as_lost(cli, settings):
+    from mlops.trigger_runs import RunRecord
+
+    settings.trigger_runs.mkdir(parents=True)
+    gone = RunRecord(
+        "20260101T000000000000Z-data-0a1b2c3d4e5f", "data", "/srv/d.git", "main", "0a1b2c3d4e5f" * 3,
+        "/tmp/x.log", "2026-01-01T00:00:00+00:00", state="running", pid=2**22 + 7,  # above any pid_max
+    )  # fmt: skip
+    gone.save(settings)
+    status = json.loads(cli("triggers", "status", "--json").out)
+    assert [r["state"] for r in status["runs"]] == ["lost"]
+    assert "lost" in cli("triggers", "status").out
