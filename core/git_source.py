@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,10 @@ def _remove_tree(root: Path) -> None:
         func(path)
 
     if root.exists():
-        shutil.rmtree(root, onerror=writable_then_retry)
+        if sys.version_info >= (3, 12):  # onerror is deprecated there (a warning, an error under pytest)
+            shutil.rmtree(root, onexc=writable_then_retry)
+        else:
+            shutil.rmtree(root, onerror=writable_then_retry)
 
 
 class _Repo:
