@@ -140,6 +140,27 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    git_timeout_s: float = 1800.0  # one git fetch or checkout of a dataset or test-suite repository
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Data validation before retraining, against the training data of the model retrained."""
+
+    # More unusable files than this stops the data pipeline (train from scratch skips and reports them).
+    max_bad_files: int = 0
+    # Value skew (trained, with a warning in the lineage and the email) beyond any of these:
+    class_balance_max_shift: float = 0.20  # total variation distance between the class shares
+    size_max_ratio: float = 1.5  # median width or height, new / reference or reference / new
+    channels_max_shift: float = 0.10  # total variation distance between the channel-count shares
+    intensity_max_shift: float = 0.10  # mean pixel intensity in [0, 1]
+    contrast_max_shift: float = 0.08  # mean per-image standard deviation of intensity in [0, 1]
+    stats_sample: int = 300  # images per dataset whose statistics are computed (a content-hash sample)
+    stop_on_value_skew: bool = False  # true: value skew stops the data pipeline like schema skew
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = Path(".mlops")  # local state: registry, runs, outbox, pid files
     registry: RegistrySettings = field(default_factory=RegistrySettings)
@@ -151,6 +172,8 @@ class Settings:
     deploy: DeploySettings = field(default_factory=DeploySettings)
     ui: UiSettings = field(default_factory=UiSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
 
     # Every path under the home folder is defined here and nowhere else.
     @property
@@ -223,6 +246,31 @@ class Settings:
     def deploy_logs(self) -> Path:
         """Logs of the local API servers and the socket holder."""
         return self.deploy_dir / "logs"
+
+    @property
+    def triggers_dir(self) -> Path:
+        """Local push triggers: which repositories run which pipeline, the lock, runs and logs."""
+        return self.home / "triggers"
+
+    @property
+    def triggers_config(self) -> Path:
+        """The repositories `mlops triggers install` set up, and the branch each one triggers on."""
+        return self.triggers_dir / "triggers.json"
+
+    @property
+    def triggers_lock(self) -> Path:
+        """Held by the pipeline run going on: one run at a time, the others wait their turn."""
+        return self.triggers_dir / "pipeline.lock"
+
+    @property
+    def trigger_runs(self) -> Path:
+        """One JSON record per queued run: what was pushed, its state, exit code and log."""
+        return self.triggers_dir / "runs"
+
+    @property
+    def trigger_logs(self) -> Path:
+        """One log file per pipeline run started by a push."""
+        return self.triggers_dir / "logs"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

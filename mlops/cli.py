@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "ui.cli",  # ui (the registry browser; not in the serving image)
     "mlops.notify",  # notify
     "mlops.pipeline",  # pipeline code|data|tests
+    "mlops.triggers",  # triggers install|status (local git push triggers)
 )
 
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mlops",
         description="Train, gate, register, test, promote and serve an image classifier.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 gate or tests failed.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 gate, data validation or tests said no.",
     )
     parser.add_argument("--version", action="version", version=f"mlops {__version__}")
     parser.add_argument(

@@ -94,6 +94,7 @@ def _sections(
         "Created": str(manifest.get("created_at", "?")),
         "Code": f"{code.get('commit') or '?'} {code.get('repo') or ''}".strip(),
         "Dataset": f"{dataset.get('uri', '?')} (fingerprint {str(dataset.get('fingerprint', '?'))[:16]})",
+        "Data revision": str((dataset.get("source") or {}).get("revision") or "not recorded"),
         "Accuracy": f"{accuracy:.4f}" if isinstance(accuracy, int | float) else "not recorded",
         "Gate": ("PASSED" if gate.get("passed") else "FAILED") if gate else "not recorded",
         # An approval is given over this version: the promotion fails if production moves meanwhile.
@@ -135,6 +136,7 @@ def _sections(
     )
     return {
         "facts": facts,
+        "data_warnings": list((dataset.get("validation") or {}).get("warnings") or []),
         "gate_reasons": list(gate.get("reasons") or []),
         "failures": list((tests or {}).get("failures") or []),
         "rows": _metrics_rows(manifest),
@@ -148,6 +150,9 @@ def _sections(
 def _text(event: str, s: dict) -> str:
     lines = [f"Event: {EVENTS[event]}", ""]
     lines += [f"{key + ':':<16}{value}" for key, value in s["facts"].items()]
+    if s["data_warnings"]:
+        lines += ["", "Data warnings (value skew, trained anyway):"]
+        lines += [f"  - {w}" for w in s["data_warnings"]]
     if s["gate_reasons"]:
         lines += ["", "Gate reasons:"] + [f"  - {r}" for r in s["gate_reasons"]]
     if s["rows"]:
@@ -168,6 +173,9 @@ def _html(event: str, s: dict, report_link: str | None) -> str:
     e = html.escape
     facts = "".join(f"<tr><th align=left>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in s["facts"].items())
     parts = [f"<html><body><h2>{e(EVENTS[event])}</h2><table>{facts}</table>"]
+    if s["data_warnings"]:
+        items = "".join(f"<li>{e(w)}</li>" for w in s["data_warnings"])
+        parts.append(f"<h3>Data warnings (value skew, trained anyway)</h3><ul>{items}</ul>")
     if s["gate_reasons"]:
         parts.append("<h3>Gate reasons</h3><ul>" + "".join(f"<li>{e(r)}</li>" for r in s["gate_reasons"]))
         parts.append("</ul>")

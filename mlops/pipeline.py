@@ -116,6 +116,9 @@ def _digest(output: Any) -> str:
         return f"    {output.get('ref')}: {len(tests)} test run(s) recorded; latest {verdict} ({summary})"
     if output.get("skipped"):
         return f"    skipped: {output.get('message')}"
+    validation = output.get("validation") or {}
+    if validation.get("stops"):
+        return "\n".join(f"    data validation stopped: {stop}" for stop in validation["stops"])
     accuracy = (output.get("metrics") or {}).get("accuracy")
     gate = (output.get("gate") or {}).get("passed")
     parts = [f"    registered {output.get('ref')}"]
@@ -124,7 +127,8 @@ def _digest(output: Any) -> str:
     parts.append({True: "gate passed", False: "gate FAILED"}.get(gate, "gate -"))
     if output.get("report"):
         parts.append(f"report {output['report']}")
-    return ", ".join(parts)
+    line = ", ".join(parts)
+    return "\n".join([line, *(f"    data warning: {w}" for w in validation.get("warnings") or [])])
 
 
 def _last_json(text: str) -> Any:
@@ -154,16 +158,18 @@ def registered_ref(output: Any) -> str:
     )
 
 
-def model_tests_stage(ref: str, settings: Settings, with_api: bool) -> Stage:
-    """The model test suite against REF, with JUnit XML for Jenkins."""
+def model_tests_stage(ref: str, settings: Settings, with_api: bool, suite: str | None = None) -> Stage:
+    """The model test suite (built-in, or the folder / git+URL@REV suite) against REF, with JUnit XML."""
     junit = settings.reports_dir / f"model-tests-{ref.replace(':', '-')}.xml"
     argv = ["test-model", ref, "--junit-xml", str(junit)]
+    if suite:
+        argv += ["--suite", suite]
     if with_api:
         argv.append("--with-api")
     return Stage("model tests", tuple(argv))
 
 
-def code_stages(data: Path, settings: Settings, make_demo_data: bool) -> list[Stage]:
+def code_stages(data: Path | str, settings: Settings, make_demo_data: bool) -> list[Stage]:
     """Code pipeline up to registration: [demo data] → train (the gate is inside train)."""
     stages = []
     if make_demo_data:
@@ -172,15 +178,15 @@ def code_stages(data: Path, settings: Settings, make_demo_data: bool) -> list[St
     return stages
 
 
-def data_stages(data: Path) -> list[Stage]:
+def data_stages(data: Path | str) -> list[Stage]:
     """Data pipeline up to registration: retrain (the gate is inside retrain)."""
     return [Stage("retrain + gate + register", ("retrain", "--data", str(data), "--json"), True)]
 
 
-def after_register_stages(ref: str, settings: Settings, event: str) -> list[Stage]:
+def after_register_stages(ref: str, settings: Settings, event: str, suite: str | None = None) -> list[Stage]:
     """Test the candidate in a clone of production, then email the product owner."""
     return [
-        model_tests_stage(ref, settings, with_api=True),
+        model_tests_stage(ref, settings, with_api=True, suite=suite),
         Stage("notify product owner", ("notify", ref, "--event", event)),
     ]
 
@@ -262,8 +268,10 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
         raise UsageError("--deploy needs --approve-as WHO (the approver recorded on the promotion)")
     if args.approve_as and args.pipeline == "tests":
         raise UsageError("the tests pipeline does not promote; use it without --approve-as")
-    if args.data is not None and not str(args.data).startswith("gs://") and not Path(args.data).is_dir():
+    if args.data is not None and not _remote_source(args.data) and not Path(args.data).is_dir():
         raise UsageError(f"--data {args.data}: no such folder (a dataset has one sub-folder per class)")
+    if args.suite is not None and not _remote_source(args.suite) and not Path(args.suite).is_dir():
+        raise UsageError(f"--suite {args.suite}: no such folder (a folder of model tests, or git+URL@REV)")
     if args.pipeline == "data" and args.data is None:
         raise UsageError("the data pipeline needs --data DIR (the new dataset to retrain on)")
 
@@ -281,7 +289,7 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     print(f"\npipeline {args.pipeline}: {'ok' if code == EXIT_OK else 'FAILED'}\n{run.summary()}", file=out)
     if code == EXIT_OK and args.deploy:
         port = settings.api.port
-        data = Path(args.data) if args.data and not str(args.data).startswith("gs://") else None
+        data = Path(args.data) if args.data and not _remote_source(args.data) else None
         image = next((data or settings.demo_data_dir).rglob("*.png"), "IMAGE.png")
         print(
             f"\nThe API is running in the background. Try:\n"
@@ -291,6 +299,11 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
             file=out,
         )
     return code
+
+
+def _remote_source(value: str) -> bool:
+    """A gs:// prefix or git+URL@REV: resolved by the stage itself, not a local folder to check here."""
+    return str(value).startswith(("gs://", "git+"))
 
 
 def _report_tests(run: PipelineRun, ref: str) -> None:
@@ -304,7 +317,7 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
     if args.pipeline == "tests":
         ref = tests_ref(settings)
         try:
-            run.run(model_tests_stage(ref, settings, with_api=True))
+            run.run(model_tests_stage(ref, settings, with_api=True, suite=args.suite))
         except _Stop as failed:
             if failed.code != EXIT_FAILED_CHECK:
                 raise
@@ -314,10 +327,11 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
         _report_tests(run, ref)
         return
     if args.pipeline == "code":
-        data = Path(args.data) if args.data is not None else settings.demo_data_dir
-        stages = code_stages(data, settings, make_demo_data=args.data is None and not data.is_dir())
+        data = args.data if args.data is not None else settings.demo_data_dir
+        make_demo_data = args.data is None and not settings.demo_data_dir.is_dir()
+        stages = code_stages(data, settings, make_demo_data=make_demo_data)
     else:
-        stages = data_stages(Path(args.data))
+        stages = data_stages(args.data)
     for stage in stages:
         result = run.run(stage)
     if isinstance(result.output, dict) and result.output.get("skipped"):
@@ -325,7 +339,7 @@ def _run_stages(run: PipelineRun, args: argparse.Namespace, settings: Settings) 
         print(f"\n{result.output.get('message') or 'nothing to retrain'}", file=run.out)
         return
     ref = registered_ref(result.output)
-    for stage in after_register_stages(ref, settings, EVENT_CANDIDATE):
+    for stage in after_register_stages(ref, settings, EVENT_CANDIDATE, suite=args.suite):
         run.run(stage)
     if args.approve_as:
         for stage in deploy_stages(ref, args.approve_as, deploy=args.deploy, production=args.production):
@@ -359,7 +373,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("pipeline", choices=PIPELINES, help="which pipeline to run")
     parser.add_argument(
-        "--data", metavar="DIR", help="dataset folder (code: default demo data under MLOPS_HOME)"
+        "--data",
+        metavar="SOURCE",
+        help="dataset: a folder, gs://BUCKET/PREFIX or git+URL@REV (code: default the demo data under "
+        "MLOPS_HOME)",
+    )
+    parser.add_argument(
+        "--suite",
+        metavar="SOURCE",
+        help="model tests to run: a folder or git+URL@REV (default: the built-in suite, unit_testing/)",
     )
     parser.add_argument(
         "--approve-as", metavar="WHO", help="approve the tested candidate as WHO and promote it to production"

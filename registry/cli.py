@@ -93,6 +93,24 @@ def _describe(reg: Registry, mv: ModelVersion) -> dict[str, Any]:
     }
 
 
+def _data_lineage(dataset: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where the training data came from (repository or bucket, revision) and what validation found."""
+    source = dataset.get("source") or {}
+    rows = []
+    if source:
+        where = source.get("repo") or source.get("uri") or "-"
+        rows.append(("data source", f"{source.get('kind', '?')} {where}"))
+        revision = str(source.get("revision") or "- (a folder: the fingerprint names it)")
+        if source.get("kind") == "git" and source.get("requested") not in (None, source.get("revision")):
+            revision += f" (asked for {source['requested']})"
+        rows.append(("data revision", revision))
+        if source.get("parents"):
+            rows.append(("data parents", " ".join(source["parents"])))
+    for warning in (dataset.get("validation") or {}).get("warnings") or []:
+        rows.append(("data warning", warning))
+    return rows
+
+
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
     info = _describe(reg, reg.resolve(args.ref))
@@ -118,6 +136,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         ("gate reasons", "; ".join(gate.get("reasons", [])) or "-"),
         ("code", " ".join(str(code.get(k)) for k in ("commit", "repo", "build_url") if code.get(k)) or "-"),
         ("dataset", " ".join(str(dataset.get(k)) for k in ("uri", "fingerprint") if dataset.get(k)) or "-"),
+        *_data_lineage(dataset),
         ("parent", parent.get("ref") or "-"),
     ]
     for label, value in fields:

@@ -25,10 +25,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "retrain",
         help="fine-tune the production model on new data, gate and register it",
-        description="Fine-tune production:current (else testing:latest) on the data with the "
-        "fine_tune_* settings, gate it against production on the same test split and register it "
-        "with its parent recorded. Unchanged data (same fingerprint as the parent's) exits 0 without "
-        "training unless --force. Exit 3 when the gate fails (nothing registered).",
+        description="Validate the data against the training data of production:current (else "
+        "testing:latest), fine-tune that model on it with the fine_tune_* settings, gate it against "
+        "production on the same test split and register it with its parent and the dataset's source "
+        "and revision recorded. The parent's revision, or the same images (fingerprint), exits 0 "
+        "without training unless --force. Exit 3 when data validation (schema skew, unusable files) "
+        "or the gate says no (nothing registered).",
     )
     add_common_train_options(parser)
     parser.add_argument(

@@ -1,10 +1,10 @@
-"""Retraining: fine-tune the production model (else the latest testing one) on new data."""
+"""Retraining: validate new data, then fine-tune the production model (else the latest testing one) on it."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from core.errors import MlopsError
+from core.errors import CheckFailed, MlopsError
 from core.preprocessing import PreprocessSpec
 from core.settings import Settings
 from training.train import Log, log_stderr
@@ -27,6 +27,42 @@ def find_parent(registry) -> tuple[str, object]:
     )
 
 
+def _skipped(message: str, parent_info: dict, dataset: dict) -> dict:
+    """The summary of a retrain that had nothing new to learn from."""
+    return {
+        "skipped": True, "message": message, "ref": None, "version": None, "metrics": None,
+        "gate": None, "report": None, "parent": parent_info, "dataset": dataset,
+    }  # fmt: skip
+
+
+def _same_revision(snapshot, parent_dataset: dict) -> bool:
+    """Whether the snapshot is the very revision (commit, generations) the parent was trained on."""
+    old = parent_dataset.get("source") or {}
+    return bool(snapshot.revision) and (snapshot.kind, snapshot.revision) == (
+        old.get("kind"),
+        old.get("revision"),
+    )
+
+
+def _refuse(registry, snapshot, dataset, check, parent_info: dict, actor: str | None) -> CheckFailed:
+    """Record the refusal in the audit log and build the exit-3 error (nothing was trained)."""
+    from core.actor import default_actor
+
+    what = {"uri": snapshot.uri, "revision": snapshot.revision, "fingerprint": dataset.fingerprint}
+    registry.record_refusal(
+        "retrain", actor or default_actor(), "; ".join(check.stops), dataset=what, parent=parent_info["ref"]
+    )
+    failed = CheckFailed(
+        f"data validation stopped the retraining on {snapshot.describe()}: {' | '.join(check.stops)}. "
+        "Nothing was trained or registered (recorded in the audit log)"
+    )
+    failed.summary = {  # type: ignore[attr-defined]  # printed with --json, as for a failed gate
+        "ref": None, "version": None, "metrics": None, "gate": None, "report": None,
+        "parent": parent_info, "dataset": what, "validation": check.to_dict(),
+    }  # fmt: skip
+    return failed
+
+
 def retrain_and_register(
     settings: Settings,
     data_uri: str,
@@ -36,58 +72,61 @@ def retrain_and_register(
     reason: str = "",
     log: Log = log_stderr,
 ) -> dict:
-    """Fine-tune the parent on data_uri, gate, register with the parent recorded; returns the summary.
+    """Validate the data, fine-tune the parent on it, gate, register with the parent recorded.
 
-    With the parent's dataset fingerprint unchanged and not force: returns {"skipped": True, ...}.
+    Returns {"skipped": True, ...} when the data is the parent's (same revision, or same images) and
+    not force; raises CheckFailed (exit 3) when data validation or the gate says no.
     """
     from training.candidate import preflight
 
     preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
-    import keras
-
     from registry import open_registry
-    from training.candidate import load_checked, prepare_data
+    from training.candidate import check_data, load_checked, prepare_data, resolve_logged
     from training.split import split_rule
     from training.train import fit_and_register
 
     cfg = settings.train
-    ref, parent = find_parent(open_registry(settings))
+    registry = open_registry(settings)
+    ref, parent = find_parent(registry)
     manifest = parent.manifest
     area = ref.split(":")[0]
     parent_info = {"ref": f"{area}:{parent.version}", "version": parent.version, "area": area}
     log(f"parent {parent_info['ref']} (from {ref})")
-    dataset = load_checked(settings, data_uri, log)
-    old = manifest.get("dataset", {}).get("fingerprint")
-    if dataset.fingerprint == old and not force:
+    parent_dataset = manifest.get("dataset") or {}
+    old_fingerprint = str(parent_dataset.get("fingerprint") or "")
+    snapshot = resolve_logged(settings, data_uri, log)
+    facts = {"uri": snapshot.uri, "revision": snapshot.revision}
+    if _same_revision(snapshot, parent_dataset) and not force:
         message = (
-            f"data unchanged since {parent_info['ref']} (fingerprint {old[:12]}); nothing to "
-            "retrain (use --force to retrain anyway)"
+            f"data unchanged since {parent_info['ref']}: it was trained on this very revision "
+            f"({snapshot.revision}); nothing to retrain (use --force to retrain anyway)"
         )
-        return {
-            "skipped": True,
-            "message": message,
-            "ref": None,
-            "version": None,
-            "metrics": None,
-            "gate": None,
-            "report": None,
-            "parent": parent_info,
-        }
-    if list(manifest["classes"]) != list(dataset.classes):
-        raise MlopsError(
-            f"classes differ: {parent_info['ref']} has {manifest['classes']}, the data has "
-            f"{dataset.classes}; train from scratch (mlops train) when the classes change"
+        return _skipped(message, parent_info, {**facts, "fingerprint": old_fingerprint})
+    dataset = load_checked(settings, snapshot, log)
+    facts["fingerprint"] = dataset.fingerprint
+    statistics, check = check_data(settings, dataset, (parent_info["ref"], manifest), "retrain", log)
+    if check.stopped:
+        raise _refuse(registry, snapshot, dataset, check, parent_info, actor)
+    if dataset.fingerprint == old_fingerprint and not force:
+        revision = f"revision {snapshot.revision} holds " if snapshot.revision else ""
+        message = (
+            f"data unchanged since {parent_info['ref']}: {revision}the same images and labels "
+            f"(fingerprint {old_fingerprint[:12]}); nothing to retrain (use --force to retrain anyway)"
         )
-    parent_rule = manifest.get("dataset", {}).get("split_rule")
+        return _skipped(message, parent_info, facts)
+    parent_rule = parent_dataset.get("split_rule")
     if parent_rule and parent_rule != split_rule(cfg.val_fraction, cfg.test_fraction):
         log(
             f"warning: split rule changed since {parent_info['ref']} ({parent_rule}); "
             "the test split is not the parent's"
         )
+    import keras  # late: a refused or unchanged dataset never waits for TensorFlow
+
     keras.utils.set_random_seed(cfg.seed)
     # The parent's input shape wins: fine-tuning cannot change the image size.
     spec = PreprocessSpec.from_dict(manifest["preprocessing"])
     prepared = prepare_data(settings, dataset, spec, log)
+    prepared.statistics, prepared.check = statistics, check
     model = keras.models.load_model(parent.model_path, compile=False)
     log(
         f"fine-tuning {parent_info['ref']} for up to {cfg.fine_tune_epochs} epochs "

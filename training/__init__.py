@@ -2,7 +2,9 @@
 
 Public functions (the CLI is a thin wrapper over these):
     training.train.train_and_register(settings, data_uri, *, actor=None, reason="") -> dict
-    training.data.load_dataset(uri, cache_dir) -> Dataset        folder or gs://bucket/prefix
+    training.sources.resolve_source(uri, cache_dir) -> Snapshot folder, gs://BUCKET/PREFIX or git+URL@REV
+    training.data.load_dataset(uri, cache_dir) -> Dataset        resolve_source, then scan
+    training.data_validation.validate(dataset, stats, reference, cfg, mode) -> DataCheck
     training.split.split_dataset(dataset, val_fraction, test_fraction) -> {"train", "val", "test"}
     training.inputs.image_dataset(paths, labels, spec, batch_size, shuffle_seed=None) -> tf.data
     training.gate.decide(metrics, gate_settings, baseline) -> gate dict (docs/manifest.md)

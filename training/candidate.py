@@ -6,15 +6,19 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from core.actor import default_actor
 from core.errors import CheckFailed, MlopsError
 from core.preprocessing import PreprocessSpec
 from core.settings import Settings
-from training.data import Dataset, Item, load_dataset
+from training.data import Dataset, Item, scan_snapshot
+from training.data_validation import DataCheck, validate
+from training.sources import Snapshot, resolve_source
 from training.split import split_dataset, split_rule, write_test_split
 
 MAX_SKIPPED_LINES = 20
+GENERATIONS_FILE = "dataset_generations.json"  # gs:// datasets: every object read and its generation
 
 
 @dataclass
@@ -25,6 +29,8 @@ class Prepared:
     splits: dict[str, list[Item]]
     spec: PreprocessSpec
     tf_data: dict
+    statistics: dict[str, Any] | None = None  # training.dataset_stats.summarize of the dataset
+    check: DataCheck | None = None  # data validation against the reference model's training data
 
 
 def preflight(settings: Settings, actor: str | None, log) -> None:
@@ -43,9 +49,17 @@ def preflight(settings: Settings, actor: str | None, log) -> None:
     log(f"registry {registry.uri} takes writes; the version will be {signed}")
 
 
-def load_checked(settings: Settings, data_uri: str, log) -> Dataset:
-    """Load a dataset and report what it holds and every file skipped."""
-    dataset = load_dataset(data_uri, settings.cache_dir)
+def resolve_logged(settings: Settings, data_uri: str, log) -> Snapshot:
+    """Resolve --data to a local snapshot and say which revision it is."""
+    snapshot = resolve_source(data_uri, settings.cache_dir, settings.sources.git_timeout_s)
+    log(f"dataset source: {snapshot.describe()}")
+    return snapshot
+
+
+def load_checked(settings: Settings, data: str | Snapshot, log) -> Dataset:
+    """Resolve (unless given a snapshot) and scan a dataset; report what it holds and every file skipped."""
+    snapshot = data if isinstance(data, Snapshot) else resolve_logged(settings, data, log)
+    dataset = scan_snapshot(snapshot)
     counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts.items())
     log(
         f"dataset {dataset.uri}: {len(dataset.items)} images in {len(dataset.classes)} classes "
@@ -56,6 +70,30 @@ def load_checked(settings: Settings, data_uri: str, log) -> Dataset:
     if len(dataset.skipped) > MAX_SKIPPED_LINES:
         log(f"  ... and {len(dataset.skipped) - MAX_SKIPPED_LINES} more (all listed in the manifest)")
     return dataset
+
+
+def check_data(
+    settings: Settings, dataset: Dataset, reference: tuple[str, dict] | None, mode: str, log
+) -> tuple[dict[str, Any], DataCheck]:
+    """The dataset's statistics and its validation against the reference version's training data."""
+    from training.dataset_stats import summarize
+
+    statistics = summarize(dataset, settings.validation.stats_sample)
+    check = validate(dataset, statistics, reference, settings.validation, mode)
+    for line in check.lines():
+        log(line)
+    return statistics, check
+
+
+def production_reference(settings: Settings) -> tuple[str, dict] | None:
+    """("production:N", manifest) of the current production model, or None when production is empty."""
+    from registry import NotFoundError, open_registry
+
+    try:
+        version = open_registry(settings).resolve("production:current")
+    except NotFoundError:
+        return None
+    return version.ref, version.manifest
 
 
 def prepare_data(settings: Settings, data_uri: str | Dataset, spec: PreprocessSpec, log) -> Prepared:
@@ -127,6 +165,9 @@ def build_manifest(
     from training.lineage import code_info, frameworks
 
     cfg, ds = settings.train, prepared.dataset
+    source = ds.source.lineage() if ds.source else {"kind": "folder", "uri": ds.uri, "revision": None}
+    if ds.source and ds.source.generations is not None:
+        source["generations_file"] = GENERATIONS_FILE
     return {
         "name": settings.registry.model_name,
         "model_file": "model.keras",
@@ -135,11 +176,14 @@ def build_manifest(
         "code": code_info(),
         "dataset": {
             "uri": ds.uri,
+            "source": source,
             "fingerprint": ds.fingerprint,
             "class_counts": ds.class_counts,
             "split": {name: len(items) for name, items in prepared.splits.items()},
             "split_rule": split_rule(cfg.val_fraction, cfg.test_fraction),
             "skipped": ds.skipped,
+            "statistics": prepared.statistics,
+            "validation": prepared.check.to_dict() if prepared.check else None,
         },
         "params": params,
         "frameworks": frameworks(),
@@ -183,6 +227,9 @@ def finish_candidate(
     per_class = settings.model_tests.golden_per_class
     kept = write_golden(folder, files, [i.path for i in test], labels, probs, classes, per_class)
     log(f"golden examples: {kept} test images kept with the version (up to {per_class} per class)")
+    if prepared.dataset.source and prepared.dataset.source.generations is not None:
+        generations = prepared.dataset.source.generations
+        (folder / GENERATIONS_FILE).write_text(json.dumps(generations, indent=0, sort_keys=True) + "\n")
     report = write_report(folder, manifest, history)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
 
@@ -197,6 +244,7 @@ def finish_candidate(
         failed.summary = {  # type: ignore[attr-defined]
             "ref": None, "version": None, "metrics": metrics, "gate": decision,
             "report": str(report), "run_dir": str(run), "parent": parent,
+            "dataset": _dataset_facts(manifest), "validation": manifest["dataset"]["validation"],
         }  # fmt: skip
         raise failed
     version = open_registry(settings).register(
@@ -210,4 +258,16 @@ def finish_candidate(
         "report": f"{version.uri}/report.html",
         "run_dir": str(run),
         "parent": parent,
+        "dataset": _dataset_facts(manifest),
+        "validation": manifest["dataset"]["validation"],
+    }
+
+
+def _dataset_facts(manifest: dict) -> dict:
+    """What the summary says about the data: where it came from, its revision and fingerprint."""
+    dataset = manifest["dataset"]
+    return {
+        "uri": dataset["uri"],
+        "revision": dataset["source"]["revision"],
+        "fingerprint": dataset["fingerprint"],
     }

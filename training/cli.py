@@ -51,7 +51,8 @@ def apply_train_options(settings: Settings, args: argparse.Namespace) -> Setting
 def print_summary(summary: dict, as_json: bool) -> None:
     """The final line (or the JSON summary) of train / retrain."""
     if as_json:
-        keys = ("ref", "version", "metrics", "gate", "report", "parent", "skipped", "message")
+        keys = ("ref", "version", "metrics", "gate", "report", "parent", "dataset", "validation")
+        keys += ("skipped", "message")
         print(json.dumps({k: summary.get(k) for k in keys}, indent=1, default=str))
         return
     if summary.get("skipped"):
@@ -59,6 +60,8 @@ def print_summary(summary: dict, as_json: bool) -> None:
         return
     gate = "gate passed" if summary["gate"]["passed"] else "gate FAILED"
     print(f"registered {summary['ref']} (accuracy {summary['metrics']['accuracy']:.3f}, {gate})")
+    for warning in (summary.get("validation") or {}).get("warnings") or []:
+        print(f"data warning: {warning}")
     print(f"report: {summary['report']}")
 
 
@@ -78,8 +81,10 @@ def add_common_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         required=True,
-        metavar="DIR_OR_GS",
-        help="dataset folder or gs://BUCKET/PREFIX of class sub-folders",
+        metavar="SOURCE",
+        help="dataset of class sub-folders: a folder, gs://BUCKET/PREFIX, or a git repository at a "
+        "revision written as pip writes it, git+URL@REV (URL file://, https:// or ssh://; REV a commit, "
+        "tag or branch)",
     )
     parser.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
     parser.add_argument("--seed", type=int, metavar="N", help="override train.seed")

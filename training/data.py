@@ -1,4 +1,4 @@
-"""Dataset loading: a folder (or a gs:// prefix, downloaded to a cache) of class sub-folders.
+"""Dataset scanning: the local snapshot of a source (training.sources) → checked, hashed images.
 
 Layouts: `<class>/*.png|jpg|dcm` or the Kaggle COVID-19 Radiography Database `<class>/images/*.png`
 beside `<class>/masks/` (masks are ignored). Every file is checked (non-empty, PNG/JPEG/DICOM by
@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from core.dicom import DICOM_SUFFIXES, DicomError, is_dicom, render_dicom
 from core.errors import MlopsError
+from training.sources import Snapshot, resolve_source
 
 PROGRESS_EVERY = 2000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", *DICOM_SUFFIXES}
@@ -42,6 +43,7 @@ class Dataset:
     classes: list[str]
     items: list[Item]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    source: Snapshot | None = None  # where the files came from and the revision that names them
 
     @property
     def fingerprint(self) -> str:
@@ -102,7 +104,7 @@ def _class_files(class_dir: Path) -> list[Path]:
     return files
 
 
-def scan_folder(root: Path, uri: str | None = None) -> Dataset:
+def scan_folder(root: Path, uri: str | None = None, source: Snapshot | None = None) -> Dataset:
     """Check and hash every image under root/<class>/; the class list is the sorted folder names."""
     if not root.is_dir():
         raise MlopsError(f"dataset {root} is not a folder; give a folder of class sub-folders")
@@ -130,17 +132,14 @@ def scan_folder(root: Path, uri: str | None = None) -> Dataset:
     empty = [c for c in classes if not any(i.label == c for i in items)]
     if empty:
         raise MlopsError(f"dataset {root}: class folder(s) {', '.join(empty)} hold no usable images")
-    return Dataset(uri or str(root), root, classes, items, skipped)
+    return Dataset(uri or str(root), root, classes, items, skipped, source)
+
+
+def scan_snapshot(snapshot: Snapshot) -> Dataset:
+    """Scan a resolved source; the Dataset keeps the source (and its revision) for the lineage."""
+    return scan_folder(snapshot.root, uri=snapshot.uri, source=snapshot)
 
 
 def load_dataset(uri: str, cache_dir: Path) -> Dataset:
-    """A Dataset from a local folder or a gs://bucket/prefix (downloaded under cache_dir)."""
-    if uri.startswith("gs://"):
-        from training.gcs import download_prefix, split_uri
-
-        bucket, prefix = split_uri(uri)
-        return scan_folder(download_prefix(uri, cache_dir), uri=f"gs://{bucket}/{prefix}".rstrip("/"))
-    if "://" in uri and not uri.startswith("file://"):
-        raise MlopsError(f"dataset {uri}: unsupported scheme; use a folder path or gs://BUCKET/PREFIX")
-    path = Path(uri.removeprefix("file://")).expanduser()
-    return scan_folder(path, uri=str(path.resolve()))
+    """A Dataset from a folder, gs://BUCKET/PREFIX or git+URL@REV (downloaded under cache_dir)."""
+    return scan_snapshot(resolve_source(uri, cache_dir))

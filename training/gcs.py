@@ -1,4 +1,4 @@
-"""Download a gs://bucket/prefix dataset into a local cache (only files that changed)."""
+"""Download a gs://bucket/prefix dataset into a local cache (only files that changed), by generation."""
 
 from __future__ import annotations
 
@@ -27,8 +27,12 @@ def _same_md5(path: Path, md5_b64: str | None) -> bool:
     return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == md5_b64
 
 
-def download_prefix(uri: str, cache_dir: Path) -> Path:
-    """Mirror the objects under a gs:// prefix into cache_dir/gcs/<bucket>/<prefix>; returns that folder."""
+def download_prefix(uri: str, cache_dir: Path) -> tuple[Path, dict[str, int]]:
+    """Mirror the objects under a gs:// prefix into cache_dir/gcs/<bucket>/<prefix>.
+
+    Returns that folder and the generation of every object read ({name relative to the prefix:
+    generation}): the exact snapshot, even if the bucket changes while we download.
+    """
     from google.api_core import exceptions
 
     bucket_name, prefix = split_uri(uri)
@@ -53,7 +57,15 @@ def download_prefix(uri: str, cache_dir: Path) -> Path:
         if _same_md5(target, blob.md5_hash):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        blob.download_to_filename(str(target))
+        try:
+            # The generation listed above, or nothing: an object replaced mid-download fails here
+            # instead of mixing two snapshots.
+            blob.download_to_filename(str(target), if_generation_match=blob.generation)
+        except exceptions.PreconditionFailed:
+            target.unlink(missing_ok=True)
+            raise MlopsError(
+                f"dataset {uri}: {blob.name} changed while downloading; run again to use the new one"
+            ) from None
         fetched += 1
     print(f"dataset {uri}: {len(blobs)} objects, {fetched} downloaded to {local_root}", file=sys.stderr)
-    return local_root
+    return local_root, {blob.name[len(prefix) :]: int(blob.generation) for blob in blobs}

@@ -89,6 +89,15 @@ def write_report(folder: Path, manifest: dict, history: dict) -> Path:
         " ".join(esc(str(code[k])) for k in ("commit", "repo", "build_url") if code.get(k)) or "unknown"
     )
     skipped = "".join(f"<li>{esc(r['path'])}: {esc(r['reason'])}</li>" for r in ds["skipped"][:50])
+    source = ds.get("source") or {}
+    where = source.get("repo") or source.get("uri") or ds["uri"]
+    revision = source.get("revision") or "none (a plain folder: the fingerprint names it)"
+    parents = f", parent commit(s) {', '.join(source['parents'])}" if source.get("parents") else ""
+    checks = ds.get("validation") or {}
+    findings = [*checks.get("warnings", []), *checks.get("notes", [])]
+    data_checks = "".join(f"<li>{esc(line)}</li>" for line in findings) or "<li>no findings</li>"
+    reference = checks.get("reference")
+    basis = f"against {reference}'s training data" if reference else "no reference model"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Model report: {esc(manifest["name"])}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:1em auto}}td,th{{padding:.2em .6em;
@@ -107,6 +116,9 @@ border-bottom:1px solid #ddd}}.pass{{color:#176317}}.fail{{color:#a11;font-weigh
 <h2>Lineage</h2>
 <ul><li>dataset: {esc(ds["uri"])} (fingerprint {esc(ds["fingerprint"][:16])}&hellip;,
 split {esc(str(ds["split"]))}, {len(ds["skipped"])} file(s) skipped)</li>
+<li>dataset source: {esc(str(source.get("kind", "folder")))} {esc(str(where))},
+revision {esc(str(revision))}{esc(parents)}</li>
+<li>data validation ({esc(basis)}): <ul>{data_checks}</ul></li>
 <li>code: {code_line}</li>
 <li>skipped files: <ul>{skipped or "<li>none</li>"}</ul></li>
 <li>parent: {esc(parent["ref"]) if parent else "none (trained from scratch)"}</li>

@@ -72,7 +72,13 @@ def train_and_register(
 
     Raises CheckFailed (exit 3) when the gate fails; nothing is registered then.
     """
-    from training.candidate import preflight, prepare_data
+    from training.candidate import (
+        check_data,
+        load_checked,
+        preflight,
+        prepare_data,
+        production_reference,
+    )
 
     preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     import keras
@@ -82,7 +88,11 @@ def train_and_register(
     cfg = settings.train
     keras.utils.set_random_seed(cfg.seed)
     spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)
-    prepared = prepare_data(settings, data_uri, spec, log)
+    dataset = load_checked(settings, data_uri, log)
+    # From scratch, drift from production's data is only reported: the new model is judged on its own.
+    statistics, check = check_data(settings, dataset, production_reference(settings), "train", log)
+    prepared = prepare_data(settings, dataset, spec, log)
+    prepared.statistics, prepared.check = statistics, check
     model = build_model(
         cfg.architecture, cfg.image_size, cfg.channels, len(prepared.dataset.classes), cfg.weights
     )

@@ -21,6 +21,7 @@ def _test_model(args: argparse.Namespace, settings: Settings) -> int:
         annotate=not args.no_record,
         output_to_stderr=args.json,
         actor=args.actor,
+        suite=args.suite,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -31,6 +32,8 @@ def _test_model(args: argparse.Namespace, settings: Settings) -> int:
             f"model tests {verdict} on {result.ref}: {s['passed']} passed, {s['failed']} failed, "
             f"{s['errors']} errors, {s['skipped']} skipped; JUnit: {result.junit}"
         )
+        if result.suite.get("revision"):
+            print(f"  suite: {result.suite['uri']} at commit {result.suite['revision']}")
         if result.measurements:
             print("  measured: " + ", ".join(f"{k} {v}" for k, v in sorted(result.measurements.items())))
         for line in result.skipped:
@@ -46,10 +49,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "test-model",
         help="run the model test suite against a registry ref",
-        description="Run the model test suite (unit_testing/) against a registry ref and record the "
-        "result on that version. Exit 3 when a test fails.",
+        description="Run the model test suite (unit_testing/, or the folder or git+URL@REV --suite "
+        "names) against a registry ref and record the result, with the suite's commit, on that "
+        "version. Exit 3 when a test fails.",
     )
     parser.add_argument("ref", metavar="REF", help="testing:latest, testing:7, production:current, ...")
+    parser.add_argument(
+        "--suite",
+        metavar="SOURCE",
+        help="the model tests to run: a folder, or a repository at a revision written git+URL@REV "
+        "(checked out read-only; its commit is recorded with the result). Default: the built-in suite",
+    )
     parser.add_argument("--junit-xml", type=Path, metavar="PATH", help="JUnit XML (default under runs dir)")
     api = parser.add_mutually_exclusive_group()
     api.add_argument("--api-url", metavar="URL", help="smoke-test a live API already serving REF")

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import git_source
 from core.dicom import as_encoded_image
+from core.errors import MlopsError
 from core.gcs import storage_client
 
 
@@ -23,8 +25,16 @@ class SplitImage:
     data: bytes
 
 
-def _reader(uri: str):
-    """A function relpath → bytes for a local folder, file:// or gs:// dataset."""
+def _reader(uri: str, cache_dir: Path | None, git_timeout_s: float):
+    """A function relpath → bytes for a local folder, file://, gs:// or git+URL@COMMIT dataset."""
+    if git_source.is_git_uri(uri):
+        if cache_dir is None:
+            raise SplitError(f"the test split lives in {uri}: a cache folder is needed to check it out")
+        try:  # the commit the version was trained on: the same files, from the cache if still there
+            root = git_source.checkout(uri, cache_dir, git_timeout_s).root
+        except MlopsError as exc:
+            raise SplitError(f"cannot read the test split from {uri}: {exc}") from None
+        return lambda rel: (root / rel).read_bytes()
     if uri.startswith("gs://"):
         bucket_name, _, prefix = uri[len("gs://") :].partition("/")
         bucket = storage_client().bucket(bucket_name)
@@ -33,7 +43,12 @@ def _reader(uri: str):
     return lambda rel: (root / rel).read_bytes()
 
 
-def load_test_split(version_dir: Path, manifest: dict[str, Any]) -> list[SplitImage]:
+def load_test_split(
+    version_dir: Path,
+    manifest: dict[str, Any],
+    cache_dir: Path | None = None,
+    git_timeout_s: float = git_source.DEFAULT_TIMEOUT_S,
+) -> list[SplitImage]:
     """Every test image of the version, verified against the sha256 recorded at training time."""
     split_file = version_dir / "test_split.json"
     if not split_file.exists():
@@ -42,7 +57,7 @@ def load_test_split(version_dir: Path, manifest: dict[str, Any]) -> list[SplitIm
     uri = (manifest.get("dataset") or {}).get("uri")
     if not uri:
         raise SplitError("manifest has no dataset.uri to read the test split from")
-    read = _reader(str(uri))
+    read = _reader(str(uri), cache_dir, git_timeout_s)
     images = []
     for entry in entries:
         try:

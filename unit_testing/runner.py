@@ -15,9 +15,9 @@ from typing import Any
 
 from core.errors import CheckFailed, MlopsError
 from core.settings import Settings, settings_env
+from unit_testing.suites import BUILTIN_DIR, Suite, resolve_suite
 
-SUITE_DIR = Path(__file__).resolve().parent
-SUITE_NAME = "unit_testing"
+SUITE_DIR = BUILTIN_DIR  # its pytest.ini (plugin, strict markers, warnings as errors) runs every suite
 
 
 @dataclass
@@ -32,6 +32,7 @@ class SuiteResult:
     measurements: dict[str, float | str] = field(default_factory=dict)
     api_url: str | None = None
     annotated: bool = False
+    suite: dict[str, Any] = field(default_factory=dict)  # Suite.record(): kind, uri, revision
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,12 +84,13 @@ def run_pytest(
     api_url: str | None = None,
     extra_args: tuple[str, ...] = (),
     output_to_stderr: bool = False,
+    suite_dir: Path = SUITE_DIR,
 ) -> int:
-    """Run the suite in a child pytest with the same python; return pytest's exit code."""
+    """Run the suite in suite_dir in a child pytest with the same python; return pytest's exit code."""
     junit_xml.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pytest", str(SUITE_DIR),
-        "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR),
+        sys.executable, "-m", "pytest", str(suite_dir),
+        "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(suite_dir),
         "--model-ref", ref,
         f"--junit-xml={junit_xml}",
         "-o", f"junit_suite_name=model-tests[{ref}]",
@@ -115,8 +117,9 @@ def run_suite(
     annotate: bool = True,
     output_to_stderr: bool = False,
     actor: str | None = None,
+    suite: str | None = None,
 ) -> SuiteResult:
-    """Run the suite on a registry version, record the result on it, and return it."""
+    """Run the suite (built-in, or the folder / git+URL@REV `suite` names) on a version; record the result."""
     from core.actor import default_actor
     from registry import IntegrityError, open_registry
 
@@ -133,16 +136,27 @@ def run_suite(
             reg.record_refusal("test-model", actor or default_actor(), str(exc), ref=pinned)
         raise
     junit_xml = Path(junit_xml) if junit_xml else default_junit_path(settings, pinned)
-    print(f"model tests: {manifest.get('name')} {pinned} → {junit_xml}", file=sys.stderr, flush=True)
+    chosen: Suite = resolve_suite(suite, settings.cache_dir, settings.sources.git_timeout_s)
+    at = (
+        f" at {chosen.revision[:12]}{' + uncommitted changes' if chosen.dirty else ''}"
+        if chosen.revision
+        else ""
+    )
+    print(
+        f"model tests ({chosen.name}{at}): {manifest.get('name')} {pinned} → {junit_xml}",
+        file=sys.stderr,
+        flush=True,
+    )
+    run = {"output_to_stderr": output_to_stderr, "suite_dir": chosen.path}
 
     if with_api and not api_url:
         from unit_testing.live_api import serve_candidate
 
         with serve_candidate(pinned, settings) as url:
-            code = run_pytest(pinned, settings, junit_xml, api_url=url, output_to_stderr=output_to_stderr)
+            code = run_pytest(pinned, settings, junit_xml, api_url=url, **run)
             api_url = url
     else:
-        code = run_pytest(pinned, settings, junit_xml, api_url=api_url, output_to_stderr=output_to_stderr)
+        code = run_pytest(pinned, settings, junit_xml, api_url=api_url, **run)
 
     if code not in (0, 1) or not junit_xml.exists():
         reasons = {
@@ -158,7 +172,7 @@ def run_suite(
     passed = code == 0 and summary["failed"] == 0 and summary["errors"] == 0
     result = SuiteResult(
         pinned, passed, summary, str(junit_xml.resolve()), code, failures, skipped,
-        parse_measurements(junit_xml), api_url,
+        parse_measurements(junit_xml), api_url, suite=chosen.record(),
     )  # fmt: skip
     if annotate and area != "local":
         reg.annotate(
@@ -166,7 +180,8 @@ def run_suite(
             "tests",
             {
                 "passed": passed,
-                "suite": SUITE_NAME,
+                "suite": chosen.name,
+                "suite_source": chosen.record(),
                 "summary": summary,
                 "junit": result.junit,
                 "failures": failures,

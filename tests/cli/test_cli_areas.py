@@ -43,7 +43,7 @@ def _verbs(help_text: str) -> set[str]:
 def test_without_the_training_side_help_lists_only_the_installed_verbs():
     done = mlops_without(NOT_IN_SERVING_IMAGE, "--help")
     assert done.returncode == 0, done.stderr
-    assert _verbs(done.stdout) == {"registry", "keys", "serve", "notify", "pipeline"}
+    assert _verbs(done.stdout) == {"registry", "keys", "serve", "notify", "pipeline", "triggers"}
 
 
 def test_without_the_training_side_serve_still_parses():

@@ -76,6 +76,10 @@ def test_every_home_path_follows_the_home_setting(tmp_path: Path):
         "demo_data_dir": settings.demo_data_dir,
         "deploy_state": settings.deploy_state,
         "deploy_logs": settings.deploy_logs,
+        "triggers_config": settings.triggers_config,
+        "triggers_lock": settings.triggers_lock,
+        "trigger_runs": settings.trigger_runs,
+        "trigger_logs": settings.trigger_logs,
     } == {
         "registry_dir": home / "registry",
         "cache_dir": home / "cache",
@@ -85,6 +89,10 @@ def test_every_home_path_follows_the_home_setting(tmp_path: Path):
         "demo_data_dir": home / "data" / "demo",
         "deploy_state": home / "deploy" / "local.json",
         "deploy_logs": home / "deploy" / "logs",
+        "triggers_config": home / "triggers" / "triggers.json",
+        "triggers_lock": home / "triggers" / "pipeline.lock",
+        "trigger_runs": home / "triggers" / "runs",
+        "trigger_logs": home / "triggers" / "logs",
     }
     assert settings.registry_uri == f"file://{home.resolve()}/registry"
 

@@ -111,6 +111,12 @@ def test_the_three_jobs_and_the_deploy_job_are_bound_to_a_repo_and_the_jenkinsfi
     assert "githubPush()" in JOBS["code"]
     assert "githubPush()" in JOBS["tests"]
     assert "GenericTrigger" in JOBS["dataset"]
+    # Both jobs hand mlops exactly the pushed revision: git+REPO@REVISION from the webhook's variables.
+    assert "key('DATASET_REVISION')" in JOBS["dataset"] and "key('TESTS_REVISION')" in JOBS["tests"]
+    assert '"git+${env.DATASET_REPO}@${env.DATASET_REVISION}"' in JENKINSFILE
+    assert '"git+${env.TESTS_REPO}@${env.TESTS_REVISION}"' in JENKINSFILE
+    assert "GenericTrigger" in JOBS["tests"]  # a tests repository of its own
+    assert "scriptPath('Jenkinsfile')" in JOBS["tests"] and "url(codeRepo)" in JOBS["tests"]
     # The Jenkinsfile picks the pipeline from these job names.
     assert "[dataset: 'data', tests: 'tests', deploy: 'deploy']" in JENKINSFILE
 

@@ -18,7 +18,11 @@ GROOVY_FILES = [ROOT / "Jenkinsfile", *sorted((ROOT / "jenkins" / "jobs").glob("
 # Plausible values for the shell variables the Jenkinsfile's sh steps use. A variable missing
 # here fails the test, so a new placeholder must be given a value someone thought about.
 PLACEHOLDERS: dict[str, list[str]] = {
-    "DATA_URI": ["gs://mlops-xray-data/datasets/current"],
+    "DATA_URI": [
+        "gs://mlops-xray-data/datasets/current",
+        "git+https://github.com/example/mlops-xray-dataset.git@4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c",
+    ],
+    "SUITE_URI": ["unit_testing", "git+https://github.com/example/mlops-xray-tests.git@0a1b2c3d"],
     "MODEL_REF": ["testing:7"],
     "MLOPS_REPORTS": ["reports"],
     "APPROVED_BY": ["product-owner"],
@@ -164,6 +168,10 @@ def _local_stages(tmp_path: Path) -> list[local_pipeline.Stage]:
     return [
         *local_pipeline.code_stages(tmp_path / "data", settings, make_demo_data=True),
         *local_pipeline.data_stages(tmp_path / "data"),
+        *local_pipeline.data_stages("git+file:///srv/dataset.git@0a1b2c3d"),
+        local_pipeline.model_tests_stage(
+            ref, settings, with_api=True, suite="git+file:///srv/tests.git@main"
+        ),
         *local_pipeline.after_register_stages(ref, settings, local_pipeline.EVENT_CANDIDATE),
         local_pipeline.model_tests_stage("production:current", settings, with_api=True),
         *local_pipeline.deploy_stages(ref, "product-owner"),

@@ -47,6 +47,32 @@ def test_gs_prefix_downloads_to_cache_and_checks_files(fake_gcs, tiny_dataset, t
     assert again.class_counts["c"] == 19  # a deleted object leaves the cache too
 
 
+def test_gs_snapshot_is_named_by_the_generations_it_read(fake_gcs, tiny_dataset, tmp_path):
+    from training.sources import resolve_source
+
+    fake_gcs.new_bucket("xray-data-gen")
+    _upload(fake_gcs, "xray-data-gen", tiny_dataset, "ds")
+    listed = {
+        b.name.removeprefix("ds/"): b.generation
+        for b in fake_gcs.client().list_blobs("xray-data-gen", prefix="ds/")
+    }
+    first = resolve_source("gs://xray-data-gen/ds", tmp_path / "cache")
+    assert first.kind == "gcs" and first.uri == "gs://xray-data-gen/ds"
+    assert first.generations == listed and len(listed) == 60
+    assert first.revision.startswith("generations:")
+    assert resolve_source("gs://xray-data-gen/ds/", tmp_path / "cache").revision == first.revision
+
+    # The same bytes written again are a new generation: a different snapshot, by name.
+    blob = fake_gcs.client().bucket("xray-data-gen").blob("ds/a/0.png")
+    blob.upload_from_filename(tiny_dataset / "a" / "0.png")
+    second = resolve_source("gs://xray-data-gen/ds", tmp_path / "cache")
+    assert second.revision != first.revision
+    assert second.generations["a/0.png"] != first.generations["a/0.png"]
+    assert {k: v for k, v in second.generations.items() if k != "a/0.png"} == {
+        k: v for k, v in first.generations.items() if k != "a/0.png"
+    }
+
+
 def test_missing_bucket_and_empty_prefix_are_clear_errors(fake_gcs, tmp_path):
     with pytest.raises(MlopsError, match="bucket 'no-such-bucket' does not exist"):
         load_dataset("gs://no-such-bucket/x", tmp_path)
@@ -71,4 +97,10 @@ def test_train_from_gs_records_the_gs_uri(fake_gcs, cli, tmp_path, settings):
     assert json.loads(result.out)["ref"] == "testing:1"
     manifest = open_registry(settings).resolve("testing:1").manifest
     assert manifest["dataset"]["uri"] == "gs://xray-data-2/demo"
+    source = manifest["dataset"]["source"]
+    assert source["kind"] == "gcs" and source["revision"].startswith("generations:")
+    assert source["generations_file"] == "dataset_generations.json"
+    local = open_registry(settings).fetch("testing:1")
+    generations = json.loads((local.dir / "dataset_generations.json").read_text())
+    assert len(generations) == 90 and all(isinstance(g, int) for g in generations.values())
     assert manifest["dataset"]["class_counts"] == {"covid": 30, "normal": 30, "pneumonia": 30}

@@ -62,3 +62,27 @@ def test_gcs_split_is_read_with_the_real_client(tmp_path, fake_gcs):
     bucket.blob("datasets/v1/covid/a.png").upload_from_string(b"replaced")
     with pytest.raises(SplitError, match="changed since"):
         load_test_split(version_dir, manifest)
+
+
+def test_git_split_is_read_at_the_trained_commit_even_after_the_branch_moves(tmp_path):
+    import shutil
+
+    from gitrepos import bare_repo, commit_all, git, work_repo
+
+    bare = bare_repo(tmp_path / "dataset.git")
+    work = work_repo(tmp_path / "dataset", remote=bare)
+    for rel, content in FILES.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_bytes(content)
+    trained = commit_all(work, "data")
+    (work / "normal/b.png").write_bytes(b"relabelled later")
+    commit_all(work, "edit after training")
+    git("push", "--quiet", "origin", "main", cwd=work)
+    version_dir, manifest = _version(tmp_path, f"git+{bare.as_uri()}@{trained}", FILES)
+
+    cache = tmp_path / "cache"
+    assert {i.path: i.data for i in load_test_split(version_dir, manifest, cache)} == FILES
+    shutil.rmtree(bare)  # the repository is gone: the commit's tree is still in the cache
+    assert len(load_test_split(version_dir, manifest, cache)) == 2
+    with pytest.raises(SplitError, match=r"cannot read the test split from git\+file://.*cannot fetch"):
+        load_test_split(version_dir, manifest, tmp_path / "empty-cache")

@@ -1,6 +1,9 @@
-"""Fixtures of the model test suite: the model under test comes from `--model-ref`.
+"""The model test suite's pytest plugin: `--model-ref`, `--api-url` and the fixtures every model test uses.
 
-Run through `mlops test-model REF`, or directly: `pytest unit_testing/ --model-ref testing:latest`.
+A plugin rather than a conftest.py, so a suite kept in its own repository (`mlops test-model REF
+--suite git+URL@REV`) gets the same fixtures without copying them: `unit_testing/pytest.ini` loads it
+(`-p unit_testing.plugin`) for the built-in suite and for any other. Run through `mlops test-model
+REF`, or directly: `pytest unit_testing/ --model-ref testing:latest`.
 """
 
 from __future__ import annotations
@@ -66,8 +69,8 @@ def served(local_model, manifest: dict[str, Any]):
 
 
 @pytest.fixture(scope="session")
-def test_split(local_model, manifest: dict[str, Any]) -> list[SplitImage]:
-    images = load_test_split(local_model.dir, manifest)
+def test_split(local_model, manifest: dict[str, Any], settings: Settings) -> list[SplitImage]:
+    images = load_test_split(local_model.dir, manifest, settings.cache_dir, settings.sources.git_timeout_s)
     if not images:
         pytest.fail("the version's test split is empty: nothing to evaluate on")
     return images
