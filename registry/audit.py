@@ -67,6 +67,7 @@ class AuditLog:
         self.store = store
         self.prefix = f"audit/{model_name}/"
         self._head: tuple[int, str] | None = None  # last (seq, sha256 of bytes) this process saw
+        self._parsed: dict[str, dict[str, Any]] = {}  # event key -> event, for `events`
 
     def _key(self, seq: int) -> str:
         return f"{self.prefix}{seq:012d}.json"
@@ -112,30 +113,42 @@ class AuditLog:
             return body
         raise RegistryError("could not append to the audit log after 1000 tries; retry")
 
-    def read(self) -> tuple[list[tuple[int, bytes]], list[str]]:
-        """Every chained event as (seq, bytes) in seq order, and keys that are not chain events."""
-        keys = self.store.list(self.prefix)
+    def _chain_keys(self) -> tuple[dict[int, str], list[str]]:
+        """The chained event keys by seq, and keys under the prefix that are not chain events."""
         chained: dict[int, str] = {}
         others = []
-        for key in keys:
+        for key in self.store.list(self.prefix):
             match = _EVENT_NAME.match(key[len(self.prefix) :])
             if match:
                 chained[int(match[1])] = key
             else:
                 others.append(key)
+        return chained, others
+
+    def read(self) -> tuple[list[tuple[int, bytes]], list[str]]:
+        """Every chained event as (seq, bytes) in seq order, and keys that are not chain events."""
+        chained, others = self._chain_keys()
         numbers = sorted(chained)
         datas = self.store.read_many([chained[n] for n in numbers])
         return [(n, d) for n, d in zip(numbers, datas, strict=True) if d is not None], others
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event in chain order (no verification; see `verify`)."""
-        out = []
-        for seq, data in self.read()[0]:
+        """Every event in chain order (no verification; see `verify`, which always reads afresh).
+
+        Events are create-only objects, so a long-lived reader (`mlops ui`) keeps the ones it has
+        parsed and reads only new ones.
+        """
+        chained, _ = self._chain_keys()
+        new = [key for key in chained.values() if key not in self._parsed]
+        for key, data in zip(new, self.store.read_many(new), strict=True):
+            if data is None:
+                continue
             try:
-                out.append(json.loads(data))
+                self._parsed[key] = json.loads(data)
             except ValueError:
-                out.append({"seq": seq, "action": "?", "actor": "?", "at": "", "damaged": True})
-        return out
+                seq = int(_EVENT_NAME.match(key[len(self.prefix) :])[1])
+                self._parsed[key] = {"seq": seq, "action": "?", "actor": "?", "at": "", "damaged": True}
+        return [self._parsed[chained[n]] for n in sorted(chained) if chained[n] in self._parsed]
 
     def verify(self, anchors: list[dict[str, Any]] | None = None) -> ChainReport:
         """Walk the chain; report the first deleted, edited or reordered event, and check the anchors."""

@@ -15,7 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from containers import API_IMAGE, ENGINE_HINT, ROOT, TRAIN_IMAGE, docker, run_job, shared_dir
+from containers import (
+    API_IMAGE,
+    ENGINE_HINT,
+    JENKINS_APPROVAL,
+    ROOT,
+    TRAIN_IMAGE,
+    docker,
+    run_job,
+    shared_dir,
+    signing_keys,
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,10 +57,16 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def job_registry(images, demo_data, tmp_path_factory) -> Path:
-    """A registry the training Job's container trained version 1 into."""
+def keys(tmp_path_factory) -> Path:
+    """The signing key pair standing in for the Secrets (the Job signs, the API verifies)."""
+    return signing_keys(tmp_path_factory.mktemp("keys") / "pair")
+
+
+@pytest.fixture(scope="session")
+def job_registry(images, demo_data, keys, tmp_path_factory) -> Path:
+    """A registry the training Job's container trained (and signed) version 1 into."""
     registry = shared_dir(tmp_path_factory.mktemp("job") / "registry")
-    done = run_job(registry, demo_data)
+    done = run_job(registry, demo_data, keys)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return registry
 
@@ -62,13 +78,18 @@ def container_name(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def production_registry(job_registry: Path, demo_data: Path) -> Path:
+def production_registry(job_registry: Path, demo_data: Path, keys: Path) -> Path:
     """The job registry with testing:1 model-tested and promoted, both inside the training image."""
     # The model tests read the version's own test split from the dataset it was trained on.
-    tested = run_job(job_registry, demo_data, verb="test-model", extra_args=("testing:1",))
+    tested = run_job(job_registry, demo_data, keys, verb="test-model", extra_args=("testing:1",))
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     promoted = run_job(
-        job_registry, demo_data, verb="promote", extra_args=("testing:1", "--approved-by", "product-owner")
+        job_registry,
+        demo_data,
+        keys,
+        verb="promote",
+        extra_args=("testing:1", "--approved-by", "product-owner"),
+        env=JENKINS_APPROVAL,
     )
     assert promoted.returncode == 0, promoted.stdout[-3000:] + promoted.stderr[-3000:]
     return job_registry

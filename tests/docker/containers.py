@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,15 @@ from podspec import DockerRun, docker_run_for
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_IMAGE = "mlops-xray-train:latest"
 API_IMAGE = "mlops-xray-api:latest"
+# Where the rendered manifests mount the signing Secrets (k8s/training/job.yaml, k8s/base/deployment.yaml).
+SIGNING_MOUNT = "/etc/mlops/signing"
+PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
+# A promotion as the Jenkins agent runs it: the input's submitter is the authenticated approver.
+JENKINS_APPROVAL = {
+    "JENKINS_URL": "http://jenkins.test/",
+    "BUILD_URL": "http://jenkins.test/job/mlops/1/",
+    "MLOPS_INPUT_SUBMITTER": "product-owner",
+}
 # What every container test needs from the engine; docker's own errors are clear enough past this.
 ENGINE_HINT = "start one with `scripts/docker-engine.sh start` (make test does), or deselect: -m 'not docker'"
 
@@ -58,6 +68,24 @@ def one(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = [d for d in documents if d["kind"] == kind]
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
+
+
+def signing_keys(folder: Path) -> Path:
+    """A key pair made by `mlops keys init`, readable by the containers' group as the Secrets' modes say."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops"), "keys", "init", "--out", str(folder)],
+        capture_output=True, text=True, timeout=120, cwd=folder.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    private, public = folder / "signing-key.pem", folder / "signing-key.pub"
+    if os.geteuid() == 0:  # as the kubelet does with fsGroup 10001 and defaultMode 0440 / 0444
+        os.chown(private, -1, 10001)
+        private.chmod(0o440)
+    else:
+        private.chmod(0o444)
+    public.chmod(0o444)
+    folder.chmod(0o755)
+    return folder
 
 
 def shared_dir(path: Path) -> Path:
@@ -123,9 +151,18 @@ def job_container() -> tuple[dict, dict]:
 
 
 def run_job(
-    registry: Path, data: Path, *, verb: str | None = None, extra_args: tuple[str, ...] = (), env=None
+    registry: Path,
+    data: Path,
+    keys: Path,
+    *,
+    verb: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the Job's container to completion (verb swapped for retrain/test-model/promote runs)."""
+    """Run the Job's container to completion (verb swapped for retrain/test-model/promote runs).
+
+    KEYS is the folder standing in for the Job's signing-key Secret volume.
+    """
     pod, container = job_container()
     args = list(container["args"])
     args[args.index("--data") + 1] = "/data"  # the only argument that names the cloud dataset
@@ -141,6 +178,7 @@ def run_job(
         {},
         image=TRAIN_IMAGE,
         env_overrides={"MLOPS_REGISTRY": "file:///registry", **(env or {})},
+        host_mounts={SIGNING_MOUNT: str(keys)},
     )
     flags = [*run.flags, "-v", f"{registry}:/registry", "-v", f"{data}:/data:ro"]
     return docker("run", "--rm", *flags, run.image, *run.argv, check=False, timeout=900)

@@ -151,8 +151,8 @@ def _volume_flags(
             if limit:
                 spec += f",tmpfs-size={int(quantity(limit))}"
             flags += ["--mount", spec]
-        elif path in host_mounts:
-            flags += ["-v", f"{host_mounts[path]}:{path}"]
+        elif path in host_mounts:  # a Secret or other volume the test provides from a host folder
+            flags += ["-v", f"{host_mounts[path]}:{path}" + (":ro" if mount.get("readOnly") else "")]
         else:
             raise Untranslatable(f"volume {mount['name']} at {path} ({sorted(volume)})")
     return flags

@@ -15,8 +15,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from containers import API_IMAGE, Container, config_maps, container_state, docker, http, one, render
-from podspec import docker_run_for
+from containers import (
+    API_IMAGE,
+    PUBLIC_KEY_MOUNT,
+    Container,
+    config_maps,
+    container_state,
+    docker,
+    http,
+    one,
+    render,
+    signing_keys,
+)
+from podspec import DockerRun, docker_run_for
 
 from core.processes import free_port
 
@@ -38,22 +49,29 @@ def multipart(field: str, filename: str, payload: bytes, content_type: str) -> t
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
-    overlay, images, production_registry, demo_data, container_name
-):
+def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> DockerRun:
+    """The overlay's API container as `docker run` flags, registry and signing Secret from host folders."""
     documents = render(f"overlays/{overlay}")
     pod = one(documents, "Deployment")["spec"]["template"]["spec"]
-    port = free_port()
     run = docker_run_for(
         pod,
         "api",
         config_maps(documents),
         image=API_IMAGE,
         env_overrides={"MLOPS_REGISTRY": "file:///registry"},
+        host_mounts={PUBLIC_KEY_MOUNT: str(keys)},
         published={8080: port},
     )
-    run.flags += ["-v", f"{production_registry}:/registry:ro"]
+    run.flags += ["-v", f"{registry}:/registry:ro"]
+    return run
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
+    overlay, images, production_registry, keys, demo_data, container_name
+):
+    port = free_port()
+    run = deployment_run(overlay, production_registry, keys, port)
     base = f"http://127.0.0.1:{port}"
     with Container(run, container_name) as box:
         box.wait_http(base + run.probe_path("startupProbe"), run.startup_budget_s())
@@ -128,3 +146,18 @@ def test_serving_image_exits_with_one_clear_line_when_the_model_is_missing(image
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "error" in done.stderr
+
+
+def test_the_deployment_spec_refuses_a_version_signed_by_another_key(
+    images, production_registry, tmp_path, container_name
+):
+    """Signatures are required in the overlays: a foreign public key means the API never serves."""
+    foreign = signing_keys(tmp_path / "foreign")
+    run = deployment_run("production", production_registry, foreign, free_port())
+    with Container(run, container_name) as box:
+        deadline = time.monotonic() + 120
+        while container_state(container_name)["Running"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        state, logs = container_state(container_name), box.logs()
+    assert not state["Running"] and state["ExitCode"] != 0, logs[-2000:]
+    assert "signature" in logs.lower() and "Traceback" not in logs, logs[-2000:]

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from containers import TRAIN_IMAGE, docker, host_mlops, job_container, run_job, show
+from containers import TRAIN_IMAGE, docker, host_mlops, job_container, run_job, shared_dir, show
 from podspec import docker_run_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -41,12 +41,14 @@ def test_train_in_the_job_container_registers_a_version_with_lineage(job_registr
     assert counts == expected
     assert manifest["params"]["mode"] == "train"
     assert manifest["frameworks"]["tensorflow"] == "2.21.0"
+    # Signed in the container with the key from the Job's Secret volume.
+    assert (job_registry / "testing" / "xray-classifier" / "1" / "model.sig").is_file()
     # Files were written by the container's non-root user, not root.
     owner = (job_registry / "testing").stat().st_uid
     assert owner == 10001, owner
 
 
-def test_retrain_in_the_job_container_records_its_parent(job_registry, demo_data, tmp_path):
+def test_retrain_in_the_job_container_records_its_parent(job_registry, demo_data, keys, tmp_path):
     pushed = tmp_path / "data"
     shutil.copytree(demo_data, pushed)
     added = subprocess.run(
@@ -55,7 +57,7 @@ def test_retrain_in_the_job_container_records_its_parent(job_registry, demo_data
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    done = run_job(job_registry, pushed, verb="retrain")
+    done = run_job(job_registry, pushed, keys, verb="retrain")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     manifest = show(job_registry, "testing:latest")
     assert manifest["version"] == 2
@@ -63,9 +65,9 @@ def test_retrain_in_the_job_container_records_its_parent(job_registry, demo_data
     assert manifest["params"]["mode"] == "retrain"
 
 
-def test_gate_failure_in_the_container_exits_3_and_registers_nothing(job_registry, demo_data):
+def test_gate_failure_in_the_container_exits_3_and_registers_nothing(job_registry, demo_data, keys):
     before = host_mlops(job_registry, "registry", "list", "--json")
-    done = run_job(job_registry, demo_data, env={"MLOPS_GATE_ACCURACY_THRESHOLD": "1.01"})
+    done = run_job(job_registry, demo_data, keys, env={"MLOPS_GATE_ACCURACY_THRESHOLD": "1.01"})
     assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
     assert "gate" in (done.stdout + done.stderr).lower()
     assert host_mlops(job_registry, "registry", "list", "--json").stdout == before.stdout
@@ -78,3 +80,22 @@ def test_training_image_runs_as_non_root_with_the_mlops_entrypoint(images):
     done = docker("run", "--rm", TRAIN_IMAGE, "--help")
     for verb in ("train", "retrain", "test-model", "promote", "pipeline"):
         assert verb in done.stdout
+
+
+def test_the_job_container_trains_on_a_git_dataset_at_a_revision(images, demo_data, keys, tmp_path):
+    """`--data git+file://...@REV` in the training image: the real git checks out the pushed commit."""
+    repo = tmp_path / "dataset"
+    shutil.copytree(demo_data, repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "demo data"]):
+        subprocess.run(["git", "-C", str(repo), *args] if args[0] != "commit" else [*git, *args], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o055)  # readable by the container's uid
+    registry = shared_dir(tmp_path / "registry")
+    done = run_job(registry, tmp_path, keys, extra_args=("--data", f"git+file:///data/dataset@{commit[:10]}"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    source = show(registry, "testing:1")["dataset"]["source"]
+    assert source["kind"] == "git" and source["revision"] == commit, source

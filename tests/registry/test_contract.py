@@ -242,10 +242,10 @@ def test_listing_reads_each_manifest_at_most_once(reg: Registry, model_dir, mani
     assert len(reads) <= 1  # only the new version, at most
 
 
-def test_read_file_returns_one_verified_file(reg: Registry, model_dir, manifest):
+def test_read_file_returns_one_verified_file(reg: Registry, model_dir, manifest, promote):
     src = model_dir()
     reg.register(src, manifest, actor="a")
-    reg.promote("testing:1", actor="po")
+    promote(reg, "testing:1")
     assert reg.read_file("testing:1", "report.html") == (src / "report.html").read_bytes()
     assert (
         reg.read_file("production:current", "plots/confusion.png")

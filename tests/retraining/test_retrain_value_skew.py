@@ -17,7 +17,7 @@ NO_GATE = ("--accuracy-threshold", "0", "--recall-floor", "0")
 
 
 def test_drifted_intensity_trains_with_a_warning_everywhere_or_stops_when_asked(
-    cli, demo, tmp_path, settings, monkeypatch
+    cli, demo, tmp_path, settings, monkeypatch, promote
 ):
     from registry import open_registry
 
@@ -51,7 +51,7 @@ def test_drifted_intensity_trains_with_a_warning_everywhere_or_stops_when_asked(
 
     # A team that wants value skew to stop the pipeline says so in the settings. Production (the
     # reference of the next retrain) learned from the original scans.
-    registry.promote("testing:1", actor="tester", reason="reference for the strict retrain")
+    promote(registry, "testing:1", actor="tester", reason="reference for the strict retrain")
     monkeypatch.setenv("MLOPS_VALIDATION_STOP_ON_VALUE_SKEW", "true")
     stopped = cli("retrain", "--data", str(brighter), "--force", *FAST, *NO_GATE)
     assert stopped.code == 3 and "validation.stop_on_value_skew is on" in stopped.err

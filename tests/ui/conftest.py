@@ -24,7 +24,7 @@ def reg(registry_uri: str, tmp_path: Path) -> Registry:
 
 
 @pytest.fixture
-def versions(reg: Registry, tmp_path: Path) -> dict[str, int]:
+def versions(reg: Registry, tmp_path: Path, jenkins_input) -> dict[str, int]:
     """v1 in production, v2 promoted then rolled back, v3 a candidate whose tests failed."""
     return story(reg, tmp_path / "runs")
 

@@ -120,12 +120,25 @@ def baseline(version: int, own: dict[str, Any]) -> dict[str, Any]:
     return {"ref": f"production:{version}", "version": version, "accuracy": own["accuracy"], "metrics": own}
 
 
+# The environment of a Jenkins step whose `input` product-owner submitted (core.identity believes it).
+JENKINS_INPUT = {
+    "JENKINS_URL": "http://jenkins.test/",
+    "BUILD_URL": "http://jenkins.test/job/mlops/7/",
+    "MLOPS_INPUT_SUBMITTER": "product-owner",
+}
+
+
+def promote_now(reg: Registry, ref: str, actor: str, reason: str) -> None:
+    """Promote over production as it is now (the approver is the test's authenticated identity)."""
+    reg.promote(ref, expected_production=reg.pointer()["current"], actor=actor, reason=reason)
+
+
 def story(reg: Registry, tmp: Path) -> dict[str, int]:
     """Three versions: v1 promoted, v2 promoted then rolled back, v3 the tested candidate vs v1."""
     m1 = metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]])
     v1 = reg.register(run_folder(tmp, 1, SPLIT_A), manifest(m1, gate(m1, None), 11), actor="jenkins").version
     reg.annotate(f"testing:{v1}", "tests", annotation_of_tests(14, 0), actor="jenkins")
-    reg.promote(f"testing:{v1}", actor="alice", reason="first model")
+    promote_now(reg, f"testing:{v1}", actor="alice", reason="first model")
     approval = {"approved_by": "alice", "reason": "first model", "evidence": {}}
     reg.annotate(f"production:{v1}", "approvals", approval, actor="alice")
     deployment = {"target": "local", "result": "ok", "detail": "smoke passed"}
@@ -134,7 +147,8 @@ def story(reg: Registry, tmp: Path) -> dict[str, int]:
     m2 = metrics([[5, 0, 0], [1, 4, 0], [0, 1, 3]])
     body = manifest(m2, gate(m2, baseline(v1, m1)), 12)
     v2 = reg.register(run_folder(tmp, 2, SPLIT_A), body, actor="jenkins").version
-    reg.promote(f"testing:{v2}", actor="alice", reason="better recall")
+    reg.annotate(f"testing:{v2}", "tests", annotation_of_tests(14, 0), actor="jenkins")
+    promote_now(reg, f"testing:{v2}", actor="alice", reason="better recall")
     reg.rollback(actor="bob", reason="smoke test failed")
 
     # The candidate, trained on more data (a bigger test split): production:1 was evaluated on that

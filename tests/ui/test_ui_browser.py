@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from browser import chromium, screenshot
-from registry_builder import many, story
+from registry_builder import JENKINS_INPUT, many, story
 from ui_server import start_ui, stop_ui
 
 from registry import Registry
@@ -21,7 +21,10 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory):
     uri = f"file://{folder / 'registry'}"
     reg = Registry.open(uri, "xray-classifier", cache_dir=folder / "cache")
     many(reg, folder / "runs", 9)
-    story(reg, folder / "runs")
+    with pytest.MonkeyPatch.context() as env:  # promote as a Jenkins input's submitter would
+        for key, value in JENKINS_INPUT.items():
+            env.setenv(key, value)
+        story(reg, folder / "runs")
     server = start_ui(uri, folder, page_size=10)
     try:
         yield server.url
