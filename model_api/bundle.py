@@ -43,12 +43,17 @@ class ModelBundle:
 
     def predict_encoded(self, images: list[bytes]) -> np.ndarray:
         """Encoded PNG/JPEG images → float32 probabilities [N, classes]."""
+        return self.predict_encoded_with_pixels(images)[0]
+
+    def predict_encoded_with_pixels(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """Like predict_encoded, plus the preprocessed pixels [N, H, W, C] the model saw (for the log)."""
         import tensorflow as tf
 
         try:
-            return self._from_encoded(tf.constant(images, dtype=tf.string)).numpy()
+            probabilities, pixels = self._from_encoded(tf.constant(images, dtype=tf.string))
         except tf.errors.InvalidArgumentError as exc:
             raise BadImageError(_tf_reason(exc.message)) from None
+        return probabilities.numpy(), pixels.numpy()
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed float32 pixels [N, H, W, C] in [0, 1] → float32 probabilities [N, classes]."""
@@ -144,14 +149,15 @@ def load_bundle(model_path: str | Path, manifest: dict[str, Any], *, warmup: boo
         return model(pixels, training=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def from_encoded(encoded: tf.Tensor) -> tf.Tensor:
-        # Preprocessing runs inside the graph: one call, no Python per pixel.
+    def from_encoded(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # Preprocessing runs inside the graph: one call, no Python per pixel. The pixels come out
+        # too, so the prediction log describes exactly what the model saw.
         pixels = tf.map_fn(
             lambda one: preprocess_image(one, spec),
             encoded,
             fn_output_signature=tf.TensorSpec(_shape(spec), tf.float32),
         )
-        return model(pixels, training=False)
+        return model(pixels, training=False), pixels
 
     bundle = ModelBundle(
         name=str(manifest.get("name") or model_path.stem),

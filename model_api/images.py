@@ -20,8 +20,8 @@ class ImageRejected(ValueError):
         self.status = status
 
 
-def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
-    """Raise ImageRejected unless DATA is a PNG/JPEG whose header size is within MAX_PIXELS.
+def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> tuple[str, int, int]:
+    """(format, width, height) from the header; ImageRejected unless a PNG/JPEG within MAX_PIXELS.
 
     PIL's `Image.open` is lazy: it reads the header only, so a decompression bomb is refused
     before a single pixel is decoded.
@@ -50,3 +50,4 @@ def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
             "(resize it first)",
             413,
         )
+    return fmt, width, height

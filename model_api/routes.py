@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
+from model_api import monitoring
 from model_api.bundle import BadImageError, ModelBundle
 from model_api.images import ImageRejected, check_image
 
@@ -48,17 +49,22 @@ def read_uploads() -> list[tuple[str, bytes]]:
     )
 
 
-def classify(images: list[tuple[str, bytes]]) -> np.ndarray:
-    """Check every image, then run one batched graph call; ImageRejected names the bad one."""
+def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+    """Check every image, then run one batched graph call; ImageRejected names the bad one.
+
+    Returns the probabilities and, when monitoring is on, each input's statistics.
+    """
     limit = int(current_app.config["MAX_BATCH"])
     if len(images) > limit:
         raise ImageRejected(f"{len(images)} images in one request; the limit is {limit}", 413)
     max_pixels = int(current_app.config["MAX_IMAGE_PIXELS"])
-    for what, data in images:
-        check_image(data, max_pixels, what)
+    headers = [check_image(data, max_pixels, what) for what, data in images]
     model = bundle()
     try:
-        return model.predict_encoded([data for _, data in images])
+        if not monitoring.describe_enabled():
+            return model.predict_encoded([data for _, data in images]), None
+        probabilities, pixels = model.predict_encoded_with_pixels([data for _, data in images])
+        return probabilities, monitoring.describe_inputs(pixels, headers)
     except BadImageError as batch_error:
         # The header looked fine but decoding failed (truncated, corrupt): find which one.
         for what, data in images:
@@ -69,12 +75,12 @@ def classify(images: list[tuple[str, bytes]]) -> np.ndarray:
         raise ImageRejected(f"the images could not be decoded: {batch_error}") from None
 
 
-def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any]]:
+def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> list[dict[str, Any]]:
     """One response object per row of probabilities."""
     model = bundle()
     metrics = current_app.extensions["mlops_metrics"]
     results = []
-    for row in probabilities:
+    for row, prediction_id in zip(probabilities, ids, strict=True):
         label = model.classes[int(np.argmax(row))]
         metrics.predictions.labels(label).inc()
         results.append(
@@ -83,6 +89,7 @@ def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any
                 "probabilities": {c: round(float(p), 6) for c, p in zip(model.classes, row, strict=True)},
                 "model": {"name": model.name, "version": model.version},
                 "latency_ms": latency_ms,
+                "request_id": prediction_id,
             }
         )
     return results
@@ -93,11 +100,13 @@ def predict() -> Response | tuple[Response, int]:
     """Classify one image (or several `file` fields: a list)."""
     try:
         images = read_uploads()
-        probabilities = classify(images)
+        probabilities, inputs = classify(images)
     except ImageRejected as exc:
         return reject(exc)
     latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
-    results = describe(probabilities, latency_ms)
+    raw = [data for _, data in images]
+    ids = monitoring.record_predictions(probabilities, inputs, "predict", latency_ms, raw)
+    results = describe(probabilities, latency_ms, ids)
     return jsonify(results if len(results) > 1 else results[0])
 
 
