@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "registry.cli",  # registry list|show, promote, rollback
     "model_api.cli",  # serve
     "deploy.cli",  # deploy
+    "mlops.monitor",  # monitor
     "mlops.notify",  # notify
     "mlops.pipeline",  # pipeline code|data|tests
 )

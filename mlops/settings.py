@@ -131,7 +131,8 @@ class MonitorSettings:
     psi_threshold: float = 0.2  # drift needs PSI at least this large ...
     p_value: float = 0.01  # ... and a two-sample test below this (both: size and significance)
     min_accuracy: float = 0.80  # live accuracy gate (the training gate's default)
-    min_recall: float = 0.60  # every class's live recall
+    min_recall: float = 0.60  # every class's live recall ...
+    min_class_feedback: int = 10  # ... judged for classes with at least this many labelled predictions
     trigger_data_pipeline: bool = False  # live accuracy below the gate runs `mlops pipeline data`
     data_uri: str = ""  # the dataset that triggered pipeline retrains on
 

@@ -92,6 +92,19 @@ def _describe(reg: Registry, mv: ModelVersion) -> dict[str, Any]:
     }
 
 
+def _reference_line(reference: Any) -> str:
+    """The reference profile monitoring compares live traffic with, in one line."""
+    if not isinstance(reference, dict):
+        return "-"
+    shares = ", ".join(f"{k} {v:.2f}" for k, v in (reference.get("class_shares") or {}).items())
+    conf = reference.get("confidence_mean")
+    conf_text = f"; mean confidence {conf:.3f}" if isinstance(conf, int | float) else ""
+    return (
+        f"{reference.get('file', '?')}: {reference.get('n', '?')} {reference.get('split', '?')} images; "
+        f"predicted shares {shares or '-'}{conf_text}"
+    )
+
+
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
     info = _describe(reg, reg.resolve(args.ref))
@@ -118,6 +131,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         ("code", " ".join(str(code.get(k)) for k in ("commit", "repo", "build_url") if code.get(k)) or "-"),
         ("dataset", " ".join(str(dataset.get(k)) for k in ("uri", "fingerprint") if dataset.get(k)) or "-"),
         ("parent", parent.get("ref") or "-"),
+        ("reference", _reference_line(m.get("reference"))),
     ]
     for label, value in fields:
         print(f"  {label + ':':<15}{value}")

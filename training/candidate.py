@@ -148,6 +148,7 @@ def finish_candidate(
     from registry import open_registry
     from training import gate as gating
     from training.evaluate import evaluate_model
+    from training.reference_profile import build_reference_profile, write_reference_profile
     from training.report import write_report
 
     test = prepared.splits["test"]
@@ -166,6 +167,11 @@ def finish_candidate(
     folder = run / "candidate"
     model.save(folder / "model.keras")
     write_test_split(test, folder / "test_split.json")
+    # What production monitoring compares live traffic with (training/reference_profile.py).
+    reference = build_reference_profile(
+        model, prepared.dataset.classes, [prepared.dataset.path_of(i) for i in test], prepared.spec
+    )
+    manifest["reference"] = write_reference_profile(folder, reference)
     report = write_report(folder, manifest, history)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
 
