@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import requests
+from live_server import Server, start_serve, stop_server, wait_ready  # noqa: F401  (re-exported)
 from PIL import Image
-
-from mlops.net import free_port
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
 MODEL_NAME = "xray-classifier"
@@ -32,60 +24,6 @@ def image_bytes(size: tuple[int, int] = (80, 60), mode: str = "L", fmt: str = "P
     return out.getvalue()
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path: str, **kwargs) -> requests.Response:
-        return requests.post(self.url + path, timeout=30, **kwargs)
-
-
 def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int = 4) -> Server:
     """`mlops serve` (real gunicorn) on a free loopback port; waits until /readyz answers."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PROMETHEUS_"))}
-    env.update({"MLOPS_HOME": str(folder / ".mlops"), "MLOPS_API_TF_THREADS": "1"})
-    log = folder / "server.log"
-    command = [sys.executable, "-m", "mlops.cli", "serve", "--model", str(model_dir / "model.keras")]
-    command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_ready(server, deadline=time.monotonic() + 180)
-    except BaseException:
-        stop_server(server)  # never leave a server behind, whatever went wrong
-        raise
-    return server
-
-
-def wait_ready(server: Server, deadline: float) -> None:
-    """Poll /readyz until it answers 200, the server exits, or the deadline passes."""
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}"
-            )
-        try:
-            if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # the socket is bound before the workers finish loading the model
-        time.sleep(0.5)
-    raise RuntimeError(f"server not ready in time:\n{server.log.read_text()[-3000:]}")
-
-
-def stop_server(server: Server) -> None:
-    """SIGTERM `mlops serve` (forwarded to gunicorn), then SIGKILL if it lingers."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
+    return start_serve(str(model_dir / "model.keras"), folder, workers, threads)
