@@ -66,15 +66,29 @@ def build_profile(
     traffic in `mlops monitor`, so the two are comparable feature by feature.
     """
     features = {
-        name: np.array([_number(item.get(name)) for item in inputs], dtype=np.float64)
+        name: np.array([as_number(item.get(name)) for item in inputs], dtype=np.float64)
         for name in NUMERIC_FEATURES
     }
     hists = np.array([item.get("hist") or [np.nan] * HIST_BINS for item in inputs], dtype=np.float64)
+    formats = [item.get("format") for item in inputs]
+    return profile_from_columns(features, formats, hists, labels, confidences, classes)
+
+
+def profile_from_columns(
+    features: Mapping[str, np.ndarray],
+    formats: Sequence[str | None],
+    hists: np.ndarray,
+    labels: Sequence[str] | None = None,
+    confidences: Sequence[float] | np.ndarray | None = None,
+    classes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """build_profile from columns (one array per NUMERIC_FEATURES name, hists [n, HIST_BINS]): for
+    a million records, columns take a tenth of the memory of one dict per image."""
     profile: dict[str, Any] = {
-        "n": len(inputs),
-        "features": features,
-        "formats": shares(item.get("format") for item in inputs),
-        "intensity_hist": _mean_rows(hists),
+        "n": len(formats),
+        "features": {name: np.asarray(features[name], dtype=np.float64) for name in NUMERIC_FEATURES},
+        "formats": shares(formats),
+        "intensity_hist": _mean_rows(np.asarray(hists, dtype=np.float64).reshape(-1, HIST_BINS)),
     }
     if labels is not None:
         profile["class_shares"] = shares(labels, classes)
@@ -157,5 +171,6 @@ def _mean_rows(rows: np.ndarray) -> np.ndarray:
     return rows.mean(axis=0) if rows.size else np.zeros(HIST_BINS)
 
 
-def _number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """VALUE as a float when it is a number (not a bool), else NaN."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan

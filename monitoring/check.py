@@ -62,8 +62,9 @@ def run_check(settings: Settings, ref: str, window: Window, now: float | None = 
     reference = load_reference(Path(local.dir), manifest, ref)
 
     store = open_store(settings.monitor_store_uri)
-    traffic = load_predictions(store, name, version, classes, window)
+    # Feedback first: only the predictions it labels need their id kept.
     truth = load_feedback(store, name, window, until=now or time.time())
+    traffic = load_predictions(store, name, version, classes, window, labelled=truth)
     m = settings.monitor
     rows = compare_profiles(reference, traffic.profile, m.psi_threshold, m.p_value)
     accuracy = live_accuracy(traffic.labels, truth, classes)
