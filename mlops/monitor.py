@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -23,22 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops.actor import default_actor
-from mlops.errors import EXIT_FAILED_CHECK, EXIT_OK, MlopsError, UsageError
+from mlops.errors import EXIT_FAILED_CHECK, EXIT_OK, UsageError
 from mlops.settings import Settings
-
-
-def _analysis() -> Any:
-    """The monitoring package, or a clear error where it is not installed (the serving image)."""
-    try:
-        from monitoring import check, report, window
-    except ModuleNotFoundError as exc:
-        if exc.name != "monitoring":
-            raise
-        raise MlopsError(
-            "the monitoring package is not installed here (the serving image ships no analysis); "
-            "run mlops monitor from the training image or a checkout"
-        ) from None
-    return check, report, window
 
 
 def _lines(summary: dict[str, Any]) -> list[str]:
@@ -120,13 +108,23 @@ def _trigger_retrain(args: argparse.Namespace, settings: Settings, data: str) ->
         config=args.config,
         home=args.home,
     )
-    with contextlib.redirect_stdout(sys.stderr):
-        return run_pipeline(pipeline_args, settings, out=sys.stderr)
+    # Children (the model tests' API server) write to fd 1 directly: point it at stderr meanwhile.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return run_pipeline(pipeline_args, settings, out=sys.stderr)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def monitor(args: argparse.Namespace, settings: Settings) -> int:
     """Run one check; report, record, notify, optionally retrain; exit 3 when a threshold is crossed."""
-    check, report, window = _analysis()
+    from monitoring import check, report, window
+
     m = settings.monitor
     ref = args.model or m.model_ref
     retrain = args.trigger_retrain or m.trigger_data_pipeline
@@ -177,7 +175,9 @@ def monitor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register this area's verbs."""
+    """Register this area's verbs (only where the monitoring package is installed: not the serving image)."""
+    if importlib.util.find_spec("monitoring") is None:
+        return
     parser = subparsers.add_parser(
         "monitor",
         help="compare live traffic and feedback with the version's reference profile",

@@ -24,6 +24,9 @@ import numpy as np
 from flask import Flask, current_app, g
 
 from mlops.image_stats import confidence, describe_image, describe_pixels
+from model_api.prediction_log import BatchWriter
+from registry.monitoring_log import image_key, write_batch
+from registry.store import ObjectExists, open_store
 
 log = logging.getLogger("model_api.monitoring")
 
@@ -32,7 +35,7 @@ Header = tuple[str | None, int | None, int | None]  # format, width, height
 
 
 class Monitoring:
-    """One app's prediction and feedback writers (None when logging is off) and its settings."""
+    """One app's prediction and feedback writers (None when off) and the settings the routes read."""
 
     def __init__(self, app: Flask, bundle: Any) -> None:
         monitor = app.config["SETTINGS"].monitor
@@ -41,26 +44,13 @@ class Monitoring:
         self.feedback_token = str(app.config["FEEDBACK_TOKEN"] or "")
         self.shutdown_timeout_s = float(monitor.log_shutdown_timeout_s)
         self.model_name = str(bundle.name)
-        self.predictions = None
-        self.feedback = None
+        self.predictions: BatchWriter | None = None
+        self.feedback: BatchWriter | None = None
         metrics = app.extensions["mlops_metrics"]
-        for kind in ("predictions", "feedback"):  # zero series from the start, so rate() and alerts see them
-            for counter in (metrics.log_written, metrics.log_dropped, metrics.log_failures):
-                counter.labels(kind)
-        reference = bundle.manifest.get("reference") or {}
-        for label, share in (reference.get("class_shares") or {}).items():
-            metrics.reference_class_share.labels(label).set(float(share))
-        if isinstance(reference.get("confidence_mean"), int | float):
-            metrics.reference_confidence.set(float(reference["confidence_mean"]))
+        export_reference(metrics, bundle.manifest)
         if not self.enabled and not self.feedback_token:
             return
-        from registry.monitoring_log import write_batch
-        from registry.store import open_store
-
-        store = app.config["MONITOR_STORE"] or open_store(app.config["SETTINGS"].monitor_store_uri)
-        self.store = store
-        name = self.model_name
-        from model_api.prediction_log import BatchWriter
+        self.store = app.config["MONITOR_STORE"] or open_store(app.config["SETTINGS"].monitor_store_uri)
 
         def writer(kind: str, sink: Any) -> BatchWriter:
             return BatchWriter(
@@ -74,27 +64,28 @@ class Monitoring:
                 on_failure=metrics.log_failures.labels(kind).inc,
             )
 
-        def store_predictions(batch: Sequence[dict[str, Any]]) -> None:
-            from registry.monitoring_log import image_key
-            from registry.store import ObjectExists
-
-            records = []
-            for record in batch:
-                image = record.pop("_image", None)
-                if image is not None:
-                    key = image_key(name, record["id"], record["input"].get("format"), record["t"])
-                    with contextlib.suppress(ObjectExists):  # a retried batch: the image is there
-                        store.write(key, image, create_only=True)
-                    record["image"] = key
-                records.append(record)
-            write_batch(store, name, "predictions", records)
-
         if self.enabled:
-            self.predictions = writer("predictions", store_predictions)
+            self.predictions = writer("predictions", self._store_predictions)
         if self.feedback_token:
-            self.feedback = writer("feedback", lambda batch: write_batch(store, name, "feedback", batch))
+            self.feedback = writer(
+                "feedback", lambda batch: write_batch(self.store, self.model_name, "feedback", batch)
+            )
         # gunicorn's worker_exit hook closes first; atexit covers `flask run` and tests.
         atexit.register(self.close)
+
+    def _store_predictions(self, batch: Sequence[dict[str, Any]]) -> None:
+        """Write a batch; a sampled image first, as its own object, and the record names it."""
+        records = []
+        for record in batch:
+            image = record.get("_image")
+            if image is None:
+                records.append(record)
+                continue
+            key = image_key(self.model_name, record["id"], record["input"].get("format"), record["t"])
+            with contextlib.suppress(ObjectExists):  # a retried batch: the image is already there
+                self.store.write(key, image, create_only=True)
+            records.append({**{k: v for k, v in record.items() if k != "_image"}, "image": key})
+        write_batch(self.store, self.model_name, "predictions", records)
 
     def close(self) -> None:
         """Flush and stop both writers (idempotent)."""
@@ -103,6 +94,19 @@ class Monitoring:
                 lost = writer.close(self.shutdown_timeout_s)
                 if lost:
                     log.warning("%s log: %d records lost at shutdown", writer.name, lost)
+
+
+def export_reference(metrics: Any, manifest: dict[str, Any]) -> None:
+    """The served version's reference class shares and confidence as gauges, and zero log counters,
+    so alert rules compare live with reference and see every series from the start."""
+    for kind in ("predictions", "feedback"):
+        for counter in (metrics.log_written, metrics.log_dropped, metrics.log_failures):
+            counter.labels(kind)
+    reference = manifest.get("reference") or {}
+    for label, share in (reference.get("class_shares") or {}).items():
+        metrics.reference_class_share.labels(label).set(float(share))
+    if isinstance(reference.get("confidence_mean"), int | float):
+        metrics.reference_confidence.set(float(reference["confidence_mean"]))
 
 
 def install(app: Flask, bundle: Any) -> Monitoring:

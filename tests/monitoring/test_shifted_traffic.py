@@ -29,6 +29,7 @@ from live_server import Server, start_serve, stop_server
 from shifts import SHIFTS, shifted
 
 from mlops.cli import main
+from registry import Registry
 from training.demo_data import write_demo_data
 
 pytestmark = pytest.mark.slow
@@ -105,9 +106,6 @@ def monitor(deployment: Deployment, since: float, until: float, *extra: str) -> 
     """`mlops monitor` in-process over [since, until), waiting for the workers' next flush first."""
     time.sleep(1.5)  # flush interval 0.5 s: every record of the window is stored by now
 
-    def iso(t: float) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
-
     out = io.StringIO()
     argv = [
         "--config",
@@ -131,6 +129,11 @@ def monitor(deployment: Deployment, since: float, until: float, *extra: str) -> 
     with redirect_stdout(out):
         code = main(argv)
     return code, json.loads(out.getvalue())
+
+
+def iso(t: float) -> str:
+    """Epoch seconds as ISO 8601 with microseconds (windows are a few seconds apart)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def sample(items: list, n: int, seed: int) -> list:
@@ -217,3 +220,25 @@ def test_feedback_with_wrong_labels_drops_live_accuracy_below_the_gate(deploymen
     assert code == 3
     assert summary["accuracy"]["accuracy"] < 0.8 and summary["retrain_recommended"] is True
     assert summary["recorded"] is True  # on testing:1's annotations and in the audit log
+
+    # Closing the loop (off by default): the same check with --trigger-retrain runs the data pipeline
+    # on newly labelled data, which registers a fine-tuned testing:2 whose parent is testing:1.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update({"MLOPS_HOME": str(deployment.home), "MLOPS_REGISTRY": deployment.registry})
+    env.update({"MLOPS_CONFIG": str(deployment.config), "MLOPS_TRAIN_FINE_TUNE_EPOCHS": "2"})
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    window = ["--since", iso(since), "--until", iso(until)]
+    data = str(deployment.folder / "unseen")
+    command = [sys.executable, "-m", "mlops.cli", "monitor", "--model", "testing:1", *window, "--json"]
+    command += ["--no-record", "--trigger-retrain", "--data", data]
+    done = subprocess.run(
+        command, env=env, cwd=deployment.folder, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 3, done.stderr[-3000:]
+    retrain = json.loads(done.stdout)["retrain"]  # stdout stays one JSON document
+    assert retrain["data"] == data and retrain["exit_code"] in (0, 3), done.stderr[-3000:]
+    assert "==> stage 1: retrain + gate + register" in done.stderr
+    retrained = Registry.open(deployment.registry, "xray-classifier", cache_dir=deployment.folder / "c")
+    manifest = retrained.resolve("testing:2").manifest
+    assert manifest["parent"]["version"] == 1 and manifest["dataset"]["uri"].endswith("unseen")
+    RESULTS["feedback"]["retrain"] = {"pipeline_exit": retrain["exit_code"], "registered": "testing:2"}
