@@ -46,6 +46,7 @@ class Monitoring:
         self.model_name = str(bundle.name)
         self.predictions: BatchWriter | None = None
         self.feedback: BatchWriter | None = None
+        self._closed = False
         metrics = app.extensions["mlops_metrics"]
         export_reference(metrics, bundle.manifest)
         if not self.enabled and not self.feedback_token:
@@ -88,10 +89,14 @@ class Monitoring:
         write_batch(self.store, self.model_name, "predictions", records)
 
     def close(self) -> None:
-        """Flush and stop both writers (idempotent)."""
-        for writer in (self.predictions, self.feedback):
+        """Flush and stop both writers within one shutdown deadline (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        for writer in (self.feedback, self.predictions):  # feedback first: rarer and dearer
             if writer is not None:
-                lost = writer.close(self.shutdown_timeout_s)
+                lost = writer.close(max(deadline - time.monotonic(), 0.1))
                 if lost:
                     log.warning("%s log: %d records lost at shutdown", writer.name, lost)
 
