@@ -1,9 +1,10 @@
 """How an image and a set of predictions are described everywhere: the API's prediction log, a version's
 reference profile, `mlops monitor`, and dataset checks before training.
 
-numpy only: the serving image imports it. Pixel statistics are taken on the preprocessed tensor (the
-output of `mlops.preprocessing.preprocess_image`, float in [0, 1]), which is what the model sees;
-format and size come from the encoded image's header (PIL's `Image.format` and `Image.size`).
+numpy only: the serving image and the monitor import it. Pixel statistics are taken on the preprocessed
+tensor (the output of `mlops.preprocessing.preprocess_image`, float in [0, 1]), which is what the model
+sees, by `mlops.preprocessing.pixel_statistics` inside the TensorFlow graph (the API pays no Python per
+pixel); format and size come from the encoded image's header (PIL's `Image.format` and `Image.size`).
 """
 
 from __future__ import annotations
@@ -21,24 +22,17 @@ _EPS = 1e-4  # a share of zero would make PSI infinite; this caps one empty bin'
 _DECIMALS = 5
 
 
-def describe_pixels(pixels: np.ndarray) -> dict[str, Any]:
-    """Intensity mean, standard deviation and HIST_BINS-bin histogram (shares) of one preprocessed image."""
-    flat = np.asarray(pixels, dtype=np.float32).reshape(-1)
-    # bincount on the bin index is 2x faster than np.histogram and gives the same bins: [k/8, (k+1)/8).
-    index = np.minimum((flat * HIST_BINS).astype(np.int32), HIST_BINS - 1)
-    hist = np.bincount(np.maximum(index, 0), minlength=HIST_BINS) / max(flat.size, 1)
-    return {
-        "mean": round(float(flat.mean()), _DECIMALS),
-        "std": round(float(flat.std()), _DECIMALS),
-        "hist": [round(float(v), _DECIMALS) for v in hist],
-    }
+def describe_pixels(row: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """One image's intensity statistics from its row of `mlops.preprocessing.pixel_statistics`."""
+    values = [round(float(v), _DECIMALS) for v in row]
+    return {"mean": values[0], "std": values[1], "hist": values[2 : 2 + HIST_BINS]}
 
 
 def describe_image(
-    pixels: np.ndarray, *, fmt: str | None, width: int | None, height: int | None
+    row: Sequence[float] | np.ndarray, *, fmt: str | None, width: int | None, height: int | None
 ) -> dict[str, Any]:
     """One image's statistics: header format and size (None where unknown), then its pixel statistics."""
-    return {"format": fmt, "width": width, "height": height, **describe_pixels(pixels)}
+    return {"format": fmt, "width": width, "height": height, **describe_pixels(row)}
 
 
 def confidence(probabilities: Sequence[float] | np.ndarray) -> float:

@@ -126,17 +126,17 @@ def current() -> Monitoring:
     return current_app.extensions["mlops_monitoring"]
 
 
-def describe_inputs(pixels: np.ndarray, headers: Sequence[Header]) -> list[dict[str, Any]]:
-    """Statistics of each preprocessed image, with its header's format and size."""
+def describe_inputs(stats: np.ndarray, headers: Sequence[Header]) -> list[dict[str, Any]]:
+    """Statistics of each preprocessed image (rows of pixel_statistics), with its header's format and size."""
     return [
-        describe_image(p, fmt=fmt, width=width, height=height)
-        for p, (fmt, width, height) in zip(pixels, headers, strict=True)
+        describe_image(row, fmt=fmt, width=width, height=height)
+        for row, (fmt, width, height) in zip(stats, headers, strict=True)
     ]
 
 
-def describe_tensors(pixels: np.ndarray) -> list[dict[str, Any]]:
+def describe_tensors(stats: np.ndarray) -> list[dict[str, Any]]:
     """Statistics of already preprocessed pixels (v2 FP32 input): no format or original size."""
-    return [{"format": None, "width": None, "height": None, **describe_pixels(p)} for p in pixels]
+    return [{"format": None, "width": None, "height": None, **describe_pixels(row)} for row in stats]
 
 
 def prediction_ids(count: int) -> list[str]:

@@ -63,8 +63,8 @@ def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[dict[str
     try:
         if not monitoring.describe_enabled():
             return model.predict_encoded([data for _, data in images]), None
-        probabilities, pixels = model.predict_encoded_with_pixels([data for _, data in images])
-        return probabilities, monitoring.describe_inputs(pixels, headers)
+        probabilities, stats = model.predict_encoded_with_stats([data for _, data in images])
+        return probabilities, monitoring.describe_inputs(stats, headers)
     except BadImageError as batch_error:
         # The header looked fine but decoding failed (truncated, corrupt): find which one.
         for what, data in images:

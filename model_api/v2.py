@@ -197,8 +197,8 @@ def _run(tensor: dict[str, Any], binary: bytes) -> tuple[np.ndarray, list[dict[s
         if shape[0] == 0 or shape[0] > limit:
             raise TensorError(f"batch of {shape[0]}; send 1 to {limit} images", 413 if shape[0] else 422)
         pixels = _fp32(tensor, binary, count).reshape(shape)
-        inputs = monitoring.describe_tensors(pixels) if monitoring.describe_enabled() else None
-        return bundle().predict_pixels(pixels), inputs
+        probabilities, stats = bundle().predict_pixels_with_stats(pixels)
+        return probabilities, monitoring.describe_tensors(stats) if monitoring.describe_enabled() else None
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise TensorError(f"BYTES input shape {shape} must be [N] (one encoded image per element)", 422)
     if shape[0] == 0 or shape[0] > limit:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from mlops.image_stats import build_profile, confidence, describe_image, profile_to_json
-from mlops.preprocessing import PreprocessSpec
+from mlops.preprocessing import PreprocessSpec, pixel_statistics
 
 PROFILE_FILE = "reference_profile.json"
 
@@ -39,9 +39,10 @@ def build_reference_profile(
     batches = image_dataset(paths, [0] * len(paths), spec, batch_size, cache=False)
     for images, _ in batches:
         probabilities = np.asarray(model(images, training=False))
-        for pixels, row in zip(images.numpy(), probabilities, strict=True):
+        stats = pixel_statistics(images).numpy()  # the function the API's serving graph runs
+        for described, row in zip(stats, probabilities, strict=True):
             fmt, width, height = headers[len(inputs)]
-            inputs.append(describe_image(pixels, fmt=fmt, width=width, height=height))
+            inputs.append(describe_image(described, fmt=fmt, width=width, height=height))
             labels.append(classes[int(np.argmax(row))])
             confidences.append(confidence(row))
     profile = profile_to_json(build_profile(inputs, labels, confidences, classes))

@@ -20,25 +20,45 @@ from mlops.image_stats import (
 )
 
 
+def stats_of(pixels: np.ndarray) -> dict:
+    """describe_pixels of one image's row of the graph's pixel_statistics."""
+    from mlops.preprocessing import pixel_statistics
+
+    return describe_pixels(pixel_statistics(pixels[None].astype(np.float32)).numpy()[0])
+
+
 def test_a_flat_gray_image_has_its_value_as_mean_no_spread_and_one_histogram_bin():
-    stats = describe_pixels(np.full((64, 64, 1), 0.55, np.float32))
+    stats = stats_of(np.full((64, 64, 1), 0.55))
     assert stats["mean"] == pytest.approx(0.55)
     assert stats["std"] == 0.0
     assert stats["hist"] == [0, 0, 0, 0, 1.0, 0, 0, 0]  # 0.55 lies in [4/8, 5/8)
 
 
 def test_half_black_half_white_fills_the_end_bins_and_has_spread_one_half():
-    pixels = np.zeros((10, 10, 1), np.float32)
+    pixels = np.zeros((10, 10, 1))
     pixels[:5] = 1.0  # 1.0 belongs to the last bin, not a ninth one
-    stats = describe_pixels(pixels)
+    stats = stats_of(pixels)
     assert stats["mean"] == pytest.approx(0.5)
     assert stats["std"] == pytest.approx(0.5)
     assert stats["hist"] == [0.5, 0, 0, 0, 0, 0, 0, 0.5]
     assert len(stats["hist"]) == HIST_BINS
 
 
+def test_statistics_of_a_batch_are_per_image_and_match_numpy():
+    from mlops.preprocessing import pixel_statistics
+
+    rng = np.random.default_rng(0)
+    batch = rng.random((3, 32, 24, 3)).astype(np.float32)
+    rows = pixel_statistics(batch).numpy()
+    assert rows.shape == (3, 2 + HIST_BINS)
+    for image, row in zip(batch, rows, strict=True):
+        np.testing.assert_allclose(row[:2], [image.mean(), image.std()], rtol=1e-5)
+        counts, _ = np.histogram(image, bins=HIST_BINS, range=(0, 1))
+        np.testing.assert_allclose(row[2:], counts / image.size, atol=1e-7)
+
+
 def test_describe_image_keeps_the_header_and_is_json():
-    stats = describe_image(np.zeros((4, 4, 1)), fmt="JPEG", width=300, height=200)
+    stats = describe_image(np.zeros(2 + HIST_BINS), fmt="JPEG", width=300, height=200)
     assert (stats["format"], stats["width"], stats["height"]) == ("JPEG", 300, 200)
     assert json.loads(json.dumps(stats)) == stats
 
@@ -71,9 +91,9 @@ def test_category_psi_and_shares():
 
 def test_profile_round_trips_through_json():
     inputs = [
-        describe_image(np.full((8, 8, 1), v, np.float32), fmt="PNG", width=8, height=8) for v in (0.1, 0.9)
+        {"format": "PNG", "width": 8, "height": 8, **stats_of(np.full((8, 8, 1), v))} for v in (0.1, 0.9)
     ]
-    inputs.append({"format": None, "width": None, "height": None, **describe_pixels(np.zeros((8, 8, 1)))})
+    inputs.append({"format": None, "width": None, "height": None, **stats_of(np.zeros((8, 8, 1)))})
     profile = build_profile(inputs, ["a", "b", "b"], [0.9, 0.6, 0.6], ["a", "b", "c"])
     assert profile["class_shares"] == {"a": pytest.approx(1 / 3), "b": pytest.approx(2 / 3), "c": 0.0}
     assert profile["formats"] == {"PNG": pytest.approx(2 / 3), "none": pytest.approx(1 / 3)}
