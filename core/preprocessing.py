@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from core.image_stats import HIST_BINS
+
 
 @dataclass(frozen=True)
 class PreprocessSpec:
@@ -34,3 +36,19 @@ def preprocess_image(encoded: tf.Tensor, spec: PreprocessSpec) -> tf.Tensor:
     image = tf.io.decode_image(encoded, channels=spec.channels, expand_animations=False, dtype=tf.uint8)
     image = tf.image.resize(image, (spec.image_size, spec.image_size), method="bilinear", antialias=True)
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def pixel_statistics(pixels: tf.Tensor) -> tf.Tensor:
+    """Preprocessed images [N, H, W, C] in [0, 1] → [N, 2 + HIST_BINS]: intensity mean, standard
+    deviation and histogram shares over [0, 1] in HIST_BINS equal bins (the last one closed).
+
+    How every image is described (core.image_stats turns a row into the logged statistics): the API
+    computes it inside its serving graph, training on the held-out split for the reference profile.
+    """
+    flat = tf.reshape(tf.cast(pixels, tf.float32), [tf.shape(pixels)[0], -1])
+    size = tf.cast(tf.shape(flat)[1], tf.float32)
+    index = tf.clip_by_value(tf.cast(flat * HIST_BINS, tf.int32), 0, HIST_BINS - 1)
+    counts = tf.math.bincount(index, minlength=HIST_BINS, maxlength=HIST_BINS, dtype=tf.float32, axis=-1)
+    mean = tf.reduce_mean(flat, axis=1, keepdims=True)
+    std = tf.math.reduce_std(flat, axis=1, keepdims=True)
+    return tf.concat([mean, std, counts / size], axis=1)

@@ -24,8 +24,9 @@ ENV_SHORTCUTS = {
     "MLOPS_MODEL_NAME": ("registry", "model_name"),
     "MLOPS_MODEL_REF": ("api", "model_ref"),
     "MLOPS_SMTP_PASSWORD": ("notify", "smtp_password"),
+    "MLOPS_FEEDBACK_TOKEN": ("monitor", "feedback_token"),
 }
-SECRET_FIELDS = {("notify", "smtp_password"), ("signing", "key_password")}
+SECRET_FIELDS = {("notify", "smtp_password"), ("signing", "key_password"), ("monitor", "feedback_token")}
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,31 @@ class ValidationSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    # The API's prediction log (model_api/prediction_log.py) and ground-truth feedback.
+    store: str = ""  # where the monitoring/ area lives: empty: the registry's store
+    log_predictions: bool = True
+    log_batch_size: int = 256  # records per stored object
+    log_flush_interval_s: float = 5.0  # a batch is written at least this often while traffic flows
+    log_queue_size: int = 10_000  # records waiting per worker; beyond it they are dropped and counted
+    log_shutdown_timeout_s: float = 10.0  # a stopping worker waits this long to flush (< gunicorn's 20 s)
+    sample_images: float = 0.0  # share of inputs stored as images: patient data, keep 0 unless approved
+    feedback_token: str = field(default="", repr=False)  # bearer token of POST /feedback; empty: disabled
+    # `mlops monitor`: live traffic against the version's reference profile, and live accuracy.
+    model_ref: str = "production:current"
+    window: str = "24h"  # default time window (90m, 24h, 7d)
+    min_records: int = 200  # fewer predictions in the window: drift is not judged
+    min_feedback: int = 50  # fewer labelled predictions: live accuracy is not judged
+    psi_threshold: float = 0.2  # drift needs PSI at least this large ...
+    p_value: float = 0.01  # ... and a two-sample test below this (both: size and significance)
+    min_accuracy: float = 0.80  # live accuracy gate (the training gate's default)
+    min_recall: float = 0.60  # every class's live recall ...
+    min_class_feedback: int = 10  # ... judged for classes with at least this many labelled predictions
+    trigger_data_pipeline: bool = False  # live accuracy below the gate runs `mlops pipeline data`
+    data_uri: str = ""  # the dataset that triggered pipeline retrains on
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = Path(".mlops")  # local state: registry, runs, outbox, pid files
     registry: RegistrySettings = field(default_factory=RegistrySettings)
@@ -174,6 +200,7 @@ class Settings:
     signing: SigningSettings = field(default_factory=SigningSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
     # Every path under the home folder is defined here and nowhere else.
     @property
@@ -185,6 +212,11 @@ class Settings:
     def registry_uri(self) -> str:
         """The registry root, defaulting to a folder under home."""
         return self.registry.uri or f"file://{self.registry_dir.resolve()}"
+
+    @property
+    def monitor_store_uri(self) -> str:
+        """The store holding the monitoring/ area: monitor.store, else the registry's."""
+        return self.monitor.store or self.registry_uri
 
     @property
     def cache_dir(self) -> Path:

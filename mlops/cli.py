@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "model_api.cli",  # serve
     "deploy.cli",  # promote, rollback, deploy
     "ui.cli",  # ui (the registry browser; not in the serving image)
+    "mlops.monitor",  # monitor
     "mlops.notify",  # notify
     "mlops.pipeline",  # pipeline code|data|tests
     "mlops.triggers",  # triggers install|status (local git push triggers)

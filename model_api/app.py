@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -29,6 +30,10 @@ def _defaults() -> dict[str, Any]:
         "TF_THREADS": api.tf_threads,
         # A preloaded ModelBundle (tests share one); None: load MODEL_REF at startup.
         "MODEL_BUNDLE": None,
+        "PREDICTION_LOG": settings.monitor.log_predictions,
+        "FEEDBACK_TOKEN": settings.monitor.feedback_token,
+        # A registry Store for the monitoring/ area (tests); None: settings.monitor_store_uri.
+        "MONITOR_STORE": None,
         "JSON_SORT_KEYS": False,
     }
 
@@ -49,11 +54,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
     app.extensions["mlops_metrics"] = metrics
 
+    from model_api import monitoring
+    from model_api.feedback import bp as feedback_bp
     from model_api.routes import bp as routes_bp
     from model_api.v2 import bp as v2_bp
 
+    monitoring.install(app, bundle)
     app.register_blueprint(routes_bp)
     app.register_blueprint(v2_bp)
+    app.register_blueprint(feedback_bp)
     _install_hooks(app, metrics)
     return app
 
@@ -79,12 +88,15 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        g.request_id = uuid.uuid4().hex  # names the prediction(s) in the log and in POST /feedback
 
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
         return response
 
     @app.errorhandler(HTTPException)

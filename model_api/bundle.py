@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import MlopsError
-from core.preprocessing import PreprocessSpec, preprocess_image
+from core.preprocessing import PreprocessSpec, pixel_statistics, preprocess_image
 from model_api.explain import ExplainUnavailable, build_explainer
 
 
@@ -47,18 +47,28 @@ class ModelBundle:
 
     def predict_encoded(self, images: list[bytes]) -> np.ndarray:
         """Encoded PNG/JPEG images → float32 probabilities [N, classes]."""
+        return self.predict_encoded_with_stats(images)[0]
+
+    def predict_encoded_with_stats(self, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """Like predict_encoded, plus each input's pixel statistics [N, 2 + bins] (for the log)."""
         import tensorflow as tf
 
         try:
-            return self._from_encoded(tf.constant(images, dtype=tf.string)).numpy()
+            probabilities, stats = self._from_encoded(tf.constant(images, dtype=tf.string))
         except tf.errors.InvalidArgumentError as exc:
             raise BadImageError(_tf_reason(exc.message)) from None
+        return probabilities.numpy(), stats.numpy()
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed float32 pixels [N, H, W, C] in [0, 1] → float32 probabilities [N, classes]."""
+        return self.predict_pixels_with_stats(pixels)[0]
+
+    def predict_pixels_with_stats(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like predict_pixels, plus each input's pixel statistics [N, 2 + bins]."""
         import tensorflow as tf
 
-        return self._from_pixels(tf.constant(pixels, dtype=tf.float32)).numpy()
+        probabilities, stats = self._from_pixels(tf.constant(pixels, dtype=tf.float32))
+        return probabilities.numpy(), stats.numpy()
 
     def explain_encoded(self, images: list[bytes]) -> tuple[np.ndarray, list[bytes], list[bytes]]:
         """Encoded images → probabilities, Grad-CAM heatmap PNGs and the model-input PNGs."""
@@ -154,19 +164,21 @@ def load_bundle(model_path: str | Path, manifest: dict[str, Any], *, warmup: boo
             f"model {model_path.name} has {outputs} outputs but the manifest lists {len(classes)} classes"
         )
 
+    # Each graph also describes its inputs (core.preprocessing.pixel_statistics): the prediction
+    # log gets the statistics of exactly what the model saw, for a few microseconds of C++.
     @tf.function(input_signature=[tf.TensorSpec([None, *_shape(spec)], tf.float32)])
-    def from_pixels(pixels: tf.Tensor) -> tf.Tensor:
-        return model(pixels, training=False)
+    def from_pixels(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return model(pixels, training=False), pixel_statistics(pixels)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def from_encoded(encoded: tf.Tensor) -> tf.Tensor:
+    def from_encoded(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # Preprocessing runs inside the graph: one call, no Python per pixel.
         pixels = tf.map_fn(
             lambda one: preprocess_image(one, spec),
             encoded,
             fn_output_signature=tf.TensorSpec(_shape(spec), tf.float32),
         )
-        return model(pixels, training=False)
+        return model(pixels, training=False), pixel_statistics(pixels)
 
     bundle = ModelBundle(
         name=str(manifest.get("name") or model_path.stem),

@@ -43,6 +43,13 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server, worker) -> None:
+    """In the stopping worker: flush its prediction log and feedback (bounded by log_shutdown_timeout_s)."""
+    monitoring = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("mlops_monitoring")
+    if monitoring is not None:
+        monitoring.close()
+
+
 def on_exit(server) -> None:
     """Remove the metrics folder this config created."""
     if _OWN_METRICS_DIR:

@@ -23,23 +23,29 @@ class ImageRejected(ValueError):
         self.status = status
 
 
-def prepare_image(data: bytes, max_pixels: int, what: str = "the upload") -> bytes:
-    """The bytes the serving graph decodes: a checked PNG/JPEG as is, a DICOM file rendered to PNG."""
+def prepare_image(
+    data: bytes, max_pixels: int, what: str = "the upload"
+) -> tuple[bytes, tuple[str, int, int]]:
+    """The bytes the serving graph decodes and their (format, width, height).
+
+    A checked PNG/JPEG goes as is; a DICOM file is rendered to PNG (its format stays "DICOM").
+    """
     if not is_dicom(data):
-        check_image(data, max_pixels, what)
-        return data
+        return data, check_image(data, max_pixels, what)
     try:
-        return dicom_to_png(data, max_pixels, what)
+        png = dicom_to_png(data, max_pixels, what)
     except DicomTooLarge as exc:
         raise ImageRejected(str(exc), 413) from None
     except DicomUnsupported as exc:
         raise ImageRejected(str(exc), 415) from None
     except DicomError as exc:
         raise ImageRejected(str(exc)) from None
+    _, width, height = check_image(png, max_pixels, what)
+    return png, ("DICOM", width, height)
 
 
-def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
-    """Raise ImageRejected unless DATA is a PNG/JPEG whose header size is within MAX_PIXELS.
+def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> tuple[str, int, int]:
+    """(format, width, height) from the header; ImageRejected unless a PNG/JPEG within MAX_PIXELS.
 
     PIL's `Image.open` is lazy: it reads the header only, so a decompression bomb is refused
     before a single pixel is decoded.
@@ -73,3 +79,4 @@ def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> None:
             "(resize it first)",
             413,
         )
+    return fmt, width, height

@@ -1,4 +1,7 @@
-"""Prometheus metrics: requests by status, latency, predictions by class, the model served.
+"""Prometheus metrics: requests by status, latency, predictions by class, the model served, and for
+monitoring: live histograms of confidence and input statistics, the served version's reference class
+shares and confidence (so alert rules compare live with reference with no batch job), and the
+prediction log's written, dropped and failed records.
 
 Under gunicorn every worker is a process, so the gunicorn config sets PROMETHEUS_MULTIPROC_DIR
 and /metrics aggregates every worker's files; without it (tests, `flask run`) the app's own
@@ -20,6 +23,10 @@ from prometheus_client import (
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
+INTENSITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+SPREAD_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+WIDTH_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 class ApiMetrics:
@@ -49,6 +56,61 @@ class ApiMetrics:
             ["name", "version"],
             registry=self.registry,
             multiprocess_mode="livemax",
+        )
+        self.confidence = Histogram(
+            "mlops_api_prediction_confidence",
+            "Largest class probability of each prediction",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+        self.input_mean = Histogram(
+            "mlops_api_input_intensity_mean",
+            "Mean intensity of each preprocessed input image (0..1)",
+            buckets=INTENSITY_BUCKETS,
+            registry=self.registry,
+        )
+        self.input_std = Histogram(
+            "mlops_api_input_intensity_std",
+            "Intensity standard deviation of each preprocessed input image",
+            buckets=SPREAD_BUCKETS,
+            registry=self.registry,
+        )
+        self.input_width = Histogram(
+            "mlops_api_input_width_pixels",
+            "Width of each uploaded image before resizing",
+            buckets=WIDTH_BUCKETS,
+            registry=self.registry,
+        )
+        self.reference_class_share = Gauge(
+            "mlops_api_reference_class_share",
+            "Share of each predicted class on the served version's held-out split (reference profile)",
+            ["label"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.reference_confidence = Gauge(
+            "mlops_api_reference_confidence_mean",
+            "Mean confidence of the served version on its held-out split (reference profile)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.log_written = Counter(
+            "mlops_api_monitoring_records_written",
+            "Prediction-log and feedback records stored, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "mlops_api_monitoring_records_dropped",
+            "Records dropped because the writer's queue was full or storage kept failing, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.log_failures = Counter(
+            "mlops_api_monitoring_write_failures",
+            "Failed attempts to store a batch of records, by kind",
+            ["kind"],
+            registry=self.registry,
         )
 
     def exposition(self) -> tuple[bytes, str]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
+from model_api import monitoring
 from model_api.bundle import BadImageError, ModelBundle
 from model_api.images import ImageRejected, prepare_image
 
@@ -49,20 +50,31 @@ def read_uploads() -> list[tuple[str, bytes]]:
     )
 
 
-def prepare(images: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    """Check every image (DICOM rendered to PNG) against the limits; ImageRejected names the bad one."""
+def prepare(images: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[tuple[str, int, int]]]:
+    """Check every image (DICOM rendered to PNG) against the limits; ImageRejected names the bad one.
+
+    Returns what the graph decodes and each image's (format, width, height).
+    """
     limit = int(current_app.config["MAX_BATCH"])
     if len(images) > limit:
         raise ImageRejected(f"{len(images)} images in one request; the limit is {limit}", 413)
     max_pixels = int(current_app.config["MAX_IMAGE_PIXELS"])
-    return [(what, prepare_image(data, max_pixels, what)) for what, data in images]
+    prepared = [(what, *prepare_image(data, max_pixels, what)) for what, data in images]
+    return [(what, data) for what, data, _ in prepared], [header for _, _, header in prepared]
 
 
-def classify(images: list[tuple[str, bytes]]) -> np.ndarray:
-    """Check every image, then run one batched graph call; ImageRejected names the bad one."""
-    images = prepare(images)
+def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+    """Check every image, then run one batched graph call; ImageRejected names the bad one.
+
+    Returns the probabilities and, when monitoring is on, each input's statistics.
+    """
+    images, headers = prepare(images)
+    model = bundle()
     try:
-        return bundle().predict_encoded([data for _, data in images])
+        if not monitoring.describe_enabled():
+            return model.predict_encoded([data for _, data in images]), None
+        probabilities, stats = model.predict_encoded_with_stats([data for _, data in images])
+        return probabilities, monitoring.describe_inputs(stats, headers)
     except BadImageError as batch_error:
         raise undecodable(images, batch_error) from None
 
@@ -110,12 +122,12 @@ def explain_images(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[di
     return probabilities, explanations
 
 
-def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any]]:
+def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> list[dict[str, Any]]:
     """One response object per row of probabilities."""
     model = bundle()
     metrics = current_app.extensions["mlops_metrics"]
     results = []
-    for row in probabilities:
+    for row, prediction_id in zip(probabilities, ids, strict=True):
         label = model.classes[int(np.argmax(row))]
         metrics.predictions.labels(label).inc()
         results.append(
@@ -124,6 +136,7 @@ def describe(probabilities: np.ndarray, latency_ms: float) -> list[dict[str, Any
                 "probabilities": {c: round(float(p), 6) for c, p in zip(model.classes, row, strict=True)},
                 "model": {"name": model.name, "version": model.version},
                 "latency_ms": latency_ms,
+                "request_id": prediction_id,
             }
         )
     return results
@@ -137,13 +150,17 @@ def predict() -> Response | tuple[Response, int]:
         explain = explain_requested()
         images = read_uploads()
         if explain:
-            probabilities, explanations = explain_images(prepare(images))
+            # Saliency requests are logged without input statistics (the explain graph computes none).
+            probabilities, explanations = explain_images(prepare(images)[0])
+            inputs = None
         else:
-            probabilities = classify(images)
+            probabilities, inputs = classify(images)
     except ImageRejected as exc:
         return reject(exc)
     latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
-    results = describe(probabilities, latency_ms)
+    raw = [data for _, data in images]
+    ids = monitoring.record_predictions(probabilities, inputs, "predict", latency_ms, raw)
+    results = describe(probabilities, latency_ms, ids)
     for result, explanation in zip(results, explanations or [], strict=False):
         result["explanation"] = {**explanation, "class": result["label"]}
     return jsonify(results if len(results) > 1 else results[0])

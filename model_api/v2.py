@@ -14,12 +14,14 @@ import base64
 import binascii
 import json
 import struct
+import time
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from core import __version__
+from model_api import monitoring
 from model_api.images import ImageRejected
 from model_api.routes import bundle, classify, reject
 
@@ -97,15 +99,20 @@ def infer(name: str, version: str | None = None) -> Response | tuple[Response, i
         payload, binary = _split_body()
         tensor = _one_input(payload)
         binary_out = _wants_binary(payload)
-        probabilities = _run(tensor, binary)
+        probabilities, inputs = _run(tensor, binary)
     except TensorError as exc:
         return jsonify(error=str(exc)), exc.status
     except ImageRejected as exc:
         return reject(exc)
+    latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
+    sampled = _images_of(tensor, binary) if monitoring.current().sample_images > 0 else None
+    ids = monitoring.record_predictions(probabilities, inputs, "v2", latency_ms, sampled)
     model = bundle()
     header: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if isinstance(payload.get("id"), str):
         header["id"] = payload["id"]
+    # The prediction ids POST /feedback takes (X-Request-Id holds the request's).
+    header["parameters"] = {"request_id": g.request_id, "prediction_ids": ids}
     output: dict[str, Any] = {"name": OUTPUT, "datatype": "FP32", "shape": list(probabilities.shape)}
     if not binary_out:
         output["data"] = probabilities.reshape(-1).tolist()
@@ -179,7 +186,7 @@ def _binary_part(tensor: dict[str, Any], binary: bytes) -> bytes | None:
     return binary[:size]
 
 
-def _run(tensor: dict[str, Any], binary: bytes) -> np.ndarray:
+def _run(tensor: dict[str, Any], binary: bytes) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
     shape: list[int] = tensor["shape"]
     limit = int(current_app.config["MAX_BATCH"])
     if tensor["datatype"] == "FP32":
@@ -190,7 +197,8 @@ def _run(tensor: dict[str, Any], binary: bytes) -> np.ndarray:
         if shape[0] == 0 or shape[0] > limit:
             raise TensorError(f"batch of {shape[0]}; send 1 to {limit} images", 413 if shape[0] else 422)
         pixels = _fp32(tensor, binary, count).reshape(shape)
-        return bundle().predict_pixels(pixels)
+        probabilities, stats = bundle().predict_pixels_with_stats(pixels)
+        return probabilities, monitoring.describe_tensors(stats) if monitoring.describe_enabled() else None
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise TensorError(f"BYTES input shape {shape} must be [N] (one encoded image per element)", 422)
     if shape[0] == 0 or shape[0] > limit:
@@ -199,6 +207,11 @@ def _run(tensor: dict[str, Any], binary: bytes) -> np.ndarray:
     if len(images) != shape[0]:
         raise TensorError(f"shape {shape} says {shape[0]} images but {len(images)} were sent", 422)
     return classify([(f"image {i}", data) for i, data in enumerate(images)])
+
+
+def _images_of(tensor: dict[str, Any], binary: bytes) -> list[bytes] | None:
+    """The encoded images of a BYTES input (for optional image sampling); None for FP32 pixels."""
+    return _bytes(tensor, binary) if tensor["datatype"] == "BYTES" else None
 
 
 def _fp32(tensor: dict[str, Any], binary: bytes, count: int) -> np.ndarray:

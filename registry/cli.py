@@ -111,6 +111,19 @@ def _data_lineage(dataset: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _reference_line(reference: Any) -> str:
+    """The reference profile monitoring compares live traffic with, in one line."""
+    if not isinstance(reference, dict):
+        return "-"
+    shares = ", ".join(f"{k} {v:.2f}" for k, v in (reference.get("class_shares") or {}).items())
+    conf = reference.get("confidence_mean")
+    conf_text = f"; mean confidence {conf:.3f}" if isinstance(conf, int | float) else ""
+    return (
+        f"{reference.get('file', '?')}: {reference.get('n', '?')} {reference.get('split', '?')} images; "
+        f"predicted shares {shares or '-'}{conf_text}"
+    )
+
+
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
     info = _describe(reg, reg.resolve(args.ref))
@@ -138,6 +151,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         ("dataset", " ".join(str(dataset.get(k)) for k in ("uri", "fingerprint") if dataset.get(k)) or "-"),
         *_data_lineage(dataset),
         ("parent", parent.get("ref") or "-"),
+        ("reference", _reference_line(m.get("reference"))),
     ]
     for label, value in fields:
         print(f"  {label + ':':<15}{value}")

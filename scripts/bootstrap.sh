@@ -37,8 +37,9 @@ if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$venv/bin/kubectl" ]; then
 fi
 
 if [ "$mode" = "test" ]; then
-    # Browser tests drive Debian's Chromium; the Jenkinsfile lint runs on Java 17.
-    need_root_apt chromium chromium-driver openjdk-17-jre-headless || true
+    # Browser tests drive Debian's Chromium; the Jenkinsfile lint runs on Java 17; the alert rules
+    # are checked with promtool (Debian's prometheus package).
+    need_root_apt chromium chromium-driver openjdk-17-jre-headless prometheus || true
     if [ -f package-lock.json ]; then
         if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
             log "npm ci (npm-groovy-lint)"

@@ -15,11 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom → top. A package may import its own modules and any package on a LOWER layer; packages
 # sharing a layer may not import each other (training and model_api stay independent: serving
-# code never loads training code; the registry browser ui/ needs neither).
+# code never loads training code; the registry browser ui/ and the monitor's analysis monitoring/ need
+# neither).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("registry",),
-    ("training", "model_api", "ui"),
+    ("training", "model_api", "ui", "monitoring"),
     ("retraining",),
     ("unit_testing",),
     ("deploy",),

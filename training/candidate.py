@@ -210,6 +210,7 @@ def finish_candidate(
     from training import gate as gating
     from training.evaluate import metrics_from_probabilities, predict_files
     from training.golden import write_golden
+    from training.reference_profile import build_reference_profile, write_reference_profile
     from training.report import write_report
 
     test, classes = prepared.splits["test"], prepared.dataset.classes
@@ -230,6 +231,11 @@ def finish_candidate(
     if prepared.dataset.source and prepared.dataset.source.generations is not None:
         generations = prepared.dataset.source.generations
         (folder / GENERATIONS_FILE).write_text(json.dumps(generations, indent=0, sort_keys=True) + "\n")
+    # What production monitoring compares live traffic with (training/reference_profile.py).
+    reference = build_reference_profile(
+        model, prepared.dataset.classes, [prepared.dataset.path_of(i) for i in test], prepared.spec
+    )
+    manifest["reference"] = write_reference_profile(folder, reference)
     report = write_report(folder, manifest, history)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
 

@@ -10,7 +10,7 @@ import pytest
 from mlops import cli as mlops_cli
 
 # The serving image ships core/, registry/, model_api/ and mlops/ only.
-NOT_IN_SERVING_IMAGE = ("training", "retraining", "unit_testing", "deploy", "ui")
+NOT_IN_SERVING_IMAGE = ("training", "retraining", "unit_testing", "deploy", "ui", "monitoring")
 
 # Runs `mlops ARGS` as if the named top-level packages were not installed: a finder ahead of all
 # others answers for them exactly as Python does for a package that is nowhere on the path.

@@ -121,6 +121,28 @@ def test_the_three_jobs_and_the_deploy_job_are_bound_to_a_repo_and_the_jenkinsfi
     assert "[dataset: 'data', tests: 'tests', deploy: 'deploy']" in JENKINSFILE
 
 
+def test_the_monitor_job_runs_mlops_monitor_on_a_schedule_and_branches_on_exit_3():
+    job = JOBS["monitor"]
+    assert "pipelineJob('mlops/monitor')" in job
+    assert re.search(r"cron \{\s*spec\('H H/6 \* \* \*'\)", job)
+    script = re.search(r"scriptPath\('([^']+)'\)", job).group(1)
+    monitor = (ROOT / script).read_text()
+    assert "mlops monitor" in monitor and "--notify" in monitor and "--json" in monitor
+    assert "rc != 0 && rc != 3" in monitor and "unstable(" in monitor
+    # The data pipeline is started only when asked (RETRAIN, default false) and accuracy is below the gate.
+    assert "booleanParam(name: 'RETRAIN', defaultValue: false" in monitor
+    assert "booleanParam('RETRAIN', false" in job
+    assert "build(job: 'mlops/dataset'" in monitor and "RETRAIN_RECOMMENDED" in monitor
+    templates = {t["name"] for t in casc()["jenkins"]["clouds"][0]["kubernetes"]["templates"]}
+    assert set(re.findall(r"inheritFrom '([\w-]+)'", monitor)) <= templates
+    declared = {
+        next(iter(entry.values()))["id"]
+        for domain in casc()["credentials"]["system"]["domainCredentials"]
+        for entry in domain["credentials"]
+    }
+    assert set(re.findall(r"credentials\('([\w-]+)'\)", monitor)) <= declared
+
+
 def test_jenkinsfile_has_the_required_structure():
     for needle in (
         "agent none",

@@ -13,7 +13,11 @@ from mlops import pipeline as local_pipeline
 from mlops.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-GROOVY_FILES = [ROOT / "Jenkinsfile", *sorted((ROOT / "jenkins" / "jobs").glob("*.groovy"))]
+GROOVY_FILES = [
+    ROOT / "Jenkinsfile",
+    ROOT / "jenkins" / "monitor.Jenkinsfile",
+    *sorted((ROOT / "jenkins" / "jobs").glob("*.groovy")),
+]
 
 # Plausible values for the shell variables the Jenkinsfile's sh steps use. A variable missing
 # here fails the test, so a new placeholder must be given a value someone thought about.
@@ -29,6 +33,8 @@ PLACEHOLDERS: dict[str, list[str]] = {
     "EXPECTED_PRODUCTION": ["3", "none"],
     "APPROVAL_REASON": ["metrics, report and model tests reviewed"],
     "NOTIFY_EVENT": [local_pipeline.EVENT_CANDIDATE, local_pipeline.EVENT_TESTS],
+    "WINDOW": ["24h", "90m"],
+    "BUILD_URL": ["https://jenkins.example.com/job/mlops/job/monitor/12/"],
 }
 
 # `sh 'cmd'`, `sh "cmd"`, `sh '''cmd'''` and `sh(returnStatus: true, script: 'cmd')`.
@@ -137,6 +143,7 @@ def test_the_tests_pipeline_asks_the_cli_which_model_to_check():
 def test_the_jenkinsfile_uses_every_pipeline_verb():
     verbs = {argv[0] for _, argv in all_commands()}
     assert {"train", "retrain", "test-model", "registry", "notify", "promote", "deploy", "rollback"} <= verbs
+    assert "monitor" in verbs  # jenkins/monitor.Jenkinsfile
 
 
 @pytest.mark.parametrize(

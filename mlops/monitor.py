@@ -1,0 +1,230 @@
+"""CLI verb monitor: check production's live traffic and feedback, report, record, alert, maybe retrain.
+
+    mlops monitor [--model REF] [--window 24h | --since T [--until T]] [--json] [--report FILE]
+                  [--notify [alert|always]] [--trigger-retrain --data URI]
+
+The analysis is monitoring/ (drift per input statistic and for the predictions, live accuracy and
+per-class recall); this verb writes the HTML report, records the result on the version (annotation
+`monitoring`, which also appends an audit event), emails the product owner, and exits 3 when a
+threshold is crossed, so Jenkins can branch on it. With --trigger-retrain (or
+monitor.trigger_data_pipeline), live accuracy below the gate runs `mlops pipeline data --data URI`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from core.actor import default_actor
+from core.errors import EXIT_FAILED_CHECK, EXIT_OK, UsageError
+from core.settings import Settings
+
+
+def _lines(summary: dict[str, Any]) -> list[str]:
+    """The human summary: verdict, drift, accuracy."""
+    out = [
+        f"{summary['model']} version {summary['version']} ({summary['ref']}): "
+        f"{summary['records']} predictions from {summary['window']['since']} to {summary['window']['until']}",
+    ]
+    if summary["other_versions"]:
+        others = ", ".join(f"version {v}: {n}" for v, n in summary["other_versions"].items())
+        out.append(f"  (skipped records of other versions: {others})")
+    drift = summary["drift"]
+    if drift["judged"]:
+        out.append(f"drift: {', '.join(drift['drifted']) or 'none'}")
+        for row in drift["features"]:
+            psi = "-" if row["psi"] is None else f"{row['psi']:.3f}"
+            p = "-" if row["p_value"] is None else f"{row['p_value']:.2g}"
+            flag = "  DRIFT" if row["drifted"] else ""
+            out.append(f"  {row['feature']:<15} PSI {psi:>7}  p {p:>8}  n {row['n_live']}{flag}")
+    else:
+        out.append(f"drift: not judged ({drift['note']})")
+    acc = summary["accuracy"]
+    if acc["judged"]:
+        recalls = ", ".join(
+            f"{k} {v['recall']:.3f} ({v['support']})"
+            for k, v in acc["per_class"].items()
+            if v["recall"] is not None
+        )
+        out.append(
+            f"live accuracy: {acc['accuracy']:.3f} on {acc['n']} labelled predictions; recall {recalls}"
+        )
+    else:
+        out.append(f"live accuracy: not judged ({acc['note']})")
+    verdict = "PASSED" if summary["passed"] else "ALERT"
+    out.append(f"{verdict}: " + ("; ".join(summary["alerts"]) or "no threshold crossed"))
+    return out
+
+
+def build_email(
+    summary: dict[str, Any], settings: Settings, report: Path | None, build_url: str | None
+) -> EmailMessage:
+    """The monitoring email to the product owner: the verdict, the figures, the report attached."""
+    verdict = "ALERT" if summary["alerts"] else "ok"
+    msg = EmailMessage()
+    msg["Subject"] = f"[mlops] {summary['model']} v{summary['version']}: monitoring {verdict}"
+    if summary["alerts"]:
+        msg.replace_header("Subject", f"{msg['Subject']} ({summary['alerts'][0]})")
+    msg["From"] = settings.notify.sender
+    msg["To"] = settings.notify.product_owner
+    msg["Date"] = datetime.now(UTC)
+    msg["Message-ID"] = make_msgid(domain=settings.notify.sender.rpartition("@")[2] or "mlops.local")
+    msg["X-Mlops-Event"] = "monitoring-alert" if summary["alerts"] else "monitoring"
+    msg["X-Mlops-Version"] = str(summary["version"])
+    text = "\n".join(_lines(summary))
+    if summary.get("retrain_recommended"):
+        text += (
+            "\n\nLive accuracy is below the gate: retrain on newly labelled data "
+            "(mlops pipeline data --data URI)."
+        )
+    if build_url:
+        text += f"\n\nBuild: {build_url}"
+    msg.set_content(text + "\n")
+    if report is not None and report.exists() and report.stat().st_size <= settings.notify.attach_max_bytes:
+        msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report.name)
+    return msg
+
+
+def _trigger_retrain(args: argparse.Namespace, settings: Settings, data: str) -> int:
+    """Run the data pipeline on DATA, its output on stderr so stdout stays one JSON document."""
+    from mlops.pipeline import run_pipeline
+
+    pipeline_args = argparse.Namespace(
+        pipeline="data",
+        data=data,
+        approve_as=None,
+        deploy=False,
+        registry=args.registry,
+        model_name=args.model_name,
+        config=args.config,
+        home=args.home,
+    )
+    # Children (the model tests' API server) write to fd 1 directly: point it at stderr meanwhile.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return run_pipeline(pipeline_args, settings, out=sys.stderr)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def monitor(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one check; report, record, notify, optionally retrain; exit 3 when a threshold is crossed."""
+    from monitoring import check, report, window
+
+    m = settings.monitor
+    ref = args.model or m.model_ref
+    retrain = args.trigger_retrain or m.trigger_data_pipeline
+    data = args.data or m.data_uri
+    if retrain and not data:
+        raise UsageError(
+            "--trigger-retrain needs --data URI (or monitor.data_uri): the dataset to retrain on"
+        )
+    span = window.make_window(args.window or m.window, args.since, args.until)
+    result = check.run_check(settings, ref, span)
+    summary = result.summary
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = (
+        args.report
+        or settings.home / "reports" / f"monitor-{summary['model']}-v{summary['version']}-{stamp}.html"
+    )
+    summary["report"] = str(report.write_report(result, Path(path)))
+
+    if not args.no_record:
+        from registry import RefError, open_registry
+
+        record = {k: v for k, v in summary.items() if k not in ("drift", "accuracy")}
+        record["drifted"] = summary["drift"]["drifted"]
+        record["accuracy"] = {k: summary["accuracy"][k] for k in ("judged", "n", "accuracy", "unmatched")}
+        try:
+            open_registry(settings).annotate(ref, "monitoring", record, actor=args.actor)
+            summary["recorded"] = True
+        except RefError:
+            summary["recorded"] = False  # a plain model file has no registry version to annotate
+    if args.notify == "always" or (args.notify == "alert" and summary["alerts"]):
+        from mlops.notify import send_message
+
+        email = build_email(summary, settings, Path(summary["report"]), args.build_url)
+        summary["notified"] = send_message(email, settings)
+    if summary["retrain_recommended"] and retrain:
+        print(f"live accuracy below the gate: running the data pipeline on {data}", file=sys.stderr)
+        summary["retrain"] = {"data": data, "exit_code": _trigger_retrain(args, settings, data)}
+
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print("\n".join(_lines(summary)))
+        print(f"report: {summary['report']}")
+        if summary.get("notified"):
+            print(f"emailed {settings.notify.product_owner} via {summary['notified']}")
+    return EXIT_OK if summary["passed"] else EXIT_FAILED_CHECK
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register this area's verbs (only where the monitoring package is installed: not the serving image)."""
+    if importlib.util.find_spec("monitoring") is None:
+        return
+    parser = subparsers.add_parser(
+        "monitor",
+        help="compare live traffic and feedback with the version's reference profile",
+        description="Drift of each input statistic (size, format, intensity mean, spread and histogram) and "
+        "of the predictions (class shares, confidence) against the version's reference profile (PSI and a "
+        "two-sample test), and live accuracy and per-class recall from POST /feedback, each against the "
+        "[monitor] thresholds. Writes an HTML report, records the result on the version and in the "
+        "audit log.",
+        epilog="Exit codes: 0 no threshold crossed (or too little data to judge), 1 error, 2 usage, "
+        "3 a threshold was crossed.",
+    )
+    parser.add_argument(
+        "--model", metavar="REF", help="version to check (default: monitor.model_ref, production:current)"
+    )
+    parser.add_argument(
+        "--window",
+        metavar="DURATION",
+        help="how far back from --until: 90m, 24h, 7d (default: monitor.window)",
+    )
+    parser.add_argument("--since", metavar="TIME", help="window start, ISO 8601 (overrides --window)")
+    parser.add_argument("--until", metavar="TIME", help="window end, ISO 8601 (default: now)")
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        type=Path,
+        help="HTML report path (default: <home>/reports/monitor-...html)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--notify",
+        nargs="?",
+        const="alert",
+        choices=("alert", "always"),
+        help="email the product owner the result: when a threshold is crossed (alert, the default) or always",
+    )
+    parser.add_argument("--build-url", metavar="URL", help="a Jenkins build URL for the email")
+    parser.add_argument(
+        "--trigger-retrain",
+        action="store_true",
+        help="when live accuracy is below the gate, run the data pipeline on --data (default off; "
+        "also monitor.trigger_data_pipeline)",
+    )
+    parser.add_argument(
+        "--data", metavar="URI", help="dataset for --trigger-retrain (default: monitor.data_uri)"
+    )
+    parser.add_argument("--no-record", action="store_true", help="do not record the result on the version")
+    parser.add_argument(
+        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
+    )
+    parser.set_defaults(handler=monitor)

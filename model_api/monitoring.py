@@ -1,0 +1,195 @@
+"""Production monitoring inside the API: describe each input, log each prediction, export live histograms.
+
+Every prediction gets an id (the request id, or `<request id>-<i>` for the i-th image of a batch) and
+a record in the prediction log: time, model name and version, label, probabilities, confidence, input
+statistics (core.image_stats, the same description as the version's reference profile) and latency.
+Records go to a BatchWriter (model_api/prediction_log.py) that stores them in the registry store's
+`monitoring/` area (registry/monitoring_log.py). No image bytes are kept unless `monitor.sample_images`
+says so, explicitly (they are patient data).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import random
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from flask import Flask, current_app, g
+
+from core.image_stats import confidence, describe_image, describe_pixels
+from model_api.prediction_log import BatchWriter
+from registry.monitoring_log import image_key, write_batch
+from registry.store import ObjectExists, open_store
+
+log = logging.getLogger("model_api.monitoring")
+
+PREDICTION_ID = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,4})?$")
+Header = tuple[str | None, int | None, int | None]  # format, width, height
+
+
+class Monitoring:
+    """One app's prediction and feedback writers (None when off) and the settings the routes read."""
+
+    def __init__(self, app: Flask, bundle: Any) -> None:
+        monitor = app.config["SETTINGS"].monitor
+        self.enabled = bool(app.config["PREDICTION_LOG"])
+        self.sample_images = float(monitor.sample_images)
+        self.feedback_token = str(app.config["FEEDBACK_TOKEN"] or "")
+        self.shutdown_timeout_s = float(monitor.log_shutdown_timeout_s)
+        self.model_name = str(bundle.name)
+        self.predictions: BatchWriter | None = None
+        self.feedback: BatchWriter | None = None
+        self._closed = False
+        metrics = app.extensions["mlops_metrics"]
+        export_reference(metrics, bundle.manifest)
+        if not self.enabled and not self.feedback_token:
+            return
+        self.store = app.config["MONITOR_STORE"] or open_store(app.config["SETTINGS"].monitor_store_uri)
+
+        def writer(kind: str, sink: Any) -> BatchWriter:
+            return BatchWriter(
+                kind,
+                sink,
+                batch_size=monitor.log_batch_size,
+                flush_interval_s=monitor.log_flush_interval_s,
+                queue_size=monitor.log_queue_size,
+                on_written=metrics.log_written.labels(kind).inc,
+                on_dropped=metrics.log_dropped.labels(kind).inc,
+                on_failure=metrics.log_failures.labels(kind).inc,
+            )
+
+        if self.enabled:
+            self.predictions = writer("predictions", self._store_predictions)
+        if self.feedback_token:
+            self.feedback = writer(
+                "feedback", lambda batch: write_batch(self.store, self.model_name, "feedback", batch)
+            )
+        # gunicorn's worker_exit hook closes first; atexit covers `flask run` and tests.
+        atexit.register(self.close)
+
+    def _store_predictions(self, batch: Sequence[dict[str, Any]]) -> None:
+        """Write a batch; a sampled image first, as its own object, and the record names it."""
+        records = []
+        for record in batch:
+            image = record.get("_image")
+            if image is None:
+                records.append(record)
+                continue
+            key = image_key(self.model_name, record["id"], record["input"].get("format"), record["t"])
+            with contextlib.suppress(ObjectExists):  # a retried batch: the image is already there
+                self.store.write(key, image, create_only=True)
+            records.append({**{k: v for k, v in record.items() if k != "_image"}, "image": key})
+        write_batch(self.store, self.model_name, "predictions", records)
+
+    def close(self) -> None:
+        """Flush and stop both writers within one shutdown deadline (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        for writer in (self.feedback, self.predictions):  # feedback first: rarer and dearer
+            if writer is not None:
+                lost = writer.close(max(deadline - time.monotonic(), 0.1))
+                if lost:
+                    log.warning("%s log: %d records lost at shutdown", writer.name, lost)
+
+
+def export_reference(metrics: Any, manifest: dict[str, Any]) -> None:
+    """The served version's reference class shares and confidence as gauges, and zero log counters,
+    so alert rules compare live with reference and see every series from the start."""
+    for kind in ("predictions", "feedback"):
+        for counter in (metrics.log_written, metrics.log_dropped, metrics.log_failures):
+            counter.labels(kind)
+    reference = manifest.get("reference") or {}
+    for label, share in (reference.get("class_shares") or {}).items():
+        metrics.reference_class_share.labels(label).set(float(share))
+    if isinstance(reference.get("confidence_mean"), int | float):
+        metrics.reference_confidence.set(float(reference["confidence_mean"]))
+
+
+def install(app: Flask, bundle: Any) -> Monitoring:
+    """Set up monitoring for APP (writers, reference gauges) and keep it in app.extensions."""
+    monitoring = Monitoring(app, bundle)
+    app.extensions["mlops_monitoring"] = monitoring
+    return monitoring
+
+
+def current() -> Monitoring:
+    """The monitoring of the app handling this request."""
+    return current_app.extensions["mlops_monitoring"]
+
+
+def describe_inputs(stats: np.ndarray, headers: Sequence[Header]) -> list[dict[str, Any]]:
+    """Statistics of each preprocessed image (rows of pixel_statistics), with its header's format and size."""
+    return [
+        describe_image(row, fmt=fmt, width=width, height=height)
+        for row, (fmt, width, height) in zip(stats, headers, strict=True)
+    ]
+
+
+def describe_tensors(stats: np.ndarray) -> list[dict[str, Any]]:
+    """Statistics of already preprocessed pixels (v2 FP32 input): no format or original size."""
+    return [{"format": None, "width": None, "height": None, **describe_pixels(row)} for row in stats]
+
+
+def prediction_ids(count: int) -> list[str]:
+    """The id of each prediction of this request: the request id, or `<id>-<i>` within a batch."""
+    request_id = g.request_id
+    return [request_id] if count == 1 else [f"{request_id}-{i}" for i in range(count)]
+
+
+def record_predictions(
+    probabilities: np.ndarray,
+    inputs: Sequence[dict[str, Any]] | None,
+    endpoint: str,
+    latency_ms: float,
+    images: Sequence[bytes] | None = None,
+) -> list[str]:
+    """Observe the live histograms and queue one log record per prediction; return the prediction ids."""
+    model = current_app.extensions["mlops_bundle"]
+    monitoring = current()
+    metrics = current_app.extensions["mlops_metrics"]
+    ids = prediction_ids(len(probabilities))
+    now = time.time()
+    at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for i, row in enumerate(probabilities):
+        conf = confidence(row)
+        metrics.confidence.observe(conf)
+        if inputs is None:
+            continue
+        stats = inputs[i]
+        metrics.input_mean.observe(stats["mean"])
+        metrics.input_std.observe(stats["std"])
+        if stats["width"] is not None:
+            metrics.input_width.observe(stats["width"])
+        if monitoring.predictions is None:
+            continue
+        record = {
+            "id": ids[i],
+            "t": now,
+            "at": at,
+            "model": model.name,
+            "version": model.version,
+            "endpoint": endpoint,
+            "label": model.classes[int(np.argmax(row))],
+            "confidence": conf,
+            "probabilities": {c: round(float(p), 5) for c, p in zip(model.classes, row, strict=True)},
+            "input": stats,
+            "latency_ms": latency_ms,
+        }
+        if images is not None and monitoring.sample_images > 0 and random.random() < monitoring.sample_images:
+            record["_image"] = images[i]
+        monitoring.predictions.put(record)
+    return ids
+
+
+def describe_enabled() -> bool:
+    """Whether this app describes inputs (monitoring on); off, a prediction costs nothing extra."""
+    return current().enabled

@@ -1,0 +1,155 @@
+"""Drift of live traffic against a reference profile: PSI for size, a two-sample test for significance.
+
+Per feature, PSI (core.image_stats.psi) says how much the distribution moved, and a two-sample test
+from scipy.stats says whether the move is more than sampling noise: Kolmogorov-Smirnov for numbers
+(image size, intensity mean and spread, confidence), chi-square for categories (format, predicted
+class). A feature drifts when both cross their thresholds, so a large window does not flag tiny but
+"significant" moves, and a small window does not flag a noisy PSI. The pooled intensity histogram
+has no independent samples to test (pixels of one image are correlated): PSI alone judges it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from core.image_stats import psi, psi_categories, psi_shares
+
+INPUT_NUMERIC = ("width", "height", "mean", "std")
+
+
+def _clean(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return values[~np.isnan(values)]
+
+
+def _ks(reference: np.ndarray, live: np.ndarray) -> float:
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(reference, live).pvalue)
+
+
+def _chi2(reference: Mapping[str, float], ref_n: int, live: Mapping[str, float], live_n: int) -> float:
+    from scipy.stats import chi2_contingency
+
+    keys = sorted(set(reference) | set(live))
+    table = np.array(
+        [[reference.get(k, 0.0) * ref_n for k in keys], [live.get(k, 0.0) * live_n for k in keys]]
+    )
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 1.0  # one category on both sides
+    return float(chi2_contingency(np.round(table)).pvalue)
+
+
+def _verdict(psi_value: float, p_value: float | None, psi_threshold: float, alpha: float) -> bool:
+    if math.isnan(psi_value):
+        return False
+    return psi_value >= psi_threshold and (p_value is None or p_value < alpha)
+
+
+def _numeric(name: str, group: str, ref: np.ndarray, live: np.ndarray, thresholds: Mapping[str, float]):
+    ref, live = _clean(ref), _clean(live)
+    row: dict[str, Any] = {"feature": name, "group": group, "test": "ks", "n_reference": int(ref.size)}
+    row["n_live"] = int(live.size)
+    if ref.size == 0 or live.size == 0:
+        return {**row, "psi": None, "p_value": None, "drifted": False, "note": "no values to compare"}
+    value, p = psi(ref, live), _ks(ref, live)
+    return {
+        **row,
+        "psi": round(value, 4),
+        "p_value": p,
+        "reference_mean": float(ref.mean()),
+        "live_mean": float(live.mean()),
+        "drifted": _verdict(value, p, thresholds["psi"], thresholds["p_value"]),
+    }
+
+
+def _categorical(
+    name: str,
+    group: str,
+    ref: Mapping[str, float],
+    ref_n: int,
+    live: Mapping[str, float],
+    live_n: int,
+    thresholds: Mapping[str, float],
+) -> dict[str, Any]:
+    value, p = psi_categories(ref, live), _chi2(ref, ref_n, live, live_n)
+    return {
+        "feature": name,
+        "group": group,
+        "test": "chi2",
+        "n_reference": ref_n,
+        "n_live": live_n,
+        "psi": round(value, 4),
+        "p_value": p,
+        "reference": dict(ref),
+        "live": dict(live),
+        "drifted": _verdict(value, p, thresholds["psi"], thresholds["p_value"]),
+    }
+
+
+def compare_profiles(
+    reference: Mapping[str, Any], live: Mapping[str, Any], psi_threshold: float, p_value: float
+) -> list[dict[str, Any]]:
+    """One row per feature: PSI, the test's p-value, both sides' summary, and whether it drifted."""
+    thresholds = {"psi": psi_threshold, "p_value": p_value}
+    rows: list[dict[str, Any]] = []
+    ref_f, live_f = reference["features"], live["features"]
+    for name in INPUT_NUMERIC:
+        rows.append(_numeric(name, "input", ref_f.get(name, []), live_f.get(name, []), thresholds))
+    ref_n, live_n = int(reference["n"]), int(live["n"])
+    rows.append(
+        _categorical(
+            "format",
+            "input",
+            reference.get("formats") or {},
+            ref_n,
+            live.get("formats") or {},
+            live_n,
+            thresholds,
+        )
+    )
+    hist_ref, hist_live = np.asarray(reference["intensity_hist"]), np.asarray(live["intensity_hist"])
+    hist_psi = (
+        psi_shares(hist_ref, hist_live) if hist_ref.size and hist_ref.size == hist_live.size else math.nan
+    )
+    rows.append(
+        {
+            "feature": "intensity_hist",
+            "group": "input",
+            "test": None,
+            "n_reference": ref_n,
+            "n_live": live_n,
+            "psi": None if math.isnan(hist_psi) else round(hist_psi, 4),
+            "p_value": None,
+            "reference": [round(float(v), 5) for v in hist_ref],
+            "live": [round(float(v), 5) for v in hist_live],
+            "drifted": _verdict(hist_psi, None, psi_threshold, p_value),
+        }
+    )
+    rows.append(
+        _categorical(
+            "class_shares",
+            "prediction",
+            reference.get("class_shares") or {},
+            ref_n,
+            live.get("class_shares") or {},
+            live_n,
+            thresholds,
+        )
+    )
+    rows.append(
+        _numeric(
+            "confidence", "prediction", ref_f.get("confidence", []), live_f.get("confidence", []), thresholds
+        )
+    )
+    return rows
+
+
+def drifted_features(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the features that drifted."""
+    return [row["feature"] for row in rows if row["drifted"]]

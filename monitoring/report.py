@@ -1,0 +1,148 @@
+"""The monitoring report: one self-contained HTML file (plots inlined), reference against live."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitoring.check import CheckResult
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _numeric_plot(name: str, reference: np.ndarray, live: np.ndarray) -> str | None:
+    import matplotlib.pyplot as plt
+
+    ref, cur = reference[~np.isnan(reference)], live[~np.isnan(live)]
+    if ref.size == 0 and cur.size == 0:
+        return None
+    both = np.concatenate([ref, cur])
+    low, high = float(both.min()), float(both.max())
+    bins = np.linspace(low, high if high > low else low + 1, 31)
+    figure, axis = plt.subplots(figsize=(4.2, 2.6))
+    if ref.size:
+        axis.hist(ref, bins=bins, density=True, alpha=0.55, label=f"reference (n={ref.size})")
+    if cur.size:
+        axis.hist(cur, bins=bins, density=True, alpha=0.55, label=f"live (n={cur.size})")
+    axis.set_title(name)
+    axis.legend(fontsize=7)
+    return _png(figure)
+
+
+def _bars_plot(name: str, reference: dict[str, float], live: dict[str, float]) -> str:
+    import matplotlib.pyplot as plt
+
+    keys = sorted(set(reference) | set(live))
+    x = np.arange(len(keys))
+    figure, axis = plt.subplots(figsize=(4.2, 2.6))
+    axis.bar(x - 0.2, [reference.get(k, 0.0) for k in keys], 0.4, label="reference")
+    axis.bar(x + 0.2, [live.get(k, 0.0) for k in keys], 0.4, label="live")
+    axis.set_xticks(x, keys, fontsize=7)
+    axis.set_ylabel("share")
+    axis.set_title(name)
+    axis.legend(fontsize=7)
+    return _png(figure)
+
+
+def _plots(result: CheckResult) -> list[tuple[str, str]]:
+    ref, live = result.reference, result.live
+    plots: list[tuple[str, str]] = []
+    for name in ("mean", "std", "width", "height", "confidence"):
+        png = _numeric_plot(
+            name, ref["features"].get(name, np.array([])), live["features"].get(name, np.array([]))
+        )
+        if png:
+            plots.append((name, png))
+    bins = len(ref["intensity_hist"])
+    labels = {f"{i}/{bins}": float(v) for i, v in enumerate(ref["intensity_hist"])}
+    live_hist = {f"{i}/{bins}": float(v) for i, v in enumerate(live["intensity_hist"])}
+    plots.append(("intensity_hist", _bars_plot("pooled intensity histogram", labels, live_hist)))
+    plots.append(
+        (
+            "class_shares",
+            _bars_plot(
+                "predicted class shares", ref.get("class_shares") or {}, live.get("class_shares") or {}
+            ),
+        )
+    )
+    plots.append(("format", _bars_plot("format", ref.get("formats") or {}, live.get("formats") or {})))
+    return plots
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value else f"{value:.3f}"
+    return str(value)
+
+
+def render_html(result: CheckResult) -> str:
+    """The report as HTML text."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in CI or a pod
+    s, e = result.summary, html.escape
+    verdict = "PASSED: no threshold crossed" if s["passed"] else "ALERT: " + "; ".join(s["alerts"])
+    head = (
+        f"<h1>Monitoring: {e(s['model'])} version {e(str(s['version']))} ({e(s['ref'])})</h1>"
+        f"<p>Window {e(s['window']['since'])} to {e(s['window']['until'])}: {s['records']} predictions "
+        f"(reference: {s['reference']['n']} images of the {e(str(s['reference']['split']))} split).</p>"
+        f"<h2 style='color:{'green' if s['passed'] else '#b00'}'>{e(verdict)}</h2>"
+    )
+    drift = s["drift"]
+    rows = "".join(
+        f"<tr><td>{e(r['feature'])}</td><td>{e(r['group'])}</td><td>{_fmt(r['psi'])}</td>"
+        f"<td>{e(str(r['test'] or '-'))}</td><td>{_fmt(r['p_value'])}</td>"
+        f"<td>{r['n_live']}</td><td>{'DRIFT' if r['drifted'] and drift['judged'] else ''}</td></tr>"
+        for r in drift["features"]
+    )
+    t = s["thresholds"]
+    table = (
+        f"<h2>Drift</h2><p>A feature drifts when PSI &ge; {t['psi']} and the two-sample test gives p &lt; "
+        f"{t['p_value']}.{' Not judged: ' + e(drift['note']) if not drift['judged'] else ''}</p>"
+        "<table border=1 cellpadding=4><tr><th>feature</th><th>group</th><th>PSI</th><th>test</th>"
+        f"<th>p-value</th><th>live n</th><th></th></tr>{rows}</table>"
+    )
+    acc = s["accuracy"]
+    recall = "".join(
+        f"<tr><td>{e(k)}</td><td>{v['support']}</td><td>{_fmt(v['recall'])}</td></tr>"
+        for k, v in acc["per_class"].items()
+    )
+    not_judged = "" if acc["judged"] else f" Not judged: {e(acc['note'])}"
+    accuracy = (
+        f"<h2>Live accuracy</h2><p>{acc['n']} labelled predictions ({acc['feedback_received']} feedback "
+        f"records, {acc['unmatched']} not matching this version's predictions in the window): accuracy "
+        f"{_fmt(acc['accuracy'])} (gate {t['min_accuracy']}).{not_judged}</p>"
+        "<table border=1 cellpadding=4><tr><th>class</th><th>labelled</th><th>recall</th></tr>"
+        f"{recall}</table>"
+    )
+    images = "".join(
+        f"<figure style='display:inline-block;margin:4px'><img alt='{e(name)}' "
+        f"src='data:image/png;base64,{png}'></figure>"
+        for name, png in _plots(result)
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>mlops monitor</title></head><body "
+        f"style='font-family:sans-serif'>{head}{table}{accuracy}<h2>Reference vs live</h2>{images}"
+        "</body></html>"
+    )
+
+
+def write_report(result: CheckResult, path: Path) -> Path:
+    """Write the HTML report to PATH (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(result))
+    return path
