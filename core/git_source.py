@@ -143,8 +143,10 @@ def run_git(args: list[str], what: str, timeout_s: float = 60.0, cwd: Path | Non
     except subprocess.TimeoutExpired:
         raise MlopsError(f"{what}: git took longer than {timeout_s:.0f} s (sources.git_timeout_s)") from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise MlopsError(f"{what}: {lines[-1] if lines else f'git exited with {done.returncode}'}")
+        lines = [line.strip() for line in done.stderr.strip().splitlines() if line.strip()]
+        # git's first fatal/error line says why; the lines after it are generic advice.
+        reasons = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines[-1:]
+        raise MlopsError(f"{what}: {reasons[0] if reasons else f'git exited with {done.returncode}'}")
     return done.stdout
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import sys
@@ -101,6 +100,7 @@ def _trigger_retrain(args: argparse.Namespace, settings: Settings, data: str) ->
     pipeline_args = argparse.Namespace(
         pipeline="data",
         data=data,
+        suite=None,
         approve_as=None,
         deploy=False,
         registry=args.registry,
@@ -176,7 +176,11 @@ def monitor(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs (only where the monitoring package is installed: not the serving image)."""
-    if importlib.util.find_spec("monitoring") is None:
+    try:
+        import monitoring  # noqa: F401  (the analysis; the serving image does not ship it)
+    except ModuleNotFoundError as exc:
+        if exc.name != "monitoring":
+            raise  # a broken install must say so, as in mlops/cli.py
         return
     parser = subparsers.add_parser(
         "monitor",

@@ -1,6 +1,6 @@
 """The store's `monitoring/` area: prediction-log and feedback batches, one immutable object per batch.
 
-Layout (DESIGN.md: registry):
+Layout (docs/architecture.md; registry/README.md):
 
     monitoring/<model>/<kind>/<YYYY-MM-DD>/<first>_<last>_<writer>.jsonl.gz
     monitoring/<model>/images/<YYYY-MM-DD>/<request id>.<png|jpg>      (only when image sampling is on)

@@ -15,6 +15,7 @@ import argparse
 import io
 import os
 import time
+import uuid
 
 NAME = "xray-classifier"
 CLASSES = ["covid", "normal"]
@@ -58,12 +59,16 @@ def create_app(ref: str):
         data = request.files["file"].read() if "file" in request.files else request.get_data()
         image = Image.open(io.BytesIO(data)).convert("L")
         bright = ImageStat.Stat(image).mean[0] / 255.0
-        return jsonify(
+        request_id = uuid.uuid4().hex  # as the real API: in the body and the X-Request-Id header
+        response = jsonify(
             label=CLASSES[0] if bright >= 0.5 else CLASSES[1],
             probabilities={CLASSES[0]: round(bright, 6), CLASSES[1]: round(1 - bright, 6)},
             model=identity,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            request_id=request_id,
         )
+        response.headers["X-Request-Id"] = request_id
+        return response
 
     return app
 

@@ -9,13 +9,23 @@ image stands in for the GPU one (no GPU here).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from containers import TRAIN_IMAGE, docker, host_mlops, job_container, run_job, shared_dir, show
+from containers import (
+    SIGNING_MOUNT,
+    TRAIN_IMAGE,
+    docker,
+    host_mlops,
+    job_container,
+    run_job,
+    shared_dir,
+    show,
+)
 from podspec import docker_run_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -23,7 +33,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 def test_job_spec_is_restricted_and_asks_for_a_gpu():
     pod, container = job_container()
-    run = docker_run_for(pod, "train", {}, image=TRAIN_IMAGE)
+    run = docker_run_for(pod, "train", {}, image=TRAIN_IMAGE, host_mounts={SIGNING_MOUNT: "/keys"})
+    assert "/keys:/etc/mlops/signing:ro" in run.flags  # the Secret volume, read-only
     assert run.argv[0] == "train" and "--data" in run.argv
     assert "--read-only" in run.flags and "--cap-drop=ALL" in run.flags
     assert run.flags[:2] == ["--user", "10001:10001"]
@@ -94,6 +105,8 @@ def test_the_job_container_trains_on_a_git_dataset_at_a_revision(images, demo_da
     ).stdout.strip()
     for path in [tmp_path, *tmp_path.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o055)  # readable by the container's uid
+        if os.geteuid() == 0:  # git refuses to read a repository another user owns (safe.directory)
+            os.chown(path, 10001, 10001)
     registry = shared_dir(tmp_path / "registry")
     done = run_job(registry, tmp_path, keys, extra_args=("--data", f"git+file:///data/dataset@{commit[:10]}"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -96,7 +96,8 @@ def test_print_model_ref_names_production_else_the_latest_testing_version(cli, s
     src = tmp_path / "v"
     src.mkdir()
     (src / "model.keras").write_bytes(b"not loaded")
-    first = reg.register(src, {"model_file": "model.keras", "classes": ["a", "b"]}, actor="pytest")
+    manifest = {"model_file": "model.keras", "classes": ["a", "b"], "gate": {"passed": True, "reasons": []}}
+    first = reg.register(src, manifest, actor="pytest")
     result = cli("pipeline", "tests", "--print-model-ref")
     assert (result.code, result.out) == (0, "testing:latest\n")
     promote(reg, first.ref, actor="pytest")
