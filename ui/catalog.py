@@ -56,7 +56,13 @@ def stage(pointer: dict[str, Any], version: int) -> str:
 
 
 def signature_state(manifest: dict[str, Any]) -> str:
-    """What the manifest says about signing: 'unsigned' when it has no signature entry."""
+    """What the manifest says about signing: 'unsigned' when it has no signature entry.
+
+    `signed_by` is the key id the registry records when it signs a version (model.sig); every
+    consumer (promote, test-model, deploy, the API) verifies it, the browser only shows it.
+    """
+    if manifest.get("signed_by"):
+        return f"signed, key {str(manifest['signed_by'])[:16]}"
     signature = manifest.get("signature")
     if not signature:
         return "unsigned"

@@ -49,11 +49,15 @@ def test_production_tab_lists_what_was_promoted(client):
 
 def test_a_signature_in_the_manifest_is_shown(reg: Registry, tmp_path, make_client):
     own = metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]])
-    signed = {**manifest(own, gate(own, None)), "signature": {"bundle": "model.sig", "verified": True}}
+    own_manifest = manifest(own, gate(own, None))
+    signed = {**own_manifest, "signature": {"bundle": "model.sig", "verified": True}}
     reg.register(run_folder(tmp_path, 7, SPLIT_A), signed, actor="ci")
     reg.register(run_folder(tmp_path, 8, SPLIT_A), {**signed, "signature": "model.sig"}, actor="ci")
+    reg.register(
+        run_folder(tmp_path, 9, SPLIT_A), {**own_manifest, "signed_by": "7c63eedd1c20f990aa"}, actor="ci"
+    )
     rows = table_rows(page(make_client(), "/"), "versions")
-    assert [r[5] for r in rows] == ["signed", "signed, verified"]
+    assert [r[5] for r in rows] == ["signed, key 7c63eedd1c20f990", "signed", "signed, verified"]
 
 
 def test_version_page_shows_the_evidence(client, versions):
