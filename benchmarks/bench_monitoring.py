@@ -89,7 +89,7 @@ def cpu_seconds(master: int) -> float:
 
 def bench_api(rounds: int, latency_n: int, throughput_n: int) -> tuple[list[tuple], float, float]:
     """Per mode: median p50, p99, req/s and CPU ms per request over alternating rounds; the median
-    paired throughput ratio (on / off, adjacent rounds) and the paired CPU ratio."""
+    paired throughput ratio (on / off, adjacent rounds) and the CPU ratio over all rounds."""
     body = test_image()
     results: dict[str, list[tuple[float, ...]]] = {"log on": [], "log off": []}
     with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as tmp:
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         f"= {(1 - rate_ratio) * 100:+.1f}% lost (goal <= 5%)"
     )
     print(
-        f"server CPU per request with the log on / off (paired): {cpu_ratio:.3f} "
+        f"server CPU per request with the log on / off (all rounds): {cpu_ratio:.3f} "
         f"= {(cpu_ratio - 1) * 100:+.1f}%"
     )
     print(f"p99 with the log on / off (medians): {rows[0][2] / rows[1][2]:.2f}x")
