@@ -89,7 +89,7 @@ def test_training_image_runs_as_non_root_with_the_mlops_entrypoint(images):
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["mlops"]
     done = docker("run", "--rm", TRAIN_IMAGE, "--help")
-    for verb in ("train", "retrain", "test-model", "promote", "pipeline"):
+    for verb in ("train", "retrain", "test-model", "promote", "pipeline", "monitor"):
         assert verb in done.stdout
 
 
