@@ -9,6 +9,7 @@ image filled (trained, model-tested and promoted in containers).
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import time
 import uuid
@@ -49,6 +50,15 @@ def multipart(field: str, filename: str, payload: bytes, content_type: str) -> t
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def logged_request_ids(registry: Path) -> set[str]:
+    """Request ids of every prediction-log record in the registry's monitoring/ area."""
+    ids = set()
+    for batch in registry.glob("monitoring/*/predictions/*/*.jsonl.gz"):
+        for line in gzip.decompress(batch.read_bytes()).decode().splitlines():
+            ids.add(json.loads(line).get("id"))
+    return ids
+
+
 def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> DockerRun:
     """The overlay's API container as `docker run` flags, registry and signing Secret from host folders."""
     documents = render(f"overlays/{overlay}")
@@ -62,7 +72,8 @@ def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> Docke
         host_mounts={PUBLIC_KEY_MOUNT: str(keys)},
         published={8080: port},
     )
-    run.flags += ["-v", f"{registry}:/registry:ro"]
+    # Read-write: the API appends its prediction log to the store's monitoring/ area (one object a batch).
+    run.flags += ["-v", f"{registry}:/registry"]
     return run
 
 
@@ -116,6 +127,8 @@ def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
         logs = box.logs()
         assert state["ExitCode"] == 0, logs[-3000:]
         assert "Traceback" not in logs, logs[-3000:]
+    # The graceful stop flushed this prediction's record into the store, as the uid the pod runs as.
+    assert answer["request_id"] in logged_request_ids(production_registry), "prediction not in the log"
 
 
 def test_serving_image_holds_no_training_code_and_runs_as_non_root(images):
