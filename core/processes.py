@@ -7,11 +7,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
+
+from core.errors import UsageError
 
 
 def free_port() -> int:
@@ -98,3 +102,18 @@ def _gone(target: subprocess.Popen | int, timeout_s: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def check_server_options(args: Any) -> None:
+    """--workers and --threads, when given, must be at least 1 and --port at least 0 (UsageError)."""
+    for name in ("workers", "threads", "port"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "port" else 1):
+            raise UsageError(f"--{name} must be positive, got {value}")
+
+
+def exec_server(command: list[str], env: dict[str, str]) -> NoReturn:
+    """Become the server (exec, not a child): it keeps this pid, gets signals directly, is never
+    orphaned, and inherits any listening socket handed over (LISTEN_FDS)."""
+    sys.stdout.flush()
+    os.execvpe(command[0], command, env)

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.errors import UsageError
+from core.processes import check_server_options, exec_server
 from core.settings import Settings
 
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
@@ -25,10 +25,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     api = settings.api
     ref = args.model or api.model_ref
-    for name in ("workers", "threads", "port"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "port" else 1):
-            raise UsageError(f"--{name} must be positive, got {value}")
+    check_server_options(args)
     # Fail here with one clear line, before any worker starts, if the model cannot be had or the
     # registry's copy is unsigned (where required), signed by a foreign key, or altered.
     model_path, manifest = fetch_model(settings, ref, refresh=True)
@@ -51,12 +48,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
         flush=True,
     )
-    # exec, not a child process: gunicorn keeps this pid (signals reach it directly, nothing is
-    # orphaned if we are killed) and inherits the listening socket `mlops deploy` hands over
-    # (LISTEN_FDS, socket activation) for a switch with no dropped requests.
-    command = gunicorn_command()
-    sys.stdout.flush()
-    os.execvpe(command[0], command, env)
+    # exec: gunicorn inherits the listening socket `mlops deploy` hands over (LISTEN_FDS, socket
+    # activation) for a switch with no dropped requests.
+    exec_server(gunicorn_command(), env)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

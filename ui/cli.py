@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.errors import UsageError
+from core.processes import check_server_options, exec_server
 from core.settings import Settings
 
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
@@ -23,10 +23,7 @@ def ui(args: argparse.Namespace, settings: Settings) -> int:
     """Check the registry can be opened, then become gunicorn (exec) in the foreground."""
     from registry import open_registry
 
-    for name in ("workers", "threads", "port"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "port" else 1):
-            raise UsageError(f"--{name} must be positive, got {value}")
+    check_server_options(args)
     registry = open_registry(settings)  # a bad registry URI fails here, in one line
     env = dict(os.environ)
     env.update(
@@ -45,8 +42,7 @@ def ui(args: argparse.Namespace, settings: Settings) -> int:
         f"http://{env['MLOPS_UI_HOST']}:{env['MLOPS_UI_PORT']} (read-only)",
         flush=True,
     )
-    command = gunicorn_command()
-    os.execvpe(command[0], command, env)  # exec: signals reach gunicorn directly
+    exec_server(gunicorn_command(), env)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
