@@ -104,27 +104,28 @@ def retrain_and_register(
         return _skipped(message, parent_info, {**facts, "fingerprint": old_fingerprint})
     dataset = load_checked(settings, snapshot, log)
     facts["fingerprint"] = dataset.fingerprint
-    statistics, check = check_data(settings, dataset, (parent_info["ref"], manifest), "retrain", log)
-    if check.stopped:
-        raise _refuse(registry, snapshot, dataset, check, parent_info, actor)
-    if dataset.fingerprint == old_fingerprint and not force:
+    if dataset.fingerprint == old_fingerprint and not force:  # unchanged data never waits for TensorFlow
         revision = f"revision {snapshot.revision} holds " if snapshot.revision else ""
         message = (
             f"data unchanged since {parent_info['ref']}: {revision}the same images and labels "
             f"(fingerprint {old_fingerprint[:12]}); nothing to retrain (use --force to retrain anyway)"
         )
         return _skipped(message, parent_info, facts)
+    # The parent's input shape wins: fine-tuning cannot change the image size. The new data is
+    # described as the parent sees it.
+    spec = PreprocessSpec.from_dict(manifest["preprocessing"])
+    statistics, check = check_data(settings, dataset, spec, (parent_info["ref"], manifest), "retrain", log)
+    if check.stopped:
+        raise _refuse(registry, snapshot, dataset, check, parent_info, actor)
     parent_rule = parent_dataset.get("split_rule")
     if parent_rule and parent_rule != split_rule(cfg.val_fraction, cfg.test_fraction):
         log(
             f"warning: split rule changed since {parent_info['ref']} ({parent_rule}); "
             "the test split is not the parent's"
         )
-    import keras  # late: a refused or unchanged dataset never waits for TensorFlow
+    import keras
 
     keras.utils.set_random_seed(cfg.seed)
-    # The parent's input shape wins: fine-tuning cannot change the image size.
-    spec = PreprocessSpec.from_dict(manifest["preprocessing"])
     prepared = prepare_data(settings, dataset, spec, log)
     prepared.statistics, prepared.check = statistics, check
     model = keras.models.load_model(parent.model_path, compile=False)

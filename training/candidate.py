@@ -73,12 +73,18 @@ def load_checked(settings: Settings, data: str | Snapshot, log) -> Dataset:
 
 
 def check_data(
-    settings: Settings, dataset: Dataset, reference: tuple[str, dict] | None, mode: str, log
+    settings: Settings,
+    dataset: Dataset,
+    spec: PreprocessSpec,
+    reference: tuple[str, dict] | None,
+    mode: str,
+    log,
 ) -> tuple[dict[str, Any], DataCheck]:
-    """The dataset's statistics and its validation against the reference version's training data."""
+    """The dataset's statistics (images as a model with SPEC sees them) and its validation against the
+    reference version's training data."""
     from training.dataset_stats import summarize
 
-    statistics = summarize(dataset, settings.validation.stats_sample)
+    statistics = summarize(dataset, settings.validation.stats_sample, spec)
     check = validate(dataset, statistics, reference, settings.validation, mode)
     for line in check.lines():
         log(line)

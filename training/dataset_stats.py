@@ -1,49 +1,64 @@
 """A dataset's image statistics: class shares, size, channels, intensity and contrast of a sample.
 
 Recorded in the manifest at training time (`dataset.statistics`) so the next dataset pushed can be
-compared with the data the production model learned from (training.data_validation). The per-image
-numbers come from ONE function, `image_statistics`, so it can later be pointed at the project's
-shared image-statistics module without touching the dataset summary or the comparison.
+compared with the data the production model learned from (training.data_validation). Each image is
+described as the API describes an upload and as a version's reference profile does (`describe_files`:
+format and size from the header, intensity statistics of the tensor the model sees, by
+core.preprocessing.pixel_statistics and core.image_stats), so one description of an image serves the
+dataset checks, the reference profile and the prediction log.
 """
 
 from __future__ import annotations
 
+import io
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from core.dicom import as_encoded_image, is_dicom_name
+from core.image_stats import describe_image
+from core.preprocessing import PreprocessSpec, pixel_statistics
 from training.data import Dataset, Item
 
 _DECIMALS = 4
 
 
-def image_statistics(path: Path) -> dict[str, float]:
-    """width, height, channels, and mean / std of the pixel intensity in [0, 1] of one image file."""
-    with Image.open(path) as image:
-        if image.mode == "P":  # palette indices are not intensities
-            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        bands = image.getbands()
-        pixels = np.asarray(image)
-        width, height = image.size
-    if pixels.dtype == np.bool_:
-        values = pixels.astype(np.float32)
-    elif np.issubdtype(pixels.dtype, np.integer):  # 8- and 16-bit PNGs scale by their own range
-        values = pixels.astype(np.float32) / float(np.iinfo(pixels.dtype).max)
+def header(path: Path) -> dict[str, Any]:
+    """format, width, height and channel count from an image file's header (a DICOM file as the API
+    renders it, its format "DICOM")."""
+    if is_dicom_name(path):
+        source, fmt = io.BytesIO(as_encoded_image(Path(path).read_bytes())), "DICOM"
     else:
-        values = np.clip(pixels.astype(np.float32), 0.0, 1.0)
-    if values.ndim == 3 and "A" in bands:  # transparency is not brightness
-        values = np.delete(values, bands.index("A"), axis=2)
-    return {
-        "width": float(width),
-        "height": float(height),
-        "channels": float(len(bands)),
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-    }
+        source, fmt = path, None
+    with Image.open(source) as image:  # lazy: the header only
+        # A palette holds colours: count the channels it expands to, not its one band of indices.
+        bands = ("RGBA" if "transparency" in image.info else "RGB") if image.mode == "P" else image.getbands()
+        width, height = image.size
+        return {"format": fmt or image.format, "width": width, "height": height, "channels": len(bands)}
+
+
+def describe_files(
+    paths: Sequence[Path], spec: PreprocessSpec, batch_size: int = 64
+) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """Batches of preprocessed images, each with its images' descriptions (core.image_stats.describe_image
+    plus the header's channel count), in the order of PATHS."""
+    from training.inputs import image_dataset
+
+    headers = [header(Path(p)) for p in paths]
+    done = 0
+    for images, _ in image_dataset(paths, [0] * len(paths), spec, batch_size, cache=False):
+        rows = pixel_statistics(images).numpy()  # the function the API's serving graph runs
+        batch = []
+        for row in rows:
+            head = headers[done]
+            done += 1
+            described = describe_image(row, fmt=head["format"], width=head["width"], height=head["height"])
+            batch.append({**described, "channels": head["channels"]})
+        yield images, batch
 
 
 def sample(items: list[Item], size: int) -> list[Item]:
@@ -56,13 +71,14 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"median": round(float(median), 2), "p05": round(float(p05), 2), "p95": round(float(p95), 2)}
 
 
-def summarize(dataset: Dataset, sample_size: int) -> dict[str, Any]:
-    """The dataset's statistics as the manifest records them (class shares over every image)."""
+def summarize(dataset: Dataset, sample_size: int, spec: PreprocessSpec) -> dict[str, Any]:
+    """The dataset's statistics as the manifest records them (class shares over every image; size,
+    channels, intensity and contrast over a sample, intensities as a model with SPEC sees them)."""
     total = len(dataset.items)
     chosen = sample(dataset.items, max(sample_size, 1))  # at least one image to describe
-    with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes outside the GIL
-        stats = list(pool.map(lambda item: image_statistics(dataset.path_of(item)), chosen))
-    channels = Counter(str(int(s["channels"])) for s in stats)
+    paths = [dataset.path_of(item) for item in chosen]
+    stats = [described for _, batch in describe_files(paths, spec) for described in batch]
+    channels = Counter(str(s["channels"]) for s in stats)
     return {
         "images": total,
         "sampled": len(stats),

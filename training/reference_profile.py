@@ -1,9 +1,9 @@
 """A version's reference profile: its held-out split as production monitoring will see live traffic.
 
-Each test image is described exactly as the API describes an upload (core.image_stats on the tensor
-from the shared preprocessing, format and size from the header), and the model's predicted class and
-confidence are kept. The profile is registered with the version (`reference_profile.json`, sha256 in
-the manifest) and summarised in the manifest under `reference`, from which the API exports the
+Each test image is described exactly as the API describes an upload and as the dataset checks do
+(training.dataset_stats.describe_files), and the model's predicted class and confidence are kept.
+The profile is registered with the version (`reference_profile.json`, sha256 in the manifest) and
+summarised in the manifest under `reference`, from which the API exports the
 reference class shares and confidence as Prometheus gauges.
 """
 
@@ -15,34 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from core.image_stats import build_profile, confidence, describe_image, profile_to_json
-from core.preprocessing import PreprocessSpec, pixel_statistics
+from core.image_stats import build_profile, confidence, profile_to_json
+from core.preprocessing import PreprocessSpec
+from training.dataset_stats import describe_files
 
 PROFILE_FILE = "reference_profile.json"
-
-
-def _header(path: Path) -> tuple[str | None, int | None, int | None]:
-    with Image.open(path) as image:  # the header only, as the API reads it
-        return image.format, image.size[0], image.size[1]
 
 
 def build_reference_profile(
     model: Any, classes: Sequence[str], paths: Sequence[Path], spec: PreprocessSpec, batch_size: int = 64
 ) -> dict[str, Any]:
     """The profile (JSON-ready) of MODEL on the held-out images PATHS."""
-    from training.inputs import image_dataset
-
-    headers = [_header(Path(p)) for p in paths]
     inputs, labels, confidences = [], [], []
-    batches = image_dataset(paths, [0] * len(paths), spec, batch_size, cache=False)
-    for images, _ in batches:
+    for images, described in describe_files(paths, spec, batch_size):
         probabilities = np.asarray(model(images, training=False))
-        stats = pixel_statistics(images).numpy()  # the function the API's serving graph runs
-        for described, row in zip(stats, probabilities, strict=True):
-            fmt, width, height = headers[len(inputs)]
-            inputs.append(describe_image(described, fmt=fmt, width=width, height=height))
+        for image, row in zip(described, probabilities, strict=True):
+            inputs.append(image)
             labels.append(classes[int(np.argmax(row))])
             confidences.append(confidence(row))
     profile = profile_to_json(build_profile(inputs, labels, confidences, classes))

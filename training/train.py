@@ -90,7 +90,7 @@ def train_and_register(
     spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)
     dataset = load_checked(settings, data_uri, log)
     # From scratch, drift from production's data is only reported: the new model is judged on its own.
-    statistics, check = check_data(settings, dataset, production_reference(settings), "train", log)
+    statistics, check = check_data(settings, dataset, spec, production_reference(settings), "train", log)
     prepared = prepare_data(settings, dataset, spec, log)
     prepared.statistics, prepared.check = statistics, check
     model = build_model(

@@ -1,9 +1,10 @@
 """Translate a rendered Kubernetes container spec into the matching `docker run` invocation.
 
 The container tests run the images with exactly what the cluster would run: command, args,
-environment (ConfigMaps resolved), user, read-only root filesystem with its emptyDir mounts,
-capabilities, privilege escalation and resource limits. Every field is either translated or refused
-(an unknown field fails the test), so a manifest change cannot silently escape the tests.
+environment (ConfigMaps and test-provided Secrets resolved), user, read-only root filesystem with its
+emptyDir mounts, capabilities, privilege escalation and resource limits. Every field is either
+translated or refused (an unknown field fails the test), so a manifest change cannot silently escape
+the tests.
 """
 
 from __future__ import annotations
@@ -94,7 +95,28 @@ def container_of(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
     raise KeyError(f"no container {name!r} in the pod spec")
 
 
-def _env(container: dict[str, Any], config_maps: dict[str, dict[str, str]]) -> dict[str, str]:
+def _secret_value(item: dict[str, Any], secrets: dict[str, dict[str, str]]) -> str | None:
+    """An env var's value from a Secret the test provides, as the kubelet resolves `secretKeyRef`:
+    a missing optional Secret or key leaves the variable unset (None); a missing required one stops
+    the container from starting (CreateContainerConfigError), so it is refused here."""
+    ref = item["valueFrom"]
+    if set(ref) != {"secretKeyRef"}:
+        raise Untranslatable(
+            f"env {item['name']} uses valueFrom {sorted(ref)} (only secretKeyRef is translated)"
+        )
+    key_ref = ref["secretKeyRef"]
+    value = secrets.get(key_ref["name"], {}).get(key_ref["key"])
+    if value is None and not key_ref.get("optional", False):
+        raise Untranslatable(
+            f"env {item['name']} needs key {key_ref['key']!r} of Secret {key_ref['name']!r}, which the test "
+            "does not provide (the pod would not start)"
+        )
+    return value
+
+
+def _env(
+    container: dict[str, Any], config_maps: dict[str, dict[str, str]], secrets: dict[str, dict[str, str]]
+) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         ref = source.get("configMapRef")
@@ -102,9 +124,9 @@ def _env(container: dict[str, Any], config_maps: dict[str, dict[str, str]]) -> d
             raise Untranslatable(f"envFrom source {source} (only configMapRef is translated)")
         env.update(config_maps[ref["name"]])
     for item in container.get("env", []):
-        if "value" not in item:
-            raise Untranslatable(f"env {item['name']} uses valueFrom (not translated)")
-        env[item["name"]] = item["value"]
+        value = item["value"] if "value" in item else _secret_value(item, secrets)
+        if value is not None:
+            env[item["name"]] = value
     return env
 
 
@@ -186,9 +208,13 @@ def docker_run_for(
     image: str,
     env_overrides: dict[str, str] | None = None,
     host_mounts: dict[str, str] | None = None,
+    secrets: dict[str, dict[str, str]] | None = None,
     published: dict[int, int] | None = None,
 ) -> DockerRun:
-    """The `docker run` equivalent of one container; overrides swap only what the test must swap."""
+    """The `docker run` equivalent of one container; overrides swap only what the test must swap.
+
+    SECRETS: {secret name: {key: value}}, the Secrets the test creates for `secretKeyRef` env vars.
+    """
     container = container_of(pod_spec, container_name)
     unknown = set(container) - _KNOWN_CONTAINER_FIELDS
     if unknown:
@@ -197,7 +223,7 @@ def docker_run_for(
     flags = _security_flags(pod_spec, container)
     flags += _volume_flags(pod_spec, container, host_mounts or {})
     flags += _resource_flags(container, notes)
-    env = {**_env(container, config_maps), **(env_overrides or {})}
+    env = {**_env(container, config_maps, secrets or {}), **(env_overrides or {})}
     for key, value in env.items():
         flags += ["-e", f"{key}={value}"]
     ports = {p.get("name", str(p["containerPort"])): p["containerPort"] for p in container.get("ports", [])}

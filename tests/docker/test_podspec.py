@@ -63,3 +63,20 @@ def test_untranslatable_fields_fail_loudly(container):
     spec["volumes"] = [{"name": "cfg", "configMap": {"name": "c"}}]
     with pytest.raises(Untranslatable):
         docker_run_for(spec, "api", {}, image="img")
+
+
+def test_secret_env_is_resolved_as_the_kubelet_resolves_it():
+    token = {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "feedback", "key": "token"}}}
+    optional = {
+        "name": "EXTRA",
+        "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k", "optional": True}},
+    }
+    spec = pod(env=[token, optional])
+    run = docker_run_for(spec, "api", {}, image="img", secrets={"feedback": {"token": "s3cret"}})
+    assert "TOKEN=s3cret" in run.flags
+    assert not any(flag.startswith("EXTRA=") for flag in run.flags)  # optional and missing: unset
+    with pytest.raises(Untranslatable, match="key 'token' of Secret 'feedback'"):
+        docker_run_for(spec, "api", {}, image="img", secrets={"feedback": {"other": "x"}})
+    field_ref = {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    with pytest.raises(Untranslatable, match="only secretKeyRef"):
+        docker_run_for(pod(env=[field_ref]), "api", {}, image="img")

@@ -34,6 +34,7 @@ from core.processes import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 OVERLAYS = ["staging", "production"]
+FEEDBACK_TOKEN = "feedback-" + uuid.uuid4().hex
 
 
 def multipart(field: str, filename: str, payload: bytes, content_type: str) -> tuple[bytes, str]:
@@ -50,10 +51,10 @@ def multipart(field: str, filename: str, payload: bytes, content_type: str) -> t
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def logged_request_ids(registry: Path) -> set[str]:
-    """Request ids of every prediction-log record in the registry's monitoring/ area."""
+def logged_request_ids(registry: Path, kind: str = "predictions") -> set[str]:
+    """Request ids of every record of KIND (predictions, feedback) in the registry's monitoring/ area."""
     ids = set()
-    for batch in registry.glob("monitoring/*/predictions/*/*.jsonl.gz"):
+    for batch in registry.glob(f"monitoring/*/{kind}/*/*.jsonl.gz"):
         for line in gzip.decompress(batch.read_bytes()).decode().splitlines():
             ids.add(json.loads(line).get("id"))
     return ids
@@ -70,6 +71,7 @@ def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> Docke
         image=API_IMAGE,
         env_overrides={"MLOPS_REGISTRY": "file:///registry"},
         host_mounts={PUBLIC_KEY_MOUNT: str(keys)},
+        secrets={"xray-api-feedback": {"token": FEEDBACK_TOKEN}},  # the Secret the overlays' component reads
         published={8080: port},
     )
     # Read-write: the API appends its prediction log to the store's monitoring/ area (one object a batch).
@@ -117,6 +119,14 @@ def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
         outputs = json.loads(raw)["outputs"]
         assert outputs and outputs[0]["shape"][0] == 1
 
+        # Ground truth for that prediction: only with the token from the overlay's Secret.
+        truth = json.dumps({"request_id": answer["request_id"], "label": "covid"}).encode()
+        status, raw = http(base + "/feedback", truth, {"Content-Type": "application/json"})
+        assert status == 401, raw
+        bearer = {"Content-Type": "application/json", "Authorization": f"Bearer {FEEDBACK_TOKEN}"}
+        status, raw = http(base + "/feedback", truth, bearer)
+        assert status == 202, raw
+
         # The kubelet sends SIGTERM, then SIGKILL after terminationGracePeriodSeconds.
         started = time.monotonic()
         docker("kill", "--signal", "TERM", container_name)
@@ -127,8 +137,9 @@ def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
         logs = box.logs()
         assert state["ExitCode"] == 0, logs[-3000:]
         assert "Traceback" not in logs, logs[-3000:]
-    # The graceful stop flushed this prediction's record into the store, as the uid the pod runs as.
+    # The graceful stop flushed this prediction's record and its feedback into the store, as the pod's uid.
     assert answer["request_id"] in logged_request_ids(production_registry), "prediction not in the log"
+    assert answer["request_id"] in logged_request_ids(production_registry, "feedback"), "feedback not stored"
 
 
 def test_serving_image_holds_no_training_code_and_runs_as_non_root(images):

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.preprocessing import PreprocessSpec
 from core.settings import ValidationSettings
 from training.data import scan_folder
 from training.data_validation import validate
-from training.dataset_stats import image_statistics, summarize
+from training.dataset_stats import describe_files, summarize
 
 CFG = ValidationSettings()
+SPEC = PreprocessSpec(image_size=16, channels=1)  # the size make_dataset writes: no resampling
 
 
 def _write(path: Path, pixels: np.ndarray, mode: str | None = None) -> None:
@@ -44,43 +46,51 @@ def make_dataset(
 def reference_from(root: Path, ref: str = "production:4") -> tuple[str, dict]:
     """A reference version's manifest as training records it: classes and the dataset statistics."""
     dataset = scan_folder(root)
-    return ref, {"classes": dataset.classes, "dataset": {"statistics": summarize(dataset, CFG.stats_sample)}}
+    statistics = summarize(dataset, CFG.stats_sample, SPEC)
+    return ref, {"classes": dataset.classes, "dataset": {"statistics": statistics}}
 
 
 def check(root: Path, reference, mode: str = "retrain", cfg: ValidationSettings = CFG):
     dataset = scan_folder(root)
-    return validate(dataset, summarize(dataset, cfg.stats_sample), reference, cfg, mode)
+    return validate(dataset, summarize(dataset, cfg.stats_sample, SPEC), reference, cfg, mode)
 
 
-def test_image_statistics_of_known_images(tmp_path):
-    _write(tmp_path / "grey.png", np.full((20, 10), 51, np.uint8))  # 10 wide, 20 high
-    assert image_statistics(tmp_path / "grey.png") == {
-        "width": 10.0, "height": 20.0, "channels": 1.0,
-        "mean": pytest.approx(0.2), "std": pytest.approx(0.0, abs=1e-6),
-    }  # fmt: skip
+def _described(path: Path, channels: int = 1) -> dict:
+    (_, [described]), *_ = describe_files([path], PreprocessSpec(image_size=8, channels=channels))
+    return described
+
+
+def test_images_are_described_by_header_and_by_what_the_model_sees(tmp_path):
+    _write(tmp_path / "grey.png", np.full((20, 10), 51, np.uint8))  # 10 wide, 20 high, 51/255 = 0.2
+    grey = _described(tmp_path / "grey.png")
+    assert (grey["format"], grey["width"], grey["height"], grey["channels"]) == ("PNG", 10, 20, 1)
+    assert grey["mean"] == pytest.approx(0.2) and grey["std"] == pytest.approx(0.0, abs=1e-6)
+    assert grey["hist"] == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # 0.2 falls in [0.125, 0.25)
     red = np.zeros((4, 4, 4), np.uint8)
     red[..., 0], red[..., 3] = 255, 0  # pure red, fully transparent: alpha is not brightness
     _write(tmp_path / "red.png", red, "RGBA")
-    stats = image_statistics(tmp_path / "red.png")
-    assert stats["channels"] == 4.0 and stats["mean"] == pytest.approx(1 / 3)
+    assert _described(tmp_path / "red.png", channels=3)["mean"] == pytest.approx(1 / 3, abs=1e-4)
+    as_grey = _described(tmp_path / "red.png", channels=1)  # a grey model sees red's luma (BT.601)
+    assert as_grey["channels"] == 4 and as_grey["mean"] == pytest.approx(0.299, abs=1 / 255)
     Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(tmp_path / "deep.png")  # 16-bit grey
-    assert image_statistics(tmp_path / "deep.png")["mean"] == pytest.approx(1.0)
+    assert _described(tmp_path / "deep.png")["mean"] == pytest.approx(1.0)
     palette = Image.new("P", (4, 4))
     palette.putpalette([0, 0, 0, 255, 255, 255])
     palette.putdata([1] * 16)  # index 1 = white: the palette's colour, not the index, is the intensity
     palette.save(tmp_path / "palette.png")
-    assert image_statistics(tmp_path / "palette.png")["mean"] == pytest.approx(1.0)
+    assert _described(tmp_path / "palette.png")["mean"] == pytest.approx(1.0)
+    assert _described(tmp_path / "palette.png")["channels"] == 3  # the colours a palette expands to
 
 
 def test_summary_records_shares_size_channels_intensity(tmp_path):
     root = make_dataset(tmp_path / "d", {"a": 6, "b": 2}, level=51, size=12, noise=0)
-    stats = summarize(scan_folder(root), sample_size=100)
+    stats = summarize(scan_folder(root), 100, SPEC)
     assert stats["images"] == 8 and stats["sampled"] == 8
     assert stats["class_shares"] == {"a": 0.75, "b": 0.25}
     assert stats["width"] == {"median": 12.0, "p05": 12.0, "p95": 12.0}
     assert stats["channels"] == {"1": 1.0}
     assert stats["intensity"] == pytest.approx(0.2) and stats["contrast"] == 0.0
-    assert summarize(scan_folder(root), sample_size=3)["sampled"] == 3  # a sample, as configured
+    assert summarize(scan_folder(root), 3, SPEC)["sampled"] == 3  # a sample, as configured
 
 
 def test_the_same_kind_of_data_passes_without_findings(tmp_path):
