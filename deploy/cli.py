@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from core.actor import default_actor
-from core.errors import EXIT_ERROR, MlopsError, UsageError
+from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, MlopsError, UsageError
 from core.settings import Settings
 from deploy.model import resolve_model
 
@@ -37,6 +37,12 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError(f"{flags} cannot be used with --target {args.target}")
     if args.stop and args.model:
         raise UsageError("--stop takes no --model")
+    if args.canary is not None:
+        from deploy.canary import check_percent
+
+        if args.stop:
+            raise UsageError("--stop takes no --canary")
+        check_percent(args.canary)
 
 
 def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
@@ -49,6 +55,76 @@ def _report(args: argparse.Namespace, payload: dict[str, Any], ok: bool, done: s
     return 0 if ok else EXIT_ERROR
 
 
+def _record_canary(settings: Settings, ref: str, target: str, record: dict[str, Any]) -> None:
+    """The verdict, figures and decision: an audit event, and an annotation the email shows."""
+    try:
+        from registry import open_registry
+
+        reg = open_registry(settings)
+        why = "; ".join(record["reasons"]) or "every threshold held"
+        reg.record_event("canary", default_actor(), why, ref=ref, **record)
+        if ":" in ref:
+            reg.annotate(ref, "canary", record, actor=default_actor())
+    except (MlopsError, OSError) as exc:
+        print(f"deploy: warning: could not record the canary of {ref}: {exc}", file=sys.stderr)
+
+
+def _canary_report(
+    args: argparse.Namespace, model: Any, target: str, record: dict[str, Any], code: int
+) -> int:
+    """Print a canary's outcome (JSON, or the decision, the split and the figures); its exit code."""
+    if args.json:
+        print(json.dumps({"target": target, "model": asdict(model), **record}, indent=2, default=str))
+        return code
+    split = record["split"]
+    head = f"canary of {model.name} v{model.version} on {target}: {record['decision'].upper()}"
+    lines = [head + (": " + "; ".join(record["reasons"]) if record["reasons"] else "")]
+    if "expected_share" in split:
+        measured = split.get("measured_share")
+        lines.append(
+            f"  split: asked {split['requested_percent']:g}%, {split['canary']} canary vs "
+            f"{split['baseline']} baseline {split['unit']} -> expected {split['expected_share']:.0%}, "
+            + ("measured -" if measured is None else f"measured {measured:.0%}")
+        )
+    for side in ("baseline", "canary"):
+        f = record["figures"].get(side)
+        if f:
+            p99 = "-" if f["p99_latency_s"] is None else f"{f['p99_latency_s'] * 1000:.0f} ms"
+            lines.append(
+                f"  {side:<8} {f['requests']:>6} requests, error rate {f['error_rate']:.1%}, p99 {p99}, "
+                f"mean confidence {f['mean_confidence']}, classes {f['class_shares']}"
+            )
+    lines.append(f"  {record['detail']}")
+    print("\n".join(lines))
+    return code
+
+
+def _canary_record(outcome: Any, decision: str) -> dict[str, Any]:
+    return {
+        "verdict": outcome.verdict.status,
+        "decision": decision,
+        "reasons": outcome.verdict.reasons,
+        "figures": outcome.verdict.figures,
+        "split": outcome.split,
+        "detail": outcome.detail,
+    }
+
+
+def _canary_local(args: argparse.Namespace, settings: Settings, model: Any) -> int:
+    from deploy.canary import canary_local
+
+    outcome = canary_local(settings, model, args.canary)
+    decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
+    record = _canary_record(outcome, decision)
+    _record_canary(settings, model.ref, "local", record)
+    if outcome.rollout is not None:
+        _annotate(
+            settings, model.ref, "local", outcome.rollout.ok, {"url": outcome.url, "detail": outcome.detail}
+        )
+    code = 0 if outcome.promoted else (EXIT_FAILED_CHECK if outcome.pulled else EXIT_ERROR)
+    return _canary_report(args, model, "local", record, code)
+
+
 def _local(args: argparse.Namespace, settings: Settings) -> int:
     from deploy import local
 
@@ -57,6 +133,8 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
         _print(args, {"target": "local", "stopped": True, "detail": message}, message)
         return 0
     model = resolve_model(settings, args.model or settings.api.model_ref, verify=True)
+    if args.canary is not None:
+        return _canary_local(args, settings, model)
     outcome = local.deploy_local(settings, model, host=args.host, port=args.port)
     detail = {
         "url": outcome.url,
@@ -153,13 +231,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "dropped request. k8s: render k8s/overlays/OVERLAY with the image tag and model, "
             "kubectl apply, wait for the rollout, smoke-test, `kubectl rollout undo` on failure."
         ),
-        epilog="Exit codes: 0 deployed, 1 failed (rolled back), 2 usage.",
+        epilog="Exit codes: 0 deployed (with --canary: the canary passed and now serves all traffic), "
+        "1 failed (rolled back), 2 usage, 3 the canary was pulled (production untouched).",
     )
     parser.add_argument("--target", choices=["local", "k8s"], required=True, help="where to deploy")
     parser.add_argument(
         "--model", metavar="REF", help="registry ref (default: api.model_ref, production:current)"
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument(
+        "--canary",
+        type=float,
+        metavar="PERCENT",
+        help="serve the model to about PERCENT%% of requests beside the running production first, compare "
+        "both sides' /metrics (error rate, p99 latency, class shares, mean confidence; thresholds in the "
+        "[canary] settings), then roll it out fully (pass) or pull it (exit 3, production untouched)",
+    )
     group = parser.add_argument_group("local")
     group.add_argument("--port", type=int, metavar="P", help="stable port (default api.port)")
     group.add_argument("--host", metavar="H", help="address to listen on (default api.host)")
