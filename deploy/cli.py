@@ -43,6 +43,10 @@ def _check_options(args: argparse.Namespace) -> None:
         if args.stop:
             raise UsageError("--stop takes no --canary")
         check_percent(args.canary)
+        if args.target == "k8s":
+            # Not built yet: a k8s canary (its own Deployment behind the same Service) is issue 15's
+            # unfinished half; refusing here beats silently deploying to all traffic.
+            raise UsageError("--canary works with --target local only so far; deploy to k8s without it")
 
 
 def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
