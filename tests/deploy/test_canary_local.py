@@ -9,6 +9,7 @@ failed request on its side; candidate 2 (healthy) must be promoted.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections import Counter
@@ -97,6 +98,11 @@ def canary_env(monkeypatch) -> int:
     return free_port()
 
 
+def _note(line: str) -> None:
+    """Past capsys to the terminal (with -s): the reasons and the measured split, for the record."""
+    os.write(2, (line + "\n").encode())
+
+
 def _audit_canary_events() -> list[dict]:
     return [e for e in registry.open_registry(load_settings()).audit() if e.get("action") == "canary"]
 
@@ -125,7 +131,7 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
             assert state["current"]["pid"] == baseline_pid and state["current"]["version"] == 1
             assert not state.get("canary")
             assert requests.get(f"{url}/model", timeout=10).json()["version"] == 1
-            print(f"{fault}: {outcome['reasons']} split {outcome['split']}", file=sys.stderr)
+            _note(f"{fault}: {outcome['reasons']} split {outcome['split']}")
         kinds = [" ".join(e["reasons"]) for e in _audit_canary_events()]
         assert "error rate" in kinds[0] and "p99 latency" in kinds[1] and "class shares" in kinds[2], kinds
 
@@ -144,7 +150,7 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
             and split["expected_share"] == pytest.approx(1 / 3, 1e-3)
         )
         assert abs(split["measured_share"] - split["expected_share"]) < 0.15, split
-        print(f"healthy split {split}", file=sys.stderr)
+        _note(f"healthy: split {split}")
         assert requests.get(f"{url}/model", timeout=10).json()["version"] == 2
         events = _audit_canary_events()
         assert [e["decision"] for e in events] == ["pulled", "pulled", "pulled", "promoted"]
