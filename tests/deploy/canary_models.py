@@ -2,8 +2,8 @@
 
 The canary tests and benchmark need a model that predicts every class with varied confidence (a
 random tiny network mostly says one class, hiding a collapse), so its weights are set by hand:
-mean intensity m in [0, 1] gives logits (6 - 12 m, 0, 12 m - 6): dark covid, mid normal, bright
-pneumonia.
+mean intensity m in [0, 1] gives logits (4 - 12 m, 0, 12 m - 8): covid below a third, pneumonia
+above two thirds, normal between.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def save_brightness_model(folder: Path) -> dict:
         ]
     )
     model.layers[-1].set_weights(
-        [np.array([[-12.0, 0.0, 12.0]], "float32"), np.array([6.0, 0.0, -6.0], "float32")]
+        [np.array([[-12.0, 0.0, 12.0]], "float32"), np.array([4.0, 0.0, -8.0], "float32")]
     )
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
