@@ -15,7 +15,7 @@ from core.settings import Settings
 from deploy.model import resolve_model
 
 LOCAL_ONLY = ("port", "host", "stop")
-K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
+K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run", "expect_production")
 
 
 def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) -> None:
@@ -43,10 +43,8 @@ def _check_options(args: argparse.Namespace) -> None:
         if args.stop:
             raise UsageError("--stop takes no --canary")
         check_percent(args.canary)
-        if args.target == "k8s":
-            # Not built yet: a k8s canary (its own Deployment behind the same Service) is issue 15's
-            # unfinished half; refusing here beats silently deploying to all traffic.
-            raise UsageError("--canary works with --target local only so far; deploy to k8s without it")
+    elif getattr(args, "expect_production", None) is not None:
+        raise UsageError("--expect-production goes with --canary (it guards the promotion a canary makes)")
 
 
 def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
@@ -129,6 +127,55 @@ def _canary_local(args: argparse.Namespace, settings: Settings, model: Any) -> i
     return _canary_report(args, model, "local", record, code)
 
 
+def _canary_k8s_plan(
+    args: argparse.Namespace, settings: Settings, model: Any, overlay: str, tag: str, outcome: Any
+) -> int:
+    """--dry-run: the canary's manifests, its split and the commands it would run."""
+    commands, split = [shlex.join(c) for c in outcome.commands], outcome.split
+    if args.json:
+        payload = {
+            "target": "k8s", "overlay": overlay, "namespace": outcome.namespace, "model": asdict(model),
+            "image_tag": tag, "split": split, "manifests": outcome.manifests, "commands": commands,
+        }  # fmt: skip
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(outcome.manifests, end="")
+    say = lambda line: print(f"deploy: {line}", file=sys.stderr)  # noqa: E731
+    say(
+        f"canary: {split['canary']} canary pod(s) beside {split['baseline']} production pod(s): about "
+        f"{split['expected_share']:.0%} of the traffic (asked for {split['requested_percent']:g}%)"
+    )
+    notes = {4: "  # the analysis reads both sides' /metrics", 6: "  # pass or fail, after the analysis"}
+    for i, cmd in enumerate(commands):
+        say(f"would run: {cmd}{notes.get(i, '')}")
+    say(
+        "then on a pass: mlops promote (the registry's policy) and the full rollout of "
+        f"deployment/{settings.deploy.deployment} (see mlops deploy --target k8s --overlay {overlay} "
+        "--dry-run); on a fail: exit 3, production untouched"
+    )
+    return 0
+
+
+def _canary_k8s(args: argparse.Namespace, settings: Settings, model: Any, overlay: str, tag: str) -> int:
+    from deploy.k8s_canary import canary_k8s
+    from deploy.promotion import parse_expected
+
+    promote_as = {"approved_by": None, "expected": parse_expected(args.expect_production)}
+    outcome = canary_k8s(settings, model, overlay, tag, args.canary, promote_as, args.smoke_url, args.dry_run)
+    commands = [shlex.join(c) for c in outcome.commands]
+    if args.dry_run:
+        return _canary_k8s_plan(args, settings, model, overlay, tag, outcome)
+    decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
+    record = {**_canary_record(outcome, decision), "namespace": outcome.namespace, "commands": commands}
+    target = f"k8s:{overlay}"
+    _record_canary(settings, model.ref, target, record)
+    if outcome.rollout is not None:
+        detail = {"namespace": outcome.namespace, "image_tag": tag, "detail": outcome.rollout.detail}
+        _annotate(settings, model.ref, target, outcome.rollout.ok, detail)
+    code = 0 if outcome.promoted else (EXIT_FAILED_CHECK if outcome.pulled else EXIT_ERROR)
+    return _canary_report(args, model, target, record, code)
+
+
 def _local(args: argparse.Namespace, settings: Settings) -> int:
     from deploy import local
 
@@ -166,6 +213,8 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
             f"{model.ref} is a local file; a cluster can only load registry refs (e.g. production:7)"
         )
     tag = args.image_tag or settings.deploy.image_tag
+    if args.canary is not None:
+        return _canary_k8s(args, settings, model, overlay, tag)
     outcome = k8s.deploy_k8s(settings, model, overlay, tag, smoke_url=args.smoke_url, dry_run=args.dry_run)
     if args.dry_run:
         if args.json:
@@ -265,6 +314,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     group.add_argument(
         "--dry-run", action="store_true", help="print the manifests and the commands; apply nothing"
+    )
+    group.add_argument(
+        "--expect-production",
+        metavar="N|none",
+        help="with --canary: the production version the approval was given against; the promotion a "
+        "passing canary makes fails with a conflict if production moved (default: as read at promotion)",
     )
     parser.set_defaults(handler=run_deploy)
 
