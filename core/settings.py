@@ -187,6 +187,21 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class CanarySettings:
+    # `mlops deploy --canary PCT`: the candidate serves a share of traffic beside production, and
+    # its /metrics are compared with the baseline's over the same window (deploy/canary_analysis.py).
+    requests: int = 300  # the analysis passes once the canary has served this many /predict requests ...
+    duration_s: float = 600.0  # ... and gives up (pulls) after this long without enough of them
+    min_requests: int = 100  # no verdict before each side has served this many: small samples mislead
+    interval_s: float = 2.0  # how often both sides' /metrics are read (and progress printed)
+    max_error_rate_increase: float = 0.02  # canary 5xx share minus baseline's
+    max_p99_ratio: float = 2.0  # canary p99 latency / baseline p99 ...
+    min_p99_increase_s: float = 0.1  # ... and at least this much slower (histogram buckets are coarse)
+    max_class_share_shift: float = 0.25  # total variation distance between the predicted class shares
+    max_confidence_drop: float = 0.10  # baseline mean confidence minus canary's
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = Path(".mlops")  # local state: registry, runs, outbox, pid files
     registry: RegistrySettings = field(default_factory=RegistrySettings)
@@ -201,6 +216,7 @@ class Settings:
     sources: SourceSettings = field(default_factory=SourceSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    canary: CanarySettings = field(default_factory=CanarySettings)
 
     # Every path under the home folder is defined here and nowhere else.
     @property

@@ -10,12 +10,12 @@ from dataclasses import asdict
 from typing import Any
 
 from core.actor import default_actor
-from core.errors import EXIT_ERROR, MlopsError, UsageError
+from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, MlopsError, UsageError
 from core.settings import Settings
 from deploy.model import resolve_model
 
 LOCAL_ONLY = ("port", "host", "stop")
-K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
+K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run", "expect_production")
 
 
 def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) -> None:
@@ -37,6 +37,14 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError(f"{flags} cannot be used with --target {args.target}")
     if args.stop and args.model:
         raise UsageError("--stop takes no --model")
+    if args.canary is not None:
+        from deploy.canary import check_percent
+
+        if args.stop:
+            raise UsageError("--stop takes no --canary")
+        check_percent(args.canary)
+    elif getattr(args, "expect_production", None) is not None:
+        raise UsageError("--expect-production goes with --canary (it guards the promotion a canary makes)")
 
 
 def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
@@ -49,6 +57,125 @@ def _report(args: argparse.Namespace, payload: dict[str, Any], ok: bool, done: s
     return 0 if ok else EXIT_ERROR
 
 
+def _record_canary(settings: Settings, ref: str, target: str, record: dict[str, Any]) -> None:
+    """The verdict, figures and decision: an audit event, and an annotation the email shows."""
+    try:
+        from registry import open_registry
+
+        reg = open_registry(settings)
+        why = "; ".join(record["reasons"]) or "every threshold held"
+        reg.record_event("canary", default_actor(), why, ref=ref, **record)
+        if ":" in ref:
+            reg.annotate(ref, "canary", record, actor=default_actor())
+    except (MlopsError, OSError) as exc:
+        print(f"deploy: warning: could not record the canary of {ref}: {exc}", file=sys.stderr)
+
+
+def _canary_report(
+    args: argparse.Namespace, model: Any, target: str, record: dict[str, Any], code: int
+) -> int:
+    """Print a canary's outcome (JSON, or the decision, the split and the figures); its exit code."""
+    if args.json:
+        print(json.dumps({"target": target, "model": asdict(model), **record}, indent=2, default=str))
+        return code
+    split = record["split"]
+    head = f"canary of {model.name} v{model.version} on {target}: {record['decision'].upper()}"
+    lines = [head + (": " + "; ".join(record["reasons"]) if record["reasons"] else "")]
+    if "expected_share" in split:
+        measured = split.get("measured_share")
+        lines.append(
+            f"  split: asked {split['requested_percent']:g}%, {split['canary']} canary vs "
+            f"{split['baseline']} baseline {split['unit']} -> expected {split['expected_share']:.0%}, "
+            + ("measured -" if measured is None else f"measured {measured:.0%}")
+        )
+    for side in ("baseline", "canary"):
+        f = record["figures"].get(side)
+        if f:
+            p99 = "-" if f["p99_latency_s"] is None else f"{f['p99_latency_s'] * 1000:.0f} ms"
+            lines.append(
+                f"  {side:<8} {f['requests']:>6} requests, error rate {f['error_rate']:.1%}, p99 {p99}, "
+                f"mean confidence {f['mean_confidence']}, classes {f['class_shares']}"
+            )
+    lines.append(f"  {record['detail']}")
+    print("\n".join(lines))
+    return code
+
+
+def _canary_record(outcome: Any, decision: str) -> dict[str, Any]:
+    return {
+        "verdict": outcome.verdict.status,
+        "decision": decision,
+        "reasons": outcome.verdict.reasons,
+        "figures": outcome.verdict.figures,
+        "split": outcome.split,
+        "detail": outcome.detail,
+    }
+
+
+def _canary_local(args: argparse.Namespace, settings: Settings, model: Any) -> int:
+    from deploy.canary import canary_local
+
+    outcome = canary_local(settings, model, args.canary)
+    decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
+    record = _canary_record(outcome, decision)
+    _record_canary(settings, model.ref, "local", record)
+    if outcome.rollout is not None:
+        _annotate(
+            settings, model.ref, "local", outcome.rollout.ok, {"url": outcome.url, "detail": outcome.detail}
+        )
+    code = 0 if outcome.promoted else (EXIT_FAILED_CHECK if outcome.pulled else EXIT_ERROR)
+    return _canary_report(args, model, "local", record, code)
+
+
+def _canary_k8s_plan(
+    args: argparse.Namespace, settings: Settings, model: Any, overlay: str, tag: str, outcome: Any
+) -> int:
+    """--dry-run: the canary's manifests, its split and the commands it would run."""
+    commands, split = [shlex.join(c) for c in outcome.commands], outcome.split
+    if args.json:
+        payload = {
+            "target": "k8s", "overlay": overlay, "namespace": outcome.namespace, "model": asdict(model),
+            "image_tag": tag, "split": split, "manifests": outcome.manifests, "commands": commands,
+        }  # fmt: skip
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(outcome.manifests, end="")
+    say = lambda line: print(f"deploy: {line}", file=sys.stderr)  # noqa: E731
+    say(
+        f"canary: {split['canary']} canary pod(s) beside {split['baseline']} production pod(s): about "
+        f"{split['expected_share']:.0%} of the traffic (asked for {split['requested_percent']:g}%)"
+    )
+    notes = {4: "  # the analysis reads both sides' /metrics", 6: "  # pass or fail, after the analysis"}
+    for i, cmd in enumerate(commands):
+        say(f"would run: {cmd}{notes.get(i, '')}")
+    say(
+        "then on a pass: mlops promote (the registry's policy) and the full rollout of "
+        f"deployment/{settings.deploy.deployment} (see mlops deploy --target k8s --overlay {overlay} "
+        "--dry-run); on a fail: exit 3, production untouched"
+    )
+    return 0
+
+
+def _canary_k8s(args: argparse.Namespace, settings: Settings, model: Any, overlay: str, tag: str) -> int:
+    from deploy.k8s_canary import canary_k8s
+    from deploy.promotion import parse_expected
+
+    promote_as = {"approved_by": None, "expected": parse_expected(args.expect_production)}
+    outcome = canary_k8s(settings, model, overlay, tag, args.canary, promote_as, args.smoke_url, args.dry_run)
+    commands = [shlex.join(c) for c in outcome.commands]
+    if args.dry_run:
+        return _canary_k8s_plan(args, settings, model, overlay, tag, outcome)
+    decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
+    record = {**_canary_record(outcome, decision), "namespace": outcome.namespace, "commands": commands}
+    target = f"k8s:{overlay}"
+    _record_canary(settings, model.ref, target, record)
+    if outcome.rollout is not None:
+        detail = {"namespace": outcome.namespace, "image_tag": tag, "detail": outcome.rollout.detail}
+        _annotate(settings, model.ref, target, outcome.rollout.ok, detail)
+    code = 0 if outcome.promoted else (EXIT_FAILED_CHECK if outcome.pulled else EXIT_ERROR)
+    return _canary_report(args, model, target, record, code)
+
+
 def _local(args: argparse.Namespace, settings: Settings) -> int:
     from deploy import local
 
@@ -57,6 +184,8 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
         _print(args, {"target": "local", "stopped": True, "detail": message}, message)
         return 0
     model = resolve_model(settings, args.model or settings.api.model_ref, verify=True)
+    if args.canary is not None:
+        return _canary_local(args, settings, model)
     outcome = local.deploy_local(settings, model, host=args.host, port=args.port)
     detail = {
         "url": outcome.url,
@@ -84,6 +213,8 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
             f"{model.ref} is a local file; a cluster can only load registry refs (e.g. production:7)"
         )
     tag = args.image_tag or settings.deploy.image_tag
+    if args.canary is not None:
+        return _canary_k8s(args, settings, model, overlay, tag)
     outcome = k8s.deploy_k8s(settings, model, overlay, tag, smoke_url=args.smoke_url, dry_run=args.dry_run)
     if args.dry_run:
         if args.json:
@@ -153,13 +284,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "dropped request. k8s: render k8s/overlays/OVERLAY with the image tag and model, "
             "kubectl apply, wait for the rollout, smoke-test, `kubectl rollout undo` on failure."
         ),
-        epilog="Exit codes: 0 deployed, 1 failed (rolled back), 2 usage.",
+        epilog="Exit codes: 0 deployed (with --canary: the canary passed and now serves all traffic), "
+        "1 failed (rolled back), 2 usage, 3 the canary was pulled (production untouched).",
     )
     parser.add_argument("--target", choices=["local", "k8s"], required=True, help="where to deploy")
     parser.add_argument(
         "--model", metavar="REF", help="registry ref (default: api.model_ref, production:current)"
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument(
+        "--canary",
+        type=float,
+        metavar="PERCENT",
+        help="serve the model to about PERCENT%% of requests beside the running production first, compare "
+        "both sides' /metrics (error rate, p99 latency, class shares, mean confidence; thresholds in the "
+        "[canary] settings), then roll it out fully (pass) or pull it (exit 3, production untouched)",
+    )
     group = parser.add_argument_group("local")
     group.add_argument("--port", type=int, metavar="P", help="stable port (default api.port)")
     group.add_argument("--host", metavar="H", help="address to listen on (default api.host)")
@@ -174,6 +314,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     group.add_argument(
         "--dry-run", action="store_true", help="print the manifests and the commands; apply nothing"
+    )
+    group.add_argument(
+        "--expect-production",
+        metavar="N|none",
+        help="with --canary: the production version the approval was given against; the promotion a "
+        "passing canary makes fails with a conflict if production moved (default: as read at promotion)",
     )
     parser.set_defaults(handler=run_deploy)
 

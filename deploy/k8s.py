@@ -7,6 +7,7 @@ rollout and `rollout undo` restores the old ref with the old pods) and change-ca
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,12 +167,13 @@ def plan(settings: Settings, namespace: str, smoke_url: str | None) -> list[list
     return steps
 
 
-def _smoke_via_port_forward(settings: Settings, namespace: str, model: Model) -> SmokeResult:
-    """Smoke-test through `kubectl port-forward` to the Service (no public URL needed)."""
+@contextlib.contextmanager
+def port_forward(settings: Settings, namespace: str, target: str, remote: int) -> Iterator[str]:
+    """`kubectl port-forward TARGET` to a free loopback port, ready (GET /readyz); yields its URL."""
     port = free_port()
     cmd = [
-        kubectl_path(settings), "port-forward", "-n", namespace,
-        f"service/{settings.deploy.deployment}", f"{port}:80", "--address", "127.0.0.1",
+        kubectl_path(settings), "port-forward", "-n", namespace, target, f"{port}:{remote}",
+        "--address", "127.0.0.1",
     ]  # fmt: skip
     _say("$ " + shlex.join(cmd))
     forward = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -178,10 +181,19 @@ def _smoke_via_port_forward(settings: Settings, namespace: str, model: Model) ->
         url = f"http://127.0.0.1:{port}"
         why = wait_ready(f"{url}/readyz", settings.deploy.smoke_timeout_s, lambda: forward.poll() is None)
         if why is not None:
-            return SmokeResult(url=url, failures=[f"port-forward: {why}"])
-        return smoke_test(url, model.version, timeout_s=settings.deploy.smoke_timeout_s)
+            raise MlopsError(f"port-forward to {target}: {why}")
+        yield url
     finally:
         terminate(forward, 10)
+
+
+def _smoke_via_port_forward(settings: Settings, namespace: str, model: Model) -> SmokeResult:
+    """Smoke-test through `kubectl port-forward` to the Service (no public URL needed)."""
+    try:
+        with port_forward(settings, namespace, f"service/{settings.deploy.deployment}", 80) as url:
+            return smoke_test(url, model.version, timeout_s=settings.deploy.smoke_timeout_s)
+    except MlopsError as exc:
+        return SmokeResult(url="port-forward", failures=[str(exc)])
 
 
 def _smoke(settings: Settings, namespace: str, model: Model, smoke_url: str | None) -> SmokeResult:

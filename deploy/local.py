@@ -46,6 +46,7 @@ class Server:
     version: int | None
     log: str
     started_at: str
+    workers: int | None = None  # None: a state file from before this was recorded
 
     @property
     def admin_url(self) -> str:
@@ -157,7 +158,9 @@ def start_server(settings: Settings, model: Model, listener: socket.socket, host
         pid = sockets.spawn(spec["cmd"], [listener, private], log, spec["env"])
     finally:
         private.close()  # the server holds its own copy
-    return Server(pid, admin_port, model.ref, model.name, model.version, str(log), _now())
+    return Server(
+        pid, admin_port, model.ref, model.name, model.version, str(log), _now(), settings.api.workers
+    )
 
 
 def _watch(settings: Settings, holder: dict[str, Any], server: Server, host: str, port: int) -> None:
@@ -331,12 +334,15 @@ def _stop_local(settings: Settings) -> str:
     if state.get("holder") and alive(state["holder"]["pid"]):
         state = _adopt(state)  # the server the holder may have restarted is the one to stop
         sockets.unwatch(state["holder"]["control"])  # stopping it on purpose: no restart
-    if state.get("current") and alive(state["current"]["pid"]):
-        terminate(state["current"]["pid"], settings.deploy.stop_timeout_s, group=True)
-        stopped.append(f"API pid {state['current']['pid']} (v{state['current']['version']})")
+    for role, what in (("canary", "canary"), ("current", "API")):
+        if state.get(role) and alive(state[role]["pid"]):
+            terminate(state[role]["pid"], settings.deploy.stop_timeout_s, group=True)
+            stopped.append(f"{what} pid {state[role]['pid']} (v{state[role]['version']})")
     if state.get("holder") and alive(state["holder"]["pid"]):
         sockets.stop_holder(state["holder"]["control"], state["holder"]["pid"])
     if not state:
         return "no local deployment to stop"
-    _save_state(settings, {**state, "holder": None, "current": None, "previous": state.get("current")})
+    _save_state(
+        settings, {**state, "holder": None, "current": None, "canary": None, "previous": state.get("current")}
+    )
     return ("stopped " + ", ".join(stopped)) if stopped else "the local API was not running"

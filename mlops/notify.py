@@ -121,6 +121,19 @@ def _sections(
     if annotations.get("deployments"):
         last = annotations["deployments"][-1]
         facts["Deployed"] = f"{last.get('target', '?')}: {last.get('result', '?')} at {last.get('at', '?')}"
+    if annotations.get("canary"):
+        last = annotations["canary"][-1]
+        figures = last.get("figures") or {}
+        sides = ", ".join(
+            f"{side} {f.get('requests')} req, {f.get('error_rate', 0):.1%} errors, "
+            f"p99 {f.get('p99_latency_s')} s, confidence {f.get('mean_confidence')}"
+            for side in ("canary", "baseline")
+            if (f := figures.get(side))
+        )
+        why = "; ".join(last.get("reasons") or []) or "every threshold held"
+        facts["Canary"] = (
+            f"{str(last.get('decision', '?')).upper()} ({why}) at {last.get('at', '?')}: {sides}"
+        )
     parent = manifest.get("parent")
     if parent:
         facts["Fine-tuned from"] = f"{parent.get('area')}:{parent.get('version')}"

@@ -50,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if bundle is None:
         bundle = _load(app)
     app.extensions["mlops_bundle"] = bundle
-    metrics = ApiMetrics()
+    metrics = ApiMetrics(str(bundle.version))
     metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
     app.extensions["mlops_metrics"] = metrics
 
@@ -93,8 +93,10 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        metrics.requests.labels(endpoint, request.method, str(response.status_code), metrics.version).inc()
+        metrics.latency.labels(endpoint, metrics.version).observe(
+            time.perf_counter() - g.get("started", time.perf_counter())
+        )
         if "request_id" in g:
             response.headers["X-Request-Id"] = g.request_id
         return response

@@ -30,25 +30,34 @@ WIDTH_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 class ApiMetrics:
-    """The API's metrics, registered in a registry of their own (one per app)."""
+    """The API's metrics, registered in a registry of their own (one per app).
 
-    def __init__(self) -> None:
+    The traffic metrics (requests, latency, predictions, confidence) carry the served `version`, so
+    a canary and its baseline are told apart wherever their series meet (deploy/canary_analysis.py);
+    alert rules sum over it.
+    """
+
+    def __init__(self, version: str = "") -> None:
+        self.version = version
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "mlops_api_requests",
             "HTTP requests by endpoint, method and status code",
-            ["endpoint", "method", "status"],
+            ["endpoint", "method", "status", "version"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "mlops_api_request_latency_seconds",
             "Request latency by endpoint",
-            ["endpoint"],
+            ["endpoint", "version"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.predictions = Counter(
-            "mlops_api_predictions", "Predictions by predicted class", ["label"], registry=self.registry
+            "mlops_api_predictions",
+            "Predictions by predicted class",
+            ["label", "version"],
+            registry=self.registry,
         )
         self.model_info = Gauge(
             "mlops_api_model_info",
@@ -60,6 +69,7 @@ class ApiMetrics:
         self.confidence = Histogram(
             "mlops_api_prediction_confidence",
             "Largest class probability of each prediction",
+            ["version"],
             buckets=CONFIDENCE_BUCKETS,
             registry=self.registry,
         )

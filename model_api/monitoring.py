@@ -161,7 +161,7 @@ def record_predictions(
     at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for i, row in enumerate(probabilities):
         conf = confidence(row)
-        metrics.confidence.observe(conf)
+        metrics.confidence.labels(metrics.version).observe(conf)
         if inputs is None:
             continue
         stats = inputs[i]

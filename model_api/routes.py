@@ -129,7 +129,7 @@ def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> li
     results = []
     for row, prediction_id in zip(probabilities, ids, strict=True):
         label = model.classes[int(np.argmax(row))]
-        metrics.predictions.labels(label).inc()
+        metrics.predictions.labels(label, metrics.version).inc()
         results.append(
             {
                 "label": label,

@@ -342,6 +342,13 @@ class Registry:
         except (RegistryError, OSError) as exc:  # a read-only store: the refusal still stands
             print(f"registry: warning: could not record the refusal in the audit log: {exc}", file=sys.stderr)
 
+    def record_event(self, action: str, actor: str, reason: str = "", **what: Any) -> None:
+        """Put a decision taken outside the registry on the record (a canary's verdict), like a refusal."""
+        try:
+            self._audit(action, actor, reason, **what)
+        except (RegistryError, OSError) as exc:  # a read-only store: the decision still stands
+            print(f"registry: warning: could not record {action!r} in the audit log: {exc}", file=sys.stderr)
+
     def check_writable(self, actor: str) -> None:
         """Pre-flight: write (and remove) a probe object, so a long job never ends in a failed upload."""
         if self.uri.startswith("gs://"):

@@ -11,11 +11,15 @@ unchanged from what it really holds; a Deployment whose pod template changes get
     deployment.apps/xray-api rolled back                      rollout undo
     error: no rollout history found for deployment "xray-api" rollout undo with one revision
     Error from server (NotFound): deployments.apps "xray-api" not found
+    deployment.apps "xray-api-canary" deleted                 delete deployment NAME
+    pod/xray-api-5d8c7b9f4-0                                  get pods -l SELECTOR -o name
 
 KUBECTL_STANDIN_LOG      JSON lines file: one {"argv", "stdin"} per call; the cluster state lives beside it
 KUBECTL_STANDIN_REAL     the real kubectl, run for `kustomize`
 KUBECTL_STANDIN_FAIL     comma list of steps that fail once each: apply, status (the cluster's own failures)
-KUBECTL_STANDIN_FORWARD  host:port that `port-forward ... LOCAL:80` forwards LOCAL to (TCP)
+KUBECTL_STANDIN_FORWARD  host:port that `port-forward service/... LOCAL:80` forwards LOCAL to (TCP)
+KUBECTL_STANDIN_FORWARDS JSON {deployment name: host:port}: where `port-forward deployment/NAME` or
+                         `pod/POD` (a pod of that Deployment) forwards, so each side can be its own server
 """
 
 from __future__ import annotations
@@ -195,6 +199,44 @@ def rollout_status(key: str, name: str) -> int:
     return 0
 
 
+def pods(namespace: str, selector: str) -> list[str]:
+    """The pods the cluster's Deployments in NAMESPACE run whose labels match SELECTOR (k=v, k!=v)."""
+    wanted = [term.partition("!=") if "!=" in term else term.partition("=") for term in selector.split(",")]
+    found = []
+    for key, deployment in sorted(load_cluster()["objects"].items()):
+        kind, ns, name = key.split("/")
+        if kind != "Deployment" or ns != namespace:
+            continue
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        if all((labels.get(k) == v) == (op == "=") for k, op, v in wanted):
+            revision = deployment["metadata"]["annotations"][REVISION]
+            found += [f"{name}-{revision}x{i}" for i in range(deployment["spec"].get("replicas", 1))]
+    return found
+
+
+def delete_deployment(key: str, name: str) -> int:
+    cluster = load_cluster()
+    if cluster["objects"].pop(key, None) is None:
+        print(f'Error from server (NotFound): deployments.apps "{name}" not found', file=sys.stderr)
+        return 1
+    cluster["history"].pop(key, None)
+    _save(cluster)
+    print(f'deployment.apps "{name}" deleted')
+    return 0
+
+
+def forward_target(argv: list[str]) -> str:
+    """Where a port-forward goes: a Deployment's (or its pod's) server, else KUBECTL_STANDIN_FORWARD."""
+    target = next(a for a in argv[1:] if "/" in a)
+    kind, _, name = target.partition("/")
+    if kind in ("deployment", "pod"):
+        forwards = json.loads(os.environ.get("KUBECTL_STANDIN_FORWARDS", "{}"))
+        # pods are named DEPLOYMENT-REVISIONxI here, like kubectl's DEPLOYMENT-HASH-SUFFIX
+        deployment = name.rsplit("-", 1)[0] if kind == "pod" else name
+        return forwards[deployment]
+    return os.environ["KUBECTL_STANDIN_FORWARD"]
+
+
 def get_json(key: str, name: str) -> int:
     deployment = _deployment(key, name)
     if deployment is None:
@@ -231,9 +273,16 @@ def main(argv: list[str]) -> int:
         return code
     if argv[:1] == ["get"] and argv[-2:] == ["-o", "json"]:
         return get_json(*_deployment_key(argv))
+    if argv[:2] == ["get", "pods"] and argv[-2:] == ["-o", "name"]:
+        namespace = argv[argv.index("-n") + 1] if "-n" in argv else "default"
+        for pod in pods(namespace, argv[argv.index("-l") + 1]):
+            print(f"pod/{pod}")
+        return 0
+    if argv[:2] == ["delete", "deployment"]:
+        return delete_deployment(*_deployment_key(argv))
     if argv[:1] == ["port-forward"]:
-        local_port = int(next(a for a in argv if a.endswith(":80")).split(":")[0])
-        port_forward(local_port, os.environ["KUBECTL_STANDIN_FORWARD"])
+        local_port = int(next(a for a in argv if a.endswith((":80", ":8080"))).split(":")[0])
+        port_forward(local_port, forward_target(argv))
     print(f"kubectl stand-in: unsupported call {argv}", file=sys.stderr)
     return 2
 

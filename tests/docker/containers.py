@@ -20,7 +20,8 @@ from podspec import DockerRun, docker_run_for
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_IMAGE = "mlops-xray-train:latest"
 API_IMAGE = "mlops-xray-api:latest"
-# Where the rendered manifests mount the signing Secrets (k8s/training/job.yaml, k8s/base/deployment.yaml).
+# Where the rendered manifests mount the signing Secrets (k8s/training/job.yaml,
+# k8s/base/deployment/deployment.yaml).
 SIGNING_MOUNT = "/etc/mlops/signing"
 PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
 # A promotion as the Jenkins agent runs it: the input's submitter is the authenticated approver.

@@ -31,6 +31,7 @@ PLACEHOLDERS: dict[str, list[str]] = {
     "MLOPS_REPORTS": ["reports"],
     "APPROVED_BY": ["product-owner"],
     "EXPECTED_PRODUCTION": ["3", "none"],
+    "CANARY_PERCENT": ["20", "10"],
     "APPROVAL_REASON": ["metrics, report and model tests reviewed"],
     "NOTIFY_EVENT": [local_pipeline.EVENT_CANDIDATE, local_pipeline.EVENT_TESTS],
     "WINDOW": ["24h", "90m"],
@@ -131,7 +132,7 @@ def test_the_exit_3_branching_lives_in_one_helper():
     """No stage tests the exit code itself: each goes through mlopsChecked, the one place for the rule."""
     text = (ROOT / "Jenkinsfile").read_text()
     assert text.count("rc == 3") == 1 and len(HELPER_SH.findall(text)) == 1
-    assert len(HELPER_CALL.findall(text)) == 4  # train, retrain and the two model-test stages
+    assert len(HELPER_CALL.findall(text)) == 5  # train, retrain, the two model-test stages, the canary
 
 
 def test_the_tests_pipeline_asks_the_cli_which_model_to_check():

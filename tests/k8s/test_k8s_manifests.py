@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,72 @@ def test_the_training_job_signs_with_a_key_from_a_secret():
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["secret"]["secretName"] == "mlops-signing-key" and mount["readOnly"] is True
     assert volume["secret"]["defaultMode"] == 0o440  # the private key: owner and group only
+
+
+def canary_render(overlay: str) -> list[dict]:
+    """The overlay plus the canary component, as `mlops deploy --canary` renders it (candidate v8, 2 pods)."""
+    from core.settings import load_settings
+    from deploy.k8s_canary import render_canary
+    from deploy.model import Model
+
+    settings = replace(load_settings(), deploy=replace(load_settings().deploy, k8s_dir=str(K8S)))
+    live, candidate = Model("production:7", "xray-classifier", 7), Model("testing:8", "xray-classifier", 8)
+    return [d for d in yaml.safe_load_all(render_canary(settings, overlay, "t8", live, candidate, 2)) if d]
+
+
+# Everything a canary pod must share with production; only labels, annotations and the model ref differ.
+SAME_POD = ("securityContext", "volumes", "serviceAccountName", "automountServiceAccountToken",
+            "terminationGracePeriodSeconds")  # fmt: skip
+SAME_CONTAINER = ("image", "command", "args", "ports", "envFrom", "startupProbe", "readinessProbe",
+                  "livenessProbe", "lifecycle", "resources", "securityContext", "volumeMounts")  # fmt: skip
+
+
+def canary_differences(production: dict, canary: dict) -> list[str]:
+    """Fields in which the canary's pod template differs from production's (besides the model ref)."""
+    p_pod, c_pod = production["spec"]["template"]["spec"], canary["spec"]["template"]["spec"]
+    wrong = [key for key in SAME_POD if p_pod.get(key) != c_pod.get(key)]
+    (p_box,), (c_box,) = p_pod["containers"], c_pod["containers"]
+    wrong += [f"container.{key}" for key in SAME_CONTAINER if p_box.get(key) != c_box.get(key)]
+    model_env = {"MLOPS_MODEL_REF", "MLOPS_MODEL_VERSION"}
+    if [e for e in c_box["env"] if e["name"] not in model_env] != p_box["env"]:
+        wrong.append("container.env")
+    return wrong
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_canary_renders_validates_and_matches_production(overlay):
+    documents = canary_render(overlay)
+    result = validate(yaml.safe_dump_all(documents))
+    assert result.returncode == 0, result.stdout + result.stderr
+    deployments = {d["metadata"]["name"]: d for d in by_kind(documents, "Deployment")}
+    production, canary = deployments["xray-api"], deployments["xray-api-canary"]
+    assert canary_differences(production, canary) == []
+    assert canary["metadata"]["namespace"] == production["metadata"]["namespace"]
+    assert canary["spec"]["replicas"] == 2
+    env = {e["name"]: e["value"] for e in canary["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MLOPS_MODEL_REF"] == "testing:8" and env["MLOPS_MODEL_VERSION"] == "8"
+    # Own selector; production's stays as it was (immutable), its pods now labelled stable.
+    assert production["spec"]["selector"]["matchLabels"] == {"app": "xray-api"}
+    assert canary["spec"]["selector"]["matchLabels"] == {"app": "xray-api", "track": "canary"}
+    assert production["spec"]["template"]["metadata"]["labels"]["track"] == "stable"
+    # The one Service selects both sides' pods; the one PDB covers both (k8s/README.md).
+    (service,) = by_kind(documents, "Service")
+    (pdb,) = by_kind(documents, "PodDisruptionBudget")
+    for deployment in (production, canary):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_a_weaker_canary_is_caught():
+    """Negative control: a canary with a writable root filesystem, or another probe, differs."""
+    documents = canary_render("production")
+    deployments = {d["metadata"]["name"]: d for d in by_kind(documents, "Deployment")}
+    production, canary = deployments["xray-api"], deployments["xray-api-canary"]
+    box = canary["spec"]["template"]["spec"]["containers"][0]
+    box["securityContext"]["readOnlyRootFilesystem"] = False
+    box["readinessProbe"]["periodSeconds"] = 60
+    canary["spec"]["template"]["spec"]["volumes"].pop()
+    assert canary_differences(production, canary) == [
+        "volumes", "container.readinessProbe", "container.securityContext",
+    ]  # fmt: skip

@@ -81,10 +81,10 @@ def test_metrics_count_requests_predictions_and_model(client):
     client.post("/predict", data=image_bytes(seed=9), content_type="image/png")
     client.post("/predict", data=b"nope", content_type="image/png")
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'mlops_api_requests_total{endpoint="/predict",method="POST",status="200"}' in text
-    assert 'mlops_api_requests_total{endpoint="/predict",method="POST",status="400"}' in text
+    assert 'mlops_api_requests_total{endpoint="/predict",method="POST",status="200",version="7"}' in text
+    assert 'mlops_api_requests_total{endpoint="/predict",method="POST",status="400",version="7"}' in text
     assert "mlops_api_request_latency_seconds_bucket" in text
-    assert "mlops_api_predictions_total{label=" in text
+    assert "mlops_api_predictions_total{label=" in text and 'version="7"}' in text
     assert f'mlops_api_model_info{{name="{MODEL_NAME}",version="7"}} 1.0' in text
 
 

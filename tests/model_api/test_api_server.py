@@ -88,7 +88,7 @@ def test_load_500_requests_8_threads_zero_failures(server):
     # /metrics adds up both workers: every one of those 500 requests is counted once.
     text = server.get("/metrics").text
     match = re.search(
-        r'mlops_api_requests_total\{endpoint="/predict",method="POST",status="200"\} (\S+)', text
+        r'mlops_api_requests_total\{endpoint="/predict",method="POST",status="200",version="7"\} (\S+)', text
     )
     assert match and float(match.group(1)) >= 500
     assert f'mlops_api_model_info{{name="{MODEL_NAME}",version="7"}} 1.0' in text

@@ -224,7 +224,7 @@ def test_metrics_export_live_histograms_reference_gauges_and_log_counters(bundle
         client.post("/predict", data=image_bytes(seed=seed, size=(300, 200)), content_type="image/png")
     text = client.get("/metrics").get_data(as_text=True)
     app.extensions["mlops_monitoring"].close()
-    assert "mlops_api_prediction_confidence_count 3.0" in text
+    assert f'mlops_api_prediction_confidence_count{{version="{reference_bundle.version}"}} 3.0' in text
     assert "mlops_api_input_intensity_mean_count 3.0" in text
     assert "mlops_api_input_intensity_std_count 3.0" in text
     assert 'mlops_api_input_width_pixels_bucket{le="256.0"} 0.0' in text

@@ -168,3 +168,19 @@ def test_the_pipelines_send_distinct_events_and_the_candidate_one_offers_approva
     subject = "[mlops] xray-classifier v1: passed the gate and the model tests: awaiting approval"
     assert msg["Subject"] == subject
     assert "mlops promote testing:1 --approved-by product-owner" in _parts(msg)[0]
+
+
+def test_the_email_carries_the_canary_verdict_and_figures(cli, settings, make_version):
+    ref = make_version(tests=PASSED)
+    side = {"requests": 120, "errors": 0, "error_rate": 0.0, "p99_latency_s": 0.05, "mean_confidence": 0.9}
+    record = {
+        "decision": "pulled",
+        "verdict": "fail",
+        "reasons": ["p99 latency 600 ms vs 50 ms on the baseline (x12.0 > x2)"],
+        "figures": {"canary": {**side, "p99_latency_s": 0.6}, "baseline": side},
+    }
+    open_registry(settings).annotate(ref, "canary", record, actor="pytest")
+    text, html_part = _parts(_read(_outbox_file(cli("notify", ref))))
+    assert "Canary:         PULLED (p99 latency 600 ms vs 50 ms" in text
+    assert "canary 120 req, 0.0% errors, p99 0.6 s" in text and "baseline 120 req" in text
+    assert "PULLED" in html_part

@@ -1,0 +1,151 @@
+"""Local canary: the candidate serves about PERCENT of requests beside production, on the same socket.
+
+The local API's servers share one listening socket (deploy.sockets), and every gunicorn worker
+accepts from that one queue. A candidate server started on it with W_c workers beside production's
+W_b takes about W_c / (W_b + W_c) of new connections, so PERCENT becomes a worker count. The split
+is only as fine as whole workers allow (2 production workers: 33% or 50%, nothing between), and
+it is a share of connections, not of requests: a client that keeps its connection open stays on
+one side. The outcome reports the share asked for, the share the workers give, and the share measured.
+
+While the canary runs, deploy/canary_analysis.py compares both sides' /metrics (each read on its own
+private port). Pass: the candidate is rolled out to all traffic with the ordinary zero-downtime
+switch (deploy.local), then the canary server stops. Fail: the canary server stops gracefully
+(its in-flight requests finish), and production was never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.errors import UsageError
+from core.processes import alive
+from core.settings import Settings
+from deploy import local
+from deploy.canary_analysis import PASS, Verdict, analyse, scrape
+from deploy.model import Model
+
+
+def check_percent(percent: float) -> None:
+    """A canary takes some of the traffic, never none or all of it."""
+    if not 0 < percent < 100:
+        raise UsageError(
+            f"--canary {percent:g}: give the canary's share of traffic in percent, 0 < PERCENT < 100"
+        )
+
+
+def canary_workers(baseline_workers: int, percent: float) -> int:
+    """Workers that give the canary about PERCENT of one shared accept queue (at least one)."""
+    return max(1, round(baseline_workers * percent / (100 - percent)))
+
+
+@dataclass
+class CanaryOutcome:
+    """What a canary did: the verdict, and whether the candidate now serves all traffic."""
+
+    promoted: bool
+    verdict: Verdict
+    detail: str
+    url: str
+    split: dict[str, Any]
+    rollout: local.Outcome | None = None
+
+    @property
+    def pulled(self) -> bool:
+        return self.verdict.status != PASS
+
+
+def _say(message: str) -> None:
+    local._say(f"canary: {message}")
+
+
+def canary_local(settings: Settings, model: Model, percent: float) -> CanaryOutcome:
+    """Serve MODEL to about PERCENT of the local API's traffic, analyse, then promote or pull it."""
+    check_percent(percent)
+    with local._exclusive(settings):
+        return _canary_local(settings, model, percent)
+
+
+def _serving(settings: Settings) -> tuple[dict[str, Any], local.Server]:
+    """The running local deployment and its production server; a usage error when there is none."""
+    state = local.load_state(settings)
+    holder = state.get("holder")
+    if not holder or not alive(holder["pid"]) or not state.get("current"):
+        raise UsageError(
+            "no local API is running to compare a canary with; deploy normally first "
+            "(mlops deploy --target local), then deploy the candidate with --canary"
+        )
+    state = local._adopt(state)
+    current = local.Server(**state["current"])
+    if not alive(current.pid):
+        raise UsageError(f"the local API's server (pid {current.pid}) is not running; deploy normally first")
+    return state, current
+
+
+def _canary_local(settings: Settings, model: Model, percent: float) -> CanaryOutcome:
+    state, baseline = _serving(settings)
+    if baseline.version == model.version and baseline.name == model.name:
+        raise UsageError(f"v{model.version} already serves all traffic; a canary needs a different version")
+    leftover = state.get("canary")
+    if leftover and alive(leftover["pid"]):
+        _say(f"a canary from an earlier run (pid {leftover['pid']}) is still up; stopping it")
+        local._stop(local.Server(**leftover), settings)
+    host, port, holder = state["host"], state["port"], state["holder"]
+    base_workers = baseline.workers or settings.api.workers
+    workers = canary_workers(base_workers, percent)
+    split = {
+        "requested_percent": percent,
+        "unit": "workers",
+        "baseline": base_workers,
+        "canary": workers,
+        "expected_share": round(workers / (base_workers + workers), 4),
+    }
+    _say(
+        f"v{model.version} gets {workers} worker(s) beside v{baseline.version}'s {base_workers}: "
+        f"about {split['expected_share']:.0%} of connections (asked for {percent:g}%)"
+    )
+    sized = dataclasses.replace(settings, api=dataclasses.replace(settings.api, workers=workers))
+    server, why, _smoke = local._bring_up(sized, model, holder, host, port)
+    url = f"http://{host}:{port}"
+    if server is None:
+        verdict = Verdict("fail", [f"the canary did not start: {why}"], {})
+        return CanaryOutcome(False, verdict, verdict.reasons[0], url, split)
+    local._save_state(settings, {**state, "canary": asdict(server)})
+    try:
+        limits = settings.canary
+        _say(
+            f"analysing until the canary has served {limits.requests} predictions "
+            f"(at most {limits.duration_s:g} s; no verdict before {limits.min_requests} per side)"
+        )
+        verdict = analyse(
+            lambda: scrape(baseline.admin_url, str(baseline.version)),
+            lambda: scrape(server.admin_url, str(server.version)),
+            limits,
+            _say,
+        )
+    except BaseException:
+        _pull(settings, server)  # interrupted: production keeps all traffic
+        raise
+    split["measured_share"] = verdict.figures.get("canary_share")
+    if verdict.status != PASS:
+        _say("FAIL: " + "; ".join(verdict.reasons))
+        _pull(settings, server)
+        detail = f"canary v{model.version} pulled: " + "; ".join(verdict.reasons)
+        return CanaryOutcome(False, verdict, detail + f"; still serving v{baseline.version}", url, split)
+    _say(f"PASS after {int(verdict.figures['canary']['requests'])} canary predictions; rolling out fully")
+    rollout = local._deploy_local(settings, model, None, None)
+    local._stop(server, settings)
+    state = local.load_state(settings)
+    local._save_state(settings, {**state, "canary": None})
+    if not rollout.ok:
+        detail = f"the canary passed but the full rollout failed: {rollout.detail}"
+        return CanaryOutcome(False, verdict, detail, url, split, rollout)
+    return CanaryOutcome(True, verdict, f"canary passed; {rollout.detail}", url, split, rollout)
+
+
+def _pull(settings: Settings, server: local.Server) -> None:
+    """Stop the canary server gracefully and forget it; production was never touched."""
+    local._stop(server, settings)
+    state = local.load_state(settings)
+    local._save_state(settings, {**state, "canary": None})

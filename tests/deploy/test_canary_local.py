@@ -1,0 +1,169 @@
+"""`mlops deploy --target local --canary`: real `mlops serve` (gunicorn, TensorFlow) on loopback, under load.
+
+Production serves v1; each candidate takes a share of the same socket while the analysis compares
+both sides' /metrics. Candidates 3, 4 and 5 carry a fault (tests/deploy/fault_serve.py): errors on
+one class, slow, collapsed to one class. Each must be pulled with production untouched and no
+failed request on its side; candidate 2 (healthy) must be promoted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+from canary_models import brightness_images, save_brightness_model
+
+import registry
+from core.processes import free_port
+from core.settings import load_settings
+from deploy import local
+
+pytestmark = pytest.mark.slow
+
+FAULT_SERVE = Path(__file__).with_name("fault_serve.py")
+FAULTS = {3: "error:pneumonia", 4: "slow:0.5", 5: "collapse"}
+
+
+class Traffic:
+    """Concurrent clients on the stable port with images of every class; each answer counted by side."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url, self.images = url, brightness_images()
+        self.ok: Counter[int] = Counter()  # version -> successful predictions
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, offset: int) -> None:
+        i = offset
+        while not self._stop.is_set():
+            image = self.images[i % len(self.images)]
+            i += 7
+            try:
+                headers = {"Content-Type": "image/png", "Connection": "close"}
+                answer = requests.post(f"{self.url}/predict", data=image, headers=headers, timeout=30)
+                failure = (
+                    None if answer.status_code == 200 else f"HTTP {answer.status_code}: {answer.text[:120]}"
+                )
+                version = answer.json()["model"]["version"] if failure is None else None
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                failure, version = f"{type(exc).__name__}: {exc}", None
+            with self._lock:
+                if failure:
+                    self.failures.append(failure)
+                else:
+                    self.ok[version] += 1
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+@pytest.fixture
+def candidates(settings, promote, tmp_path) -> None:
+    """v1 promoted to production; v2..v5 the same model registered again (faults come at serve time)."""
+    reg = registry.open_registry(settings)
+    manifest = save_brightness_model(tmp_path / "brightness")
+    first = reg.register(tmp_path / "brightness", manifest, actor="test")
+    promote(reg, first.ref, actor="test", reason="canary baseline")
+    for _ in range(4):
+        reg.register(tmp_path / "brightness", manifest, actor="test")
+
+
+@pytest.fixture
+def canary_env(monkeypatch) -> int:
+    """The real serve command with faults for v3..v5, small workers, and a short analysis."""
+    monkeypatch.setenv("MLOPS_DEPLOY_SERVE_COMMAND", f"{sys.executable} {FAULT_SERVE} serve")
+    monkeypatch.setenv("MLOPS_FAULT_INJECT", ",".join(f"{v}={f}" for v, f in FAULTS.items()))
+    monkeypatch.setenv("MLOPS_API_WORKERS", "2")
+    monkeypatch.setenv("MLOPS_API_THREADS", "2")
+    monkeypatch.setenv("MLOPS_CANARY_REQUESTS", "120")
+    monkeypatch.setenv("MLOPS_CANARY_MIN_REQUESTS", "50")
+    monkeypatch.setenv("MLOPS_CANARY_INTERVAL_S", "1")
+    monkeypatch.setenv("MLOPS_CANARY_DURATION_S", "120")
+    monkeypatch.setenv("MLOPS_MONITOR_LOG_PREDICTIONS", "false")
+    return free_port()
+
+
+def _note(line: str) -> None:
+    """Past capsys to the terminal (with -s): the reasons and the measured split, for the record."""
+    os.write(2, (line + "\n").encode())
+
+
+def _audit_canary_events() -> list[dict]:
+    return [e for e in registry.open_registry(load_settings()).audit() if e.get("action") == "canary"]
+
+
+def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates, canary_env):
+    port = canary_env
+    try:
+        first = cli("deploy", "--target", "local", "--model", "production:1", "--port", str(port), "--json")
+        assert first.code == 0, first.err[-2000:]
+        url = json.loads(first.out)["url"]
+        baseline_pid = local.load_state(load_settings())["current"]["pid"]
+
+        for version, fault in FAULTS.items():
+            with Traffic(url) as traffic:
+                pulled = cli(
+                    "deploy", "--target", "local", "--model", f"testing:{version}", "--canary", "25", "--json"
+                )
+            assert pulled.code == 3, f"{fault}: {pulled.out[-1500:]} {pulled.err[-2000:]}"
+            outcome = json.loads(pulled.out)
+            assert outcome["decision"] == "pulled" and outcome["reasons"], outcome
+            assert outcome["figures"]["baseline"]["errors"] == 0, outcome["figures"]
+            # Only the faulty side may fail a request, and only with its own injected error.
+            assert all("HTTP 500" in f for f in traffic.failures), traffic.failures[:3]
+            assert set(traffic.ok) <= {1, version} and traffic.ok[1] > 0, traffic.ok
+            state = local.load_state(load_settings())
+            assert state["current"]["pid"] == baseline_pid and state["current"]["version"] == 1
+            assert not state.get("canary")
+            assert requests.get(f"{url}/model", timeout=10).json()["version"] == 1
+            _note(f"{fault}: {outcome['reasons']} split {outcome['split']}")
+        kinds = [" ".join(e["reasons"]) for e in _audit_canary_events()]
+        assert "error rate" in kinds[0] and "p99 latency" in kinds[1] and "class shares" in kinds[2], kinds
+
+        with Traffic(url) as traffic:
+            healthy = cli("deploy", "--target", "local", "--model", "testing:2", "--canary", "25", "--json")
+        assert healthy.code == 0, healthy.out[-1500:] + healthy.err[-2000:]
+        outcome = json.loads(healthy.out)
+        assert outcome["decision"] == "promoted" and outcome["verdict"] == "pass"
+        assert traffic.failures == [], traffic.failures[:5]
+        assert traffic.ok[1] > 0 and traffic.ok[2] > 0
+        assert outcome["figures"]["canary"]["requests"] >= 120
+        split = outcome["split"]
+        assert (
+            split["canary"] == 1
+            and split["baseline"] == 2
+            and split["expected_share"] == pytest.approx(1 / 3, 1e-3)
+        )
+        assert abs(split["measured_share"] - split["expected_share"]) < 0.15, split
+        _note(f"healthy: split {split}")
+        assert requests.get(f"{url}/model", timeout=10).json()["version"] == 2
+        events = _audit_canary_events()
+        assert [e["decision"] for e in events] == ["pulled", "pulled", "pulled", "promoted"]
+        manifest = registry.open_registry(load_settings()).resolve("testing:2").manifest
+        assert manifest["annotations"]["canary"][-1]["decision"] == "promoted"
+    finally:
+        cli("deploy", "--target", "local", "--stop")
+
+
+def test_canary_needs_a_running_production(cli, candidates, canary_env):
+    done = cli(
+        "deploy", "--target", "local", "--model", "testing:2", "--canary", "10", "--port", str(canary_env)
+    )
+    assert done.code == 2
+    assert "deploy normally first" in done.err
+    assert not local.load_state(load_settings())
