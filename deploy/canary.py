@@ -8,9 +8,10 @@ it is a share of connections, not of requests: a client that keeps its connectio
 one side. The outcome reports the share asked for, the share the workers give, and the share measured.
 
 While the canary runs, deploy/canary_analysis.py compares both sides' /metrics (each read on its own
-private port). Pass: the candidate is rolled out to all traffic with the ordinary zero-downtime
-switch (deploy.local), then the canary server stops. Fail: the canary server stops gracefully
-(its in-flight requests finish), and production was never touched.
+private port). Pass: a testing version is promoted (the registry's policy) and rolled out to all
+traffic with the ordinary zero-downtime switch (deploy.local), then the canary server stops. Fail:
+the canary server stops gracefully (its in-flight requests finish), and production was never
+touched.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.errors import UsageError
+from core.actor import default_actor
+from core.errors import MlopsError, UsageError
 from core.processes import alive
 from core.settings import Settings
 from deploy import local
 from deploy.canary_analysis import PASS, Verdict, analyse, scrape
 from deploy.model import Model
+from deploy.promotion import promote_passed_canary, rollback
 
 
 def check_percent(percent: float) -> None:
@@ -60,11 +63,16 @@ def _say(message: str) -> None:
     local._say(f"canary: {message}")
 
 
-def canary_local(settings: Settings, model: Model, percent: float) -> CanaryOutcome:
-    """Serve MODEL to about PERCENT of the local API's traffic, analyse, then promote or pull it."""
+def canary_local(
+    settings: Settings, model: Model, percent: float, promote_as: dict[str, Any]
+) -> CanaryOutcome:
+    """Serve MODEL to about PERCENT of the local API's traffic, analyse, then promote or pull it.
+
+    PROMOTE_AS: the approval a passed testing version is promoted with (deploy.promotion).
+    """
     check_percent(percent)
     with local._exclusive(settings):
-        return _canary_local(settings, model, percent)
+        return _canary_local(settings, model, percent, promote_as)
 
 
 def _serving(settings: Settings) -> tuple[dict[str, Any], local.Server]:
@@ -83,7 +91,9 @@ def _serving(settings: Settings) -> tuple[dict[str, Any], local.Server]:
     return state, current
 
 
-def _canary_local(settings: Settings, model: Model, percent: float) -> CanaryOutcome:
+def _canary_local(
+    settings: Settings, model: Model, percent: float, promote_as: dict[str, Any]
+) -> CanaryOutcome:
     state, baseline = _serving(settings)
     if baseline.version == model.version and baseline.name == model.name:
         raise UsageError(f"v{model.version} already serves all traffic; a canary needs a different version")
@@ -133,12 +143,23 @@ def _canary_local(settings: Settings, model: Model, percent: float) -> CanaryOut
         _pull(settings, server)
         detail = f"canary v{model.version} pulled: " + "; ".join(verdict.reasons)
         return CanaryOutcome(False, verdict, detail + f"; still serving v{baseline.version}", url, split)
-    _say(f"PASS after {int(verdict.figures['canary']['requests'])} canary predictions; rolling out fully")
-    rollout = local._deploy_local(settings, model, None, None)
+    _say(
+        f"PASS after {int(verdict.figures['canary']['requests'])} canary predictions; "
+        "promoting and rolling out fully"
+    )
+    try:
+        target = promote_passed_canary(settings, model, verdict.figures["canary"], promote_as)
+    except MlopsError as exc:
+        _pull(settings, server)
+        detail = f"the canary passed but promotion was refused: {exc}; still serving v{baseline.version}"
+        return CanaryOutcome(False, verdict, detail, url, split)
+    rollout = local._deploy_local(settings, target, None, None)
     local._stop(server, settings)
     state = local.load_state(settings)
     local._save_state(settings, {**state, "canary": None})
     if not rollout.ok:
+        if target is not model:
+            rollback(settings, default_actor(), f"automatic: the full rollout of {target.ref} failed")
         detail = f"the canary passed but the full rollout failed: {rollout.detail}"
         return CanaryOutcome(False, verdict, detail, url, split, rollout)
     return CanaryOutcome(True, verdict, f"canary passed; {rollout.detail}", url, split, rollout)

@@ -15,7 +15,7 @@ from core.settings import Settings
 from deploy.model import resolve_model
 
 LOCAL_ONLY = ("port", "host", "stop")
-K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run", "expect_production")
+K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
 
 
 def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) -> None:
@@ -43,8 +43,10 @@ def _check_options(args: argparse.Namespace) -> None:
         if args.stop:
             raise UsageError("--stop takes no --canary")
         check_percent(args.canary)
-    elif getattr(args, "expect_production", None) is not None:
-        raise UsageError("--expect-production goes with --canary (it guards the promotion a canary makes)")
+    elif getattr(args, "expect_production", None) is not None or getattr(args, "reason", None):
+        raise UsageError(
+            "--expect-production and --reason go with --canary (they describe the promotion a canary makes)"
+        )
 
 
 def _print(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
@@ -101,6 +103,13 @@ def _canary_report(
     return code
 
 
+def _promote_as(args: argparse.Namespace) -> dict[str, Any]:
+    """The approval a passed canary promotes a testing version with (the authenticated identity)."""
+    from deploy.promotion import parse_expected
+
+    return {"approved_by": None, "expected": parse_expected(args.expect_production), "reason": args.reason}
+
+
 def _canary_record(outcome: Any, decision: str) -> dict[str, Any]:
     return {
         "verdict": outcome.verdict.status,
@@ -115,7 +124,7 @@ def _canary_record(outcome: Any, decision: str) -> dict[str, Any]:
 def _canary_local(args: argparse.Namespace, settings: Settings, model: Any) -> int:
     from deploy.canary import canary_local
 
-    outcome = canary_local(settings, model, args.canary)
+    outcome = canary_local(settings, model, args.canary, _promote_as(args))
     decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
     record = _canary_record(outcome, decision)
     _record_canary(settings, model.ref, "local", record)
@@ -158,10 +167,10 @@ def _canary_k8s_plan(
 
 def _canary_k8s(args: argparse.Namespace, settings: Settings, model: Any, overlay: str, tag: str) -> int:
     from deploy.k8s_canary import canary_k8s
-    from deploy.promotion import parse_expected
 
-    promote_as = {"approved_by": None, "expected": parse_expected(args.expect_production)}
-    outcome = canary_k8s(settings, model, overlay, tag, args.canary, promote_as, args.smoke_url, args.dry_run)
+    outcome = canary_k8s(
+        settings, model, overlay, tag, args.canary, _promote_as(args), args.smoke_url, args.dry_run
+    )
     commands = [shlex.join(c) for c in outcome.commands]
     if args.dry_run:
         return _canary_k8s_plan(args, settings, model, overlay, tag, outcome)
@@ -300,6 +309,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "both sides' /metrics (error rate, p99 latency, class shares, mean confidence; thresholds in the "
         "[canary] settings), then roll it out fully (pass) or pull it (exit 3, production untouched)",
     )
+    parser.add_argument(
+        "--expect-production",
+        metavar="N|none",
+        help="with --canary: the production version the approval was given against; the promotion a "
+        "passing canary makes fails with a conflict if production moved (default: as read at promotion)",
+    )
+    parser.add_argument(
+        "--reason", help="with --canary: why it was approved (kept with the promotion in the audit log)"
+    )
     group = parser.add_argument_group("local")
     group.add_argument("--port", type=int, metavar="P", help="stable port (default api.port)")
     group.add_argument("--host", metavar="H", help="address to listen on (default api.host)")
@@ -314,12 +332,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     group.add_argument(
         "--dry-run", action="store_true", help="print the manifests and the commands; apply nothing"
-    )
-    group.add_argument(
-        "--expect-production",
-        metavar="N|none",
-        help="with --canary: the production version the approval was given against; the promotion a "
-        "passing canary makes fails with a conflict if production moved (default: as read at promotion)",
     )
     parser.set_defaults(handler=run_deploy)
 

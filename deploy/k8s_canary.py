@@ -283,26 +283,25 @@ def _analyse(
 
 
 def _promote_and_roll_out(
-    settings, candidate, overlay, image_tag, promote_as, smoke_url, verdict, outcome, run, delete
-):
+    settings: Settings,
+    candidate: Model,
+    overlay: str,
+    image_tag: str,
+    promote_as: dict[str, Any],
+    smoke_url: str | None,
+    verdict: Verdict,
+    outcome: Any,
+    run: Any,
+    delete: list[str],
+) -> K8sCanaryOutcome:
     """Promote under the registry's policy, roll production out to it, then delete the canary."""
-    from deploy.promotion import promote, rollback
+    from deploy.promotion import promote_passed_canary, rollback
 
-    target = candidate
-    if candidate.ref.startswith("testing:"):
-        figures = verdict.figures["canary"]
-        reason = promote_as.get("reason") or (
-            f"canary passed: {figures['requests']} requests, error rate {figures['error_rate']:.1%}"
-        )
-        try:
-            done = promote(settings, candidate.ref, promote_as.get("approved_by"), default_actor(), reason,
-                           promote_as["expected"])  # fmt: skip
-        except MlopsError as exc:
-            run(delete, 120)
-            return outcome(
-                False, verdict, f"the canary passed but promotion was refused: {exc}; canary deleted"
-            )
-        target = Model(done["promoted"], candidate.name, candidate.version)
+    try:
+        target = promote_passed_canary(settings, candidate, verdict.figures["canary"], promote_as)
+    except MlopsError as exc:
+        run(delete, 120)
+        return outcome(False, verdict, f"the canary passed but promotion was refused: {exc}; canary deleted")
     rollout = k8s.deploy_k8s(settings, target, overlay, image_tag, smoke_url=smoke_url)
     deleted = run(delete, 120)
     gone = "canary deleted" if deleted.returncode == 0 else f"canary NOT deleted: {deleted.stderr.strip()}"

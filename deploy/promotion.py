@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.actor import default_actor
 from core.errors import UsageError
 from core.settings import Settings
+from deploy.model import Model
 
 READ_NOW = "now"  # --expect-production not given: production as read when the command starts
 
@@ -64,3 +66,18 @@ def rollback(settings: Settings, actor: str, reason: str = "") -> dict[str, Any]
     before = reg.pointer().get("current")
     now = reg.rollback(actor=actor, reason=reason)
     return {"current": now.version, "rolled_back_from": before, "ref": now.ref}
+
+
+def promote_passed_canary(
+    settings: Settings, candidate: Model, canary_figures: dict[str, Any], promote_as: dict[str, Any]
+) -> Model:
+    """After a passed canary: promote a testing version under the registry's policy and return the
+    production ref to roll out (a production or local ref is rolled out as it is). A refusal raises."""
+    if not candidate.ref.startswith("testing:"):
+        return candidate
+    reason = promote_as.get("reason") or (
+        f"canary passed: {canary_figures['requests']} requests, error rate {canary_figures['error_rate']:.1%}"
+    )
+    approved_by, expected = promote_as.get("approved_by"), promote_as["expected"]
+    done = promote(settings, candidate.ref, approved_by, default_actor(), reason, expected)
+    return Model(done["promoted"], candidate.name, candidate.version)

@@ -80,7 +80,9 @@ def candidates(settings, promote, tmp_path) -> None:
     first = reg.register(tmp_path / "brightness", manifest, actor="test")
     promote(reg, first.ref, actor="test", reason="canary baseline")
     for _ in range(4):
-        reg.register(tmp_path / "brightness", manifest, actor="test")
+        candidate = reg.register(tmp_path / "brightness", manifest, actor="test")
+        # Each would pass the promotion policy: only the canary's verdict keeps a faulty one out.
+        reg.annotate(candidate.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
 
 
 @pytest.fixture
@@ -131,6 +133,7 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
             assert state["current"]["pid"] == baseline_pid and state["current"]["version"] == 1
             assert not state.get("canary")
             assert requests.get(f"{url}/model", timeout=10).json()["version"] == 1
+            assert registry.open_registry(load_settings()).pointer()["current"] == 1  # nothing promoted
             _note(f"{fault}: {outcome['reasons']} split {outcome['split']}")
         kinds = [" ".join(e["reasons"]) for e in _audit_canary_events()]
         assert "error rate" in kinds[0] and "p99 latency" in kinds[1] and "class shares" in kinds[2], kinds
@@ -152,6 +155,9 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
         assert abs(split["measured_share"] - split["expected_share"]) < 0.15, split
         _note(f"healthy: split {split}")
         assert requests.get(f"{url}/model", timeout=10).json()["version"] == 2
+        # Promoted under the registry's policy, and the API now serves the production copy.
+        assert registry.open_registry(load_settings()).pointer()["current"] == 2
+        assert local.load_state(load_settings())["current"]["ref"] == "production:2"
         events = _audit_canary_events()
         assert [e["decision"] for e in events] == ["pulled", "pulled", "pulled", "promoted"]
         manifest = registry.open_registry(load_settings()).resolve("testing:2").manifest
