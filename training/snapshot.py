@@ -211,11 +211,13 @@ class Records:
             image = tf.ensure_shape(tf.io.parse_tensor(example["image"], tf.float32), shape)
             return image, tf.cast(example["label"], tf.int32)
 
+        total = sum(shard["records"] for shard in self.meta["shards"][split])
         # A list of files, read in order: FILE auto-sharding hands each worker its own shards.
         ds = tf.data.TFRecordDataset(self.files(split), num_parallel_reads=None)
+        # Its size, as a folder's pipeline knows it: Keras runs epochs over a sized input the same way.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(total))
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
         if shuffle_seed is not None:
-            total = sum(shard["records"] for shard in self.meta["shards"][split])
             ds = ds.shuffle(total, seed=shuffle_seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
