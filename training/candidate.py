@@ -150,12 +150,14 @@ def prepare_data(
     if distribution is not None and distribution.multi_worker:
         from training.distribute import for_workers
 
-        workers, steps = distribution.cluster.workers, {}
+        workers, steps, how = distribution.cluster.workers, {}, {}
         for name in ("train", "val"):
             by_file = records is not None and records.shard_count(name) >= workers
             tf_data[name], steps[name] = for_workers(tf_data[name], sizes[name], cfg.batch_size, by_file)
+            how[name] = "by file" if by_file else "by data"
         log(
-            f"inputs for {workers} workers: {steps['train']} steps per epoch, {steps['val']} validation steps"
+            f"inputs for {workers} workers: train sharded {how['train']}, {steps['train']} steps per epoch; "
+            f"val sharded {how['val']}, {steps['val']} steps"
         )
     return Prepared(dataset, splits, spec, tf_data, steps=steps)
 

@@ -79,6 +79,18 @@ def demo60(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def snapshot60(demo60, tmp_path_factory) -> Path:
+    """demo60 as a TFRecord snapshot with 2 shards per split: one per worker, so sharded by file."""
+    out = tmp_path_factory.mktemp("snap60") / "snap"
+    cmd = [*MLOPS, "dataset", "snapshot", "--data", str(demo60), "--out", str(out), "--image-size", "32"]
+    done = subprocess.run(
+        [*cmd, "--shards", "2"], env=_env(out.parent / ".mlops"), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
 def single(demo60, tmp_path_factory) -> dict:
     """The single-process run every strategy is compared with (same data, same seed)."""
     home = tmp_path_factory.mktemp("single") / ".mlops"
@@ -107,13 +119,15 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(demo60, single, tmp_path
 
 
 @pytest.mark.slow
-def test_two_workers_on_loopback_register_exactly_one_version(demo60, single, tmp_path):
+def test_two_workers_on_loopback_register_exactly_one_version(snapshot60, single, tmp_path):
+    """Two workers on the demo data's snapshot (each reads its own shard) vs one process on the folder."""
     home = tmp_path / ".mlops"
-    procs = _start_workers(home, demo60, tmp_path)
+    procs = _start_workers(home, snapshot60, tmp_path)
     codes = [proc.wait(timeout=300) for proc in procs]
     err = [(tmp_path / f"w{i}.err").read_text() for i in range(2)]
     assert codes == [0, 0], err
     assert "worker 0 of 2 (chief), 2 replicas in sync on CPU" in err[0]
+    assert "inputs for 2 workers: train sharded by file, 5 steps per epoch" in err[0]
     assert "worker 1 of 2: training done; the chief (worker 0) evaluates and registers" in err[1]
     # The same epochs on both: the validation loss is all-reduced, so early stopping agrees.
     epochs = [[line for line in e.splitlines() if line.startswith("epoch ")] for e in err]
@@ -124,6 +138,7 @@ def test_two_workers_on_loopback_register_exactly_one_version(demo60, single, tm
     (version,) = _versions(home)  # one version: the worker wrote nothing
     assert not list((home / "runs").iterdir())[1:]  # one run folder: the chief's
     assert abs(chief["metrics"]["accuracy"] - single["metrics"]["accuracy"]) <= TOLERANCE
+    assert chief["dataset"]["fingerprint"] == single["dataset"]["fingerprint"]
     params = version.manifest["params"]
     assert (params["strategy"], params["replicas"], params["workers"]) == ("multi-worker", 2, 2)
 
@@ -146,6 +161,7 @@ def test_a_killed_worker_fails_the_run_and_registers_nothing(demo60, tmp_path):
         for proc in procs:
             terminate(proc) if proc.poll() is None else None
     err = (tmp_path / "w0.err").read_text()
+    assert "inputs for 2 workers: train sharded by data" in err  # the folder: no shards to split
     assert code == 1, err
     assert "multi-worker training failed on worker 0 of 2" in err and "Nothing was registered" in err
     assert waited < 60
