@@ -33,6 +33,8 @@ from training.split import SPLITS, split_dataset, split_rule
 
 META = "snapshot.json"
 FORMAT = "mlops-xray-tfrecord-snapshot/1"
+# Shuffle buffer cap: 4096 images of 224x224x3 float32 are 2.4 GB; a folder shuffles its whole split.
+SHUFFLE_BUFFER = 4096
 IMAGES_PER_SHARD = 1024  # ~4 MiB of 32x32 tensors, ~16 MiB at 64 px: big enough to stream, small to spread
 
 
@@ -216,9 +218,11 @@ class Records:
         ds = tf.data.TFRecordDataset(self.files(split), num_parallel_reads=None)
         # Its size, as a folder's pipeline knows it: Keras runs epochs over a sized input the same way.
         ds = ds.apply(tf.data.experimental.assert_cardinality(total))
-        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+        # No cache: parsing stored tensors is cheap, and a snapshot may be far larger than memory.
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if shuffle_seed is not None:
-            ds = ds.shuffle(total, seed=shuffle_seed, reshuffle_each_iteration=True)
+            buffer = min(total, SHUFFLE_BUFFER)  # = the folder pipeline's (the whole split) up to the cap
+            ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
