@@ -196,11 +196,24 @@ def for_workers(dataset, items: int, batch_size: int, file_sharded: bool) -> tup
     return dataset.repeat().with_options(options), max(1, math.ceil(items / batch_size))
 
 
-def plain_copy(model):
-    """The trained model outside any strategy: what the chief evaluates, saves and registers."""
-    import keras
+def _float32(config: Any) -> Any:
+    """A model config with every mixed_float16 dtype policy replaced by float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32(value) for value in config]
+    return "float32" if config == "mixed_float16" else config
 
-    copy = keras.models.clone_model(model)
+
+def plain_copy(model):
+    """The trained model outside any strategy and in float32: what the chief evaluates and registers.
+
+    Mixed precision is a training speed-up; the serving image runs on CPUs, where float16 is slow, so
+    the version is a float32 model (its variables were float32 all along) and is evaluated as such.
+    """
+    copy = model.__class__.from_config(_float32(model.get_config()))
     copy.set_weights(model.get_weights())
     return copy
 

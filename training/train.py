@@ -179,8 +179,8 @@ def fit_and_register(
         )
     if not distribution.is_chief:
         return worker_summary(distribution, log)
-    if distribution.name != "one":
-        model = plain_copy(model)  # evaluated and saved outside the strategy, like any model
+    if distribution.name != "one" or distribution.mixed_precision:
+        model = plain_copy(model)  # evaluated and saved outside the strategy, in float32
     params = {
         **params,
         "epochs_run": len(history.get("loss", [])),

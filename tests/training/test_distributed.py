@@ -196,9 +196,11 @@ def test_a_cluster_with_a_single_device_strategy_is_refused(cli, demo, monkeypat
     assert "TF_CONFIG names 2 workers but the strategy is one" in result.err
 
 
-def test_mixed_precision_keeps_a_float32_output():
+def test_mixed_precision_keeps_a_float32_output_and_registers_a_float32_model():
     import keras
+    import numpy as np
 
+    from training.distribute import plain_copy
     from training.model import build_model
 
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -208,3 +210,7 @@ def test_mixed_precision_keeps_a_float32_output():
         keras.mixed_precision.set_global_policy("float32")
     assert model.layers[1].compute_dtype == "float16"
     assert model.output.dtype == "float32"
+    served = plain_copy(model)  # what the chief evaluates and registers: CPUs serve it
+    assert {layer.compute_dtype for layer in served.layers} == {"float32"}
+    for mine, theirs in zip(served.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
