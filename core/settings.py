@@ -50,6 +50,19 @@ class TrainSettings:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 1337
+    # Distribution (training/distribute.py): auto | one | mirrored | multi-worker. auto: multi-worker
+    # when TF_CONFIG names several workers, mirrored when more than one GPU is visible, else one device.
+    strategy: str = "auto"
+    mixed_precision: str = "auto"  # auto (on when GPUs are visible) | on | off
+    # Split the one CPU into this many logical devices (0: as TensorFlow finds it). For tests and
+    # simulation only: it lets MirroredStrategy run across "devices" on a machine with no GPU.
+    cpu_devices: int = 0
+    collective_timeout_s: float = 120.0  # a collective that waits longer (a lost worker) fails the run
+    # An Indexed Job (k8s/training/distributed/) sets these; `mlops train` builds TF_CONFIG from them
+    # and JOB_COMPLETION_INDEX (training/tf_config.py). workers <= 1: no cluster.
+    workers: int = 1
+    worker_service: str = ""  # the headless Service whose DNS names the worker pods
+    worker_port: int = 2222
 
 
 @dataclass(frozen=True)

@@ -281,9 +281,61 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     return _local(args, settings) if args.target == "local" else _k8s(args, settings)
 
 
+def _train_job(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    import shlex
+    from datetime import UTC, datetime
+
+    from deploy.train_job import plan, render_job, run_job
+    from training.cli import json_on_gate_failure, print_summary
+
+    run = os.environ.get("BUILD_NUMBER") or datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    name = args.name or f"xray-train-{run}"
+    documents = render_job(settings, args.target, name, args.workers, args.data, [])
+    job = next(d for d in documents if d["kind"] == "Job")
+    namespace = job["metadata"].get("namespace", "default")
+    if args.dry_run:
+        commands = plan(settings, namespace, name)
+        if args.json:
+            payload = {"job": name, "namespace": namespace, "workers": args.workers, "commands": commands}
+            print(json.dumps({**payload, "manifests": documents}, indent=1))
+        else:
+            print(f"job/{name} in {namespace}: {args.workers} workers training on {args.data} (dry run)")
+            print("\n".join(shlex.join(c) for c in commands))
+        return 0
+    with json_on_gate_failure(args.json):
+        summary = run_job(settings, documents, name, args.timeout_s)
+    print_summary(summary, args.json)
+    return 0
+
+
+def _add_train_job_command(subparsers: argparse._SubParsersAction) -> None:
+    job = subparsers.add_parser(
+        "train-job",
+        help="run mlops train as the distributed Indexed Job on Kubernetes and wait for it",
+        description="Render k8s/training/distributed (or the gpu-node-pool overlay) with this run's "
+        "name, worker count and dataset, kubectl apply it, wait for the Job, and print the chief's "
+        "summary (pod 0 registers; the others only train). Exit 3 when the gate failed, 1 when the Job "
+        "failed otherwise (a lost worker: nothing registered).",
+        epilog="Exit codes: 0 registered, 1 failed, 2 usage, 3 gate failed.",
+    )
+    job.add_argument("--data", required=True, metavar="SOURCE", help="gs://... (a snapshot shards by file)")
+    job.add_argument("--workers", type=int, default=2, metavar="N", help="pods, one worker each (default 2)")
+    job.add_argument(
+        "--target", choices=("distributed", "gpu-node-pool"), default="distributed",
+        help="k8s/training/distributed (CPU nodes) or overlays/gpu-node-pool (default distributed)",
+    )  # fmt: skip
+    job.add_argument("--name", metavar="JOB", help="the Job's name (default xray-train-$BUILD_NUMBER)")
+    job.add_argument("--timeout-s", type=int, default=21600, metavar="S", help="wait this long (default 6 h)")
+    job.add_argument("--dry-run", action="store_true", help="print the kubectl commands, apply nothing")
+    job.add_argument("--json", action="store_true", help="print the chief's JSON summary")
+    job.set_defaults(handler=_train_job)
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
     _add_promotion_commands(subparsers)
+    _add_train_job_command(subparsers)
     parser = subparsers.add_parser(
         "deploy",
         help="roll the API out on the production model (local or Kubernetes)",

@@ -111,6 +111,18 @@ def _data_lineage(dataset: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _training_line(params: dict[str, Any]) -> str:
+    """How the version was trained: strategy, replicas, device kinds, precision (older versions: -)."""
+    if "replicas" not in params:
+        return "-"
+    kinds = ", ".join(sorted(set(params.get("devices") or []))) or "?"
+    precision = "mixed_float16" if params.get("mixed_precision") else "float32"
+    return (
+        f"strategy {params.get('strategy')}, {params['replicas']} replica(s) on {params.get('workers', 1)} "
+        f"worker(s), {kinds}, {precision}, global batch {params.get('global_batch_size')}"
+    )
+
+
 def _reference_line(reference: Any) -> str:
     """The reference profile monitoring compares live traffic with, in one line."""
     if not isinstance(reference, dict):
@@ -151,6 +163,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         ("dataset", " ".join(str(dataset.get(k)) for k in ("uri", "fingerprint") if dataset.get(k)) or "-"),
         *_data_lineage(dataset),
         ("parent", parent.get("ref") or "-"),
+        ("trained with", _training_line(m.get("params") or {})),
         ("reference", _reference_line(m.get("reference"))),
     ]
     for label, value in fields:

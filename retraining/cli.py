@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 
 from core.settings import Settings
-from training.cli import add_common_train_options, apply_train_options, json_on_gate_failure, print_summary
+from training.cli import (
+    add_common_train_options,
+    apply_train_options,
+    json_on_gate_failure,
+    print_summary,
+    start_cluster,
+)
 
 
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     from retraining.retrain import retrain_and_register
 
     settings = apply_train_options(settings, args)
+    start_cluster(settings)
     with json_on_gate_failure(args.json):
         summary = retrain_and_register(
             settings, args.data, force=args.force, actor=args.actor, reason=args.reason

@@ -78,8 +78,10 @@ def retrain_and_register(
     not force; raises CheckFailed (exit 3) when data validation or the gate says no.
     """
     from training.candidate import preflight
+    from training.tf_config import read_cluster
 
-    preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
+    if read_cluster().is_chief:  # only the chief writes to the registry
+        preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     from registry import open_registry
     from training.candidate import check_data, load_checked, prepare_data, resolve_logged
     from training.split import split_rule
@@ -102,6 +104,9 @@ def retrain_and_register(
             f"({snapshot.revision}); nothing to retrain (use --force to retrain anyway)"
         )
         return _skipped(message, parent_info, {**facts, "fingerprint": old_fingerprint})
+    from training.distribute import setup
+
+    distribution = setup(cfg, log)  # before any other TensorFlow work (a snapshot is read with it)
     dataset = load_checked(settings, snapshot, log)
     facts["fingerprint"] = dataset.fingerprint
     if dataset.fingerprint == old_fingerprint and not force:  # unchanged data never waits for TensorFlow
@@ -126,9 +131,10 @@ def retrain_and_register(
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
-    prepared = prepare_data(settings, dataset, spec, log)
+    prepared = prepare_data(settings, dataset, spec, log, distribution)
     prepared.statistics, prepared.check = statistics, check
-    model = keras.models.load_model(parent.model_path, compile=False)
+    with distribution.scope():
+        model = keras.models.load_model(parent.model_path, compile=False)
     log(
         f"fine-tuning {parent_info['ref']} for up to {cfg.fine_tune_epochs} epochs "
         f"at learning rate {cfg.fine_tune_learning_rate}"
@@ -138,6 +144,7 @@ def retrain_and_register(
         **spec.to_dict(),
         "mode": "retrain",
         "architecture": manifest.get("params", {}).get("architecture", cfg.architecture),
+        **distribution.params(cfg.batch_size),
     }
     return fit_and_register(
         settings,
@@ -150,4 +157,5 @@ def retrain_and_register(
         actor=actor,
         reason=reason or f"mlops retrain on {data_uri} from {parent_info['ref']}",
         log=log,
+        distribution=distribution,
     )

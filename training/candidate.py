@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.actor import default_actor
 from core.errors import CheckFailed, MlopsError
@@ -16,6 +16,9 @@ from training.data import Dataset, Item, scan_snapshot
 from training.data_validation import DataCheck, validate
 from training.sources import Snapshot, resolve_source
 from training.split import split_dataset, split_rule, write_test_split
+
+if TYPE_CHECKING:
+    from training.distribute import Distribution
 
 MAX_SKIPPED_LINES = 20
 GENERATIONS_FILE = "dataset_generations.json"  # gs:// datasets: every object read and its generation
@@ -31,6 +34,7 @@ class Prepared:
     tf_data: dict
     statistics: dict[str, Any] | None = None  # training.dataset_stats.summarize of the dataset
     check: DataCheck | None = None  # data validation against the reference model's training data
+    steps: dict[str, int] | None = None  # batches per epoch when the inputs repeat (multi-worker)
 
 
 def preflight(settings: Settings, actor: str | None, log) -> None:
@@ -58,8 +62,13 @@ def resolve_logged(settings: Settings, data_uri: str, log) -> Snapshot:
 
 def load_checked(settings: Settings, data: str | Snapshot, log) -> Dataset:
     """Resolve (unless given a snapshot) and scan a dataset; report what it holds and every file skipped."""
+    from training.snapshot import is_snapshot, open_snapshot
+
     snapshot = data if isinstance(data, Snapshot) else resolve_logged(settings, data, log)
-    dataset = scan_snapshot(snapshot)
+    if is_snapshot(snapshot.root):
+        dataset = open_snapshot(snapshot, settings.cache_dir, log)
+    else:
+        dataset = scan_snapshot(snapshot)
     counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts.items())
     log(
         f"dataset {dataset.uri}: {len(dataset.items)} images in {len(dataset.classes)} classes "
@@ -84,7 +93,9 @@ def check_data(
     reference version's training data."""
     from training.dataset_stats import summarize
 
-    statistics = summarize(dataset, settings.validation.stats_sample, spec)
+    # A TFRecord snapshot holds no image files to sample: the statistics it stored stand in.
+    stored = dataset.records.statistics if dataset.records is not None else None
+    statistics = stored or summarize(dataset, settings.validation.stats_sample, spec)
     check = validate(dataset, statistics, reference, settings.validation, mode)
     for line in check.lines():
         log(line)
@@ -102,8 +113,18 @@ def production_reference(settings: Settings) -> tuple[str, dict] | None:
     return version.ref, version.manifest
 
 
-def prepare_data(settings: Settings, data_uri: str | Dataset, spec: PreprocessSpec, log) -> Prepared:
-    """Checked dataset → content-hash split → tf.data pipelines (train shuffled with the seed)."""
+def prepare_data(
+    settings: Settings,
+    data_uri: str | Dataset,
+    spec: PreprocessSpec,
+    log,
+    distribution: Distribution | None = None,
+) -> Prepared:
+    """Checked dataset → content-hash split → tf.data pipelines (train shuffled with the seed).
+
+    A TFRecord snapshot (training/snapshot.py) feeds its stored tensors instead of decoding files.
+    With several workers the inputs repeat and an epoch is a fixed number of steps.
+    """
     from training.inputs import image_dataset
 
     cfg = settings.train
@@ -118,15 +139,33 @@ def prepare_data(settings: Settings, data_uri: str | Dataset, spec: PreprocessSp
             "add images (a few dozen per class at least)"
         )
     index = {c: i for i, c in enumerate(dataset.classes)}
+    records = dataset.records
+    if records is not None:
+        records.check_split_rule(split_rule(cfg.val_fraction, cfg.test_fraction), spec)
 
     def pipeline(name: str, seed: int | None):
+        if records is not None:
+            return records.dataset(name, cfg.batch_size, seed)
         items = splits[name]
         return image_dataset(
             [dataset.path_of(i) for i in items], [index[i.label] for i in items], spec, cfg.batch_size, seed
         )
 
     tf_data = {"train": pipeline("train", cfg.seed), "val": pipeline("val", None)}
-    return Prepared(dataset, splits, spec, tf_data)
+    steps = None
+    if distribution is not None and distribution.multi_worker:
+        from training.distribute import for_workers
+
+        workers, steps, how = distribution.cluster.workers, {}, {}
+        for name in ("train", "val"):
+            by_file = records is not None and records.shard_count(name) >= workers
+            tf_data[name], steps[name] = for_workers(tf_data[name], sizes[name], cfg.batch_size, by_file)
+            how[name] = "by file" if by_file else "by data"
+        log(
+            f"inputs for {workers} workers: train sharded {how['train']}, {steps['train']} steps per epoch; "
+            f"val sharded {how['val']}, {steps['val']} steps"
+        )
+    return Prepared(dataset, splits, spec, tf_data, steps=steps)
 
 
 def production_baseline(settings: Settings, prepared: Prepared, log) -> dict | None:

@@ -14,6 +14,7 @@ from core.errors import CheckFailed, UsageError
 from core.settings import Settings
 
 ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")  # = training.model.ARCHITECTURES
+STRATEGIES = ("auto", "one", "mirrored", "multi-worker")  # = training.distribute.STRATEGIES
 
 
 def apply_train_options(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -30,6 +31,8 @@ def apply_train_options(settings: Settings, args: argparse.Namespace) -> Setting
             "weights",
             "fine_tune_epochs",
             "fine_tune_learning_rate",
+            "strategy",
+            "mixed_precision",
         )
     }
     train = {k: v for k, v in train.items() if v is not None}
@@ -86,7 +89,23 @@ def add_common_train_options(parser: argparse.ArgumentParser) -> None:
         "revision written as pip writes it, git+URL@REV (URL file://, https:// or ssh://; REV a commit, "
         "tag or branch)",
     )
-    parser.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="override train.batch_size (global: split over the replicas)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="override train.strategy: auto (multi-worker when TF_CONFIG names several workers, mirrored "
+        "when more than one GPU is visible, else one), one device, mirrored (every local GPU), multi-worker",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        help="override train.mixed_precision (auto: mixed_float16 when GPUs are visible)",
+    )
     parser.add_argument("--seed", type=int, metavar="N", help="override train.seed")
     parser.add_argument(
         "--accuracy-threshold", type=float, metavar="X", help="override gate.accuracy_threshold"
@@ -115,10 +134,21 @@ def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def start_cluster(settings: Settings) -> None:
+    """In a pod of a multi-worker Indexed Job, TF_CONFIG from JOB_COMPLETION_INDEX (before TensorFlow)."""
+    from training.tf_config import export_tf_config
+
+    cluster = export_tf_config(settings.train)
+    if cluster.workers > 1:
+        role = "chief" if cluster.is_chief else "worker"
+        print(f"worker {cluster.index} of {cluster.workers} ({role})", file=sys.stderr, flush=True)
+
+
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from training.train import train_and_register
 
     settings = apply_train_options(settings, args)
+    start_cluster(settings)
     print(f"training on {args.data} ...", file=sys.stderr, flush=True)
     with json_on_gate_failure(args.json):
         summary = train_and_register(settings, args.data, actor=args.actor, reason=args.reason)
@@ -126,8 +156,58 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    from training.snapshot import write_snapshot
+    from training.train import log_stderr
+
+    if args.shards < 0:
+        raise UsageError(f"--shards must be 0 (automatic) or positive, got {args.shards}")
+    settings = apply_train_options(settings, args)
+    summary = write_snapshot(settings, args.data, args.out, args.shards, log_stderr)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        shards = ", ".join(f"{name} {n}" for name, n in summary["shards"].items())
+        print(
+            f"snapshot {summary['out']}: {summary['images']} images, shards {shards}; "
+            f"fingerprint {summary['fingerprint'][:12]} (= its source's)"
+        )
+    return 0
+
+
+def _add_dataset_verbs(subparsers: argparse._SubParsersAction) -> None:
+    dataset = subparsers.add_parser(
+        "dataset",
+        help="dataset tools: snapshot a validated dataset as sharded TFRecords",
+        description="Dataset tools for training at scale.",
+    )
+    verbs = dataset.add_subparsers(dest="dataset_command", metavar="ACTION")
+    verbs.required = True
+    snapshot = verbs.add_parser(
+        "snapshot",
+        help="write a validated dataset as sharded TFRecords (folder or gs://)",
+        description="Check and validate SOURCE, then write it as sharded TFRecords: images already "
+        "through the one preprocessing function, labels, content hashes and split assignment kept, "
+        "snapshot.json last. `mlops train --data` reads the snapshot like any dataset; its "
+        "fingerprint is its source's.",
+    )
+    snapshot.add_argument(
+        "--data", required=True, metavar="SOURCE", help="a folder, gs://BUCKET/PREFIX or git+URL@REV"
+    )
+    snapshot.add_argument(
+        "--out", required=True, metavar="DIR|gs://BUCKET/PREFIX", help="a new folder or prefix"
+    )
+    snapshot.add_argument(
+        "--shards", type=int, default=0, metavar="N", help="shards per split (default: one per 1024 images)"
+    )
+    snapshot.add_argument("--image-size", type=int, metavar="PX", help="override train.image_size")
+    snapshot.add_argument("--json", action="store_true", help="print a JSON summary")
+    snapshot.set_defaults(handler=_snapshot)
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
+    _add_dataset_verbs(subparsers)
     demo = subparsers.add_parser(
         "demo-data",
         help="write a small synthetic dataset",

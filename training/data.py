@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -44,6 +45,9 @@ class Dataset:
     items: list[Item]
     skipped: list[dict[str, str]] = field(default_factory=list)
     source: Snapshot | None = None  # where the files came from and the revision that names them
+    # A TFRecord snapshot's reader (training.snapshot.Records): the stored tensors train, only the
+    # test split's files are on disk (under root).
+    records: Any = None
 
     @property
     def fingerprint(self) -> str:

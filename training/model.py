@@ -49,7 +49,8 @@ def build_model(
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = _small_cnn(inputs) if architecture == "small_cnn" else _backbone(architecture, inputs, weights)
     x = keras.layers.Dropout(0.2)(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    # float32 output even under mixed_float16: a float16 softmax loses the small probabilities.
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=architecture)
 
 

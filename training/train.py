@@ -13,6 +13,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from training.candidate import Prepared
+    from training.distribute import Distribution
 
 Log = Callable[[str], None]
 
@@ -44,13 +45,31 @@ def _epoch_logger(log: Log, epochs: int):
     return EpochLine()
 
 
-def fit(model, data: dict, *, epochs: int, learning_rate: float, patience: int, log: Log) -> dict:
-    """Compile and fit on data["train"], early-stopping on data["val"] (never the test split)."""
+def fit(
+    model,
+    data: dict,
+    *,
+    epochs: int,
+    learning_rate: float,
+    patience: int,
+    log: Log,
+    steps: dict[str, int] | None = None,
+    distributed: bool = False,
+) -> dict:
+    """Compile and fit on data["train"], early-stopping on data["val"] (never the test split).
+
+    steps: {"train", "val"} batches per epoch when the inputs repeat (multi-worker); None: one pass.
+    distributed: the model lives in a Mirrored or MultiWorkerMirrored strategy's scope.
+    """
     import keras
 
     from training.model import compile_model
 
     compile_model(model, learning_rate)
+    if distributed:
+        from training.distribute import prepare_distributed_fit
+
+        prepare_distributed_fit(model, data["train"])
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=patience, restore_best_weights=True, verbose=0
     )
@@ -58,6 +77,8 @@ def fit(model, data: dict, *, epochs: int, learning_rate: float, patience: int, 
         data["train"],
         validation_data=data["val"],
         epochs=epochs,
+        steps_per_epoch=steps["train"] if steps else None,
+        validation_steps=steps["val"] if steps else None,
         callbacks=[stop, _epoch_logger(log, epochs)],
         verbose=0,
         shuffle=False,  # the tf.data pipeline shuffles itself
@@ -79,28 +100,33 @@ def train_and_register(
         prepare_data,
         production_reference,
     )
+    from training.distribute import setup
+    from training.tf_config import read_cluster
 
-    preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
+    if read_cluster().is_chief:  # only the chief writes to the registry
+        preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
+    cfg = settings.train
+    distribution = setup(cfg, log)  # before any other TensorFlow work: it fixes the devices
     import keras
 
     from training.model import build_model
 
-    cfg = settings.train
     keras.utils.set_random_seed(cfg.seed)
     spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)
     dataset = load_checked(settings, data_uri, log)
     # From scratch, drift from production's data is only reported: the new model is judged on its own.
     statistics, check = check_data(settings, dataset, spec, production_reference(settings), "train", log)
-    prepared = prepare_data(settings, dataset, spec, log)
+    prepared = prepare_data(settings, dataset, spec, log, distribution)
     prepared.statistics, prepared.check = statistics, check
-    model = build_model(
-        cfg.architecture, cfg.image_size, cfg.channels, len(prepared.dataset.classes), cfg.weights
-    )
+    with distribution.scope():
+        model = build_model(
+            cfg.architecture, cfg.image_size, cfg.channels, len(prepared.dataset.classes), cfg.weights
+        )
     log(
         f"training {cfg.architecture} from scratch: {model.count_params():,} parameters, "
         f"up to {cfg.epochs} epochs"
     )
-    params = {**dataclasses.asdict(cfg), "mode": "train"}
+    params = {**dataclasses.asdict(cfg), "mode": "train", **distribution.params(cfg.batch_size)}
     return fit_and_register(
         settings,
         prepared,
@@ -112,6 +138,7 @@ def train_and_register(
         actor=actor,
         reason=reason or f"mlops train on {data_uri}",
         log=log,
+        distribution=distribution,
     )
 
 
@@ -127,15 +154,33 @@ def fit_and_register(
     actor: str | None,
     reason: str,
     log: Log,
+    distribution: Distribution,
 ) -> dict:
-    """Fit, then evaluate, gate and register the candidate: the steps train and retrain share."""
+    """Fit, then evaluate, gate and register the candidate: the steps train and retrain share.
+
+    Every worker fits (the collectives need them all); only the chief evaluates and registers, so a
+    multi-worker run writes one candidate and one version.
+    """
     from training.candidate import finish_candidate
+    from training.distribute import cluster_errors, plain_copy
 
     started = time.perf_counter()
     patience = settings.train.early_stopping_patience
-    history = fit(
-        model, prepared.tf_data, epochs=epochs, learning_rate=learning_rate, patience=patience, log=log
-    )
+    with cluster_errors(distribution), distribution.scope():
+        history = fit(
+            model,
+            prepared.tf_data,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            patience=patience,
+            log=log,
+            steps=prepared.steps,
+            distributed=distribution.name != "one",
+        )
+    if not distribution.is_chief:
+        return worker_summary(distribution, log)
+    if distribution.name != "one" or distribution.mixed_precision:
+        model = plain_copy(model)  # evaluated and saved outside the strategy, in float32
     params = {
         **params,
         "epochs_run": len(history.get("loss", [])),
@@ -144,3 +189,14 @@ def fit_and_register(
     return finish_candidate(
         settings, prepared, model, history, params=params, parent=parent, actor=actor, reason=reason, log=log
     )
+
+
+def worker_summary(distribution: Distribution, log: Log) -> dict:
+    """What a non-chief worker reports: it trained, the chief evaluates and registers."""
+    index, workers = distribution.cluster.index, distribution.cluster.workers
+    message = f"worker {index} of {workers}: training done; the chief (worker 0) evaluates and registers"
+    log(message)
+    return {
+        "skipped": True, "worker": index, "message": message, "ref": None, "version": None,
+        "metrics": None, "gate": None, "report": None, "parent": None, "dataset": None,
+    }  # fmt: skip

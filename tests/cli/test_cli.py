@@ -8,7 +8,7 @@ from mlops.cli import build_parser
 
 VERBS = [
     "demo-data", "train", "retrain", "test-model", "registry", "promote",
-    "rollback", "serve", "deploy", "ui", "notify", "pipeline",
+    "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job",
 ]  # fmt: skip
 
 

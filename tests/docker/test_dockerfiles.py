@@ -126,6 +126,8 @@ def test_every_image_the_pipelines_and_manifests_run_is_one_the_build_makes():
         "k8s/overlays/staging": [pod_image("overlays/staging", "Deployment")],
         "k8s/overlays/production": [pod_image("overlays/production", "Deployment")],
         "k8s/training": [pod_image("training", "Job")],
+        "k8s/training/distributed": [pod_image("training/distributed", "Job")],
+        "k8s/training/overlays/gpu-node-pool": [pod_image("training/overlays/gpu-node-pool", "Job")],
     }
     built = built_images()
     for where, images in used.items():

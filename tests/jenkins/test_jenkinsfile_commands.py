@@ -28,6 +28,7 @@ PLACEHOLDERS: dict[str, list[str]] = {
     ],
     "SUITE_URI": ["unit_testing", "git+https://github.com/example/mlops-xray-tests.git@0a1b2c3d"],
     "MODEL_REF": ["testing:7"],
+    "TRAINING_WORKERS": ["2", "8"],
     "MLOPS_REPORTS": ["reports"],
     "APPROVED_BY": ["product-owner"],
     "EXPECTED_PRODUCTION": ["3", "none"],
@@ -132,7 +133,9 @@ def test_the_exit_3_branching_lives_in_one_helper():
     """No stage tests the exit code itself: each goes through mlopsChecked, the one place for the rule."""
     text = (ROOT / "Jenkinsfile").read_text()
     assert text.count("rc == 3") == 1 and len(HELPER_SH.findall(text)) == 1
-    assert len(HELPER_CALL.findall(text)) == 5  # train, retrain, the two model-test stages, the canary
+    # train (in the agent, or as the GKE Job: mlops train-job), retrain, the two model-test stages,
+    # and the canary
+    assert len(HELPER_CALL.findall(text)) == 6
 
 
 def test_the_tests_pipeline_asks_the_cli_which_model_to_check():

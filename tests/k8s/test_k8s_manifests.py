@@ -15,7 +15,8 @@ from deploy.k8s import kubectl_path
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-TARGETS = ["overlays/staging", "overlays/production", "training"]
+TRAINING = ["training", "training/distributed", "training/overlays/gpu-node-pool"]
+TARGETS = ["overlays/staging", "overlays/production", *TRAINING]
 APP_OVERLAYS = ["overlays/staging", "overlays/production"]
 
 
@@ -67,7 +68,7 @@ def test_validator_rejects_an_unknown_field():
     assert "maxUnavailabel" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("target", [*APP_OVERLAYS, "training"])
+@pytest.mark.parametrize("target", [*APP_OVERLAYS, *TRAINING])
 def test_pods_run_restricted(target):
     documents = docs(target)
     workloads = by_kind(documents, "Deployment") + by_kind(documents, "Job")
@@ -257,3 +258,40 @@ def test_a_weaker_canary_is_caught():
     assert canary_differences(production, canary) == [
         "volumes", "container.readinessProbe", "container.securityContext",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ["training/distributed", "training/overlays/gpu-node-pool"])
+def test_distributed_training_is_an_indexed_job_behind_a_headless_service(target):
+    """Pod i must find every peer as <job>-<i>.<service>:<port>, the names training/tf_config.py builds."""
+    documents = docs(target)
+    (job,) = by_kind(documents, "Job")
+    (service,) = by_kind(documents, "Service")
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] >= 2
+    assert spec["backoffLimit"] == 0  # a half-restarted cluster cannot rejoin the collectives
+    assert service["spec"]["clusterIP"] == "None" and pod["subdomain"] == service["metadata"]["name"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert "valueFrom" not in str(container["env"])  # plain values: Kubernetes sets JOB_COMPLETION_INDEX
+    assert int(env["MLOPS_TRAIN_WORKERS"]) == spec["completions"]
+    assert env["MLOPS_TRAIN_WORKER_SERVICE"] == service["metadata"]["name"]
+    (port,) = service["spec"]["ports"]
+    assert int(env["MLOPS_TRAIN_WORKER_PORT"]) == port["port"] == container["ports"][0]["containerPort"]
+    assert container["command"] == ["mlops"] and container["args"][0] == "train"
+    assert container["args"][container["args"].index("--strategy") + 1] == "multi-worker"
+
+
+def test_gpu_node_pool_overlay_runs_the_gpu_image_on_gpu_nodes():
+    (job,) = by_kind(docs("training/overlays/gpu-node-pool"), "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"]["cloud.google.com/gke-accelerator"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    (container,) = pod["containers"]
+    assert container["image"] == "mlops-xray-train:gpu"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    (cpu_job,) = by_kind(docs("training/distributed"), "Job")
+    assert "nodeSelector" not in cpu_job["spec"]["template"]["spec"]
+    assert cpu_job["spec"]["template"]["spec"]["containers"][0]["image"] == "mlops-xray-train:latest"
