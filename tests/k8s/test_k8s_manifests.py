@@ -231,7 +231,7 @@ def test_canary_renders_validates_and_matches_production(overlay):
     assert canary_differences(production, canary) == []
     assert canary["metadata"]["namespace"] == production["metadata"]["namespace"]
     assert canary["spec"]["replicas"] == 2
-    env = {e["name"]: e["value"] for e in canary["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in canary["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MLOPS_MODEL_REF"] == "testing:8" and env["MLOPS_MODEL_VERSION"] == "8"
     # Own selector; production's stays as it was (immutable), its pods now labelled stable.
     assert production["spec"]["selector"]["matchLabels"] == {"app": "xray-api"}

@@ -1,5 +1,5 @@
 """k8s/monitoring: rules checked and unit-tested by the real promtool, a dashboard in valid PromQL over
-metrics the API exports, a ServiceMonitor that finds the Service, and the feedback-token component."""
+metrics the API exports, a ServiceMonitor that finds the Service, and the feedback token's Secret."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_the_service_monitor_finds_the_api_service():
 
 @pytest.mark.parametrize("target", APP_OVERLAYS)
 def test_every_overlay_takes_the_feedback_token_from_an_optional_secret(target):
-    """Each overlay has k8s/components/feedback-token: the token comes from a Secret, once, never a value."""
+    """Each overlay's API takes POST /feedback's token from a Secret, once, never as a value."""
     (deployment,) = by_kind(docs(target), "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     (token,) = [e for e in container["env"] if e["name"] == "MLOPS_FEEDBACK_TOKEN"]
