@@ -38,9 +38,22 @@ def check_percent(percent: float) -> None:
         )
 
 
-def canary_workers(baseline_workers: int, percent: float) -> int:
-    """Workers that give the canary about PERCENT of one shared accept queue (at least one)."""
-    return max(1, round(baseline_workers * percent / (100 - percent)))
+def canary_size(baseline: int, percent: float) -> int:
+    """Workers (local) or pods (k8s) that give the canary about PERCENT of the traffic beside BASELINE
+    of production's, when every one takes an equal share (at least one)."""
+    return max(1, round(baseline * percent / (100 - percent)))
+
+
+def plan_split(baseline: int, percent: float, unit: str) -> dict[str, Any]:
+    """The canary's size beside BASELINE workers or pods (UNIT), and the share whole units give."""
+    canary = canary_size(baseline, percent)
+    return {
+        "requested_percent": percent,
+        "unit": unit,
+        "baseline": baseline,
+        "canary": canary,
+        "expected_share": round(canary / (baseline + canary), 4),
+    }
 
 
 @dataclass
@@ -103,14 +116,8 @@ def _canary_local(
         local._stop(local.Server(**leftover), settings)
     host, port, holder = state["host"], state["port"], state["holder"]
     base_workers = baseline.workers or settings.api.workers
-    workers = canary_workers(base_workers, percent)
-    split = {
-        "requested_percent": percent,
-        "unit": "workers",
-        "baseline": base_workers,
-        "canary": workers,
-        "expected_share": round(workers / (base_workers + workers), 4),
-    }
+    split = plan_split(base_workers, percent, "workers")
+    workers = split["canary"]
     _say(
         f"v{model.version} gets {workers} worker(s) beside v{baseline.version}'s {base_workers}: "
         f"about {split['expected_share']:.0%} of connections (asked for {percent:g}%)"

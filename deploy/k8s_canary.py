@@ -25,7 +25,7 @@ from core.actor import default_actor
 from core.errors import MlopsError, UsageError
 from core.settings import Settings
 from deploy import k8s
-from deploy.canary import canary_workers, check_percent
+from deploy.canary import check_percent, plan_split
 from deploy.canary_analysis import PASS, Verdict, analyse, scrape
 from deploy.model import Model
 
@@ -198,14 +198,8 @@ def canary_k8s(
         raise UsageError(
             f"v{candidate.version} already serves all of {namespace}; a canary needs another version"
         )
-    pods = canary_workers(base_pods, percent)
-    split = {
-        "requested_percent": percent,
-        "unit": "pods",
-        "baseline": base_pods,
-        "canary": pods,
-        "expected_share": round(pods / (base_pods + pods), 4),
-    }
+    split = plan_split(base_pods, percent, "pods")
+    pods = split["canary"]
     manifests = canary_documents(render_canary(settings, overlay, image_tag, live, candidate, pods), settings)
     if dry_run:
         verdict = Verdict("pending", [], {})

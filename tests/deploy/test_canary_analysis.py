@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.settings import CanarySettings
-from deploy.canary import canary_workers, check_percent
+from deploy.canary import canary_size, check_percent, plan_split
 from deploy.canary_analysis import FAIL, PASS, PENDING, Snapshot, compare, parse_metrics
 from model_api.metrics import ApiMetrics
 
@@ -78,8 +78,12 @@ def test_a_small_latency_step_on_fast_requests_is_not_a_fault():
 
 
 def test_the_share_becomes_whole_workers():
-    assert canary_workers(2, 25) == 1 and canary_workers(2, 50) == 2 and canary_workers(6, 25) == 2
-    assert canary_workers(2, 1) == 1  # never zero: a canary with no worker serves nothing
+    assert canary_size(2, 25) == 1 and canary_size(2, 50) == 2 and canary_size(6, 25) == 2
+    assert canary_size(2, 1) == 1  # never zero: a canary with no worker serves nothing
+    split = plan_split(2, 25, "pods")  # whole pods: 1 of 3 serves, 33%, not the 25% asked
+    assert split == {
+        "requested_percent": 25, "unit": "pods", "baseline": 2, "canary": 1, "expected_share": 0.3333,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("percent", [0, 100, 150, -5, float("nan")])

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from test_canary_local import FAULT_SERVE, Traffic, candidates  # noqa: F401  (fixture)
+from load import Load
+from test_canary_local import FAULT_SERVE, candidates, traffic  # noqa: F401  (fixture)
 
 import registry
 from core.processes import free_port, terminate, wait_ready
@@ -68,8 +69,8 @@ def live_production(kubectl, servers, monkeypatch, canary: int) -> None:
     monkeypatch.setenv("KUBECTL_STANDIN_FORWARD", servers[canary])
 
 
-def both_sides(servers, canary: int) -> tuple[Traffic, Traffic]:
-    return Traffic(f"http://{servers[1]}", threads=3), Traffic(f"http://{servers[canary]}", threads=1)
+def both_sides(servers, canary: int) -> tuple[Load, Load]:
+    return traffic(f"http://{servers[1]}", threads=3), traffic(f"http://{servers[canary]}", threads=1)
 
 
 def test_healthy_canary_is_promoted_and_rolled_out(cli, kubectl, servers, monkeypatch):

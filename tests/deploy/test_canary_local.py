@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
-from collections import Counter
 from pathlib import Path
 
 import pytest
 import requests
 from canary_models import brightness_images, save_brightness_model
+from load import Load
 
 import registry
 from core.processes import free_port
@@ -30,46 +29,9 @@ FAULT_SERVE = Path(__file__).with_name("fault_serve.py")
 FAULTS = {3: "error:pneumonia", 4: "slow:0.5", 5: "collapse"}
 
 
-class Traffic:
-    """Concurrent clients on the stable port with images of every class; each answer counted by side."""
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url, self.images = url, brightness_images()
-        self.ok: Counter[int] = Counter()  # version -> successful predictions
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-
-    def _run(self, offset: int) -> None:
-        i = offset
-        while not self._stop.is_set():
-            image = self.images[i % len(self.images)]
-            i += 7
-            try:
-                headers = {"Content-Type": "image/png", "Connection": "close"}
-                answer = requests.post(f"{self.url}/predict", data=image, headers=headers, timeout=30)
-                failure = (
-                    None if answer.status_code == 200 else f"HTTP {answer.status_code}: {answer.text[:120]}"
-                )
-                version = answer.json()["model"]["version"] if failure is None else None
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                failure, version = f"{type(exc).__name__}: {exc}", None
-            with self._lock:
-                if failure:
-                    self.failures.append(failure)
-                else:
-                    self.ok[version] += 1
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
+def traffic(url: str, threads: int = 4) -> Load:
+    """Concurrent clients on URL with images of every class (the brightness model's three)."""
+    return Load(url, threads, images=brightness_images())
 
 
 @pytest.fixture
@@ -118,7 +80,7 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
         baseline_pid = local.load_state(load_settings())["current"]["pid"]
 
         for version, fault in FAULTS.items():
-            with Traffic(url) as traffic:
+            with traffic(url) as load:
                 pulled = cli(
                     "deploy", "--target", "local", "--model", f"testing:{version}", "--canary", "25", "--json"
                 )
@@ -127,8 +89,8 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
             assert outcome["decision"] == "pulled" and outcome["reasons"], outcome
             assert outcome["figures"]["baseline"]["errors"] == 0, outcome["figures"]
             # Only the faulty side may fail a request, and only with its own injected error.
-            assert all("HTTP 500" in f for f in traffic.failures), traffic.failures[:3]
-            assert set(traffic.ok) <= {1, version} and traffic.ok[1] > 0, traffic.ok
+            assert all("HTTP 500" in f for f in load.failures), load.failures[:3]
+            assert set(load.versions) <= {1, version} and load.versions[1] > 0, load.versions
             state = local.load_state(load_settings())
             assert state["current"]["pid"] == baseline_pid and state["current"]["version"] == 1
             assert not state.get("canary")
@@ -138,13 +100,13 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
         kinds = [" ".join(e["reasons"]) for e in _audit_canary_events()]
         assert "error rate" in kinds[0] and "p99 latency" in kinds[1] and "class shares" in kinds[2], kinds
 
-        with Traffic(url) as traffic:
+        with traffic(url) as load:
             healthy = cli("deploy", "--target", "local", "--model", "testing:2", "--canary", "25", "--json")
         assert healthy.code == 0, healthy.out[-1500:] + healthy.err[-2000:]
         outcome = json.loads(healthy.out)
         assert outcome["decision"] == "promoted" and outcome["verdict"] == "pass"
-        assert traffic.failures == [], traffic.failures[:5]
-        assert traffic.ok[1] > 0 and traffic.ok[2] > 0
+        assert load.failures == [], load.failures[:5]
+        assert load.versions[1] > 0 and load.versions[2] > 0
         assert outcome["figures"]["canary"]["requests"] >= 120
         split = outcome["split"]
         assert (

@@ -5,73 +5,20 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import Counter
 
 import pytest
 import requests
+from load import Load
 
 from core import processes
 from deploy import local
 from deploy.model import Model
-from deploy.smoke import probe_image
 
 pytestmark = pytest.mark.slow
 
 
 def model(version: int) -> Model:
     return Model(f"production:{version}", "xray-classifier", version)
-
-
-class Load:
-    """A bounded load loop on the stable port, every outcome counted.
-
-    keepalive False: a new connection per request; True: each client reuses its connection
-    (requests.Session), so a server that goes away under an idle connection would show up.
-    """
-
-    def __init__(self, url: str, threads: int = 3, keepalive: bool = False) -> None:
-        self.url = url
-        self.keepalive = keepalive
-        self.versions: Counter[int] = Counter()
-        self.failures: list[str] = []
-        self.requests = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-        self._image = probe_image()
-
-    def _run(self) -> None:
-        client = requests.Session()
-        headers = {} if self.keepalive else {"Connection": "close"}
-        while not self._stop.is_set():
-            try:
-                response = client.post(
-                    f"{self.url}/predict",
-                    files={"file": ("x.png", self._image, "image/png")},
-                    headers=headers,
-                    timeout=30,
-                )
-                outcome = response.json()["model"]["version"] if response.status_code == 200 else None
-                failure = None if outcome is not None else f"HTTP {response.status_code}"
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                outcome, failure = None, f"{type(exc).__name__}: {exc}"
-            with self._lock:
-                self.requests += 1
-                if failure:
-                    self.failures.append(failure)
-                else:
-                    self.versions[outcome] += 1
-        client.close()
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
 
 
 def current_version(url: str) -> int:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_deploy_local import Load
+from load import Load
 
 import registry
 from core.processes import free_port
