@@ -3,7 +3,8 @@ pulls a candidate identical to production (false pulls), at the default [canary]
 
 1. Traces: the real app (real Keras model, routes, metrics code) answers /predict for images of
    every class, once as production and once per candidate: healthy (the same model, a second
-   independent trace), errors on one class, slow, collapsed to one class (the faults of
+   independent trace), errors on one class, slow, collapsed to one class, and subtler faults near
+   the thresholds: errors on 4% and 1% of requests at random, a smaller slowdown (the faults of
    tests/deploy/fault_serve.py). Each request's status, latency, label and confidence is kept.
 2. Replays: each run draws requests from the traces at random (production twice as often as the
    canary: the 1-of-3 workers split `--canary 25` gives beside 2 production workers), feeds them
@@ -32,7 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "deploy"))  # the test model, images and fault injection
 
-FAULTS = {"errors on pneumonia": "error:pneumonia", "slow (+0.25 s)": "slow:0.25", "collapsed": "collapse"}
+FAULTS = {
+    "errors on pneumonia": "error:pneumonia",
+    "slow (+0.25 s)": "slow:0.25",
+    "collapsed": "collapse",
+    # Subtler: near the default limits (5xx rate +2%, p99 x2 and +0.1 s), where the thresholds decide.
+    "errors on 4% at random": "flaky:0.04",
+    "errors on 1% at random": "flaky:0.01",
+    "slow (+0.12 s)": "slow:0.12",
+}
 
 
 @dataclass(frozen=True)

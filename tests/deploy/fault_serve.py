@@ -8,6 +8,7 @@ wraps the loaded model's predict function. gunicorn is still exec'd, so LISTEN_F
     MLOPS_FAULT_INJECT="3=error:pneumonia,4=slow:0.4,5=collapse"
 
     error:CLASS   the model call raises for inputs it classifies as CLASS (/predict answers 500)
+    flaky:RATE    the model call raises at random for a RATE share of calls (seeded: repeatable)
     slow:SECONDS  every model call waits SECONDS first
     collapse      every prediction is the first class, with probability 0.9
 """
@@ -15,6 +16,7 @@ wraps the loaded model's predict function. gunicorn is still exec'd, so LISTEN_F
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -37,13 +39,16 @@ def fault_for(version: Any) -> str | None:
 def inject(bundle: Any, fault: str) -> None:
     """Wrap the bundle's one model call (every predict path goes through it) with FAULT."""
     kind, _, arg = fault.partition(":")
-    if kind not in ("error", "slow", "collapse"):
+    if kind not in ("error", "flaky", "slow", "collapse"):
         raise ValueError(f"{FAULTS_ENV}: unknown fault {fault!r}")
     original = bundle.predict_encoded_with_stats
+    dice = random.Random(0)
 
     def faulty(images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         if kind == "slow":
             time.sleep(float(arg))
+        if kind == "flaky" and dice.random() < float(arg):
+            raise RuntimeError(f"injected fault: the model fails on {float(arg):.0%} of calls")
         probabilities, stats = original(images)
         if kind == "error" and any(bundle.classes[int(np.argmax(row))] == arg for row in probabilities):
             raise RuntimeError(f"injected fault: the model fails on inputs it classifies as {arg}")
