@@ -129,10 +129,12 @@ def canary_documents(manifests: str, settings: Settings) -> str:
     return yaml.safe_dump_all(keep, sort_keys=False)
 
 
-def _live(settings: Settings, namespace: str, overlay: str) -> tuple[Model, int, dict[str, str]]:
-    """The production Deployment now: its model, replicas and selector; a usage error when absent."""
+def _live(
+    settings: Settings, namespace: str, overlay: str, cmd: list[str]
+) -> tuple[Model, int, dict[str, str]]:
+    """The production Deployment now (CMD, the plan's `kubectl get`): its model, replicas and selector;
+    a usage error when absent."""
     name = settings.deploy.deployment
-    cmd = [k8s.kubectl_path(settings), "get", "deployment", name, "-n", namespace, "-o", "json"]
     k8s._say("$ " + shlex.join(cmd))
     done = k8s._run(cmd, 60)
     if done.returncode != 0:
@@ -162,7 +164,7 @@ def _baseline_pod(settings: Settings, namespace: str, selector: dict[str, str]) 
     return pods[0]
 
 
-def plan(settings: Settings, namespace: str, live: Model) -> list[list[str]]:
+def plan(settings: Settings, namespace: str) -> list[list[str]]:
     """The kubectl commands a canary runs, in order (the full rollout is deploy_k8s's own plan)."""
     kubectl, name = k8s.kubectl_path(settings), canary_name(settings)
     timeout = f"--timeout={settings.deploy.rollout_timeout_s}s"
@@ -192,8 +194,8 @@ def canary_k8s(
     namespace = k8s.namespace_of(
         k8s.render(settings, overlay, image_tag, candidate), settings.deploy.deployment
     )
-    steps = plan(settings, namespace, candidate)
-    live, base_pods, selector = _live(settings, namespace, overlay)
+    steps = plan(settings, namespace)
+    live, base_pods, selector = _live(settings, namespace, overlay, steps[0])
     if live.version == candidate.version:
         raise UsageError(
             f"v{candidate.version} already serves all of {namespace}; a canary needs another version"
