@@ -14,6 +14,7 @@ from core.actor import default_actor
 from core.errors import UsageError
 from core.settings import Settings
 from deploy.model import Model
+from registry.refs import version_number
 
 READ_NOW = "now"  # --expect-production not given: production as read when the command starts
 
@@ -25,8 +26,9 @@ def parse_expected(text: str | None) -> int | str | None:
     value = text.strip().lower().removeprefix("production:")
     if value in ("none", "empty"):
         return None
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    version = version_number(value)
+    if version is not None:
+        return version
     raise UsageError(f"--expect-production {text!r}: give the production version number N, or none")
 
 

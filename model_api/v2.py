@@ -21,6 +21,7 @@ import numpy as np
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from core import __version__
+from core.numbers import ascii_int
 from model_api import monitoring
 from model_api.images import ImageRejected
 from model_api.routes import bundle, classify, reject
@@ -132,9 +133,10 @@ def _split_body() -> tuple[dict[str, Any], bytes]:
     body = request.get_data(cache=False)
     length = request.headers.get(HEADER_LENGTH)
     if length is not None:
-        if not length.isdigit() or int(length) > len(body):
+        size = ascii_int(length)
+        if size is None or size > len(body):
             raise TensorError(f"{HEADER_LENGTH} {length!r} does not fit a body of {len(body)} bytes")
-        head, binary = body[: int(length)], body[int(length) :]
+        head, binary = body[:size], body[size:]
     else:
         head, binary = body, b""
     if not head:

@@ -21,7 +21,7 @@ from registry.errors import AuditChainError, RegistryError
 from registry.store import ObjectExists, Store
 
 GENESIS = "0" * 64
-_EVENT_NAME = re.compile(r"^(\d{12})\.json$")
+_EVENT_NAME = re.compile(r"^([0-9]{12})\.json$")  # ASCII: \d would take any script's digits
 
 
 def _canonical(body: dict[str, Any]) -> bytes:

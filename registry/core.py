@@ -29,7 +29,7 @@ from registry.errors import (
     RegistryError,
 )
 from registry.policy import Policy, authorize, check_evidence, evidence
-from registry.refs import AREAS, REF_HELP, Ref, parse_ref
+from registry.refs import AREAS, REF_HELP, Ref, parse_ref, version_number
 from registry.signing import SIGNATURE_FILE, check_signer, sign_folder, staged_folder
 from registry.store import ObjectExists, Store, open_store
 from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
@@ -367,7 +367,7 @@ class Registry:
     def _claim_version(self, actor: str) -> int:
         """Allocate the next version number race-free with a create-only claim object."""
         prefix = f"claims/{self.name}/"
-        taken = [int(n) for n in self.store.children(prefix) if n.isdigit()]
+        taken = [n for n in map(version_number, self.store.children(prefix)) if n is not None]
         taken += self.store.numbered_with(f"testing/{self.name}/", "manifest.json")
         candidate = max(taken, default=0) + 1
         for _ in range(1000):

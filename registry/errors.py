@@ -1,16 +1,16 @@
-"""Errors a registry user can cause; each is an MlopsError (one line, exit code 1)."""
+"""Errors a registry user can cause; each is an MlopsError (one line, exit code 1 unless its class says)."""
 
 from __future__ import annotations
 
-from core.errors import CheckFailed, MlopsError
+from core.errors import CheckFailed, MlopsError, UsageError
 
 
 class RegistryError(MlopsError):
     """Something about the registry went wrong; the message says what to do."""
 
 
-class RefError(RegistryError):
-    """A ref is malformed or names nothing."""
+class RefError(RegistryError, UsageError):
+    """A ref is malformed or names nothing: the caller typed it wrong (exit code 2)."""
 
 
 class NotFoundError(RegistryError):

@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from registry.refs import version_number
+
 if TYPE_CHECKING:
     from registry.core import Registry
 
@@ -41,8 +43,9 @@ def _by_version(times: dict[str, float], prefix: str) -> dict[int, dict[str, flo
     groups: dict[int, dict[str, float]] = defaultdict(dict)
     for key, mtime in times.items():
         number, _, _rest = key[len(prefix) :].partition("/")
-        if number.isdigit():
-            groups[int(number)][key] = mtime
+        version = version_number(number)
+        if version is not None:
+            groups[version][key] = mtime
     return groups
 
 

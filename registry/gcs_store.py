@@ -20,6 +20,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from core.gcs import CredentialsError, storage_client
 from registry.errors import RegistryError
+from registry.refs import version_number
 from registry.store import HashingWriter, ObjectExists, Store
 
 T = TypeVar("T")
@@ -201,8 +202,9 @@ class GcsStore(Store):
         found = {}
         for blob in blobs:
             middle, _, rest = blob.name[len(full) :].partition("/")
-            if rest == leaf and middle.isdigit():
-                found[int(middle)] = dict(blob.metadata or {})
+            number = version_number(middle)
+            if rest == leaf and number is not None:
+                found[number] = dict(blob.metadata or {})
         return dict(sorted(found.items()))
 
     def read_many(self, keys: Iterable[str]) -> list[bytes | None]:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from registry.refs import version_number
 from registry.store import HashingWriter, ObjectExists, Store
 
 _HIDDEN = (".tmp-", ".lock")
@@ -181,6 +182,5 @@ class LocalStore(Store):
 
     def numbered_with(self, prefix: str, leaf: str) -> list[int]:
         base = self._path(prefix)
-        return sorted(
-            int(name) for name in self.children(prefix) if name.isdigit() and (base / name / leaf).is_file()
-        )
+        numbers = {name: version_number(name) for name in self.children(prefix)}
+        return sorted(n for name, n in numbers.items() if n is not None and (base / name / leaf).is_file())

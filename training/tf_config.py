@@ -16,6 +16,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
 from core.errors import UsageError
+from core.numbers import ascii_int
 from core.settings import TrainSettings
 
 
@@ -74,11 +75,12 @@ def export_tf_config(cfg: TrainSettings, env: MutableMapping[str, str] | None = 
     env = os.environ if env is None else env
     if not env.get("TF_CONFIG") and cfg.workers > 1:
         raw_index = env.get("JOB_COMPLETION_INDEX", "")
-        if not raw_index.isdigit():
+        index = ascii_int(raw_index, 6)
+        if index is None:
             raise UsageError(
                 f"train.workers is {cfg.workers} but JOB_COMPLETION_INDEX is {raw_index!r}: "
                 "multi-worker training runs as an Indexed Job (k8s/training/distributed/) or with TF_CONFIG"
             )
-        config = indexed_job_tf_config(cfg, int(raw_index), socket.gethostname())
+        config = indexed_job_tf_config(cfg, index, socket.gethostname())
         env["TF_CONFIG"] = json.dumps(config)
     return read_cluster(env)

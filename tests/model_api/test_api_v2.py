@@ -134,6 +134,13 @@ def test_invalid_json_and_bad_header_length(client):
     assert client.post("/v2/models/other/infer", json=fp32([1, 64, 64, 1])).status_code == 404
 
 
+@pytest.mark.parametrize("length", ["\u00b2", "-1", "+1", "1_0", " 2", "9" * 5000])
+def test_header_length_is_ascii_decimal(client, length):
+    """Look-alike digits (str.isdigit() is true for superscript two) are a 400, not a 500."""
+    bad = client.post(INFER, data=b"{}", headers={"Inference-Header-Content-Length": length})
+    assert bad.status_code == 400 and "does not fit" in bad.json["error"]
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 70) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

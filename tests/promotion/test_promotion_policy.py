@@ -214,6 +214,7 @@ def test_promote_cli_expect_production(cli, settings, make_version, jenkins):
     moved = cli("promote", "testing:2", "--expect-production", "none")
     assert moved.code == 1 and "production moved since" in moved.err
     assert cli("promote", "testing:2", "--expect-production", "nonsense").code == 2
+    assert cli("promote", "testing:2", "--expect-production", "\u00b2").code == 2  # isdigit() yet no int
     done = cli("promote", "testing:2", "--expect-production", "production:1", "--json")
     assert done.code == 0, done.err
     assert json.loads(done.out)["previous"] == 1

@@ -116,18 +116,18 @@ def test_rollback(cli, filled):
 
 
 @pytest.mark.parametrize(
-    ("args", "words"),
+    ("args", "words", "code"),
     [
-        (["registry", "show", "testing:99"], "testing:99 of 'xray-classifier' does not exist"),
-        (["registry", "show", "testing:nope"], "malformed ref"),
-        (["registry", "show", "prod:1"], "unknown area"),
-        (["promote", "production:current", "--approved-by", "product-owner"], "production has no current"),
-        (["--registry", "s3://x", "promote", "testing:1", "--approved-by", "product-owner"], "unsupported"),
+        (["registry", "show", "testing:99"], "testing:99 of 'xray-classifier' does not exist", 1),
+        (["registry", "show", "testing:nope"], "malformed ref", 2),  # a ref typed wrong: usage
+        (["registry", "show", "prod:1"], "unknown area", 2),
+        (["promote", "production:current", "--approved-by", "product-owner"], "production has no current", 1),
+        (["--registry", "s3://x", "promote", "testing:1", "--approved-by", "po"], "unsupported", 1),
     ],
 )
-def test_errors_are_one_line_exit_1(cli, filled, args, words):
+def test_errors_are_one_line(cli, filled, args, words, code):
     result = cli(*args)
-    assert result.code == 1
+    assert result.code == code
     assert words in result.err
     assert len(result.err.strip().splitlines()) == 1
 
