@@ -8,6 +8,7 @@
     core.identity       who is approving, authenticated: Jenkins' input submitter, else the OS account
     core.processes      free loopback port, "wait until ready", "terminate then kill"
     core.gcs            the one google-cloud-storage client factory
+    core.numbers        whole numbers from outside text, ASCII decimal only
     core.git_source     git+URL@REV (pip's form) → a read-only tree of that commit, cached per commit
 
 Importing `core` loads none of these (TensorFlow and google-cloud-storage stay unloaded).
