@@ -22,7 +22,6 @@ from typing import Any
 
 from core.actor import default_actor
 from core.errors import MlopsError, UsageError
-from core.processes import alive
 from core.settings import Settings
 from deploy import local
 from deploy.canary_analysis import PASS, Verdict, analyse, scrape
@@ -92,14 +91,14 @@ def _serving(settings: Settings) -> tuple[dict[str, Any], local.Server]:
     """The running local deployment and its production server; a usage error when there is none."""
     state = local.load_state(settings)
     holder = state.get("holder")
-    if not holder or not alive(holder["pid"]) or not state.get("current"):
+    if not local.running(holder) or not state.get("current"):
         raise UsageError(
             "no local API is running to compare a canary with; deploy normally first "
             "(mlops deploy --target local), then deploy the candidate with --canary"
         )
     state = local._adopt(state)
     current = local.Server(**state["current"])
-    if not alive(current.pid):
+    if not local.running(current):
         raise UsageError(f"the local API's server (pid {current.pid}) is not running; deploy normally first")
     return state, current
 
@@ -111,7 +110,7 @@ def _canary_local(
     if baseline.version == model.version and baseline.name == model.name:
         raise UsageError(f"v{model.version} already serves all traffic; a canary needs a different version")
     leftover = state.get("canary")
-    if leftover and alive(leftover["pid"]):
+    if leftover and local.running(leftover):
         _say(f"a canary from an earlier run (pid {leftover['pid']}) is still up; stopping it")
         local._stop(local.Server(**leftover), settings)
     host, port, holder = state["host"], state["port"], state["holder"]

@@ -9,6 +9,10 @@ one never stopped; if the check after the switch fails, the previous version is 
 Between deployments the socket holder watches the serving server (deploy.on_server_exit): if it dies
 on its own, the holder restarts it on the same socket or closes the port, so no client waits on a
 port nobody serves. A deployment moves the watch before it stops a server on purpose.
+
+Every process started here or by the holder is recorded with its start time and command line
+(deploy.process_records): stopping signals a recorded pid only while it is still that process, and
+finds a server the holder restarted even after the holder itself died.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import MlopsError, UsageError
-from core.processes import alive, terminate, wait_ready
+from core.process_identity import cmdline, port_holders, process_group, same_process, stop_group
+from core.processes import wait_ready
 from core.settings import Settings
-from deploy import sockets
+from deploy import process_records, sockets
 from deploy.model import Model
 from deploy.smoke import SmokeResult, smoke_test
 
@@ -47,6 +52,9 @@ class Server:
     log: str
     started_at: str
     workers: int | None = None  # None: a state file from before this was recorded
+    # Which process the pid named (core.process_identity); None: a state file from before.
+    start_time: int | None = None
+    cmdline: list[str] | None = None
 
     @property
     def admin_url(self) -> str:
@@ -103,6 +111,18 @@ def _exclusive(settings: Settings):
         yield
 
 
+def records_dir(settings: Settings) -> Path:
+    """Where every process this deployment started is recorded (deploy.process_records)."""
+    return settings.deploy_dir / "processes"
+
+
+def running(record: dict[str, Any] | Server | None) -> bool:
+    """Whether the recorded process (holder or server) still runs as that very process."""
+    if isinstance(record, Server):
+        record = asdict(record)
+    return bool(record) and same_process(record)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -139,7 +159,11 @@ def server_spec(settings: Settings, model: Model, host: str, port: int) -> dict[
         "MLOPS_REGISTRY": settings.registry_uri,
         "MLOPS_MODEL_NAME": settings.registry.model_name,
     }
-    return {"cmd": cmd, "env": env, "cwd": os.getcwd(), "log_dir": str(settings.deploy_logs.resolve())}
+    return {
+        "cmd": cmd, "env": env, "cwd": os.getcwd(), "log_dir": str(settings.deploy_logs.resolve()),
+        "records_dir": str(records_dir(settings).resolve()),
+        "model": {"ref": model.ref, "name": model.name, "version": model.version},
+    }  # fmt: skip
 
 
 def start_server(settings: Settings, model: Model, listener: socket.socket, host: str, port: int) -> Server:
@@ -158,9 +182,14 @@ def start_server(settings: Settings, model: Model, listener: socket.socket, host
         pid = sockets.spawn(spec["cmd"], [listener, private], log, spec["env"])
     finally:
         private.close()  # the server holds its own copy
+    record = process_records.write(
+        records_dir(settings), pid, "server", admin_port=admin_port, log=str(log),
+        started_by="mlops deploy", **spec["model"],
+    )  # fmt: skip
     return Server(
-        pid, admin_port, model.ref, model.name, model.version, str(log), _now(), settings.api.workers
-    )
+        pid, admin_port, model.ref, model.name, model.version, str(log), _now(), settings.api.workers,
+        record["start_time"], record["cmdline"],
+    )  # fmt: skip
 
 
 def _watch(settings: Settings, holder: dict[str, Any], server: Server, host: str, port: int) -> None:
@@ -181,20 +210,27 @@ def _adopt(state: dict[str, Any]) -> dict[str, Any]:
     if status and status.get("pid") and status["pid"] != current["pid"]:
         _say(f"the holder restarted the server: pid {current['pid']} is now pid {status['pid']}")
         current = {**current, "pid": status["pid"], "admin_port": status["admin_port"],
-                   "log": status.get("log") or current["log"]}  # fmt: skip
+                   "log": status.get("log") or current["log"], "start_time": status.get("start_time"),
+                   "cmdline": status.get("cmdline")}  # fmt: skip
         return {**state, "current": current}
     return state
 
 
 def _stop(server: Server, settings: Settings) -> None:
     # sockets.spawn made the server a process-group leader: a SIGKILL reaches its workers too.
-    graceful = terminate(server.pid, settings.deploy.stop_timeout_s, group=True)
-    _say(f"stopped pid {server.pid} (v{server.version})" + ("" if graceful else " by SIGKILL"))
+    outcome = stop_group(asdict(server), settings.deploy.stop_timeout_s)
+    if outcome == "foreign":
+        _say(
+            f"pid {server.pid} is no longer the v{server.version} server (another process has it): left alone"
+        )
+    elif outcome != "gone":
+        _say(f"stopped pid {server.pid} (v{server.version})" + (" by SIGKILL" if outcome == "killed" else ""))
+    process_records.prune(records_dir(settings))
 
 
 def _ensure_holder(settings: Settings, state: dict[str, Any], host: str, port: int) -> dict[str, Any]:
     holder = state.get("holder")
-    if holder and alive(holder["pid"]):
+    if running(holder):
         if (state["host"], state["port"]) != (host, port):
             raise UsageError(
                 f"the local API already listens on {state['host']}:{state['port']}; deploy without"
@@ -205,9 +241,36 @@ def _ensure_holder(settings: Settings, state: dict[str, Any], host: str, port: i
     control = f"mlops-deploy-{os.getuid()}-{home_id}-{port}"
     log = settings.deploy_logs / "holder.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    pid = sockets.start_holder(host, port, control, log)
+    try:
+        pid = sockets.start_holder(host, port, control, log)
+    except MlopsError as exc:
+        raise MlopsError(_port_taken(settings, host, port) or str(exc)) from None
+    record = process_records.write(records_dir(settings), pid, "holder", control=control)
     _say(f"listening on {host}:{port} (socket holder pid {pid})")
-    return {"pid": pid, "control": control}
+    return {"pid": pid, "control": control, "start_time": record["start_time"], "cmdline": record["cmdline"]}
+
+
+def _printable(text: str) -> str:
+    """TEXT with control characters shown as '?': a command line is anyone's to choose."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _port_taken(settings: Settings, host: str, port: int) -> str | None:
+    """Why host:port cannot be had, naming the pid that listens on it and what to do; None: nobody."""
+    holders = port_holders(port)
+    if not holders:
+        return None
+    ours = [r for r in process_records.read_all(records_dir(settings)) if same_process(r)]
+    for record in ours:
+        if any(pid == record["pid"] or process_group(pid) == record["pid"] for pid in holders):
+            what = f"v{record.get('version')} ({record.get('ref')})" if record.get("ref") else record["role"]
+            return (
+                f"cannot listen on {host}:{port}: pid {record['pid']} holds it, the local API's {what} "
+                f"that an earlier deployment started (its socket holder is gone); run 'mlops deploy "
+                "--target local --stop' to stop it, then deploy again"
+            )
+    named = ", ".join(f"pid {pid} ({_printable(' '.join(cmdline(pid)))[:80] or '?'})" for pid in holders[:3])
+    return f"cannot listen on {host}:{port}: another program listens on it: {named}; stop it, or pick --port"
 
 
 def _launch(settings: Settings, model: Model, holder: dict[str, Any], host: str, port: int) -> Server:
@@ -223,7 +286,7 @@ def _bring_up(settings: Settings, model: Model, holder: dict[str, Any], host: st
     server = _launch(settings, model, holder, host, port)
     _say(f"started v{model.version} ({model.ref}) as pid {server.pid}; waiting for /readyz")
     ready = f"{server.admin_url}/readyz"
-    why = wait_ready(ready, settings.deploy.ready_timeout_s, lambda: alive(server.pid))
+    why = wait_ready(ready, settings.deploy.ready_timeout_s, lambda: running(server))
     if why is not None:
         _stop(server, settings)
         tail = _log_tail(server.log)
@@ -265,15 +328,15 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
             + ", ".join(sockets.ON_EXIT)
         )
     state = load_state(settings)
-    running = bool(state.get("holder")) and alive(state["holder"]["pid"])
-    if running:
+    up = running(state.get("holder"))
+    if up:
         state = _adopt(state)
-    host = host or (state.get("host") if running else None) or settings.api.host
-    port = port or (state.get("port") if running else None) or settings.api.port
+    host = host or (state.get("host") if up else None) or settings.api.host
+    port = port or (state.get("port") if up else None) or settings.api.port
     url = f"http://{host}:{port}"
-    holder = _ensure_holder(settings, state if running else {}, host, port)
-    old = Server(**state["current"]) if running and state.get("current") else None
-    if old and not alive(old.pid):
+    holder = _ensure_holder(settings, state if up else {}, host, port)
+    old = Server(**state["current"]) if up and state.get("current") else None
+    if old and not running(old):
         _say(f"the previous server (pid {old.pid}) is not running; starting fresh")
         old = None
     base = {"host": host, "port": port, "url": url, "holder": holder}
@@ -281,9 +344,7 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
     new, why, smoke = _bring_up(settings, model, holder, host, port)
     if new is None:
         if old is None:
-            sockets.stop_holder(
-                holder["control"], holder["pid"]
-            )  # nothing serves: don't leave clients queued
+            sockets.stop_holder(holder)  # nothing serves: don't leave clients queued
             _save_state(settings, {**base, "holder": None, "current": None, "previous": state.get("current")})
         detail = f"{why}; " + (f"still serving v{old.version} ({old.ref})" if old else "nothing is serving")
         return Outcome(False, url, old, old, detail, smoke)
@@ -303,7 +364,7 @@ def _deploy_local(settings: Settings, model: Model, host: str | None, port: int 
             if restored is None:
                 _say(f"restarting the previous version failed too: {why_back}")
         if restored is None:
-            sockets.stop_holder(holder["control"], holder["pid"])
+            sockets.stop_holder(holder)
         else:
             _watch(settings, holder, restored, host, port)
         _save_state(
@@ -330,19 +391,49 @@ def stop_local(settings: Settings) -> str:
 
 def _stop_local(settings: Settings) -> str:
     state = load_state(settings)
-    stopped = []
-    if state.get("holder") and alive(state["holder"]["pid"]):
+    folder = records_dir(settings)
+    recorded = process_records.read_all(folder)
+    holder = state.get("holder")
+    if running(holder):
         state = _adopt(state)  # the server the holder may have restarted is the one to stop
-        sockets.unwatch(state["holder"]["control"])  # stopping it on purpose: no restart
+        sockets.unwatch(holder["control"])  # stopping it on purpose: no restart
+    # Every server this deployment or its holder started: the state file's, and every record on
+    # disk (a server the holder restarted just before it died is only there).
+    servers: dict[int, tuple[str, dict[str, Any]]] = {}
     for role, what in (("canary", "canary"), ("current", "API")):
-        if state.get(role) and alive(state[role]["pid"]):
-            terminate(state[role]["pid"], settings.deploy.stop_timeout_s, group=True)
-            stopped.append(f"{what} pid {state[role]['pid']} (v{state[role]['version']})")
-    if state.get("holder") and alive(state["holder"]["pid"]):
-        sockets.stop_holder(state["holder"]["control"], state["holder"]["pid"])
-    if not state:
+        if state.get(role):
+            servers[state[role]["pid"]] = (
+                f"{what} pid {state[role]['pid']} (v{state[role]['version']})",
+                state[role],
+            )
+    for record in recorded:
+        if record.get("role") == "server" and record["pid"] not in servers:
+            servers[record["pid"]] = (
+                f"server pid {record['pid']} (v{record.get('version')}, started by "
+                f"{record.get('started_by', 'a deployment')})", record,
+            )  # fmt: skip
+    stopped, left = [], []
+    for what, record in servers.values():
+        outcome = stop_group(record, settings.deploy.stop_timeout_s)
+        if outcome in ("stopped", "killed"):
+            stopped.append(what + (" by SIGKILL" if outcome == "killed" else ""))
+        elif outcome == "foreign":
+            left.append(record["pid"])
+    holders = [holder] if holder else []
+    holders += [r for r in recorded if r.get("role") == "holder" and r["pid"] != (holder or {}).get("pid")]
+    for record in holders:
+        if running(record):
+            sockets.stop_holder({"control": "", **record})
+    process_records.prune(folder)
+    if not state and not recorded:
         return "no local deployment to stop"
     _save_state(
         settings, {**state, "holder": None, "current": None, "canary": None, "previous": state.get("current")}
     )
-    return ("stopped " + ", ".join(stopped)) if stopped else "the local API was not running"
+    message = ("stopped " + ", ".join(stopped)) if stopped else "the local API was not running"
+    if left:
+        message += (
+            f"; left alone pid {', '.join(map(str, left))}: recorded for this deployment, but that pid now"
+            " names another process (its start time or program differs)"
+        )
+    return message

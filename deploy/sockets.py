@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import MlopsError
-from core.processes import alive, terminate
+from core.process_identity import same_process, stop_group
+from core.processes import alive
+from deploy import process_records
 
 LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed descriptor
 BACKLOG = 2048  # queued connections survive a switch; give them room
@@ -112,15 +114,14 @@ def holder_status(control: str) -> dict[str, Any] | None:
         return None
 
 
-def stop_holder(control: str, pid: int) -> None:
-    """Ask the holder to close the stable socket and wait until it has exited."""
-    with contextlib.suppress(OSError):  # gone already, or stuck: terminate below settles it
-        _ask(control, b"stop")
+def stop_holder(holder: dict[str, Any]) -> None:
+    """Ask the holder (its record: pid, start_time, cmdline, control) to close the stable socket and exit."""
+    with contextlib.suppress(OSError):  # gone already, or stuck: stopping it below settles it
+        _ask(holder["control"], b"stop")
     deadline = time.monotonic() + 5
-    while alive(pid) and time.monotonic() < deadline:
+    while same_process(holder) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if alive(pid):
-        terminate(pid, 5, group=True)
+    stop_group(holder, 5)  # only if that pid is still the holder, never a process that took its number
 
 
 def start_holder(host: str, port: int, control: str, log: Path) -> int:
@@ -280,7 +281,8 @@ class _Holder:
             self.set_watch(None)
             conn.sendall(b"ok")
         elif request == b"status":
-            status = {k: self.watched.get(k) for k in ("pid", "admin_port", "log")} if self.watched else {}
+            keys = ("pid", "start_time", "cmdline", "admin_port", "log")
+            status = {k: self.watched.get(k) for k in keys} if self.watched else {}
             status.update(restarts=len(self.restarts), events=self.events)
             conn.sendall(json.dumps(status).encode())
         return False
@@ -308,12 +310,14 @@ class _Holder:
         self.say(f"server pid {spec['pid']} exited on its own")
         if spec["on_exit"] == "restart" and len(self.restarts) < spec["max_restarts"]:
             try:
-                pid, admin_port, log = _restart(self.listener, spec["spec"])
+                record = _restart(self.listener, spec["spec"])
             except (OSError, MlopsError, subprocess.SubprocessError) as exc:
                 self.say(f"restart failed: {exc}")
             else:
                 self.restarts.append(now)
-                self.set_watch({**spec, "pid": pid, "admin_port": admin_port, "log": log})
+                pid = record["pid"]
+                keys = ("pid", "start_time", "cmdline", "admin_port", "log")
+                self.set_watch({**spec, **{k: record[k] for k in keys}})
                 self.say(f"restarted it as pid {pid} ({len(self.restarts)} in the last minute)")
                 return False
         why = "restart limit reached" if spec["on_exit"] == "restart" else "on exit: close"
@@ -323,8 +327,12 @@ class _Holder:
         return True
 
 
-def _restart(listener: socket.socket, spec: dict[str, Any]) -> tuple[int, int, str]:
-    """Start the serve command again on the shared socket plus a fresh readiness socket."""
+def _restart(listener: socket.socket, spec: dict[str, Any]) -> dict[str, Any]:
+    """Start the serve command again on the shared socket plus a fresh readiness socket; its record.
+
+    The record goes to disk (deploy.process_records) before anything else: if this holder dies
+    later, `mlops deploy --target local --stop` still finds the server it started.
+    """
     private = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     private.bind(("127.0.0.1", 0))
@@ -335,13 +343,24 @@ def _restart(listener: socket.socket, spec: dict[str, Any]) -> tuple[int, int, s
         pid = spawn(spec["cmd"], [listener, private], log, spec["env"], Path(spec["cwd"]))
     finally:
         private.close()
-    return pid, admin_port, str(log)
+    folder = Path(spec["records_dir"])
+    record = process_records.write(
+        folder, pid, "server", admin_port=admin_port, log=str(log), started_by="socket holder (restart)",
+        **spec.get("model", {}),
+    )  # fmt: skip
+    process_records.prune(folder)  # the server it replaces is gone
+    return record
 
 
 def _spawn(log: Path, fds: list[int], cmd: list[str]) -> int:
     pid, ready = _daemonize(log)
     if pid:
-        os.read(ready, 1)
+        # The pipe closes on exec (close-on-exec): only then is the pid the command's, with its own
+        # command line, which the caller records. A failed exec writes why instead.
+        failed = b"".join(iter(lambda: os.read(ready, 4096), b""))
+        if failed:
+            print(failed.decode(errors="replace"), file=sys.stderr)
+            return 1
         print(pid)
         return 0
     # Move the passed sockets to 3, 4, ... without clobbering one another or the ready pipe.
@@ -354,11 +373,10 @@ def _spawn(log: Path, fds: list[int], cmd: list[str]) -> int:
         os.close(fd)
     os.environ["LISTEN_FDS"] = str(len(fds))
     os.environ["LISTEN_PID"] = str(os.getpid())  # exec keeps the pid: the server sees its own
-    os.write(ready, b"1")
-    os.close(ready)
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
+        os.write(ready, f"cannot run {cmd[0]}: {exc.strerror}".encode())
         print(f"cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
         os._exit(127)
     return 127

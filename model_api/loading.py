@@ -1,10 +1,19 @@
-"""Find the model to serve through the registry: a ref (fetched, sha256-verified, cached) or a local file."""
+"""Find the model to serve through the registry: a ref (fetched, sha256-verified, cached) or a local file.
+
+A version refused at load (a file that no longer matches its manifest, a missing or foreign
+signature) is a refused decision like a refused promotion: it goes on the audit log (action
+`refuse`, attempted `serve`) with who, where, why and which version and digests, before the error.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
+from core.actor import default_actor
 from core.errors import MlopsError
 from core.settings import Settings
 
@@ -18,10 +27,16 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
     starts; its workers then load that verified copy from the cache).
     """
     from registry import open_registry
+    from registry.errors import IntegrityError
 
     if not ref:
         raise MlopsError("no model to serve: pass --model REF or set MLOPS_MODEL_REF")
-    fetched = open_registry(settings).fetch(ref, refresh=refresh)
+    reg = open_registry(settings)
+    try:
+        fetched = reg.fetch(ref, refresh=refresh)
+    except IntegrityError as exc:  # a SignatureError is one too
+        _record_refusal(reg, ref, exc)
+        raise
     manifest = dict(fetched.manifest)
     if not manifest.get("classes") or not manifest.get("preprocessing"):
         raise MlopsError(
@@ -29,3 +44,25 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
             "a local model file needs its manifest.json beside it"
         )
     return Path(fetched.model_path), manifest
+
+
+def _record_refusal(reg: Any, ref: str, exc: Exception) -> None:
+    """Put the refused load on the audit log: who, where, why, and what the registry's copy claims."""
+    from registry.errors import RegistryError, SignatureError
+    from registry.fetch import read_stored
+
+    what: dict[str, Any] = {
+        "ref": ref,
+        "where": f"{socket.gethostname()} pid {os.getpid()}",
+        "check": "signature" if isinstance(exc, SignatureError) else "checksum",
+    }
+    try:
+        mv = reg.resolve(ref)
+        what.update(area=mv.area, version=mv.version)
+        if mv.area != "local":
+            raw, stored, _signature = read_stored(reg, mv)
+            what["manifest_sha256"] = hashlib.sha256(raw).hexdigest()
+            what["model_sha256"] = stored["files"].get(stored.get("model_file"), {}).get("sha256")
+    except (RegistryError, OSError, AttributeError, TypeError):
+        pass  # a manifest too broken to describe: the refusal and its reason still go on record
+    reg.record_refusal("serve", default_actor(), str(exc), **what)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from registry import open_registry
-from registry.errors import SignatureError
+from registry.errors import IntegrityError, SignatureError
 from registry.signing import generate_key_pair
 
 
@@ -66,3 +69,65 @@ def test_serve_refuses_an_unsigned_version_where_signatures_are_required(cli, si
     signed.store.delete(f"testing/{signed.name}/1/model.sig")
     result = cli("serve", "--model", "testing:1", "--port", "1")
     assert result.code == 1 and "is not signed and signing is required" in result.err
+
+
+def _serve_refusals(cli) -> list[dict]:
+    """The audit log's refused loads, as `mlops registry audit --json` lists them."""
+    result = cli("registry", "audit", "--json")
+    assert result.code == 0, result.err
+    return [e for e in json.loads(result.out) if e["action"] == "refuse" and e.get("attempted") == "serve"]
+
+
+def test_a_tampered_model_file_refused_at_load_is_audited(cli, signed):
+    from model_api import create_app
+
+    key = f"testing/{signed.name}/1/model.keras"
+    signed.store.write(key, signed.store.read(key) + b"\0tampered")  # manifest and signature untouched
+    with pytest.raises(IntegrityError, match="tampered"):
+        create_app({"TESTING": True, "MODEL_REF": "testing:1"})
+    (event,) = _serve_refusals(cli)
+    stored = signed.store.read(f"testing/{signed.name}/1/manifest.json")
+    assert (event["ref"], event["area"], event["version"], event["check"]) == (
+        "testing:1",
+        "testing",
+        1,
+        "checksum",
+    )
+    assert event["manifest_sha256"] == hashlib.sha256(stored).hexdigest()
+    assert event["model_sha256"] == json.loads(stored)["files"]["model.keras"]["sha256"]
+    assert "model.keras" in event["reason"] and "tampered" in event["reason"]
+    assert event["actor"] and event["where"].endswith(f"pid {os.getpid()}")
+    verified = cli("registry", "audit", "--verify", "--json")
+    assert verified.code == 0 and json.loads(verified.out)["ok"], verified.out
+
+
+def test_serve_refusing_an_unsigned_version_is_audited(cli, signed):
+    signed.store.delete(f"testing/{signed.name}/1/model.sig")
+    assert cli("serve", "--model", "testing:1", "--port", "1").code == 1
+    (event,) = _serve_refusals(cli)
+    assert (event["version"], event["check"]) == (1, "signature")
+    assert "is not signed and signing is required" in event["reason"]
+    assert cli("registry", "audit", "--verify").code == 0
+
+
+def test_refusals_from_several_servers_at_once_keep_the_chain_intact(cli, signed):
+    """Four `mlops serve` processes refusing together: four events, one unbroken chain."""
+    _swap(signed, accuracy=0.97)
+    before = cli("registry", "audit", "--json")
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mlops.cli", "serve", "--model", "testing:1", "--port", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for server in servers:
+        _out, err = server.communicate(timeout=120)
+        assert server.returncode == 1 and "differs from what was signed" in err, err
+    refusals = _serve_refusals(cli)
+    assert len(refusals) == 4 and len({e["where"] for e in refusals}) == 4
+    assert len(json.loads(cli("registry", "audit", "--json").out)) == len(json.loads(before.out)) + 4
+    verified = cli("registry", "audit", "--verify", "--json")
+    assert verified.code == 0 and json.loads(verified.out)["ok"], verified.out
