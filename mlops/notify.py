@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import smtplib
 import ssl
@@ -15,6 +14,7 @@ from typing import Any
 
 from core.errors import MlopsError, UsageError
 from core.settings import Settings
+from core.templates import render
 
 # What the pipelines send (the Jenkinsfile and `mlops pipeline` use these names).
 EVENT_CANDIDATE = "candidate"  # code/data pipeline: a gated version passed the model tests, awaits approval
@@ -160,56 +160,6 @@ def _sections(
     }
 
 
-def _text(event: str, s: dict) -> str:
-    lines = [f"Event: {EVENTS[event]}", ""]
-    lines += [f"{key + ':':<16}{value}" for key, value in s["facts"].items()]
-    if s["data_warnings"]:
-        lines += ["", "Data warnings (value skew, trained anyway):"]
-        lines += [f"  - {w}" for w in s["data_warnings"]]
-    if s["gate_reasons"]:
-        lines += ["", "Gate reasons:"] + [f"  - {r}" for r in s["gate_reasons"]]
-    if s["rows"]:
-        lines += ["", f"  {'class':<20}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-        lines += [f"  {r[0]:<20}{r[1]:>10}{r[2]:>10}{r[3]:>10}{r[4]:>10}" for r in s["rows"]]
-    if s["failures"]:
-        lines += ["", "Failed tests:"] + [f"  - {f}" for f in s["failures"]]
-    if s["approve"]:
-        lines += ["", f"To approve (approvers: {s['approvers']}), run:", f"  {s['approve']}"]
-        if s["jenkins_input"]:
-            lines += [f"or approve in Jenkins: {s['jenkins_input']}"]
-    elif s["needs_tests"]:
-        lines += ["", "Not approvable yet: the model tests have not run on this version."]
-    return "\n".join(lines) + "\n"
-
-
-def _html(event: str, s: dict, report_link: str | None) -> str:
-    e = html.escape
-    facts = "".join(f"<tr><th align=left>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in s["facts"].items())
-    parts = [f"<html><body><h2>{e(EVENTS[event])}</h2><table>{facts}</table>"]
-    if s["data_warnings"]:
-        items = "".join(f"<li>{e(w)}</li>" for w in s["data_warnings"])
-        parts.append(f"<h3>Data warnings (value skew, trained anyway)</h3><ul>{items}</ul>")
-    if s["gate_reasons"]:
-        parts.append("<h3>Gate reasons</h3><ul>" + "".join(f"<li>{e(r)}</li>" for r in s["gate_reasons"]))
-        parts.append("</ul>")
-    if s["rows"]:
-        head = "".join(f"<th>{h}</th>" for h in ("class", "precision", "recall", "f1", "support"))
-        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in s["rows"])
-        parts.append(f"<h3>Per-class metrics</h3><table border=1><tr>{head}</tr>{body}</table>")
-    if s["failures"]:
-        parts.append("<h3>Failed tests</h3><ul>" + "".join(f"<li>{e(f)}</li>" for f in s["failures"]))
-        parts.append("</ul>")
-    if s["approve"]:
-        parts.append(f"<p>To approve (approvers: {e(s['approvers'])}), run:</p><pre>{e(s['approve'])}</pre>")
-        if s["jenkins_input"]:
-            url = e(s["jenkins_input"], quote=True)
-            parts.append(f'<p>or approve in Jenkins: <a href="{url}">{e(s["jenkins_input"])}</a></p>')
-    if report_link:
-        parts.append(f"<p>Report: {e(report_link)}</p>")
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
 def build_message(
     manifest: dict[str, Any],
     event: str,
@@ -231,7 +181,7 @@ def build_message(
         report_link = f"{report} (too large to attach)"
     elif attach:
         report_link = f"attached ({report.name})"
-    text = _text(event, s) + (f"\nReport: {report_link}\n" if report_link else "")
+    context = {"title": EVENTS[event], "s": s, "report_link": report_link}
 
     msg = EmailMessage()
     msg["Subject"] = f"[mlops] {manifest.get('name')} v{manifest.get('version')}: {EVENTS[event]}"
@@ -241,8 +191,8 @@ def build_message(
     msg["Message-ID"] = make_msgid(domain=settings.notify.sender.rpartition("@")[2] or "mlops.local")
     msg["X-Mlops-Event"] = event
     msg["X-Mlops-Version"] = str(manifest.get("version"))
-    msg.set_content(text)
-    msg.add_alternative(_html(event, s, report_link), subtype="html")
+    msg.set_content(render("mlops", "email.txt", **context))
+    msg.add_alternative(render("mlops", "email.html", **context), subtype="html")
     if attach:
         msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report.name)
     return msg

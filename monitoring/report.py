@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.templates import render
 from monitoring.check import CheckResult
 
 
@@ -89,56 +89,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def report_context(result: CheckResult) -> dict[str, Any]:
+    """What the report shows, as plain data for templates/report.html (plots as base64 PNG)."""
+    s = result.summary
+    return {"s": s, "t": s["thresholds"], "acc": s["accuracy"], "plots": _plots(result), "fmt": _fmt}
+
+
 def render_html(result: CheckResult) -> str:
     """The report as HTML text."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display in CI or a pod
-    s, e = result.summary, html.escape
-    verdict = "PASSED: no threshold crossed" if s["passed"] else "ALERT: " + "; ".join(s["alerts"])
-    head = (
-        f"<h1>Monitoring: {e(s['model'])} version {e(str(s['version']))} ({e(s['ref'])})</h1>"
-        f"<p>Window {e(s['window']['since'])} to {e(s['window']['until'])}: {s['records']} predictions "
-        f"(reference: {s['reference']['n']} images of the {e(str(s['reference']['split']))} split).</p>"
-        f"<h2 style='color:{'green' if s['passed'] else '#b00'}'>{e(verdict)}</h2>"
-    )
-    drift = s["drift"]
-    rows = "".join(
-        f"<tr><td>{e(r['feature'])}</td><td>{e(r['group'])}</td><td>{_fmt(r['psi'])}</td>"
-        f"<td>{e(str(r['test'] or '-'))}</td><td>{_fmt(r['p_value'])}</td>"
-        f"<td>{r['n_live']}</td><td>{'DRIFT' if r['drifted'] and drift['judged'] else ''}</td></tr>"
-        for r in drift["features"]
-    )
-    t = s["thresholds"]
-    table = (
-        f"<h2>Drift</h2><p>A feature drifts when PSI &ge; {t['psi']} and the two-sample test gives p &lt; "
-        f"{t['p_value']}.{' Not judged: ' + e(drift['note']) if not drift['judged'] else ''}</p>"
-        "<table border=1 cellpadding=4><tr><th>feature</th><th>group</th><th>PSI</th><th>test</th>"
-        f"<th>p-value</th><th>live n</th><th></th></tr>{rows}</table>"
-    )
-    acc = s["accuracy"]
-    recall = "".join(
-        f"<tr><td>{e(k)}</td><td>{v['support']}</td><td>{_fmt(v['recall'])}</td></tr>"
-        for k, v in acc["per_class"].items()
-    )
-    not_judged = "" if acc["judged"] else f" Not judged: {e(acc['note'])}"
-    accuracy = (
-        f"<h2>Live accuracy</h2><p>{acc['n']} labelled predictions ({acc['feedback_received']} feedback "
-        f"records, {acc['unmatched']} not matching this version's predictions in the window): accuracy "
-        f"{_fmt(acc['accuracy'])} (gate {t['min_accuracy']}).{not_judged}</p>"
-        "<table border=1 cellpadding=4><tr><th>class</th><th>labelled</th><th>recall</th></tr>"
-        f"{recall}</table>"
-    )
-    images = "".join(
-        f"<figure style='display:inline-block;margin:4px'><img alt='{e(name)}' "
-        f"src='data:image/png;base64,{png}'></figure>"
-        for name, png in _plots(result)
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>mlops monitor</title></head><body "
-        f"style='font-family:sans-serif'>{head}{table}{accuracy}<h2>Reference vs live</h2>{images}"
-        "</body></html>"
-    )
+    return render("monitoring", "report.html", **report_context(result))
 
 
 def write_report(result: CheckResult, path: Path) -> Path:

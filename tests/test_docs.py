@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from project_packages import project_packages
+
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("core", "registry", "training", "model_api", "retraining", "unit_testing", "deploy", "mlops",
-           "jenkins", "k8s", "docs", "benchmarks", "tests")  # fmt: skip
+SOURCES = (*project_packages(), "jenkins", "k8s", "docs", "benchmarks", "tests", "scripts")
 TOP_LEVEL = ("README.md", "Jenkinsfile", "Makefile", "pyproject.toml", "mlops.toml")
 DOC_REF = re.compile(r"\bdocs/[\w.-]+\.md\b")
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
+
+from core.templates import render
 
 
 def _confusion(metrics: dict, path: Path) -> None:
@@ -61,70 +62,59 @@ def _per_class(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(folder: Path, manifest: dict, history: dict) -> Path:
-    """Write plots/*.png and report.html into folder; returns the report path."""
-    plots = folder / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
+PLOTS = {
+    "confusion": "plots/confusion_matrix.png",
+    "curves": "plots/training_curves.png",
+    "per_class": "plots/per_class_metrics.png",
+}
+
+
+def report_context(manifest: dict) -> dict:
+    """What the report shows, as plain data for templates/report.html."""
     metrics, gate = manifest["metrics"], manifest["gate"]
-    _confusion(metrics, plots / "confusion_matrix.png")
-    _curves(history, plots / "training_curves.png")
-    _per_class(metrics, plots / "per_class_metrics.png")
-    esc = html.escape
-    rows = "".join(
-        f"<tr><td>{esc(c)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
-        f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>"
-        for c, m in metrics["per_class"].items()
-    )
-    criteria = "".join(
-        f"<tr class='{'pass' if c['passed'] else 'fail'}'><td>{esc(c['name'])}</td>"
-        f"<td>{c['value']:.3f}</td><td>&ge; {c['threshold']:.3f}</td>"
-        f"<td>{'PASS' if c['passed'] else 'FAIL'}</td></tr>"
-        for c in gate["criteria"]
-    )
-    notes = "".join(f"<li>{esc(n)}</li>" for n in gate.get("notes", []))
     ds, code = manifest["dataset"], manifest["code"]
     parent = manifest.get("parent")
-    verdict = "pass" if gate["passed"] else "fail"
-    code_line = (
-        " ".join(esc(str(code[k])) for k in ("commit", "repo", "build_url") if code.get(k)) or "unknown"
-    )
-    skipped = "".join(f"<li>{esc(r['path'])}: {esc(r['reason'])}</li>" for r in ds["skipped"][:50])
     source = ds.get("source") or {}
-    where = source.get("repo") or source.get("uri") or ds["uri"]
-    revision = source.get("revision") or "none (a plain folder: the fingerprint names it)"
-    parents = f", parent commit(s) {', '.join(source['parents'])}" if source.get("parents") else ""
     checks = ds.get("validation") or {}
-    findings = [*checks.get("warnings", []), *checks.get("notes", [])]
-    data_checks = "".join(f"<li>{esc(line)}</li>" for line in findings) or "<li>no findings</li>"
     reference = checks.get("reference")
-    basis = f"against {reference}'s training data" if reference else "no reference model"
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Model report: {esc(manifest["name"])}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:1em auto}}td,th{{padding:.2em .6em;
-border-bottom:1px solid #ddd}}.pass{{color:#176317}}.fail{{color:#a11;font-weight:bold}}</style></head>
-<body>
-<h1>Model report: {esc(manifest["name"])} ({esc(manifest["params"]["mode"])})</h1>
-<p>Gate: <strong class="{verdict}">{"PASSED" if gate["passed"] else "FAILED"}</strong>
-&mdash; test accuracy {metrics["accuracy"]:.3f} on {metrics["n"]} images.</p>
-<table><tr><th>criterion</th><th>value</th><th>needs</th><th></th></tr>{criteria}</table>
-<ul>{notes}</ul>
-<h2>Per-class metrics</h2>
-<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>
-<img src="plots/per_class_metrics.png" alt="per-class metrics">
-<h2>Confusion matrix</h2><img src="plots/confusion_matrix.png" alt="confusion matrix">
-<h2>Training curves</h2><img src="plots/training_curves.png" alt="training curves">
-<h2>Lineage</h2>
-<ul><li>dataset: {esc(ds["uri"])} (fingerprint {esc(ds["fingerprint"][:16])}&hellip;,
-split {esc(str(ds["split"]))}, {len(ds["skipped"])} file(s) skipped)</li>
-<li>dataset source: {esc(str(source.get("kind", "folder")))} {esc(str(where))},
-revision {esc(str(revision))}{esc(parents)}</li>
-<li>data validation ({esc(basis)}): <ul>{data_checks}</ul></li>
-<li>code: {code_line}</li>
-<li>skipped files: <ul>{skipped or "<li>none</li>"}</ul></li>
-<li>parent: {esc(parent["ref"]) if parent else "none (trained from scratch)"}</li>
-<li>params: {esc(str(manifest["params"]))}</li></ul>
-</body></html>
-"""
+    return {
+        "name": manifest["name"],
+        "mode": manifest["params"]["mode"],
+        "params": str(manifest["params"]),
+        "accuracy": metrics["accuracy"],
+        "n": metrics["n"],
+        "per_class": metrics["per_class"],
+        "gate": {"passed": gate["passed"], "criteria": gate["criteria"], "notes": gate.get("notes", [])},
+        "dataset": {
+            "uri": ds["uri"],
+            "fingerprint": ds["fingerprint"][:16],
+            "split": str(ds["split"]),
+            "n_skipped": len(ds["skipped"]),
+            "skipped": ds["skipped"][:50],
+        },
+        "source": {
+            "kind": str(source.get("kind", "folder")),
+            "where": str(source.get("repo") or source.get("uri") or ds["uri"]),
+            "revision": str(source.get("revision") or "none (a plain folder: the fingerprint names it)"),
+            "parents": source.get("parents") or [],
+        },
+        "validation": {
+            "basis": f"against {reference}'s training data" if reference else "no reference model",
+            "findings": [*checks.get("warnings", []), *checks.get("notes", [])],
+        },
+        "code": [str(code[k]) for k in ("commit", "repo", "build_url") if code.get(k)],
+        "parent": parent["ref"] if parent else None,
+        "plots": PLOTS,
+    }
+
+
+def write_report(folder: Path, manifest: dict, history: dict) -> Path:
+    """Write plots/*.png and report.html into folder; returns the report path."""
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    metrics = manifest["metrics"]
+    _confusion(metrics, folder / PLOTS["confusion"])
+    _curves(history, folder / PLOTS["curves"])
+    _per_class(metrics, folder / PLOTS["per_class"])
     path = folder / "report.html"
-    path.write_text(page)
+    path.write_text(render("training", "report.html", **report_context(manifest)))
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,38 +64,40 @@ def test_bad_setting_from_cli_exits_2(cli, monkeypatch):
     assert cli("rollback", "--help").code == 0  # --help never needs settings
 
 
-def test_every_home_path_follows_the_home_setting(tmp_path: Path):
-    """The paths under the home folder move with MLOPS_HOME; each is where the docs say it is."""
-    home = tmp_path / "state"
-    settings = load_settings(env={"MLOPS_HOME": str(home)})
-    assert {
-        "registry_dir": settings.registry_dir,
-        "cache_dir": settings.cache_dir,
-        "runs_dir": settings.runs_dir,
-        "reports_dir": settings.reports_dir,
-        "outbox": settings.outbox,
-        "demo_data_dir": settings.demo_data_dir,
-        "deploy_state": settings.deploy_state,
-        "deploy_logs": settings.deploy_logs,
-        "triggers_config": settings.triggers_config,
-        "triggers_lock": settings.triggers_lock,
-        "trigger_runs": settings.trigger_runs,
-        "trigger_logs": settings.trigger_logs,
-    } == {
-        "registry_dir": home / "registry",
-        "cache_dir": home / "cache",
-        "runs_dir": home / "runs",
-        "reports_dir": home / "reports",
-        "outbox": home / "outbox",
-        "demo_data_dir": home / "data" / "demo",
-        "deploy_state": home / "deploy" / "local.json",
-        "deploy_logs": home / "deploy" / "logs",
-        "triggers_config": home / "triggers" / "triggers.json",
-        "triggers_lock": home / "triggers" / "pipeline.lock",
-        "trigger_runs": home / "triggers" / "runs",
-        "trigger_logs": home / "triggers" / "logs",
-    }
-    assert settings.registry_uri == f"file://{home.resolve()}/registry"
+HOME = "/srv/mlops-state"  # never created: the settings only name paths
+HOME_PATHS = {
+    "registry_dir": "/srv/mlops-state/registry",
+    "cache_dir": "/srv/mlops-state/cache",
+    "runs_dir": "/srv/mlops-state/runs",
+    "reports_dir": "/srv/mlops-state/reports",
+    "outbox": "/srv/mlops-state/outbox",
+    "demo_data_dir": "/srv/mlops-state/data/demo",
+    "deploy_dir": "/srv/mlops-state/deploy",
+    "deploy_state": "/srv/mlops-state/deploy/local.json",
+    "deploy_logs": "/srv/mlops-state/deploy/logs",
+    "triggers_config": "/srv/mlops-state/triggers/triggers.json",
+    "triggers_lock": "/srv/mlops-state/triggers/pipeline.lock",
+    "trigger_runs": "/srv/mlops-state/triggers/runs",
+    "trigger_logs": "/srv/mlops-state/triggers/logs",
+}
+
+
+def test_every_home_path_follows_the_home_setting():
+    settings = load_settings(env={"MLOPS_HOME": HOME})
+    assert {name: str(getattr(settings, name)) for name in HOME_PATHS} == HOME_PATHS
+    assert settings.registry_uri == "file:///srv/mlops-state/registry"
+    moved = load_settings(env={"MLOPS_HOME": "/elsewhere"})
+    assert str(moved.deploy_state) == "/elsewhere/deploy/local.json"
+    assert str(load_settings(env={}).outbox) == ".mlops/outbox"  # the default home, relative
+
+
+def test_the_home_paths_are_where_the_architecture_doc_says():
+    """docs/architecture.md's table of home paths agrees with the settings, row by row."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| `<home>/([\w./-]+)`", doc, re.M)
+    assert len(rows) >= 6, "the table of home paths is gone from docs/architecture.md"
+    for name, where in rows:
+        assert HOME_PATHS[name] == f"{HOME}/{where}", name
 
 
 def test_a_registry_opened_without_a_cache_dir_caches_where_the_settings_say(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from project_packages import project_packages
 
 from core.gcs import EMULATOR_PROJECT, CredentialsError, storage_client
 
@@ -31,10 +32,9 @@ def test_real_gcs_without_credentials_says_what_to_do(monkeypatch, tmp_path):
 def test_no_other_package_builds_its_own_client():
     """Three factories used to disagree on the project: only core/gcs.py may call storage.Client."""
     root = Path(__file__).resolve().parents[2]
-    packages = ("core", "registry", "training", "model_api", "retraining", "unit_testing", "deploy", "mlops")
     builders = sorted(
         str(path.relative_to(root))
-        for package in packages
+        for package in project_packages()
         for path in (root / package).rglob("*.py")
         if "storage.Client(" in path.read_text()
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
 import requests
 from load import Load
+from polling import wait_for
 
 from core import processes
 from deploy import local
@@ -31,10 +31,10 @@ def test_switch_under_load_drops_no_request(local_api, keepalive):
     assert first.ok, first.detail
     assert current_version(first.url) == 1
     with Load(first.url, keepalive=keepalive) as load:
-        time.sleep(1.0)
+        wait_for("load on the first version", lambda: load.requests > 20)
         second = local.deploy_local(local_api, model(2))
         seen_before_end = load.requests
-        time.sleep(1.0)
+        wait_for("load on the second version", lambda: load.requests > seen_before_end + 20)
     assert second.ok, second.detail
     assert load.failures == [], f"{len(load.failures)} of {load.requests} failed: {load.failures[:5]}"
     assert load.requests > seen_before_end > 20

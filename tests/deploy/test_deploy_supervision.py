@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
+from polling import seconds_until, wait_for
 
 from core import processes
 from deploy import local, sockets
@@ -73,13 +74,9 @@ class TimedLoad:
         return [r for r in self.results if r[0] + r[1] >= moment]
 
 
-def _wait_for(predicate, timeout_s: float) -> float:
-    """Seconds until predicate() held (fails the test past timeout_s)."""
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout_s, "condition not reached in time"
-        time.sleep(0.05)
-    return time.monotonic() - start
+def _served(load: TimedLoad, after: float = 0.0) -> int:
+    """Requests answered ok that started after AFTER."""
+    return sum(1 for start, _, outcome in load.results if outcome == "ok" and start > after)
 
 
 def test_a_server_that_dies_is_restarted_and_queued_clients_are_served(local_api):
@@ -87,16 +84,16 @@ def test_a_server_that_dies_is_restarted_and_queued_clients_are_served(local_api
     assert first.ok, first.detail
     holder = local.load_state(local_api)["holder"]
     with TimedLoad(first.url) as load:
-        time.sleep(1.0)
+        wait_for("traffic served before the kill", lambda: _served(load) >= 10)
         killed_at = time.monotonic()
         os.kill(first.server.pid, signal.SIGTERM)  # the master, not through `mlops deploy`
 
         def restarted() -> bool:
             return (sockets.holder_status(holder["control"]) or {}).get("pid") not in (None, first.server.pid)
 
-        restart_seen = killed_at + _wait_for(restarted, 60)
-        _wait_for(lambda: any(r[2] == "ok" and r[0] > restart_seen for r in load.results), 60)
-        time.sleep(2.0)
+        restart_seen = killed_at + seconds_until("the holder to restart the server", restarted, 60)
+        # Served again, and for a while: 20 answers to requests sent after the restart.
+        wait_for("traffic served after the restart", lambda: _served(load, restart_seen) >= 20, 60)
     # Served again: the first answer to a request sent after the holder had restarted the server.
     outage = min(r[0] + r[1] for r in load.results if r[2] == "ok" and r[0] > restart_seen) - killed_at
     after = load.after(killed_at)
@@ -115,17 +112,21 @@ def test_a_server_that_dies_is_restarted_and_queued_clients_are_served(local_api
     assert requests.get(f"{second.url}/model", timeout=10).json()["version"] == 2
 
 
+def _hung(load: TimedLoad, moment: float) -> bool:
+    return any(r[2] == "ReadTimeout" for r in load.after(moment))
+
+
 def test_unwatched_a_dead_server_is_a_black_hole(local_api):
     """Negative control (the bug this guards against): nobody watching, clients hang until they give up."""
     first = local.deploy_local(local_api, model(1))
     assert first.ok, first.detail
     sockets.unwatch(local.load_state(local_api)["holder"]["control"])
     with TimedLoad(first.url, timeout_s=3.0) as load:
-        time.sleep(1.0)
+        wait_for("traffic served before the kill", lambda: _served(load) >= 10)
         killed_at = time.monotonic()
         os.kill(first.server.pid, signal.SIGTERM)
-        _wait_for(lambda: not processes.alive(first.server.pid), 60)
-        time.sleep(4.0)
+        wait_for("the master to exit", lambda: not processes.alive(first.server.pid), 60)
+        wait_for("a request to hang until its timeout", lambda: _hung(load, killed_at), 30)
     hung = [r for r in load.after(killed_at) if r[2] == "ReadTimeout"]
     print(f"\n[numbers] unwatched: {len(hung)} requests hung until their 3 s timeout after the master died")
     assert hung and min(r[1] for r in hung) >= 2.9
@@ -140,11 +141,11 @@ def test_with_close_a_dead_server_means_refused_at_once(local_api, monkeypatch):
     assert first.ok, first.detail
     holder = local.load_state(settings)["holder"]
     with TimedLoad(first.url) as load:
-        time.sleep(1.0)
+        wait_for("traffic served before the kill", lambda: _served(load) >= 10)
         killed_at = time.monotonic()
         os.kill(first.server.pid, signal.SIGTERM)
-        closed = _wait_for(lambda: not processes.alive(holder["pid"]), 60)
-        time.sleep(1.0)
+        closed = seconds_until("the holder to close", lambda: not processes.alive(holder["pid"]), 60)
+        wait_for("a refused request", lambda: any(r[2] == "refused" for r in load.after(killed_at)), 30)
     after = load.after(killed_at)
     refused = [r for r in after if r[2] == "refused"]
     stuck = [r for r in after if r[2] not in ("ok", "refused")]
@@ -171,7 +172,7 @@ def test_a_server_that_keeps_dying_is_given_up_and_the_port_closed(local_api, mo
     holder = local.load_state(settings)["holder"]
     crash.touch()  # from now on every start fails to load the model
     os.kill(first.server.pid, signal.SIGTERM)
-    gave_up = _wait_for(lambda: not processes.alive(holder["pid"]), 120)
+    gave_up = seconds_until("the holder to give up", lambda: not processes.alive(holder["pid"]), 120)
     log = (local_api.deploy_logs / "holder.log").read_text()
     print(f"\n[numbers] crash loop: 2 restarts tried, port closed {gave_up:.2f} s after the first exit")
     assert log.count("restarted it as pid") == 2 and "restart limit reached" in log

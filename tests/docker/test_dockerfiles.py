@@ -60,17 +60,77 @@ def test_serving_requirements_match_pyproject_pins():
         assert pins.get(name.lower()) == version, f"{line} differs from pyproject.toml"
 
 
-def image_requirements(tensorflow: str) -> list[str]:
+def image_requirements(tensorflow: str, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """What training/Dockerfile installs: scripts/image_requirements.py's output, line by line."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "image_requirements.py"), "--tensorflow", tensorflow],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        [sys.executable, str(ROOT / "scripts" / "image_requirements.py"), "--tensorflow", tensorflow,
+         "--pyproject", str(pyproject)],
+        capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
 
-def test_cpu_build_installs_exactly_the_project_pins():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert image_requirements("cpu") == deps
+SMALL_PROJECT = """[project]
+name = "p"
+version = "0"
+dependencies = [
+    "tensorflow-cpu==2.9.1; platform_machine == 'x86_64'",
+    "tensorflow==2.9.1; platform_machine != 'x86_64'",
+    "numpy==1.2.3",
+]
+"""
+
+
+def test_the_image_requirements_of_a_known_project(tmp_path):
+    """CPU keeps the pins as written; GPU swaps both TensorFlow lines for one CUDA line at that version."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(SMALL_PROJECT)
+    assert image_requirements("cpu", pyproject) == [
+        "tensorflow-cpu==2.9.1; platform_machine == 'x86_64'",
+        "tensorflow==2.9.1; platform_machine != 'x86_64'",
+        "numpy==1.2.3",
+    ]
+    assert image_requirements("gpu", pyproject) == ["tensorflow[and-cuda]==2.9.1", "numpy==1.2.3"]
+
+
+def test_two_tensorflow_versions_refuse_the_gpu_build(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(SMALL_PROJECT.replace("tensorflow==2.9.1", "tensorflow==2.10.0"))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "image_requirements.py"), "--tensorflow", "gpu",
+         "--pyproject", str(pyproject)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and "expected one pinned TensorFlow version" in done.stderr
+    assert "['2.10.0', '2.9.1']" in done.stderr
+
+
+def _pins(lines: list[str], machine: str) -> dict[str, str]:
+    """name -> exact version of the requirements that apply on Linux/CPython 3.11/MACHINE (packaging)."""
+    from packaging.requirements import Requirement
+
+    env = {"platform_machine": machine, "sys_platform": "linux", "python_version": "3.11"}
+    pins = {}
+    for line in lines:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate(env):
+            (spec,) = req.specifier  # one exact pin per requirement, nothing looser
+            assert spec.operator == "==", line
+            pins[req.name.lower()] = spec.version
+    return pins
+
+
+def test_the_cpu_and_gpu_images_install_the_same_pins_but_tensorflow():
+    """Every training image gets every runtime pin; they differ only in which TensorFlow build."""
+    cpu_lines = image_requirements("cpu")
+    cpu, arm = _pins(cpu_lines, "x86_64"), _pins(cpu_lines, "aarch64")
+    gpu = _pins(image_requirements("gpu"), "x86_64")
+    version = gpu.pop("tensorflow")
+    assert cpu.pop("tensorflow-cpu") == version and arm.pop("tensorflow") == version
+    assert "tensorflow" not in cpu and "tensorflow-cpu" not in arm
+    assert cpu == gpu == arm
+    assert {"flask", "gunicorn", "keras", "numpy", "pillow"} <= set(cpu)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from groovy import block, own_lines, stage, strip_comments
 
 ROOT = Path(__file__).resolve().parents[2]
 JENKINS = ROOT / "jenkins"
@@ -143,28 +144,46 @@ def test_the_monitor_job_runs_mlops_monitor_on_a_schedule_and_branches_on_exit_3
     assert set(re.findall(r"credentials\('([\w-]+)'\)", monitor)) <= declared
 
 
+CODE = strip_comments(JENKINSFILE)  # a comment naming a step is not the step
+
+
 def test_jenkinsfile_has_the_required_structure():
-    for needle in (
-        "agent none",
-        "dockerfile {",
-        "filename 'training/Dockerfile'",
-        "returnStatus: true",
-        "rc == 3",
-        "junit testResults:",
-        "archiveArtifacts",
-        "emailext(",
-        "input {",
-        "submitterParameter",
-        "timeout(time:",
-        "lock(resource:",
-        "milestone(",
-        "--overlay staging",
-        "--overlay production",
-        "mlops rollback",
-    ):
-        assert needle in JENKINSFILE, needle
-    approval = JENKINSFILE[JENKINSFILE.index("stage('Approval')") : JENKINSFILE.index("stage('Deploy')")]
-    assert "agent {" not in approval, "the approval must hold no executor"
+    pipeline = block(CODE, r"^pipeline")
+    assert re.search(r"^\s*agent none$", own_lines(pipeline), re.M)
+    # Training runs in the training image, built from the repository.
+    dockerfile = block(block(stage(pipeline, "Model"), r"\bagent"), r"\bdockerfile")
+    assert re.search(r"^\s*filename 'training/Dockerfile'$", dockerfile, re.M)
+    # Exit 3 (a check said no) is told apart from an error, in the one helper.
+    helper = block(CODE, r"^void mlopsChecked\([^)]*\)")
+    assert re.search(r"int rc = sh\(returnStatus: true, script: command\)", helper)
+    assert "if (rc == 3)" in helper and "else if (rc != 0)" in helper
+    for name in ("Model tests (clone of production)", "Model tests (current model)"):
+        assert "junit testResults: 'reports/*.xml'" in block(stage(pipeline, name), r"\bpost")
+    model_post = block(stage(pipeline, "Model"), r"\bpost", own=True)
+    assert "archiveArtifacts artifacts: env.MLOPS_EVIDENCE" in block(model_post, r"\balways")
+    assert "emailext(" in block(model_post, r"\bsuccess") and "emailext(" in block(
+        model_post, r"\bunsuccessful"
+    )
+    # The approval holds no executor; the timeout wraps the input; Jenkins names the approver.
+    approval = stage(pipeline, "Approval")
+    assert "agent" not in own_lines(approval), "the approval must hold no executor"
+    assert re.search(r"timeout\(time: \d+, unit: '\w+'\)", block(approval, r"\boptions"))
+    assert re.search(r"^\s*submitterParameter 'APPROVER'$", block(approval, r"\binput"), re.M)
+    assert "milestone(label: 'approved')" in block(approval, r"\bsteps")
+    deploy = stage(pipeline, "Deploy")
+    assert "lock(resource: 'mlops-production'" in block(deploy, r"\boptions")
+    staging = block(stage(deploy, "Staging (clone of production)"), r"\bsteps")
+    assert "milestone(label: 'deploying')" in staging and "--overlay staging" in staging
+    assert "--overlay production" in block(stage(deploy, "Canary"), r"\bsteps")
+    failed = block(block(stage(deploy, "Production"), r"\bpost", own=True), r"\bfailure")
+    assert "sh 'mlops rollback" in failed  # a failed production rollout rolls back
+
+
+def test_the_structure_checks_ignore_comments():
+    """A step named in a comment only is not found (the check can fail)."""
+    commented = "pipeline {\n    // agent none\n    agent any /* agent none */\n}\n"
+    assert not re.search(r"^\s*agent none$", own_lines(block(strip_comments(commented), r"^pipeline")), re.M)
+    assert strip_comments("sh 'curl http://x' // fetch") == "sh 'curl http://x' "
 
 
 def _hadolint() -> str:

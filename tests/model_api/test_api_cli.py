@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import runpy
 import shutil
 from pathlib import Path
 
@@ -37,12 +39,21 @@ def test_model_file_without_manifest_is_refused(cli, model_dir, tmp_path):
     assert result.code == 1 and "manifest" in result.err
 
 
-def test_gunicorn_runs_the_factory_with_the_config_module_and_no_preload():
+def test_gunicorn_runs_the_factory_with_the_config_module_and_no_preload(monkeypatch):
+    """The config as gunicorn executes it: no preload, and a metrics folder of its own, removed on exit."""
     command = gunicorn_command()
     assert command[-1] == "model_api:create_app()"
     config = Path(command[command.index("--config") + 1])
-    text = config.read_text()
-    assert "preload_app = False" in text and "PROMETHEUS_MULTIPROC_DIR" in text
+    monkeypatch.setenv("MLOPS_API_WORKERS", "3")
+    # Set, then deleted: monkeypatch then removes whatever the config sets when the test ends.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "unset")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    values = runpy.run_path(str(config))
+    assert values["preload_app"] is False and values["workers"] == 3
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert metrics_dir.is_dir()
+    values["on_exit"](None)
+    assert not metrics_dir.exists()
 
 
 def test_app_serves_a_registered_version_by_ref(model_dir, settings):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from api_testlib import CLASSES, MODEL_NAME, image_bytes
+from polling import wait_for
 
 from core.settings import load_settings
 from model_api.prediction_log import BatchWriter
@@ -38,19 +39,12 @@ class Sink:
         return [r["n"] for b in self.batches for r in b]
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_records_are_written_in_batches_of_the_configured_size():
     sink = Sink()
     writer = BatchWriter("t", sink, batch_size=4, flush_interval_s=30, queue_size=100)
     for n in range(10):
         assert writer.put({"n": n})
-    wait_for(lambda: len(sink.batches) == 2)
+    wait_for("two batches", lambda: len(sink.batches) == 2, 10)
     assert [len(b) for b in sink.batches] == [4, 4]
     assert writer.close(5) == 0
     assert sink.ids == list(range(10)) and [len(b) for b in sink.batches] == [4, 4, 2]
@@ -60,7 +54,7 @@ def test_a_partial_batch_is_written_after_the_flush_interval():
     sink = Sink()
     writer = BatchWriter("t", sink, batch_size=100, flush_interval_s=0.2, queue_size=100)
     writer.put({"n": 1})
-    wait_for(lambda: sink.batches)
+    wait_for("a batch", lambda: sink.batches, 10)
     assert sink.ids == [1]
     writer.close(5)
 
@@ -90,7 +84,7 @@ def test_a_failed_write_is_retried_and_counted():
     )
     for n in range(3):
         writer.put({"n": n})
-    wait_for(lambda: sink.batches, timeout=15)  # backoff 1 s, then 2 s
+    wait_for("a batch after the retries", lambda: sink.batches, 15)  # backoff 1 s, then 2 s
     assert sink.ids == [0, 1, 2] and len(failures) == 2
     writer.close(5)
 

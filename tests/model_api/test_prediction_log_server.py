@@ -14,6 +14,7 @@ import requests
 from api_testlib import MODEL_NAME, image_bytes
 from gcs import running_fake_gcs
 from live_server import Server, kill_server, start_serve, stop_server
+from polling import wait_for
 
 from registry.monitoring_log import decode_batch, read_records
 from registry.store import open_store
@@ -62,7 +63,7 @@ def test_a_crash_leaves_every_flushed_record_readable_and_no_partial_object(mode
     store_uri = f"file://{tmp_path / 'store'}"
     server = serve(model_dir, tmp_path, store_uri, log_flush_interval_s="0.2", log_batch_size="8")
     flushed = {r.json()["request_id"] for r in predict_many(server, 80)}
-    time.sleep(1.5)  # several flush intervals: these records are stored
+    wait_for("the 80 records to be flushed", lambda: logged_ids(store_uri) >= flushed)
 
     stop = threading.Event()
 
@@ -73,7 +74,8 @@ def test_a_crash_leaves_every_flushed_record_readable_and_no_partial_object(mode
 
     background = threading.Thread(target=traffic)
     background.start()
-    time.sleep(1.0)  # workers busy predicting and writing batches
+    # Workers busy predicting and writing batches: some of this traffic is already stored.
+    wait_for("batches written under traffic", lambda: len(logged_ids(store_uri) - flushed) >= 8)
     kill_server(server)  # SIGKILL master and workers: no flush, no cleanup
     stop.set()
     background.join(timeout=60)
@@ -98,8 +100,8 @@ def test_a_storage_outage_never_fails_a_prediction(model_dir, tmp_path, monkeypa
         try:
             before = predict_many(server, 40)
             assert all(r.status_code == 200 for r in before)
-            time.sleep(1.5)
-            assert logged_ids(store_uri) == {r.json()["request_id"] for r in before}
+            expected = {r.json()["request_id"] for r in before}
+            wait_for("the 40 records to be flushed", lambda: logged_ids(store_uri) == expected)
 
             stack.close()  # fake-gcs-server stops: every write now fails or hangs in retries
             started = time.perf_counter()

@@ -7,6 +7,11 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
+from html_text import by_id, find_all, parse, table_rows
+from html_text import text as text_of
+
+from core.settings import load_settings
+from mlops.notify import build_message
 from registry import open_registry
 
 PASSED = {
@@ -55,7 +60,7 @@ def test_tested_version_email_has_evidence_and_exact_approve_command(
         assert "14 passed, 0 failed" in body
         assert "latency_median_ms 2.74" in body
     assert "Production now: empty" in text
-    assert "<table" in html
+    assert table_rows(html, "per-class")[0] == ["covid", "0.910", "0.880", "0.895", "50"]
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["report.html"]
     assert b"Evaluation report" in attachments[0].get_content().encode()
@@ -66,7 +71,9 @@ def test_gate_failure_email_lists_reasons_and_offers_no_approval(cli, make_versi
     msg = _read(_outbox_file(cli("notify", ref)))
     text, html = _parts(msg)
     assert msg["X-Mlops-Event"] == "gate-failed" and "FAILED the gate" in msg["Subject"]
-    assert "accuracy 0.550 < threshold 0.800" in text and "recall normal 0.2 &lt; 0.6" in html
+    assert "accuracy 0.550 < threshold 0.800" in text
+    reasons = [text_of(li) for li in find_all(by_id(html, "gate-reasons"), "li")]
+    assert reasons == ["accuracy 0.550 < threshold 0.800", "recall normal 0.2 < 0.6"]
     assert "mlops promote" not in text and "mlops promote" not in html
 
 
@@ -184,3 +191,48 @@ def test_the_email_carries_the_canary_verdict_and_figures(cli, settings, make_ve
     assert "Canary:         PULLED (p99 latency 600 ms vs 50 ms" in text
     assert "canary 120 req, 0.0% errors, p99 0.6 s" in text and "baseline 120 req" in text
     assert "PULLED" in html_part
+
+
+EVIL = "<script>alert(1)</script>"
+
+
+def test_the_html_part_has_the_facts_tables_and_escapes_outside_strings(tmp_path):
+    """Class names, gate reasons and test names come from outside: they are text in the email, not markup."""
+    manifest = {
+        "name": "xray-classifier",
+        "version": 4,
+        "area": "testing",
+        "code": {"commit": "abc1234"},
+        "dataset": {"uri": "gs://data/xray", "fingerprint": "f" * 64, "validation": {"warnings": [EVIL]}},
+        "metrics": {
+            "accuracy": 0.8125,
+            "per_class": {EVIL: {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "support": 8}},
+        },
+        "gate": {"passed": False, "reasons": [f"recall {EVIL} 0.250 < 0.6"]},
+        "annotations": {"tests": [{**FAILED, "failures": [EVIL]}]},
+    }
+    settings = load_settings(env={"MLOPS_HOME": str(tmp_path)})
+    html = build_message(manifest, "gate-failed", settings).get_body(("html",)).get_content()
+    doc = parse(html)
+    assert find_all(doc, "script") == []
+    assert text_of(find_all(doc, "h2")[0]) == "FAILED the gate"
+    assert [text_of(h) for h in find_all(doc, "h3")] == [
+        "Data warnings (value skew, trained anyway)",
+        "Gate reasons",
+        "Per-class metrics",
+        "Failed tests",
+    ]
+    facts = {
+        text_of(row["children"][0]): text_of(row["children"][1])
+        for row in find_all(by_id(html, "facts"), "tr")
+    }
+    assert facts["Model"] == "xray-classifier version 4 (testing)"
+    assert facts["Accuracy"] == "0.8125" and facts["Gate"] == "FAILED"
+    assert facts["Model tests"].startswith("FAILED: 11 passed, 2 failed, 0 errors, 1 skipped")
+    assert table_rows(html, "per-class") == [[EVIL, "0.500", "0.250", "0.333", "8"]]
+    assert [text_of(li) for li in find_all(by_id(html, "gate-reasons"), "li")] == [
+        f"recall {EVIL} 0.250 < 0.6"
+    ]
+    assert [text_of(li) for li in find_all(by_id(html, "data-warnings"), "li")] == [EVIL]
+    assert [text_of(li) for li in find_all(by_id(html, "failures"), "li")] == [EVIL]
+    assert find_all(doc, "pre") == []  # nothing to approve

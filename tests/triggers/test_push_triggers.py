@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import polling
 import pytest
 from gitrepos import bare_repo, commit_all, git, work_repo
 
@@ -18,14 +19,8 @@ RUN_TIMEOUT_S = 120  # a run that fails at once still starts Python twice; gener
 
 
 def wait_for(what: str, condition: Callable[[], object], timeout_s: float = RUN_TIMEOUT_S) -> object:
-    """Poll until condition() is truthy; fail with `what` after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+    """Poll until condition() is truthy (the shared helper, with this file's run timeout)."""
+    return polling.wait_for(what, condition, timeout_s, interval_s=0.2)
 
 
 def runs(settings) -> list[dict]:
