@@ -28,17 +28,22 @@ class UnsafePath(MlopsError):
     """An outside name would leave its root or cannot be a local file name; nothing was written."""
 
 
-def _bad_char(name: str) -> str | None:
-    """Why a character of name cannot be in a file name, or None."""
-    for char in name:
-        if char == "\\":
-            return "a backslash (a separator on Windows, never part of a name here)"
+def control_character(text: str) -> str | None:
+    """'the control character U+000A' for the first control or line-separator character, else None."""
+    for char in text:
         # Cc: C0 and C1 control characters and DEL (NUL, newline, escape, ...).
         if unicodedata.category(char) == "Cc" or char in _LINE_BREAKS:
             return f"the control character U+{ord(char):04X}"
-        if 0xD800 <= ord(char) <= 0xDFFF:
-            return "bytes that are not UTF-8"
     return None
+
+
+def _bad_char(name: str) -> str | None:
+    """Why a character of name cannot be in a file name, or None."""
+    if "\\" in name:
+        return "a backslash (a separator on Windows, never part of a name here)"
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in name):
+        return "bytes that are not UTF-8"
+    return control_character(name)
 
 
 def name_problem(name: str) -> str | None:
