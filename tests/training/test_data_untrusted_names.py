@@ -82,3 +82,13 @@ def test_mlops_train_on_a_dotdot_class_folder_exits_3(tiny_dataset, cli):
     result = cli("train", "--data", str(tiny_dataset), "--epochs", "1", "--image-size", "16")
     assert result.code == EXIT_FAILED_CHECK, result.err
     assert "'..evil'" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("uri", ["/tmp/data\nset", "gs://bucket/pre\x1bfix", "git+file:///repo\x7f@main"])
+def test_a_dataset_uri_with_control_characters_is_a_usage_error(tmp_path, uri):
+    from core.errors import UsageError
+    from training.sources import resolve_source
+
+    with pytest.raises(UsageError, match="control character"):
+        resolve_source(uri, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
