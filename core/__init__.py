@@ -10,6 +10,7 @@
     core.gcs            the one google-cloud-storage client factory
     core.numbers        whole numbers from outside text, ASCII decimal only
     core.git_source     git+URL@REV (pip's form) → a read-only tree of that commit, cached per commit
+    core.safe_paths     the one rule for turning an untrusted outside name into a local path under a root
 
 Importing `core` loads none of these (TensorFlow and google-cloud-storage stay unloaded).
 See docs/architecture.md for the layers above.

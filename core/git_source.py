@@ -25,11 +25,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import MlopsError, UsageError
+from core.safe_paths import control_character, name_problem
 
 PREFIX = "git+"
 SCHEMES = ("file", "https", "ssh")
 DEFAULT_TIMEOUT_S = 1800.0
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 repositories
 # Variables git sets for a hook (GIT_DIR, ...) would point our git calls at the pushed repository
 # instead of the one named on the command line (`git rev-parse --local-env-vars` lists them).
 # Credential helpers (GIT_ASKPASS, set by Jenkins' gitUsernamePassword binding) must stay.
@@ -99,12 +101,29 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _rev_problem(rev: str) -> str | None:
+    """Why rev cannot name a commit, tag or branch (git check-ref-format's rules), or None."""
+    if rev.startswith("-"):
+        return "it starts with '-'"
+    if any(c.isspace() or c in "~^:?*[\\" for c in rev):
+        return "it holds a space or one of ~^:?*[\\"
+    if (why := name_problem(rev)) is not None:  # '..' segments, '//', control characters, length
+        return why
+    if ".." in rev or "@{" in rev:
+        return "it holds '..' or '@{'"
+    if rev.endswith((".", ".lock")) or any(part.startswith(".") for part in rev.split("/")):
+        return "a part starts with '.' or it ends with '.' or '.lock'"
+    return None
+
+
 def parse(text: str) -> GitSpec:
     """`git+URL[@REV]` → GitSpec; a clear usage error for anything else."""
     if not is_git_uri(text):
         raise UsageError(
             f"{text!r} is not a git source; write it as git+URL@REV (e.g. git+file:///repo@main)"
         )
+    if (bad := control_character(text)) is not None:  # git would see a different URL, or none at all
+        raise UsageError(f"{text!r}: holds {bad}; write git+URL@REV")
     parts = urlsplit(text[len(PREFIX) :])
     if parts.scheme not in SCHEMES:
         raise UsageError(
@@ -120,8 +139,8 @@ def parse(text: str) -> GitSpec:
             raise UsageError(f"{text!r}: empty revision after @; name a commit, tag or branch")
     if not path.strip("/") or (parts.scheme != "file" and not parts.netloc):
         raise UsageError(f"{text!r}: no repository in the URL")
-    if rev is not None and (rev.startswith("-") or any(c.isspace() or c in "~^:?*[\\" for c in rev)):
-        raise UsageError(f"{text!r}: {rev!r} is not a commit, tag or branch name")
+    if rev is not None and (why := _rev_problem(rev)) is not None:
+        raise UsageError(f"{text!r}: {rev!r} is not a commit, tag or branch name ({why})")
     return GitSpec(urlunsplit((parts.scheme, parts.netloc, path, "", "")), rev)
 
 
@@ -249,7 +268,9 @@ class _Repo:
             )  # fmt: skip
         except MlopsError:
             return None
-        return out.strip() or None
+        commit = out.strip()
+        # The commit names a folder of the cache (trees/<commit>/): only ever a full object id.
+        return commit if _OBJECT_ID.fullmatch(commit) else None
 
     def checkout(self, commit: str) -> GitTree:
         """Write commit's files into trees/<commit>/ (read-only) and return the tree."""

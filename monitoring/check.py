@@ -10,6 +10,7 @@ from typing import Any
 
 from core.errors import MlopsError
 from core.image_stats import profile_from_json
+from core.safe_paths import safe_join
 from core.settings import Settings
 from monitoring.accuracy import live_accuracy
 from monitoring.drift import compare_profiles, drifted_features
@@ -36,7 +37,7 @@ class CheckResult:
 def load_reference(folder: Path, manifest: dict[str, Any], ref: str) -> dict[str, Any]:
     """The reference profile registered with a version (fetched and sha256-verified into FOLDER)."""
     name = (manifest.get("reference") or {}).get("file", PROFILE_FILE)
-    path = folder / name
+    path = safe_join(folder, name, f"{ref}: reference profile")  # the manifest names a file of the version
     if not path.is_file():
         raise MlopsError(
             f"{ref} has no reference profile ({name}); it was registered before monitoring existed: "

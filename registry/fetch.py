@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.safe_paths import name_problem, safe_join
 from registry.checksums import sha256_file
 from registry.errors import IntegrityError, NotFoundError, SignatureError
 from registry.signing import (
@@ -116,7 +117,7 @@ def _download(
         recorded = {}
         prefix = f"{mv.area}/{reg.name}/{mv.version}/"
         for rel, meta in files.items():
-            path = tmp / rel
+            path = safe_join(tmp, rel, f"{mv.ref}: file")
             try:
                 digest = reg.store.get_file(prefix + rel, path)
             except FileNotFoundError:
@@ -163,6 +164,16 @@ def read_stored(reg: Registry, mv: ModelVersion) -> tuple[bytes, dict[str, Any],
             raise TypeError(files)
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"{mv.ref}: its manifest is not a registry manifest; restore it") from None
+    for rel in files:  # each becomes a file of the version cache (and of --dest): none may leave it
+        if (why := name_problem(rel)) is not None:
+            raise IntegrityError(
+                f"{mv.ref}: its manifest lists a file {rel!r} that is not a safe relative name ({why}): "
+                "the registry copy is tampered; do not use it"
+            )
+    if "model_file" in stored and stored["model_file"] not in files:
+        raise IntegrityError(
+            f"{mv.ref}: its model file {stored['model_file']!r} is not among its listed files; do not use it"
+        )
     if stored.get("name") != reg.name or stored.get("version") != mv.version:
         # A whole version (files, manifest, signature) copied over another one verifies by itself.
         raise IntegrityError(
@@ -184,8 +195,9 @@ def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None, refresh: b
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         for rel in stored["files"]:
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(folder / rel, dest / rel)
+            target = safe_join(dest, rel, f"{mv.ref}: file")  # no symlink already in dest leads out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / rel, target)
         _write_manifest(dest, manifest)  # with this ref's area (the cache is shared by both areas)
         folder = dest
     return LocalModel(folder, folder / stored["model_file"], manifest, mv.version, verified)

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.safe_paths import name_problem
+from registry.errors import RegistryError
 from registry.refs import version_number
 from registry.store import HashingWriter, ObjectExists, Store
 
@@ -30,7 +32,11 @@ class LocalStore(Store):
         self.uri = f"file://{self.root}"
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        # Keys carry names from outside (a manifest's file list): none may climb out of the root.
+        rel = key.rstrip("/")  # a listing prefix ends in '/'; "" is the root itself
+        if rel and (why := name_problem(rel)) is not None:
+            raise RegistryError(f"registry key {key!r} is not a safe path under {self.root}: {why}")
+        return self.root / rel if rel else self.root
 
     def _tmp_beside(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

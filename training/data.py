@@ -8,6 +8,7 @@ content, fully decodable); bad ones are reported in `skipped`, never trained on.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from core.dicom import DICOM_SUFFIXES, DicomError, is_dicom, render_dicom
-from core.errors import MlopsError
+from core.errors import CheckFailed, MlopsError
+from core.safe_paths import UnsafePath, check_plain_name, is_inside, name_problem
 from training.sources import Snapshot, resolve_source
 
 PROGRESS_EVERY = 2000
@@ -96,28 +98,66 @@ def _check_dicom(data: bytes) -> tuple[str | None, str]:
     return hashlib.sha256(data).hexdigest(), ""
 
 
-def _class_files(class_dir: Path) -> list[Path]:
-    """Every file under a class folder, ignoring masks/ folders and hidden entries."""
+OUTSIDE = "a symbolic link that leaves the dataset root; not read"
+
+
+def _class_files(root: Path, class_dir: Path, skipped: list[dict[str, str]]) -> list[Path]:
+    """Every file under a class folder, ignoring masks/ folders and hidden entries.
+
+    No symlink is followed out of the dataset root: one that leaves it (a file or a folder) goes
+    into `skipped` unread. Symlinked sub-folders are not walked (as pathlib's rglob never did).
+    """
     files = []
-    for path in sorted(class_dir.rglob("*")):
-        rel_parts = path.relative_to(class_dir).parts
-        if any(part.lower() in IGNORED_DIRS or part.startswith(".") for part in rel_parts):
+    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False):
+        base = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in IGNORED_DIRS and not d.startswith("."))
+        for name in [*filenames, *(d for d in dirnames if (base / d).is_symlink())]:
+            path = base / name
+            if name.startswith("."):
+                continue
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink() and not is_inside(root, path):
+                skipped.append({"path": rel, "reason": OUTSIDE})
+            elif (why := name_problem(rel)) is not None:  # a name no later step could store or read back
+                skipped.append({"path": rel, "reason": f"not a safe file name: {why}"})
+            elif path.is_file():
+                files.append(path)
+    return sorted(files)
+
+
+def _class_dirs(root: Path, skipped: list[dict[str, str]]) -> list[Path]:
+    """The class folders of root: plain names only, none leading outside it.
+
+    Hidden folders (`.git`, `.ipynb_checkpoints`) are tools' own and ignored, as they always were. A
+    name starting with `..` is no tool's: it reads as a parent reference, so it is refused with the
+    other names that are not plain (a '/', a backslash, control characters) rather than guessed at.
+    """
+    dirs = []
+    for entry in sorted(root.iterdir()):
+        if (entry.name.startswith(".") and not entry.name.startswith("..")) or not entry.is_dir():
             continue
-        if path.is_file():
-            files.append(path)
-    return files
+        try:
+            check_plain_name(entry.name, f"dataset {root}: class folder")
+        except UnsafePath as exc:
+            raise CheckFailed(f"{exc}; rename or remove that folder (class names are folder names)") from None
+        if not is_inside(root, entry):
+            skipped.append({"path": entry.name, "reason": OUTSIDE})
+            continue
+        dirs.append(entry)
+    return dirs
 
 
 def scan_folder(root: Path, uri: str | None = None, source: Snapshot | None = None) -> Dataset:
     """Check and hash every image under root/<class>/; the class list is the sorted folder names."""
     if not root.is_dir():
         raise MlopsError(f"dataset {root} is not a folder; give a folder of class sub-folders")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    skipped: list[dict[str, str]] = []
+    class_dirs = _class_dirs(root, skipped)
     if len(class_dirs) < 2:
         raise MlopsError(
             f"dataset {root} has {len(class_dirs)} class folder(s); need at least 2 (one per class)"
         )
-    jobs = [(d.name, f) for d in class_dirs for f in _class_files(d)]
+    jobs = [(d.name, f) for d in class_dirs for f in _class_files(root, d, skipped)]
     results: list[tuple[str | None, str]] = []
     with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes outside the GIL
         for start in range(0, len(jobs), PROGRESS_EVERY):
@@ -125,13 +165,14 @@ def scan_folder(root: Path, uri: str | None = None, source: Snapshot | None = No
             results.extend(pool.map(lambda job: check_image(job[1]), chunk))
             if len(jobs) > PROGRESS_EVERY:  # big datasets (Kaggle: 21k files) take a while
                 print(f"checked {len(results)}/{len(jobs)} files", file=sys.stderr, flush=True)
-    items, skipped = [], []
+    items = []
     for (label, path), (sha, reason) in zip(jobs, results, strict=True):
         rel = path.relative_to(root).as_posix()
         if sha is None:
             skipped.append({"path": rel, "reason": reason})
         else:
             items.append(Item(rel, sha, label))
+    skipped.sort(key=lambda entry: entry["path"])
     classes = [d.name for d in class_dirs]
     empty = [c for c in classes if not any(i.label == c for i in items)]
     if empty:

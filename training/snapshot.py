@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from typing import Any
 
 from core.errors import MlopsError
 from core.preprocessing import PreprocessSpec
+from core.safe_paths import UnsafePath, check_name, check_plain_name, safe_join
 from training.data import Dataset, Item
 from training.sources import Snapshot
 from training.split import SPLITS, split_dataset, split_rule
@@ -35,6 +37,7 @@ META = "snapshot.json"
 FORMAT = "mlops-xray-tfrecord-snapshot/1"
 # Shuffle buffer cap: 4096 images of 224x224x3 float32 are 2.4 GB; a folder shuffles its whole split.
 SHUFFLE_BUFFER = 4096
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 IMAGES_PER_SHARD = 1024  # ~4 MiB of 32x32 tensors, ~16 MiB at 64 px: big enough to stream, small to spread
 
 
@@ -226,10 +229,32 @@ class Records:
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _check_names(root: Path, meta: dict[str, Any]) -> None:
+    """Every name snapshot.json gives is safe before any is read or written (core.safe_paths).
+
+    A shard is a plain file of the snapshot folder; an item's path becomes a file under the cache when
+    the test split is extracted; the fingerprint names a cache folder.
+    """
+    for split, shards in meta["shards"].items():
+        for shard in shards:
+            what = f"snapshot {root}: shard of the {split} split"
+            safe_join(root, check_plain_name(shard["file"], what), what)
+    for item in meta["items"]:
+        check_name(item["path"], f"snapshot {root}: file")
+    if not isinstance(meta["fingerprint"], str) or not _FINGERPRINT.fullmatch(meta["fingerprint"]):
+        raise MlopsError(f"snapshot {root}: its fingerprint {meta['fingerprint']!r} is not a sha256")
+
+
 def _verify(root: Path, meta: dict[str, Any]) -> None:
-    """Every shard's sha256 and the fingerprint match snapshot.json, else nothing trains."""
+    """Safe names, and every shard's sha256 and the fingerprint match snapshot.json, else nothing trains."""
     if meta.get("format") != FORMAT:
         raise MlopsError(f"snapshot {root}: unknown format {meta.get('format')!r} (this code reads {FORMAT})")
+    try:
+        _check_names(root, meta)
+    except UnsafePath as exc:
+        raise UnsafePath(f"{exc}; nothing trained: the snapshot was altered") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MlopsError(f"snapshot {root}: {META} is malformed ({exc!r}); nothing trained") from None
     for split, shards in meta["shards"].items():
         for shard in shards:
             path = root / shard["file"]
@@ -262,7 +287,7 @@ def _extract_test_files(root: Path, meta: dict[str, Any], target: Path) -> None:
         rel, data = example["path"].numpy().decode(), example["encoded"].numpy()
         if hashlib.sha256(data).hexdigest() != expected.get(rel):
             raise MlopsError(f"snapshot {root}: test file {rel} does not match its recorded content hash")
-        path = target / rel
+        path = safe_join(target, rel, f"snapshot {root}: test file")
         if not path.is_file() or _sha256(path) != expected[rel]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)

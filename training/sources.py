@@ -14,6 +14,7 @@ from typing import Any
 
 from core import git_source
 from core.errors import MlopsError, UsageError
+from core.safe_paths import control_character
 
 KINDS = ("folder", "gcs", "git")
 
@@ -78,6 +79,8 @@ def resolve_source(
     """A local snapshot of a folder, gs://BUCKET/PREFIX or git+URL@REV (downloads under cache_dir)."""
     if not uri.strip():
         raise UsageError("no dataset given; pass a folder, gs://BUCKET/PREFIX or git+URL@REV")
+    if (bad := control_character(uri)) is not None:  # no folder, bucket or repository is named so
+        raise UsageError(f"dataset {uri!r} holds {bad}; pass a folder, gs://BUCKET/PREFIX or git+URL@REV")
     if uri.startswith("gs://"):
         return _gcs(uri, cache_dir)
     if git_source.is_git_uri(uri):

@@ -12,6 +12,7 @@ from core import git_source
 from core.dicom import as_encoded_image
 from core.errors import MlopsError
 from core.gcs import storage_client
+from core.safe_paths import check_name, safe_join
 
 
 class SplitError(Exception):
@@ -34,13 +35,13 @@ def _reader(uri: str, cache_dir: Path | None, git_timeout_s: float):
             root = git_source.checkout(uri, cache_dir, git_timeout_s).root
         except MlopsError as exc:
             raise SplitError(f"cannot read the test split from {uri}: {exc}") from None
-        return lambda rel: (root / rel).read_bytes()
+        return lambda rel: safe_join(root, rel, f"test image under {uri}").read_bytes()
     if uri.startswith("gs://"):
         bucket_name, _, prefix = uri[len("gs://") :].partition("/")
         bucket = storage_client().bucket(bucket_name)
         return lambda rel: bucket.blob(f"{prefix.rstrip('/')}/{rel}".lstrip("/")).download_as_bytes()
     root = Path(uri.removeprefix("file://"))
-    return lambda rel: (root / rel).read_bytes()
+    return lambda rel: safe_join(root, rel, f"test image under {uri}").read_bytes()
 
 
 def load_test_split(
@@ -61,7 +62,8 @@ def load_test_split(
     images = []
     for entry in entries:
         try:
-            data = read(entry["path"])
+            # test_split.json names files of the dataset: none outside it (core.safe_paths).
+            data = read(check_name(entry["path"], f"test image under {uri}"))
         except Exception as exc:  # OSError locally, google.api_core errors on gs://
             raise SplitError(f"cannot read test image {entry['path']} under {uri}: {exc}") from None
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:

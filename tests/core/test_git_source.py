@@ -143,3 +143,22 @@ def test_worktree_commit_names_the_commit_and_uncommitted_changes(remote, tmp_pa
     plain = tmp_path / "plain"
     plain.mkdir()
     assert git_source.worktree_commit(plain) is None
+
+
+@pytest.mark.parametrize(
+    "rev",
+    ["../../x", "main/../../x", "a..b", "/abs", "x//y", ".hidden", "v1.lock", "x.", "nul\x00", "e\x1b[2J"],
+)
+def test_a_revision_that_is_no_ref_name_is_refused_before_anything_is_fetched(remote, tmp_path, rev):
+    cache = tmp_path / "cache"
+    with pytest.raises(UsageError, match=r"is not a commit, tag or branch name|control character") as caught:
+        git_source.checkout(f"git+{remote['url']}@{rev}", cache)
+    assert repr(rev) in str(caught.value) or "control character" in str(caught.value)
+    assert not cache.exists()  # refused at parse time: no mirror fetched, no tree written
+
+
+def test_a_weird_revision_through_mlops_train_is_a_usage_error(remote, cli, settings):
+    result = cli("train", "--data", f"git+{remote['url']}@../../x", "--epochs", "1")
+    assert result.code == 2, result.err
+    assert "'../../x' is not a commit, tag or branch name" in result.err and "Traceback" not in result.err
+    assert not (settings.cache_dir / "git").exists()
