@@ -204,7 +204,7 @@ def _verify_audit(args: argparse.Namespace, reg: Registry, settings: Settings) -
         print("  checkpoints not checked: no trusted public keys (signing.public_keys)")
     elif report.checkpoints:
         print(
-            f"  signed: {report.checkpoints} checkpoints, vouching for the chain up to event {report.anchored}"
+            f"  signed: {report.checkpoints} checkpoints, vouching for the chain to event {report.anchored}"
         )
     else:
         print("  signed: no valid checkpoint yet")
