@@ -31,7 +31,9 @@ Public API (the contract other packages code against; implemented in this packag
     reg.latest_annotations(versions, kind) -> {N: entry|None}  newest annotation of a kind, one listing
     reg.version_file(mv, relpath) -> bytes                    one file (report, plot), sha256-checked
     reg.audit() -> list[dict]                                 the hash-chained log: who, when, what, why
-    reg.verify_audit() -> ChainReport                         the first deleted, edited or reordered event
+    reg.verify_audit(trusted_keys=None) -> ChainReport        every finding: deleted, edited, reordered,
+        truncated or re-chained events, forged decisions; checkpoints signed by trusted_keys (paths,
+        from outside the registry; None: the policy's signing.public_keys), unanchored tail counted
     reg.record_refusal(attempted, actor, reason, **what)      a refused decision, on the record
 
 Every error a user can cause is a RegistryError (an core.errors.MlopsError, exit code 1);

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.actor import default_actor
-from core.errors import EXIT_ERROR, EXIT_OK
+from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK
 from core.settings import Settings
 from registry.core import Registry, open_registry
 from registry.refs import AREAS, REF_HELP
@@ -189,15 +189,30 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _verify_audit(args: argparse.Namespace, reg: Registry) -> int:
-    report = reg.verify_audit()
+def _verify_audit(args: argparse.Namespace, reg: Registry, settings: Settings) -> int:
+    # The keys that may sign checkpoints come from the settings, never from the registry.
+    keys = settings.public_key_paths
+    report = reg.verify_audit(trusted_keys=keys)
     if args.json:
         _print_json({"registry": reg.uri, "model": reg.name, **report.to_dict()})
-    elif report.ok:
-        print(f"audit log of {reg.name} in {reg.uri}: intact, {report.events} events")
+        return EXIT_OK if report.ok else EXIT_FAILED_CHECK
+    state = "intact" if report.ok else f"BROKEN ({len(report.findings)} findings)"
+    print(f"audit log of {reg.name} in {reg.uri}: {state}, {report.events} events")
+    for finding in report.findings:
+        print(f"  broken: {finding}")
+    if not keys:
+        print("  checkpoints not checked: no trusted public keys (signing.public_keys)")
+    elif report.checkpoints:
+        print(
+            f"  signed: {report.checkpoints} checkpoints, vouching for the chain to event {report.anchored}"
+        )
     else:
-        print(f"audit log of {reg.name} in {reg.uri}: BROKEN: {report.problem}")
-    return EXIT_OK if report.ok else EXIT_ERROR
+        print("  signed: no valid checkpoint yet")
+    if report.checked and report.unanchored:
+        print(
+            f"  unanchored: {report.unanchored} events after the last checkpoint (no signature covers them)"
+        )
+    return EXIT_OK if report.ok else EXIT_FAILED_CHECK
 
 
 def _action(event: dict[str, Any]) -> str:
@@ -211,7 +226,7 @@ def _action(event: dict[str, Any]) -> str:
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
     if args.verify:
-        return _verify_audit(args, reg)
+        return _verify_audit(args, reg, settings)
     events = reg.audit()
     if args.json:
         _print_json(events)
@@ -308,7 +323,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "deleted, edited or reordered event.",
         epilog="Exit codes: 0 ok (chain intact), 1 the chain is broken or an error.",
     )
-    audit.add_argument("--verify", action="store_true", help="check the hash chain instead of listing")
+    audit.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the hash chain and its signed checkpoints instead of listing (exit 3: broken)",
+    )
     _add_json(audit)
     audit.set_defaults(handler=_audit)
     fsck = verbs.add_parser(

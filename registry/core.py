@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -333,7 +333,7 @@ class Registry:
     def _audit(self, action: str, actor: str, reason: str = "", **what: Any) -> dict[str, Any]:
         event = {"at": _iso(_now()), "actor": actor, "action": action, "model": self.name, "reason": reason}
         event.update(what)
-        return self.log.append(event)
+        return self.log.append(event, signer=self.policy.signing)  # decisions get a signed checkpoint
 
     def record_refusal(self, attempted: str, actor: str, reason: str, **what: Any) -> None:
         """Put a refused decision on the record (who, what, why); never hides the refusal itself."""
@@ -451,10 +451,15 @@ class Registry:
     def _anchors(self, pointer: dict[str, Any]) -> list[dict[str, Any]]:
         return [h["audit_anchor"] for h in pointer["history"] if isinstance(h.get("audit_anchor"), dict)]
 
-    def verify_audit(self) -> ChainReport:
-        """Walk the audit chain and the anchors the production pointer holds; the first problem."""
+    def verify_audit(self, trusted_keys: Sequence[Path] | None = None) -> ChainReport:
+        """Walk the audit chain, the pointer's anchors and the checkpoints; every problem.
+
+        trusted_keys: the public keys that may sign checkpoints, from outside the registry
+        (None: the policy's signing.public_keys; none at all: checkpoints are not checked).
+        """
         self._require_root()
-        return self.log.verify(self._anchors(self.pointer()))
+        keys = self.policy.signing.public_keys if trusted_keys is None else trusted_keys
+        return self.log.verify(self._anchors(self.pointer()), keys)
 
     def promote(
         self,
@@ -485,7 +490,7 @@ class Registry:
             raise RefError(f"promote takes a testing ref (testing:N or testing:latest), not {ref!r}")
         attempt["version"] = mv.version
         try:
-            chain = self.log.check(self._anchors(self.pointer()))
+            chain = self.log.check(self._anchors(self.pointer()), self.policy.signing.public_keys)
             approver = authorize(identity, approved_by, self.policy, self.uri)
             self._expect(self.pointer(), expected_production, mv.version)
             # The registry's copy, downloaded and verified now (sha256 and signature), never a cache.

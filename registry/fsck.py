@@ -91,7 +91,8 @@ def repair(reg: Registry, findings: list[Finding], grace_s: float, actor: str) -
         if finding.kind == "unlogged":
             assert finding.event is not None
             event = {k: v for k, v in finding.event.items() if k not in ("seq", "prev", "hash")}
-            reg.log.append(event | {"recovered": True, "recovered_by": actor})
+            # Signed by the repairing key holder: a recovered decision is vouched for like any other.
+            reg.log.append(event | {"recovered": True, "recovered_by": actor}, signer=reg.policy.signing)
         else:
             for key in finding.keys:
                 reg.store.delete(key)

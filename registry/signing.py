@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import RegistryError, SignatureError
 
@@ -77,27 +77,40 @@ def _read(path: Path, what: str) -> bytes:
         raise SignatureError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
 
 
-def public_key_id(path: Path) -> str:
-    """The key id of a PEM public key file (a clear error when it is not one)."""
+def key_id_of(public_key: object) -> str:
+    """The key id of a loaded public key (sha256 of its SubjectPublicKeyInfo PEM)."""
+    return _public_id(public_key)
+
+
+def load_public_key(path: Path) -> Any:
+    """A PEM public key file, loaded (a clear error when it is not one)."""
     from cryptography.hazmat.primitives import serialization
 
     try:
-        key = serialization.load_pem_public_key(_read(path, "public key"))
+        return serialization.load_pem_public_key(_read(path, "public key"))
     except ValueError:
         raise SignatureError(f"{path} is not a PEM public key") from None
-    return _public_id(key)
+
+
+def load_private_key(path: Path, password: str = "") -> Any:
+    """A PEM private key file, loaded (a clear error when it cannot be)."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return serialization.load_pem_private_key(_read(path, "private key"), password.encode() or None)
+    except (ValueError, TypeError) as exc:
+        hint = "set MLOPS_SIGNING_KEY_PASSWORD" if "encrypted" in str(exc).lower() else "check the file"
+        raise SignatureError(f"cannot load the signing key {path}: {exc} ({hint})") from None
+
+
+def public_key_id(path: Path) -> str:
+    """The key id of a PEM public key file (a clear error when it is not one)."""
+    return _public_id(load_public_key(path))
 
 
 def private_key_id(path: Path, password: str = "") -> str:
     """The key id of a PEM private key's public half (a clear error when it cannot be loaded)."""
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        key = serialization.load_pem_private_key(_read(path, "private key"), password.encode() or None)
-    except (ValueError, TypeError) as exc:
-        hint = "set MLOPS_SIGNING_KEY_PASSWORD" if "encrypted" in str(exc).lower() else "check the file"
-        raise SignatureError(f"cannot load the signing key {path}: {exc} ({hint})") from None
-    return _public_id(key.public_key())
+    return _public_id(load_private_key(path, password).public_key())
 
 
 def generate_key_pair(private_path: Path, public_path: Path) -> str:
