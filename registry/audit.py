@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from registry import checkpoints
-from registry.checkpoints import CHECKPOINTED
+from registry.checkpoints import CHECKPOINTED, MUST_BE_SIGNED
 from registry.errors import AuditChainError, RegistryError, SignatureError
 from registry.signing import SigningConfig
 from registry.store import ObjectExists, Store
@@ -320,7 +320,7 @@ class AuditLog:
         forged = [
             seq
             for seq, body in sorted(bodies.items())
-            if body.get("action") in CHECKPOINTED
+            if body.get("action") in MUST_BE_SIGNED
             and seq not in signed | bad_inline
             and (first is None or seq > first)
         ]
@@ -335,7 +335,7 @@ class AuditLog:
             body = bodies[seq]
             report.findings.append(
                 f"event {seq} ({body.get('action')} by {body.get('actor', '?')} at {body.get('at', '?')}) "
-                "has no signed checkpoint: forged (every promotion, rollback and refusal is signed)"
+                "has no signed checkpoint: forged (every promotion and rollback is signed)"
             )
 
     def _checkpoint_objects(self) -> list[tuple[str, bytes]]:

@@ -22,8 +22,12 @@ from typing import Any
 from registry.errors import SignatureError
 from registry.signing import key_id_of, load_private_key, load_public_key
 
-# Decisions: each one's event carries its own checkpoint; an uncheckpointed one is reported as forged.
+# Decisions: each one's event carries its own checkpoint when its appender holds a key.
 CHECKPOINTED = frozenset({"promote", "rollback", "refuse"})
+# Those that change what serves must be signed: one without a checkpoint is reported as forged. A
+# refusal may come from a process holding no key (an API worker refusing a version at load): it
+# changes nothing, so an unsigned one is only unanchored.
+MUST_BE_SIGNED = frozenset({"promote", "rollback"})
 FORMAT = "mlops-audit-checkpoint/v1"  # the note's first line: a signature is never valid for other text
 
 

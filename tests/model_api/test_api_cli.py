@@ -15,7 +15,7 @@ from model_api.cli import gunicorn_command
 
 def test_serve_with_a_missing_model_fails_fast_with_one_line(cli, tmp_path):
     result = cli("serve", "--model", str(tmp_path / "missing.keras"), "--port", "0")
-    assert result.code == 1
+    assert result.code == 2  # a ref naming nothing is a usage error (registry.refs)
     assert "missing.keras" in result.err and "no such model file" in result.err
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
 

@@ -218,9 +218,9 @@ def test_an_edit_rehashed_through_the_chain_and_the_pointer_is_reported(signed, 
     assert signed.log.verify(signed._anchors(signed.pointer())).ok  # hash chain and anchors: fooled
     report = signed.verify_audit()
     assert not report.ok
-    if strip:  # the signatures are gone with the checkpoints: two decisions nothing vouches for
-        assert report.findings == [
-            "2 decisions (events 3, 6) and no signed checkpoint at all: checkpoints deleted, decisions "
+    if strip:  # the signatures are gone with the checkpoints: the promotion nothing vouches for
+        assert report.findings == [  # (refusal 6 may be unsigned: it changed nothing)
+            "1 decisions (events 3) and no signed checkpoint at all: checkpoints deleted, decisions "
             "forged, or a log from before checkpoints (the next promotion, rollback or refusal by a key "
             "holder signs one)"
         ]
@@ -240,8 +240,17 @@ def test_a_forged_tail_event_with_a_valid_hash_is_unanchored_or_forged(signed):
     report = signed.verify_audit()
     assert report.findings == [
         f"event {seq} (promote by mallory at x) has no signed checkpoint: forged "
-        "(every promotion, rollback and refusal is signed)"
+        "(every promotion and rollback is signed)"
     ]
+
+
+def test_an_unsigned_refusal_is_unanchored_not_forged(signed):
+    """An API worker holding no key records its refusal: visible as unanchored, never a broken log."""
+    _append_raw(
+        signed, {"action": "refuse", "actor": "api", "model": "xray", "attempted": "serve", "at": "x"}
+    )
+    report = signed.verify_audit()
+    assert report.ok and report.unanchored == 2, report.findings
 
 
 def test_a_checkpoint_signed_by_an_untrusted_key_is_reported(signed, tmp_path):
@@ -283,10 +292,10 @@ def test_a_log_from_before_checkpoints_is_signed_by_its_next_refusal(
 
 
 def test_promotion_refuses_a_forged_tail(signed, promote):
-    _append_raw(signed, {"action": "refuse", "actor": "mallory", "model": "xray", "at": "x"})
+    _append_raw(signed, {"action": "rollback", "actor": "mallory", "model": "xray", "at": "x"})
     signed.annotate("testing:3", "tests", {"passed": True}, actor="ci")
     with pytest.raises(
-        AuditChainError, match=r"event 8 \(refuse by mallory at x\) has no signed checkpoint: forged"
+        AuditChainError, match=r"event 8 \(rollback by mallory at x\) has no signed checkpoint: forged"
     ):
         promote(signed, "testing:3")
     assert signed.pointer()["current"] == 1
