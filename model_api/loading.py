@@ -21,7 +21,9 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
 
     if not ref:
         raise MlopsError("no model to serve: pass --model REF or set MLOPS_MODEL_REF")
-    fetched = open_registry(settings).fetch(ref, refresh=refresh)
+    registry = open_registry(settings)
+    fetched = registry.fetch(ref, refresh=refresh)
+    verify_trusted(registry, ref, fetched)
     manifest = dict(fetched.manifest)
     if not manifest.get("classes") or not manifest.get("preprocessing"):
         raise MlopsError(
@@ -29,3 +31,15 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
             "a local model file needs its manifest.json beside it"
         )
     return Path(fetched.model_path), manifest
+
+
+def verify_trusted(registry: Any, ref: str, fetched: Any) -> None:
+    """Under a trust policy, refuse (audited) a version whose signed chain does not verify.
+
+    Runs in `mlops serve` before gunicorn starts and in every worker as it loads the model, so a
+    worker (re)started after the pointer or the cache was tampered with refuses instead of serving.
+    """
+    from core.actor import default_actor
+    from registry.chain import check_trust
+
+    check_trust(registry, ref, fetched, default_actor(), "serve")
