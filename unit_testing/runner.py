@@ -203,7 +203,6 @@ def _attest(
     reg: Any, settings: Settings, fetched: Any, suite: Suite, result: SuiteResult, with_api: bool
 ) -> None:
     """Sign the result with the tester key (when there is one) over the suite's content digest."""
-    from core.digests import tree_digest
     from registry.chain import attest
 
     key = settings.tester_key_path
@@ -214,8 +213,8 @@ def _attest(
     facts = {
         "passed": result.passed,
         "summary": result.summary,
-        "suite_digest": tree_digest(suite.path),
-        "suite_source": suite.record(),
+        "suite_digest": result.suite["digest"],
+        "suite_source": result.suite,
         "with_api": with_api,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
