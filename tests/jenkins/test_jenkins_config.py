@@ -233,11 +233,12 @@ def test_approvals_are_signed_with_the_submitters_key_bound_only_after_the_input
     } <= ids
     deploy = JENKINSFILE[JENKINSFILE.index("stage('Deploy')") :]
     approval = JENKINSFILE[JENKINSFILE.index("stage('Approval')") : JENKINSFILE.index("stage('Deploy')")]
-    assert (
-        "mlops-approver-" not in JENKINSFILE[: JENKINSFILE.index("stage('Deploy')")]
-    )  # never before the input
+    before = JENKINSFILE[: JENKINSFILE.index("stage('Deploy')")]
+    assert 'credentialsId: "mlops-approver-' not in before  # no approver key is bound before the input
     assert "input {" in approval
     promote = deploy[deploy.index("stage('Promote')") : deploy.index("stage('Production')")]
-    binding = "withCredentials([file(credentialsId: \"mlops-approver-${env.APPROVED_BY}\", variable: 'APPROVER_KEY')])"
+    binding = (
+        "withCredentials([file(credentialsId: \"mlops-approver-${env.APPROVED_BY}\", variable: 'APPROVER_KEY'"
+    )
     assert binding in promote and '--approver-key "$APPROVER_KEY"' in promote
     assert JENKINSFILE.count("MLOPS_TRUST_POLICY = credentials('mlops-trust-policy')") == 2
