@@ -12,6 +12,7 @@ Each statement's subject must be this version's digest; anything else in the reg
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +42,10 @@ class Step:
     signer: str | None = None
     key_id: str | None = None
     at: str | None = None
+    required: bool = True  # a testing candidate need not be tested or approved yet to be served for its tests
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("kind", "ok", "detail", "signer", "key_id", "at")}
+        return {k: getattr(self, k) for k in ("kind", "ok", "detail", "signer", "key_id", "at", "required")}
 
 
 @dataclass
@@ -57,11 +59,11 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return self.allowed_unsigned or (bool(self.steps) and all(s.ok for s in self.steps))
+        return self.allowed_unsigned or (bool(self.steps) and all(s.ok for s in self.steps if s.required))
 
     @property
     def problems(self) -> list[str]:
-        return [f"{s.kind}: {s.detail}" for s in self.steps if not s.ok]
+        return [f"{s.kind}: {s.detail}" for s in self.steps if not s.ok and s.required]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,13 +170,18 @@ def _approval_step(policy: TrustPolicy, atts: list[Any], version: int) -> Step:
     )
 
 
-def verify_chain(reg: Registry, ref: str, policy: TrustPolicy, local: LocalModel | None = None) -> Verdict:
+def verify_chain(
+    reg: Registry, ref: str, policy: TrustPolicy, local: LocalModel | None = None, full: bool | None = None
+) -> Verdict:
     """Verify the signed chain of the version REF names under POLICY; a Verdict (never raises on a break).
 
     local: the version as already fetched (and its signature verified) by the caller; else it is
-    fetched here from the registry, not the cache.
+    fetched here from the registry, not the cache. full: require the tests and the approval too
+    (default: for a production ref; a testing candidate served for its own tests, staging or a canary
+    needs only the trainer's signature and gate; promotion asks for the full chain).
     """
     mv = reg.resolve(ref)
+    full = mv.area == "production" if full is None else full
     verdict = Verdict(mv.ref, None)
     if mv.area == "local":
         verdict.steps.append(Step("signature", False, "a local model file carries no signed chain"))
@@ -225,8 +232,8 @@ def verify_chain(reg: Registry, ref: str, policy: TrustPolicy, local: LocalModel
         verdict.steps.append(
             Step("provenance", True, "training provenance", who, att.key_id, att.predicate.get("at"))
         )
-    verdict.steps.append(_tests_step(policy, atts))
-    verdict.steps.append(_approval_step(policy, atts, mv.version))
+    for step in (_tests_step(policy, atts), _approval_step(policy, atts, mv.version)):
+        verdict.steps.append(step if full else dataclasses.replace(step, required=False))
     verdict.steps.extend(notes)
     verdict.allowed_unsigned = policy.allow_unsigned
     return verdict

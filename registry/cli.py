@@ -273,13 +273,13 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             "no trust policy is configured (trust.policy / MLOPS_TRUST_POLICY): nothing to verify against; "
             "create one with mlops keys init --trust"
         )
-    verdict = verify_chain(reg, args.ref, trust)
+    verdict = verify_chain(reg, args.ref, trust, full=True)  # what production would need
     if args.json:
         _print_json({**verdict.to_dict(), "policy": str(trust.path)})
     else:
         print(f"{reg.name} {verdict.ref} digest sha256:{verdict.digest or '-'} (policy {trust.path})")
         for step in verdict.steps:
-            mark = "ok  " if step.ok else "FAIL"
+            mark = "ok  " if step.ok else ("FAIL" if step.required else "--  ")
             who = f" by {step.signer} (key {step.key_id[:16]})" if step.signer and step.key_id else ""
             when = f" at {step.at}" if step.at else ""
             print(f"  {mark} {step.kind:<10} {step.detail}{who}{when}")

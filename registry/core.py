@@ -690,7 +690,7 @@ class Registry:
             chain = self.log.check(self._anchors(self.pointer()))
             self._expect(self.pointer(), expected_production, mv.version)
             approval = self.approve(mv.ref, approver_key, approved_by, reason, actor)
-            verdict = verify_chain(self, mv.ref, trust)
+            verdict = verify_chain(self, mv.ref, trust, full=True)
             verdict.require()
             pointer, token = self._read_pointer()
             self._expect(pointer, expected_production, mv.version)

@@ -231,7 +231,7 @@ def test_forged_or_foreign_statements_are_ignored(trust, model_dir, manifest):
     envelope["payload"] = base64.b64encode(json.dumps(body).encode()).decode()
     reg.store.delete(key)
     reg.store.write(key, json.dumps(envelope).encode())
-    verdict = verify_chain(reg, mv.ref, reg.policy.trust)
+    verdict = verify_chain(reg, mv.ref, reg.policy.trust, full=True)
     assert not verdict.ok
     assert verdict.problems == ["approval: no approval signed by an approver key (approvers: product-owner)"]
     ignored = [s.detail for s in verdict.steps if s.kind == "ignored"]
