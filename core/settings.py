@@ -120,6 +120,15 @@ class SigningSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """Signed attestations (registry/trust.py): the policy file and the keys that sign, by path only."""
+
+    policy: str = ""  # trust policy file outside the registry; empty: <home>/trust/policy.toml if there
+    tester_key: str = ""  # private key that signs model test results; empty: <home>/keys/tester.pem if there
+    approver_key: str = ""  # private key that signs approvals (Jenkins: the controller's credential file)
+
+
+@dataclass(frozen=True)
 class DeploySettings:
     approvers: tuple[str, ...] = ("product-owner",)
     # ACCOUNT=APPROVER pairs: an authenticated account (Jenkins user or OS login) that approves as
@@ -226,6 +235,7 @@ class Settings:
     deploy: DeploySettings = field(default_factory=DeploySettings)
     ui: UiSettings = field(default_factory=UiSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
@@ -292,6 +302,19 @@ class Settings:
             return tuple(Path(p).expanduser() for p in self.signing.public_keys)
         default = self.keys_dir / "signing-key.pub"
         return (default,) if default.is_file() else ()
+
+    @property
+    def trust_policy_path(self) -> Path:
+        """The laptop trust policy `mlops pipeline` and `mlops keys init --trust` write."""
+        return self.home / "trust" / "policy.toml"
+
+    @property
+    def tester_key_path(self) -> Path | None:
+        """The private key that signs model test results: trust.tester_key, else the home one if present."""
+        if self.trust.tester_key:
+            return Path(self.trust.tester_key).expanduser()
+        default = self.keys_dir / "tester.pem"
+        return default if default.is_file() else None
 
     @property
     def deploy_dir(self) -> Path:

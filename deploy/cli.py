@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from core.actor import default_actor
@@ -251,7 +252,7 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
     from deploy.promotion import parse_expected, promote
 
     expected = parse_expected(args.expect_production)
-    done = promote(settings, args.ref, args.approved_by, args.actor, args.reason, expected)
+    done = promote(settings, args.ref, args.approved_by, args.actor, args.reason, expected, args.approver_key)
     if args.json:
         print(json.dumps(done, indent=2, sort_keys=True))
     else:
@@ -261,6 +262,17 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
             f"promoted {done['from']} to {done['promoted']} (was {was}), approved by "
             f"{done['approved_by']}, authenticated as {who}"
         )
+    return 0
+
+
+def _approve(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.promotion import approve
+
+    done = approve(settings, args.ref, args.approved_by, args.approver_key, args.actor, args.reason)
+    if args.json:
+        print(json.dumps(done, indent=2, sort_keys=True))
+    else:
+        print(f"{done['approver']} approved version {done['version']} (digest {done['digest'][:16]}), signed")
     return 0
 
 
@@ -414,12 +426,37 @@ def _add_promotion_commands(subparsers: argparse._SubParsersAction) -> None:
         help="the production version the approval was given against; promotion fails with a conflict "
         "if production has moved since (default: production as read when the command starts)",
     )
+    promote.add_argument(
+        "--approver-key",
+        type=Path,
+        metavar="PEM",
+        help="your approver private key (with a trust policy the key decides who approves; default "
+        "trust.approver_key, else <home>/keys/approver-NAME.pem for --approved-by NAME)",
+    )
     promote.add_argument("--reason", default="", help="why (kept in the audit log)")
     promote.add_argument(
         "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
     )
     promote.add_argument("--json", action="store_true", help="machine-readable output")
     promote.set_defaults(handler=_promote)
+
+    approve = subparsers.add_parser(
+        "approve",
+        help="sign an approval of a version without moving production",
+        description="Sign an approval statement of REF with your approver key (trust policy), naming its "
+        "digest and the production it replaced; production does not move. Use it to re-approve the "
+        "serving version after its approver's key was removed from the trust policy.",
+        epilog="Exit codes: 0 approved, 1 error, 2 usage, 3 the key is not an approver key.",
+    )
+    approve.add_argument("ref", metavar="REF", help="testing:N, production:current or production:N")
+    approve.add_argument("--approved-by", metavar="WHO", help="your approver name (must be your key's)")
+    approve.add_argument("--approver-key", type=Path, metavar="PEM", help="your approver private key")
+    approve.add_argument("--reason", default="", help="why (kept in the statement)")
+    approve.add_argument(
+        "--actor", default=default_actor(), help="who runs it (default $BUILD_USER_ID, else the login name)"
+    )
+    approve.add_argument("--json", action="store_true", help="machine-readable output")
+    approve.set_defaults(handler=_approve)
 
     rollback = subparsers.add_parser(
         "rollback",

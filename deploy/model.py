@@ -28,14 +28,16 @@ def resolve_model(settings: Settings, ref: str, verify: bool = False, actor: str
     found = reg.resolve(ref)
     pinned = ref if found.area == "local" else f"{found.area}:{found.version}"
     if verify:
+        from core.actor import default_actor
+        from registry.chain import check_trust
+
         try:
-            reg.fetch(pinned, refresh=True)
+            local = reg.fetch(pinned, refresh=True)
         except IntegrityError as exc:  # a signature error is one too
             if found.area != "local":
-                from core.actor import default_actor
-
                 reg.record_refusal("deploy", actor or default_actor(), str(exc), ref=pinned)
             raise
+        check_trust(reg, pinned, local, actor or default_actor(), "deploy")  # signed chain (trust policy)
     if found.area == "local":
         return Model(ref, found.name, found.manifest.get("version") or None)
     return Model(pinned, found.name, found.version)

@@ -8,6 +8,7 @@ given against and reports what happened.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.actor import default_actor
@@ -39,6 +40,7 @@ def promote(
     actor: str,
     reason: str = "",
     expected_production: int | str | None = READ_NOW,
+    approver_key: Path | None = None,
 ) -> dict[str, Any]:
     """Promote REF under the registry's policy; what happened (who approved, over which version)."""
     from registry import open_registry
@@ -47,7 +49,12 @@ def promote(
     expected = reg.pointer().get("current") if expected_production == READ_NOW else expected_production
     assert expected is None or isinstance(expected, int)
     promoted = reg.promote(
-        ref, expected_production=expected, approved_by=approved_by, actor=actor, reason=reason
+        ref,
+        expected_production=expected,
+        approved_by=approved_by,
+        actor=actor,
+        reason=reason,
+        approver_key=approver_key_for(settings, approved_by, approver_key),
     )
     approval = promoted.manifest["annotations"]["approvals"][-1]
     return {
@@ -58,6 +65,34 @@ def promote(
         "identity": approval["identity"],
         "signature": promoted.manifest.get("signed_by"),
     }
+
+
+def approver_key_for(settings: Settings, approved_by: str | None, given: Path | None) -> Path | None:
+    """The private key an approval is signed with: --approver-key, trust.approver_key, else the home
+    key of --approved-by NAME (a laptop's <home>/keys/approver-NAME.pem). The key, not the name,
+    decides who approves: the registry checks it against the trust policy."""
+    from registry.trust import approver_key_path
+
+    if given is not None:
+        return Path(given)
+    if settings.trust.approver_key:
+        return Path(settings.trust.approver_key).expanduser()
+    if approved_by:
+        home = approver_key_path(settings, approved_by)
+        return home if home.is_file() else None
+    return None
+
+
+def approve(
+    settings: Settings, ref: str, approved_by: str | None, key: Path | None, actor: str, reason: str
+) -> dict:
+    """Sign an approval of REF without moving production (a re-approval after a key rotation)."""
+    from registry import open_registry
+
+    path = approver_key_for(settings, approved_by, key)
+    if path is None:
+        raise UsageError("approve needs your approver key: --approver-key PATH (or trust.approver_key)")
+    return open_registry(settings).approve(ref, path, approved_by, reason, actor)
 
 
 def rollback(settings: Settings, actor: str, reason: str = "") -> dict[str, Any]:

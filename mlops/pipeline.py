@@ -210,15 +210,21 @@ def deploy_stages(ref: str, approver: str, deploy: bool = True, production: int 
     return stages
 
 
-def ensure_signing_key(settings: Settings, out: TextIO) -> None:
-    """With no signing keys configured, make the home key pair once, so the laptop path is signed too."""
-    if settings.signing.private_key or settings.signing.public_keys or settings.signing_key_path:
-        return
-    from registry.signing import generate_key_pair
+def ensure_trust(settings: Settings, approvers: tuple[str, ...], out: TextIO) -> None:
+    """On a laptop with no keys or trust policy configured, make them once, so signing is required.
 
-    private, public = settings.keys_dir / "signing-key.pem", settings.keys_dir / "signing-key.pub"
-    key_id = generate_key_pair(private, public)
-    print(f"signing: created the key pair {private} (key id {key_id[:16]}); versions are signed", file=out)
+    Trainer (the signing key), tester and approver key pairs under <home>/keys and a trust policy
+    naming them and the built-in suite's digest under <home>/trust. Where keys or a policy are
+    configured (Jenkins, Kubernetes), nothing is made: they come from outside.
+    """
+    if settings.signing.private_key or settings.signing.public_keys or settings.trust.policy:
+        return
+    from core.digests import tree_digest
+    from registry.trust import init_trust
+    from unit_testing.suites import BUILTIN_DIR
+
+    for made in init_trust(settings, (tree_digest(BUILTIN_DIR),), approvers):
+        print(f"trust: created the {made}", file=out)
 
 
 def current_production(settings: Settings) -> int | None:
@@ -279,7 +285,7 @@ def run_pipeline(args: argparse.Namespace, settings: Settings, out: TextIO | Non
     run = PipelineRun(_global_argv(args), out)
     print(f"mlops pipeline {args.pipeline}: registry {settings.registry_uri}", file=out)
     if args.pipeline in ("code", "data"):
-        ensure_signing_key(settings, out)
+        ensure_trust(settings, (args.approve_as or "product-owner",), out)
     args.production = current_production(settings) if args.approve_as else None
     code = EXIT_OK
     try:

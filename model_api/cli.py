@@ -33,7 +33,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines drown gunicorn's log
     env.update(
         {
-            "MLOPS_API_MODEL_REF": ref,
+            # Pinned to the version just verified: a worker respawned later loads that version, never
+            # whatever the pointer names by then (which nobody has verified for this server).
+            "MLOPS_API_MODEL_REF": _pinned(ref, manifest),
             "MLOPS_API_HOST": args.host or api.host,
             "MLOPS_API_PORT": str(api.port if args.port is None else args.port),
             "MLOPS_API_WORKERS": str(args.workers or api.workers),
@@ -51,6 +53,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # exec: gunicorn inherits the listening socket `mlops deploy` hands over (LISTEN_FDS, socket
     # activation) for a switch with no dropped requests.
     exec_server(gunicorn_command(), env)
+
+
+def _pinned(ref: str, manifest: dict) -> str:
+    """production:current → production:7 (the version fetched); a local path stays as it is."""
+    area, version = manifest.get("area"), manifest.get("version")
+    return f"{area}:{version}" if area in ("testing", "production") and isinstance(version, int) else ref
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -37,6 +37,7 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
     except IntegrityError as exc:  # a SignatureError is one too
         _record_refusal(reg, ref, exc)
         raise
+    verify_trusted(reg, ref, fetched)
     manifest = dict(fetched.manifest)
     if not manifest.get("classes") or not manifest.get("preprocessing"):
         raise MlopsError(
@@ -66,3 +67,14 @@ def _record_refusal(reg: Any, ref: str, exc: Exception) -> None:
     except (RegistryError, OSError, AttributeError, TypeError):
         pass  # a manifest too broken to describe: the refusal and its reason still go on record
     reg.record_refusal("serve", default_actor(), str(exc), **what)
+
+
+def verify_trusted(registry: Any, ref: str, fetched: Any) -> None:
+    """Under a trust policy, refuse (audited) a version whose signed chain does not verify.
+
+    Runs in `mlops serve` before gunicorn starts and in every worker as it loads the model, so a
+    worker (re)started after the pointer or the cache was tampered with refuses instead of serving.
+    """
+    from registry.chain import check_trust
+
+    check_trust(registry, ref, fetched, default_actor(), "serve")

@@ -276,9 +276,45 @@ def _fsck(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_ERROR if left else EXIT_OK
 
 
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    """`registry verify REF`: the signed chain behind a version, who signed what and when."""
+    from registry.chain import verify_chain
+    from registry.errors import PolicyError
+
+    reg = open_registry(settings)
+    trust = reg.policy.trust
+    if trust is None:
+        raise PolicyError(
+            "no trust policy is configured (trust.policy / MLOPS_TRUST_POLICY): nothing to verify against; "
+            "create one with mlops keys init --trust"
+        )
+    verdict = verify_chain(reg, args.ref, trust, full=True)  # what production would need
+    if args.json:
+        _print_json({**verdict.to_dict(), "policy": str(trust.path)})
+    else:
+        print(f"{reg.name} {verdict.ref} digest sha256:{verdict.digest or '-'} (policy {trust.path})")
+        for step in verdict.steps:
+            mark = "ok  " if step.ok else ("FAIL" if step.required else "--  ")
+            who = f" by {step.signer} (key {step.key_id[:16]})" if step.signer and step.key_id else ""
+            when = f" at {step.at}" if step.at else ""
+            print(f"  {mark} {step.kind:<10} {step.detail}{who}{when}")
+        print("verified: the chain holds" if verdict.ok else "NOT VERIFIED: " + "; ".join(verdict.problems))
+    return EXIT_OK if verdict.ok else EXIT_FAILED_CHECK
+
+
 def _keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from registry.signing import generate_key_pair, private_key_id
 
+    if args.trust:
+        from registry.trust import init_trust
+
+        for made in init_trust(settings, tuple(args.suite_digest), tuple(args.approver or ["product-owner"])):
+            print(f"created the {made}")
+        if not args.suite_digest:
+            print(
+                "the trust policy names no required suite yet: add its digest (printed by mlops test-model)"
+            )
+        return EXIT_OK
     folder = args.out or settings.keys_dir
     private, public = folder / "signing-key.pem", folder / "signing-key.pub"
     if args.if_missing and private.exists():
@@ -330,6 +366,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_json(audit)
     audit.set_defaults(handler=_audit)
+    verify = verbs.add_parser(
+        "verify",
+        help="verify a version's signed chain (signature, gate, tests, approval)",
+        description="Verify the signed statements behind a version against the trust policy: model.sig by a "
+        "trainer key, the gate, a passing test run of a required suite with the API by a tester key, and an "
+        "approval by an approver key. Prints who signed what, and when.",
+        epilog="Exit codes: 0 verified, 1 error, 2 usage, 3 the chain does not verify.",
+    )
+    verify.add_argument("ref", metavar="REF", help=REF_HELP)
+    _add_json(verify)
+    verify.set_defaults(handler=_verify)
     fsck = verbs.add_parser(
         "fsck",
         help="find (and --repair) leftovers of interrupted writes",
@@ -362,4 +409,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     init.add_argument("--out", type=Path, metavar="DIR", help="write the pair here instead of <home>/keys")
     init.add_argument("--if-missing", action="store_true", help="do nothing when the key already exists")
+    init.add_argument(
+        "--trust",
+        action="store_true",
+        help="also make the tester and approver key pairs and <home>/trust/policy.toml naming them (laptop)",
+    )
+    init.add_argument("--approver", action="append", metavar="NAME", help="an approver to make a key for")
+    init.add_argument(
+        "--suite-digest", action="append", default=[], metavar="sha256:HEX", help="a required test suite"
+    )
     init.set_defaults(handler=_keys_init)

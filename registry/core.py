@@ -430,8 +430,107 @@ class Registry:
         summary = {SUMMARY_KEY: json.dumps(summarize(full))}
         self.store.write(prefix + "manifest.json", stored, create_only=True, metadata=summary)
         self._step("register:manifest")
+        if key_id and self.policy.trust is not None:
+            self._attest_training(version, full, stored, actor, key_id)
         self._audit("register", actor, reason, version=version, area="testing", signed_by=key_id)
         return self._version("testing", version)
+
+    def _attest_training(
+        self, version: int, full: dict[str, Any], stored: bytes, actor: str, key_id: str
+    ) -> None:
+        """Sign the provenance and gate statements of a new version with the trainer (signing) key."""
+        from registry.chain import attest, manifest_digest
+
+        key = self.policy.signing.private_key
+        assert key is not None
+        digest = manifest_digest(full["files"], stored)
+        code, dataset = full.get("code") or {}, full.get("dataset") or {}
+        source = dataset.get("source") or {}
+        provenance = {  # SLSA provenance v1: buildDefinition + runDetails
+            "buildDefinition": {
+                "buildType": "https://mlops-xray.dev/train/v1",
+                "externalParameters": {
+                    "dataset": {
+                        "uri": dataset.get("uri"),
+                        "revision": source.get("revision"),
+                        "fingerprint": dataset.get("fingerprint"),
+                    },
+                    "code": {"repo": code.get("repo"), "commit": code.get("commit")},
+                    "params": full.get("params"),
+                },
+                "resolvedDependencies": [
+                    {
+                        "uri": str(dataset.get("uri")),
+                        "digest": {"fingerprint": str(dataset.get("fingerprint"))},
+                    },
+                ]
+                if dataset.get("uri")
+                else [],
+            },
+            "runDetails": {
+                "builder": {"id": code.get("build_url") or "local"},
+                "metadata": {"invocationId": code.get("build_url") or "", "startedOn": full["created_at"]},
+            },
+            "trainer": {"actor": actor, "key_id": key_id},
+            "image_digest": os.environ.get("MLOPS_IMAGE_DIGEST")
+            or None,  # set by the training image, if known
+            "at": full["created_at"],
+        }
+        gate = full.get("gate") or {}
+        gate_facts = {
+            "passed": gate.get("passed") is True,
+            "reasons": gate.get("reasons") or [],
+            "accuracy": (full.get("metrics") or {}).get("accuracy"),
+            "at": full["created_at"],
+        }
+        password = self.policy.signing.password
+        attest(self, version, digest, "provenance", provenance, key, password)
+        attest(self, version, digest, "gate", gate_facts, key, password)
+
+    def approve(
+        self, ref: str, approver_key: Path, claimed: str | None, reason: str, actor: str
+    ) -> dict[str, Any]:
+        """Sign an approval of a version over the production it replaces, with an approver's key.
+
+        The key decides who approves: it must be an approver key of the trust policy, and a claimed
+        name must be its name. The approval names the version's digest and production:current (or,
+        when the version already is current, the version it replaced), so it cannot be moved to
+        another version or replayed over another production.
+        """
+        from registry.attestations import signer_key_id
+        from registry.chain import attest
+
+        trust = self.policy.trust
+        if trust is None:
+            raise PolicyError("signed approvals need a trust policy (trust.policy / MLOPS_TRUST_POLICY)")
+        mv = self.resolve(ref)
+        if mv.area == "local":
+            raise RefError(f"approve takes a registry ref (testing:N, production:current), not {ref!r}")
+        key_id = signer_key_id(approver_key)
+        signer = trust.signer(key_id, "approver")
+        if signer is None:
+            raise PolicyError(
+                f"the key {approver_key} (key id {key_id[:16]}) is not an approver key of the trust policy "
+                f"{trust.path} (approvers: {', '.join(trust.names('approver')) or 'none'}); nothing approved"
+            )
+        if claimed and claimed != signer.name:
+            raise PolicyError(
+                f"--approved-by {claimed!r} disagrees with the approver key {approver_key}, which is "
+                f"{signer.name!r}'s; approve with your own key"
+            )
+        local = self.fetch(mv.ref, refresh=True)
+        assert local.digest is not None
+        pointer = self.pointer()
+        replaced = pointer["current"] if pointer["current"] != mv.version else pointer["previous"]
+        facts = {
+            "approver": signer.name,
+            "reason": reason,
+            "expected_production": replaced,
+            "at": _iso(_now()),
+            "actor": actor,
+        }
+        attest(self, mv.version, local.digest, "approval", facts, approver_key)
+        return {**facts, "key_id": key_id, "version": mv.version, "digest": local.digest}
 
     def annotate(self, ref: str, kind: str, data: dict[str, Any], actor: str) -> None:
         """Record test results or deployments beside an immutable version (approvals: see promote)."""
@@ -469,6 +568,7 @@ class Registry:
         approved_by: str | None = None,
         actor: str | None = None,
         reason: str = "",
+        approver_key: Path | None = None,
     ) -> ModelVersion:
         """Enforce the promotion policy, copy testing:N to production:N, swap the pointer (CAS).
 
@@ -478,6 +578,8 @@ class Registry:
         Every refusal is an audit event; nothing else changes.
         """
         actor = actor or default_actor()
+        if self.policy.trust is not None:
+            return self._promote_signed(ref, expected_production, approved_by, approver_key, actor, reason)
         identity = authenticated_identity()
         attempt: dict[str, Any] = {
             "ref": ref,
@@ -551,6 +653,109 @@ class Registry:
             area="production",
             previous=pointer["current"],
             approval=approval,
+            signature=local.signature,
+            id=entry["id"],
+        )
+        return self._version("production", mv.version)
+
+    def _promote_signed(
+        self,
+        ref: str,
+        expected_production: int | None,
+        approved_by: str | None,
+        approver_key: Path | None,
+        actor: str,
+        reason: str,
+    ) -> ModelVersion:
+        """Promotion under a trust policy: sign the approval, verify the whole chain, then swap the pointer.
+
+        No environment variable, settings approver list or OS account counts: only the approver key.
+        """
+        from core.identity import os_account
+        from registry.chain import verify_chain
+
+        trust = self.policy.trust
+        assert trust is not None
+        mv = self.resolve(ref)
+        if mv.area != "testing":
+            raise RefError(f"promote takes a testing ref (testing:N or testing:latest), not {ref!r}")
+        attempt: dict[str, Any] = {
+            "ref": ref,
+            "version": mv.version,
+            "approved_by": approved_by,
+            "account": os_account(),
+            "expected_production": expected_production,
+        }
+        try:
+            if approver_key is None:
+                raise PolicyError(
+                    "approving needs your approver key: --approver-key PATH (or trust.approver_key, or "
+                    "<home>/keys/approver-NAME.pem for --approved-by NAME); nothing was promoted"
+                )
+            chain = self.log.check(self._anchors(self.pointer()))
+            self._expect(self.pointer(), expected_production, mv.version)
+            approval = self.approve(mv.ref, approver_key, approved_by, reason, actor)
+            verdict = verify_chain(self, mv.ref, trust, full=True)
+            verdict.require()
+            pointer, token = self._read_pointer()
+            self._expect(pointer, expected_production, mv.version)
+        except REFUSALS as exc:
+            self.record_refusal("promote", actor, str(exc), **attempt)
+            raise
+        local = self.fetch(mv.ref)
+        src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
+        for rel in local.manifest["files"]:
+            self.store.copy(src + rel, dst + rel)
+            self._step(f"promote:file:{rel}")
+        self._step("promote:files")
+        if (local.signature or {}).get("status") in ("signed", "unverified"):
+            self.store.copy(src + SIGNATURE_FILE, dst + SIGNATURE_FILE)
+        self.store.copy(src + "manifest.json", dst + "manifest.json")
+        self._step("promote:manifest")
+        identity = {"name": approval["approver"], "source": "approver-key", "key_id": approval["key_id"]}
+        record = {
+            "approved_by": approval["approver"],
+            "identity": identity,
+            "claimed_by": approved_by,
+            "account": attempt["account"],
+            "expected_production": expected_production,
+            "reason": reason,
+            "digest": approval["digest"],
+            "evidence": evidence(local.manifest, approval["approver"]),
+        }
+        entry = {
+            "action": "promote",
+            "version": mv.version,
+            "at": _iso(_now()),
+            "actor": actor,
+            "reason": reason,
+            "id": uuid.uuid4().hex,
+            "approval": record,
+            "signature": local.signature,
+            "audit_anchor": {"seq": chain.head_seq, "sha256": chain.head_hash, "at": _iso(_now())},
+        }
+        new = {
+            "current": mv.version,
+            "previous": pointer["current"],
+            "stack": [*pointer["stack"], mv.version],
+            "history": [*pointer["history"], entry],
+        }
+        if not self.store.write_if(self._pointer_key, _dumps(new), token):
+            conflict = ConflictError(
+                f"production changed while promoting testing:{mv.version} (another promotion or rollback "
+                "won); nothing was changed: check mlops registry list --area production and approve again"
+            )
+            self.record_refusal("promote", actor, str(conflict), **attempt)
+            raise conflict
+        self._step("promote:pointer")
+        self._audit(
+            "promote",
+            actor,
+            reason,
+            version=mv.version,
+            area="production",
+            previous=pointer["current"],
+            approval=record,
             signature=local.signature,
             id=entry["id"],
         )

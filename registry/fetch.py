@@ -6,8 +6,9 @@ version's signature (registry.signing) before one rename moves it into place. Th
 a stamp: per file (sha256, size, mtime_ns) written right after its hash was checked, the sha256 of
 the manifest and signature it was verified against, and what the verification established. A later
 fetch trusts the cache only while the store's manifest and signature are still those bytes, each
-file's size and mtime still match, and the key that verified it is still trusted; anything else is
-downloaded and verified again. `refresh=True` always re-downloads: it checks the registry's copy,
+file's sha256 is still the manifest's (re-hashed at every use: a file swapped for another of the same
+size and mtime is caught), and the key that verified it is still trusted; anything else is downloaded
+and verified again. `refresh=True` always re-downloads: it checks the registry's copy,
 not the cache's (test-model, promote and deploy do that before they act).
 """
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +82,12 @@ def _stamp_ok(
         except OSError:
             return None
         if sha != meta["sha256"] or st.st_size != size or st.st_mtime_ns != mtime_ns:
+            return None
+        # Size and mtime are the caller's to set: only the content's hash says it is the verified file.
+        if sha256_file(folder / rel) != meta["sha256"]:
+            print(
+                f"registry: the cached {rel} of {folder} fails its sha256; fetching it again", file=sys.stderr
+            )
             return None
     return dict(verified)
 
@@ -200,7 +208,10 @@ def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None, refresh: b
             shutil.copyfile(folder / rel, target)
         _write_manifest(dest, manifest)  # with this ref's area (the cache is shared by both areas)
         folder = dest
-    return LocalModel(folder, folder / stored["model_file"], manifest, mv.version, verified)
+    from registry.chain import manifest_digest
+
+    digest = manifest_digest(stored["files"], raw)
+    return LocalModel(folder, folder / stored["model_file"], manifest, mv.version, verified, digest)
 
 
 def verify_local(mv: ModelVersion, dest: Path | None, config: SigningConfig) -> LocalModel:

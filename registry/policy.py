@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from core.identity import SOURCE_OS, SOURCE_UNTRUSTED, Identity
 from registry.errors import PolicyError
 from registry.signing import SigningConfig
+from registry.trust import TrustPolicy, policy_for
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -28,20 +29,28 @@ OWNER_ACCOUNT = "@owner"  # in deploy.approver_accounts: the OS user owning a lo
 
 @dataclass(frozen=True)
 class Policy:
-    """Who may approve and which keys sign and verify, as the settings say."""
+    """Who may approve and which keys sign and verify, as the settings say.
+
+    With a trust policy (registry.trust) the keys decide: model.sig must verify with one of its
+    trainer keys, signing is required unless it allows unsigned versions, approvals are signed
+    statements, and `approvers`/`approver_accounts` are not consulted.
+    """
 
     approvers: tuple[str, ...] = ()
     approver_accounts: tuple[str, ...] = ()
     signing: SigningConfig = field(default_factory=SigningConfig)
+    trust: TrustPolicy | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        """The policy of [deploy] approvers/approver_accounts and [signing]."""
-        return cls(
-            settings.deploy.approvers,
-            settings.deploy.approver_accounts,
-            SigningConfig.from_settings(settings),
-        )
+        """The policy of [deploy] approvers/approver_accounts and [signing], or of the trust policy."""
+        trust = policy_for(settings)
+        signing = SigningConfig.from_settings(settings)
+        if trust is not None:
+            signing = SigningConfig(
+                signing.private_key, trust.trainer_key_files(), not trust.allow_unsigned, signing.password
+            )
+        return cls(settings.deploy.approvers, settings.deploy.approver_accounts, signing, trust)
 
 
 def latest_tests(manifest: dict[str, Any]) -> dict[str, Any] | None:

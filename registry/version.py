@@ -69,3 +69,4 @@ class LocalModel:
     manifest: dict[str, Any]
     version: int
     signature: dict[str, Any] | None = None  # what verification established: status and key_id
+    digest: str | None = None  # the version's root digest (registry.attestations.version_digest)

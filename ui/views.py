@@ -6,7 +6,7 @@ import re
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from core.errors import UsageError
+from core.errors import MlopsError, UsageError
 from core.settings import Settings
 from registry import ModelVersion, NotFoundError, Registry
 from registry.refs import AREAS
@@ -86,7 +86,21 @@ def version(number: int) -> str:
         matrix=shaded_matrix(manifest.get("metrics") or {}),
         signature=signature_state(manifest),
         approve=approval(settings(), manifest, where),
+        chain=_chain(mv),
     )
+
+
+def _chain(mv: ModelVersion) -> dict | None:
+    """The version's signed chain under the trust policy (None: no policy), as `registry verify` shows it."""
+    from registry.chain import verify_chain
+
+    reg = registry()
+    if reg.policy.trust is None:
+        return None
+    try:
+        return verify_chain(reg, mv.ref, reg.policy.trust, full=True).to_dict()
+    except MlopsError as exc:  # a version the registry cannot even fetch: say so on the page
+        return {"verified": False, "steps": [], "error": str(exc)}
 
 
 @bp.get("/versions/<int:number>/files/<path:rel>")

@@ -32,6 +32,7 @@ def _test_model(args: argparse.Namespace, settings: Settings) -> int:
             f"model tests {verdict} on {result.ref}: {s['passed']} passed, {s['failed']} failed, "
             f"{s['errors']} errors, {s['skipped']} skipped; JUnit: {result.junit}"
         )
+        print(f"  suite digest: {result.suite.get('digest')}")
         if result.suite.get("revision"):
             print(f"  suite: {result.suite['uri']} at commit {result.suite['revision']}")
         if result.measurements:

@@ -130,7 +130,8 @@ def run_suite(
     pinned = version.ref
     try:
         # The registry's copy, not a cached one: every sha256 and the signature, before pytest starts.
-        manifest = reg.fetch(pinned, refresh=True).manifest
+        fetched = reg.fetch(pinned, refresh=True)
+        manifest = fetched.manifest
     except IntegrityError as exc:  # a signature error is one too
         if area != "local":
             reg.record_refusal("test-model", actor or default_actor(), str(exc), ref=pinned)
@@ -149,7 +150,8 @@ def run_suite(
     )
     run = {"output_to_stderr": output_to_stderr, "suite_dir": chosen.path}
 
-    if with_api and not api_url:
+    served_candidate = with_api and not api_url  # the smoke tests then ran against this very version
+    if served_candidate:
         from unit_testing.live_api import serve_candidate
 
         with serve_candidate(pinned, settings) as url:
@@ -193,7 +195,30 @@ def run_suite(
             actor=actor or default_actor(),
         )
         result.annotated = True
+        _attest(reg, settings, fetched, chosen, result, served_candidate)
     return result
+
+
+def _attest(
+    reg: Any, settings: Settings, fetched: Any, suite: Suite, result: SuiteResult, with_api: bool
+) -> None:
+    """Sign the result with the tester key (when there is one) over the suite's content digest."""
+    from registry.chain import attest
+
+    key = settings.tester_key_path
+    if key is None or fetched.digest is None:
+        if reg.policy.trust is not None:
+            print("model tests: no tester key (trust.tester_key): the result is not signed", file=sys.stderr)
+        return
+    facts = {
+        "passed": result.passed,
+        "summary": result.summary,
+        "suite_digest": result.suite["digest"],
+        "suite_source": result.suite,
+        "with_api": with_api,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    attest(reg, fetched.version, fetched.digest, "tests", facts, key)
 
 
 def check(result: SuiteResult) -> None:

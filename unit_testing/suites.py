@@ -34,7 +34,16 @@ class Suite:
 
     def record(self) -> dict[str, Any]:
         """The `suite_source` of the result recorded on the version."""
-        return {"kind": self.kind, "uri": self.uri, "revision": self.revision, "dirty": self.dirty}
+        from core.digests import tree_digest
+
+        # The digest names the tests' content: what a trust policy's required_suites pins.
+        return {
+            "kind": self.kind,
+            "uri": self.uri,
+            "revision": self.revision,
+            "dirty": self.dirty,
+            "digest": tree_digest(self.path),
+        }
 
 
 def _has_tests(folder: Path) -> bool:

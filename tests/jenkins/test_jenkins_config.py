@@ -222,8 +222,8 @@ def test_hadolint_can_fail(tmp_path):
 def test_the_approval_passes_the_authenticated_submitter_and_the_production_it_saw():
     approval = JENKINSFILE[JENKINSFILE.index("stage('Approval')") : JENKINSFILE.index("stage('Deploy')")]
     assert "submitterParameter 'APPROVER'" in approval
-    # The identity `mlops promote` believes (core/identity.py) is the one Jenkins authenticated.
-    assert "env.MLOPS_INPUT_SUBMITTER = APPROVER" in approval
+    # The submitter's name is no evidence (issue 23): no identity variable is set for mlops to believe.
+    assert "MLOPS_INPUT_SUBMITTER" not in JENKINSFILE
     assert "production:${env.EXPECTED_PRODUCTION}" in approval  # shown to the approver
     now = JENKINSFILE[JENKINSFILE.index("stage('Production now')") : JENKINSFILE.index("stage('Approval')")]
     assert "mlops registry list --area production --json" in now and "env.EXPECTED_PRODUCTION" in now
@@ -239,3 +239,25 @@ def test_signatures_are_required_and_the_keys_come_from_credentials():
     assert env["MLOPS_SIGNING_REQUIRED"] == "true"
     assert "MLOPS_SIGNING_PRIVATE_KEY = credentials('mlops-signing-key')" in JENKINSFILE
     assert JENKINSFILE.count("MLOPS_SIGNING_PUBLIC_KEYS = credentials('mlops-signing-public-key')") == 2
+
+
+def test_approvals_are_signed_with_the_submitters_key_bound_only_after_the_input():
+    config = casc()
+    creds = config["credentials"]["system"]["domainCredentials"][0]["credentials"]
+    ids = {next(iter(c.values()))["id"] for c in creds}
+    assert {
+        "mlops-trust-policy",
+        "mlops-tester-key",
+        "mlops-approver-${MLOPS_PRODUCT_OWNER_ID:-product-owner}",
+    } <= ids
+    deploy = JENKINSFILE[JENKINSFILE.index("stage('Deploy')") :]
+    approval = JENKINSFILE[JENKINSFILE.index("stage('Approval')") : JENKINSFILE.index("stage('Deploy')")]
+    before = JENKINSFILE[: JENKINSFILE.index("stage('Deploy')")]
+    assert 'credentialsId: "mlops-approver-' not in before  # no approver key is bound before the input
+    assert "input {" in approval
+    promote = deploy[deploy.index("stage('Promote')") : deploy.index("stage('Production')")]
+    binding = (
+        "withCredentials([file(credentialsId: \"mlops-approver-${env.APPROVED_BY}\", variable: 'APPROVER_KEY'"
+    )
+    assert binding in promote and '--approver-key "$APPROVER_KEY"' in promote
+    assert JENKINSFILE.count("MLOPS_TRUST_POLICY = credentials('mlops-trust-policy')") == 2

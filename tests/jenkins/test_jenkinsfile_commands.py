@@ -28,6 +28,7 @@ PLACEHOLDERS: dict[str, list[str]] = {
     ],
     "SUITE_URI": ["unit_testing", "git+https://github.com/example/mlops-xray-tests.git@0a1b2c3d"],
     "MODEL_REF": ["testing:7"],
+    "APPROVER_KEY": ["/var/jenkins/secrets/approver.pem"],
     "TRAINING_WORKERS": ["2", "8"],
     "MLOPS_REPORTS": ["reports"],
     "APPROVED_BY": ["product-owner"],

@@ -124,23 +124,35 @@ def test_print_model_ref_does_not_hide_a_damaged_registry(cli, settings):
     assert result.code == 1 and result.out == "" and "not valid JSON" in result.err
 
 
-def test_the_pipeline_makes_the_home_signing_key_once_unless_keys_are_configured(settings, monkeypatch):
-    from mlops.pipeline import ensure_signing_key
+def test_the_pipeline_makes_the_home_trust_set_once_unless_keys_are_configured(settings, monkeypatch):
+    from mlops.pipeline import ensure_trust
+    from registry.trust import load_policy, policy_for
 
     out = io.StringIO()
-    ensure_signing_key(settings, out)
-    assert "created the key pair" in out.getvalue()
+    ensure_trust(settings, ("product-owner",), out)
+    assert "created the trust policy" in out.getvalue()
     assert settings.signing_key_path == settings.keys_dir / "signing-key.pem"
-    first = settings.signing_key_path.read_bytes()
-    ensure_signing_key(settings, out)  # a second run keeps the key that signed the first versions
-    assert settings.signing_key_path.read_bytes() == first
+    policy = policy_for(settings)
+    assert policy is not None and not policy.allow_unsigned
+    assert {(s.name, s.role) for s in policy.signers} == {
+        ("trainer", "trainer"),
+        ("tester", "tester"),
+        ("product-owner", "approver"),
+    }
+    assert len(policy.required_suites) == 1 and policy.required_suites[0].startswith("sha256:")
+    first = settings.signing_key_path.read_bytes(), settings.trust_policy_path.read_bytes()
+    ensure_trust(
+        settings, ("product-owner",), out
+    )  # a second run keeps the keys that signed the first versions
+    assert (settings.signing_key_path.read_bytes(), settings.trust_policy_path.read_bytes()) == first
+    assert load_policy(settings.trust_policy_path).signers == policy.signers
     monkeypatch.setenv("MLOPS_SIGNING_PRIVATE_KEY", "/run/secrets/elsewhere.pem")
     monkeypatch.setenv("MLOPS_HOME", str(settings.home / "other"))
     from core.settings import load_settings
 
     configured = load_settings()
     quiet = io.StringIO()
-    ensure_signing_key(configured, quiet)
+    ensure_trust(configured, ("product-owner",), quiet)
     assert quiet.getvalue() == "" and not configured.keys_dir.exists()
 
 
