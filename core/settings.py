@@ -82,6 +82,9 @@ class ApiSettings:
     timeout_s: int = 60
     max_body_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # The decode budget of one request, summed over its images from their headers before decoding.
+    max_request_pixels: int = 100_000_000
+    max_request_decoded_bytes: int = 200 * 1024 * 1024
     max_batch: int = 16
     tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
 

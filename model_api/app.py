@@ -26,6 +26,8 @@ def _defaults() -> dict[str, Any]:
         "MODEL_REF": api.model_ref,
         "MAX_CONTENT_LENGTH": api.max_body_bytes,
         "MAX_IMAGE_PIXELS": api.max_image_pixels,
+        "MAX_REQUEST_PIXELS": api.max_request_pixels,
+        "MAX_REQUEST_DECODED_BYTES": api.max_request_decoded_bytes,
         "MAX_BATCH": api.max_batch,
         "TF_THREADS": api.tf_threads,
         # A preloaded ModelBundle (tests share one); None: load MODEL_REF at startup.
