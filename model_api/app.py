@@ -7,8 +7,8 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from core.errors import MlopsError
 from core.settings import load_settings
@@ -86,6 +86,26 @@ def _load(app: Flask) -> Any:
     return bundle
 
 
+def discard_unread_body() -> None:
+    """Read and drop what the view left of the request body, up to MAX_CONTENT_LENGTH.
+
+    An early answer (unknown model 404, 401, 415 ...) leaves the body on the socket; gunicorn would
+    drain only 64 KiB of it and then close a connection it had just announced as keep-alive, so the
+    client's next request on it failed. A body over the limit is never read: gunicorn_conf's
+    pre_request answers those with `Connection: close` instead.
+    """
+    length = request.content_length
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if not length or (limit is not None and length > limit):
+        return
+    try:
+        stream = request.stream
+        while stream.read(64 * 1024):
+            pass
+    except (ClientDisconnected, OSError):
+        pass  # the client went away: nothing left to keep in step
+
+
 def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
@@ -101,6 +121,7 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
         )
         if "request_id" in g:
             response.headers["X-Request-Id"] = g.request_id
+        discard_unread_body()
         return response
 
     @app.errorhandler(HTTPException)
