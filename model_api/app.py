@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, request
@@ -13,6 +12,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from core.errors import MlopsError
 from core.settings import load_settings
 from model_api.metrics import ApiMetrics
+from model_api.request_ids import unsigned_id
 
 log = logging.getLogger("model_api")
 
@@ -34,6 +34,7 @@ def _defaults() -> dict[str, Any]:
         "MODEL_BUNDLE": None,
         "PREDICTION_LOG": settings.monitor.log_predictions,
         "FEEDBACK_TOKEN": settings.monitor.feedback_token,
+        "REQUEST_ID_SECRET": settings.monitor.request_id_secret,
         # A registry Store for the monitoring/ area (tests); None: settings.monitor_store_uri.
         "MONITOR_STORE": None,
         "JSON_SORT_KEYS": False,
@@ -110,7 +111,8 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
-        g.request_id = uuid.uuid4().hex  # names the prediction(s) in the log and in POST /feedback
+        # Replaced by a signed id once the request predicts (monitoring.prediction_ids).
+        g.request_id = unsigned_id()
 
     @app.after_request
     def _record(response: Response) -> Response:

@@ -133,7 +133,9 @@ def test_a_gunicorn_worker_stays_small_under_sixteen_bombs(model_dir, tmp_path):
         response = server.post("/predict", files=files)
         elapsed = time.perf_counter() - started
         after = vm_hwm_mb(pid)
-        print(f"\n16 bombs: HTTP {response.status_code} in {elapsed:.2f} s; worker VmHWM {before:.0f} → {after:.0f} MB")
+        print(
+            f"\n16 bombs: HTTP {response.status_code} in {elapsed:.2f} s; worker VmHWM {before:.0f} → {after:.0f} MB"
+        )
         assert response.status_code == 413, response.text
         assert after - before < 100, f"the worker's peak RSS rose by {after - before:.0f} MB"
         assert elapsed < 2.0

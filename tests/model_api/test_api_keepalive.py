@@ -73,7 +73,13 @@ def bad_requests() -> dict[str, tuple[str, str, bytes, dict[str, str], int]]:
     ).encode()  # fmt: skip
     feedback = {"Content-Type": "application/json"}
     return {
-        "404 unknown model": ("POST", "/v2/models/nope/infer", filler, {"Content-Type": "application/json"}, 404),
+        "404 unknown model": (
+            "POST",
+            "/v2/models/nope/infer",
+            filler,
+            {"Content-Type": "application/json"},
+            404,
+        ),
         "404 unknown version": ("POST", f"/v2/models/{MODEL_NAME}/versions/99/infer", filler, {}, 404),
         "404 unknown path": ("POST", "/nowhere", filler, {}, 404),
         "405 wrong method": ("PUT", "/predict", filler, {}, 405),
@@ -128,13 +134,17 @@ def test_tritonclient_after_a_wrong_shape_and_an_unknown_model(server, bundle):
         with pytest.raises(InferenceServerException, match=r"must be \[N, 64, 64, 1\]"):
             client.infer(MODEL_NAME, [wrong])
         result = client.infer(MODEL_NAME, [good])
-        np.testing.assert_allclose(result.as_numpy("probabilities"), bundle.predict_encoded(images), atol=1e-5)
+        np.testing.assert_allclose(
+            result.as_numpy("probabilities"), bundle.predict_encoded(images), atol=1e-5
+        )
 
         big = httpclient.InferInput("pixels", [1, 208, 208, 1], "FP32")  # 169 KB, as in the issue
         big.set_data_from_numpy(np.zeros((1, 208, 208, 1), np.float32), binary_data=True)
         with pytest.raises(InferenceServerException, match="unknown model 'nope'"):
             client.infer("nope", [big])
         result = client.infer(MODEL_NAME, [good])
-        np.testing.assert_allclose(result.as_numpy("probabilities"), bundle.predict_encoded(images), atol=1e-5)
+        np.testing.assert_allclose(
+            result.as_numpy("probabilities"), bundle.predict_encoded(images), atol=1e-5
+        )
     finally:
         client.close()
