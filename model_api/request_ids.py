@@ -40,7 +40,7 @@ class RequestIds:
         return hmac.new(self._key, f"{nonce}/{count}".encode(), hashlib.sha256).hexdigest()[:16]
 
     def issue(self, count: int) -> str:
-        """A request id for a request with COUNT predictions (its ids: the id, or `<id>-0` ... `<id>-<count-1>`)."""
+        """A request id for COUNT predictions (their ids: the id itself, or `<id>-0` ... `<id>-<COUNT-1>`)."""
         nonce = secrets.token_hex(8)
         return nonce + self._tag(nonce, count)
 
