@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,27 @@ class DicomTooLarge(DicomError):
     """An image whose header declares more pixels than the limit."""
 
 
+@dataclass(frozen=True)
+class DicomSize:
+    """What a DICOM header says its pixel data decodes to (nothing decoded to learn it)."""
+
+    columns: int
+    rows: int
+    frames: int
+    samples: int  # SamplesPerPixel
+    bits_allocated: int
+
+    @property
+    def pixels(self) -> int:
+        """Pixels over every frame."""
+        return self.columns * self.rows * self.frames
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of the decoded pixel array: pixels x samples x whole bytes per sample."""
+        return self.pixels * self.samples * ((self.bits_allocated + 7) // 8)
+
+
 def is_dicom(data: bytes) -> bool:
     """Whether DATA is a DICOM Part 10 file (the 'DICM' marker after the preamble)."""
     return data[MAGIC_OFFSET : MAGIC_OFFSET + 4] == MAGIC
@@ -56,10 +78,8 @@ def _syntax(ds) -> str:
     return f"{uid.name} ({uid})" if uid is not None else "an unknown transfer syntax"
 
 
-def _pixels(ds, max_pixels: int | None) -> np.ndarray:
-    """The stored pixel values, after checking what the header promises."""
-    from pydicom.pixels import get_decoder
-
+def _size(ds, max_pixels: int | None) -> DicomSize:
+    """The decoded size the header declares, checked against MAX_PIXELS per frame."""
     if "PixelData" not in ds:
         raise DicomError("holds no image (no Pixel Data element): send a radiograph, not a report or plan")
     rows, columns = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
@@ -70,7 +90,35 @@ def _pixels(ds, max_pixels: int | None) -> np.ndarray:
         raise DicomTooLarge(
             f"is {columns}x{rows} = {rows * columns} pixels; the limit is {max_pixels} (resize it first)"
         )
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames, samples = int(ds.get("NumberOfFrames") or 1), int(ds.get("SamplesPerPixel") or 1)
+    # Absent, the widest a radiograph uses: the size is an upper bound, never an underestimate.
+    bits = int(ds.get("BitsAllocated") or 16)
+    if frames < 1 or samples < 1 or not 1 <= bits <= 64:
+        raise DicomError(
+            f"declares an impossible pixel layout ({frames} frames, {samples} samples per pixel, "
+            f"{bits} bits allocated)"
+        )
+    return DicomSize(columns, rows, frames, samples, bits)
+
+
+def dicom_size(data: bytes, max_pixels: int | None = None, what: str = "the DICOM file") -> DicomSize:
+    """What DATA's header says its pixels decode to; DicomError (or DicomTooLarge) names WHAT."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # as render_dicom: tolerated oddities
+            return _size(_read(data), max_pixels)
+    except DicomError as exc:
+        raise type(exc)(f"{what} {exc}") from None
+    except Exception as exc:  # untrusted bytes through pydicom: see render_dicom
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DicomError(f"{what} has an unreadable header ({type(exc).__name__}: {reason})") from None
+
+
+def _pixels(ds, max_pixels: int | None) -> np.ndarray:
+    """The stored pixel values, after checking what the header promises."""
+    from pydicom.pixels import get_decoder
+
+    frames = _size(ds, max_pixels).frames
     if frames != 1:
         raise DicomError(f"has {frames} frames; send a single-frame image (one radiograph)")
     interpretation = str(ds.get("PhotometricInterpretation", ""))

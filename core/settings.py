@@ -25,8 +25,14 @@ ENV_SHORTCUTS = {
     "MLOPS_MODEL_REF": ("api", "model_ref"),
     "MLOPS_SMTP_PASSWORD": ("notify", "smtp_password"),
     "MLOPS_FEEDBACK_TOKEN": ("monitor", "feedback_token"),
+    "MLOPS_REQUEST_ID_SECRET": ("monitor", "request_id_secret"),
 }
-SECRET_FIELDS = {("notify", "smtp_password"), ("signing", "key_password"), ("monitor", "feedback_token")}
+SECRET_FIELDS = {
+    ("notify", "smtp_password"),
+    ("signing", "key_password"),
+    ("monitor", "feedback_token"),
+    ("monitor", "request_id_secret"),
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,9 @@ class ApiSettings:
     timeout_s: int = 60
     max_body_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # The decode budget of one request, summed over its images from their headers before decoding.
+    max_request_pixels: int = 100_000_000
+    max_request_decoded_bytes: int = 200 * 1024 * 1024
     max_batch: int = 16
     tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
 
@@ -194,6 +203,11 @@ class MonitorSettings:
     log_shutdown_timeout_s: float = 10.0  # a stopping worker waits this long to flush (< gunicorn's 20 s)
     sample_images: float = 0.0  # share of inputs stored as images: patient data, keep 0 unless approved
     feedback_token: str = field(default="", repr=False)  # bearer token of POST /feedback; empty: disabled
+    # Signs the request ids the API issues, so /feedback takes only those (model_api/request_ids.py).
+    # Empty: derived from feedback_token, which lets a token holder forge ids; set it apart in production.
+    request_id_secret: str = field(default="", repr=False)
+    feedback_rate_per_s: float = 10.0  # POST /feedback per token and worker: a token bucket refilled
+    feedback_burst: int = 200  # at this rate, holding this many (429 with Retry-After beyond)
     # `mlops monitor`: live traffic against the version's reference profile, and live accuracy.
     model_ref: str = "production:current"
     window: str = "24h"  # default time window (90m, 24h, 7d)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from core.errors import MlopsError
 from core.settings import load_settings
 from model_api.metrics import ApiMetrics
+from model_api.request_ids import unsigned_id
 
 log = logging.getLogger("model_api")
 
@@ -26,12 +26,15 @@ def _defaults() -> dict[str, Any]:
         "MODEL_REF": api.model_ref,
         "MAX_CONTENT_LENGTH": api.max_body_bytes,
         "MAX_IMAGE_PIXELS": api.max_image_pixels,
+        "MAX_REQUEST_PIXELS": api.max_request_pixels,
+        "MAX_REQUEST_DECODED_BYTES": api.max_request_decoded_bytes,
         "MAX_BATCH": api.max_batch,
         "TF_THREADS": api.tf_threads,
         # A preloaded ModelBundle (tests share one); None: load MODEL_REF at startup.
         "MODEL_BUNDLE": None,
         "PREDICTION_LOG": settings.monitor.log_predictions,
         "FEEDBACK_TOKEN": settings.monitor.feedback_token,
+        "REQUEST_ID_SECRET": settings.monitor.request_id_secret,
         # A registry Store for the monitoring/ area (tests); None: settings.monitor_store_uri.
         "MONITOR_STORE": None,
         "JSON_SORT_KEYS": False,
@@ -84,11 +87,32 @@ def _load(app: Flask) -> Any:
     return bundle
 
 
+def discard_unread_body() -> None:
+    """Read and drop what the view left of the request body, up to MAX_CONTENT_LENGTH.
+
+    An early answer (unknown model 404, 401, 415 ...) leaves the body on the socket; gunicorn would
+    drain only 64 KiB of it and then close a connection it had just announced as keep-alive, so the
+    client's next request on it failed. A body over the limit is never read: gunicorn_conf's
+    pre_request answers those with `Connection: close` instead.
+    """
+    length = request.content_length
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if not length or (limit is not None and length > limit):
+        return
+    try:
+        stream = request.stream
+        while stream.read(64 * 1024):
+            pass
+    except (ClientDisconnected, OSError):
+        pass  # the client went away: nothing left to keep in step
+
+
 def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
-        g.request_id = uuid.uuid4().hex  # names the prediction(s) in the log and in POST /feedback
+        # Replaced by a signed id once the request predicts (monitoring.prediction_ids).
+        g.request_id = unsigned_id()
 
     @app.after_request
     def _record(response: Response) -> Response:
@@ -99,6 +123,7 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
         )
         if "request_id" in g:
             response.headers["X-Request-Id"] = g.request_id
+        discard_unread_body()
         return response
 
     @app.errorhandler(HTTPException)

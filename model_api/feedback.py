@@ -4,6 +4,11 @@ Body: `{"request_id": "<id from /predict or v2>", "label": "<one of the model's 
 `Authorization: Bearer <token>` (the secret MLOPS_FEEDBACK_TOKEN). Records are queued and stored in
 batches like the prediction log (monitoring/<model>/feedback/); `mlops monitor` joins them with the
 predictions by id for live accuracy. 202 once queued; the latest label for an id wins.
+
+Only ids this deployment issued are taken (model_api/request_ids.py: signed ids, checked without
+shared state, so any worker or replica accepts an id another issued): an id it never issued is 404
+and nothing is stored. Each token gets a token bucket per worker (`monitor.feedback_rate_per_s`,
+`monitor.feedback_burst`): beyond it 429 with Retry-After, so what one token can store is bounded.
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ def feedback() -> tuple[Response, int]:
         )
     if not _authorized(watch.feedback_token):
         return _error("missing or wrong bearer token: send 'Authorization: Bearer <feedback token>'", 401)
+    wait_s = watch.feedback_limit.take()
+    if wait_s:
+        response, status = _error(
+            "too many feedback requests for this token; retry after the Retry-After seconds", 429
+        )
+        response.headers["Retry-After"] = str(wait_s)
+        return response, status
     if request.mimetype != "application/json":
         return _error(
             f"unsupported Content-Type {request.mimetype or 'none'!r}; send application/json "
@@ -61,6 +73,12 @@ def feedback() -> tuple[Response, int]:
     model = current_app.extensions["mlops_bundle"]
     if not isinstance(label, str) or label not in model.classes:
         return _error(f"unknown label {label!r}; the model's classes are: {', '.join(model.classes)}", 422)
+    if not watch.request_ids.issued(request_id):
+        return _error(
+            f"request_id {request_id!r} names no prediction this server made; send an id that /predict "
+            "or v2 infer returned (request_id, X-Request-Id or prediction_ids)",
+            404,
+        )
     now = time.time()
     record = {
         "id": request_id,

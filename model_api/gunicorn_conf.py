@@ -36,6 +36,22 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlops-prometheus-")
 
 
+def pre_request(worker, req) -> None:
+    """Answer `Connection: close` to a body the app will not read to its end.
+
+    The app reads or drains every body up to max_body_bytes (app.discard_unread_body), so the
+    connection stays in step for the next request. A longer declared body (a 413) or a chunked one
+    (its length unknown) is left unread: the client is told to reconnect rather than promised a
+    keep-alive connection that gunicorn then closes.
+    """
+    worker.log.debug("%s %s", req.method, req.path)
+    headers = {name: value for name, value in req.headers}
+    length = headers.get("CONTENT-LENGTH", "")
+    chunked = "chunked" in headers.get("TRANSFER-ENCODING", "").lower()
+    if chunked or (length.isdigit() and int(length) > _api.max_body_bytes):
+        req.must_close = True
+
+
 def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges (the model info) from /metrics."""
     from prometheus_client import multiprocess

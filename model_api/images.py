@@ -1,13 +1,19 @@
-"""Check uploaded bytes before TensorFlow sees them: is it an image we decode, and is it small enough?"""
+"""Check uploaded bytes before TensorFlow sees them: is it an image we decode, and is it small enough?
+
+"Small enough" is judged twice, from the headers, before anything is decoded: each image against
+`max_image_pixels`, and the whole request against a decode budget (pixels and decoded bytes summed
+over its images), because a 1 KiB compressed file can declare a 6000x6000 16-bit image.
+"""
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from core.dicom import DicomError, DicomTooLarge, DicomUnsupported, dicom_to_png, is_dicom
+from core.dicom import DicomError, DicomTooLarge, DicomUnsupported, dicom_size, dicom_to_png, is_dicom
 
 # What core.preprocessing decodes for every model, as PIL names them. Not GIF or BMP: TensorFlow's
 # decoders for those refuse channels=1, which grayscale (X-ray) models ask for. DICOM is rendered to
@@ -23,6 +29,70 @@ class ImageRejected(ValueError):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How large one image, and all the images of one request together, may decode."""
+
+    image_pixels: int
+    request_pixels: int
+    request_bytes: int
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What an image's header says: its format, size and what decoding it would produce."""
+
+    fmt: str
+    width: int
+    height: int
+    pixels: int
+    decoded_bytes: int
+
+
+def prepare_images(
+    images: list[tuple[str, bytes]], limits: Limits
+) -> list[tuple[str, bytes, tuple[str, int, int]]]:
+    """Check every header and the request's decode budget, then render: (what, bytes to decode, header).
+
+    Every header is read before any image is decoded, so a request over budget costs header
+    parsing only; ImageRejected names the image that broke a limit.
+    """
+    pixels = decoded = 0
+    for what, data in images:
+        declared = declared_size(data, limits.image_pixels, what)
+        pixels, decoded = pixels + declared.pixels, decoded + declared.decoded_bytes
+        if pixels > limits.request_pixels or decoded > limits.request_bytes:
+            raise ImageRejected(
+                f"{what} ({declared.fmt} {declared.width}x{declared.height}) brings this request to "
+                f"{pixels} decoded pixels and {decoded} decoded bytes; the budget per request is "
+                f"{limits.request_pixels} pixels and {limits.request_bytes} bytes over all its images "
+                "(checked from the headers, nothing was decoded): send fewer or smaller images",
+                413,
+            )
+    return [(what, *prepare_image(data, limits.image_pixels, what)) for what, data in images]
+
+
+def declared_size(data: bytes, max_pixels: int, what: str = "the upload") -> Declared:
+    """The header's format, size and decoded size, checked against MAX_PIXELS; nothing is decoded."""
+    if not is_dicom(data):
+        fmt, width, height, samples, sample_bytes = _header(data, max_pixels, what)
+        return Declared(fmt, width, height, width * height, width * height * samples * sample_bytes)
+    try:
+        size = dicom_size(data, max_pixels, what)
+    except DicomError as exc:
+        raise _rejected(exc) from None
+    return Declared("DICOM", size.columns, size.rows, size.pixels, size.decoded_bytes)
+
+
+def _rejected(exc: DicomError) -> ImageRejected:
+    """The HTTP answer to a DICOM file we refuse."""
+    if isinstance(exc, DicomTooLarge):
+        return ImageRejected(str(exc), 413)
+    if isinstance(exc, DicomUnsupported):
+        return ImageRejected(str(exc), 415)
+    return ImageRejected(str(exc))
+
+
 def prepare_image(
     data: bytes, max_pixels: int, what: str = "the upload"
 ) -> tuple[bytes, tuple[str, int, int]]:
@@ -34,18 +104,19 @@ def prepare_image(
         return data, check_image(data, max_pixels, what)
     try:
         png = dicom_to_png(data, max_pixels, what)
-    except DicomTooLarge as exc:
-        raise ImageRejected(str(exc), 413) from None
-    except DicomUnsupported as exc:
-        raise ImageRejected(str(exc), 415) from None
     except DicomError as exc:
-        raise ImageRejected(str(exc)) from None
+        raise _rejected(exc) from None
     _, width, height = check_image(png, max_pixels, what)
     return png, ("DICOM", width, height)
 
 
 def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> tuple[str, int, int]:
-    """(format, width, height) from the header; ImageRejected unless a PNG/JPEG within MAX_PIXELS.
+    """(format, width, height) from the header; ImageRejected unless a PNG/JPEG within MAX_PIXELS."""
+    return _header(data, max_pixels, what)[:3]
+
+
+def _header(data: bytes, max_pixels: int, what: str) -> tuple[str, int, int, int, int]:
+    """(format, width, height, samples per pixel, bytes per sample) of a PNG/JPEG within MAX_PIXELS.
 
     PIL's `Image.open` is lazy: it reads the header only, so a decompression bomb is refused
     before a single pixel is decoded.
@@ -61,6 +132,9 @@ def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> tuple
         try:
             with Image.open(io.BytesIO(data)) as image:
                 fmt, (width, height) = image.format, image.size
+                samples = len(image.getbands())
+                # 16-bit PNGs open as I;16* (or I), 8-bit ones as L/LA/RGB/RGBA/P.
+                sample_bytes = 2 if image.mode.startswith("I;16") else 4 if image.mode in ("I", "F") else 1
         except Image.DecompressionBombError as exc:
             raise ImageRejected(f"{what} is too large to decode: {exc}", 413) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
@@ -79,4 +153,4 @@ def check_image(data: bytes, max_pixels: int, what: str = "the upload") -> tuple
             "(resize it first)",
             413,
         )
-    return fmt, width, height
+    return fmt, width, height, samples, sample_bytes

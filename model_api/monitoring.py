@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import re
+import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from flask import Flask, current_app, g
 
 from core.image_stats import confidence, describe_image, describe_pixels
 from model_api.prediction_log import BatchWriter
+from model_api.rate_limit import TokenBucket
+from model_api.request_ids import RequestIds, derive_key
 from registry.monitoring_log import image_key, write_batch
 from registry.store import ObjectExists, open_store
 
@@ -44,6 +47,8 @@ class Monitoring:
         self.feedback_token = str(app.config["FEEDBACK_TOKEN"] or "")
         self.shutdown_timeout_s = float(monitor.log_shutdown_timeout_s)
         self.model_name = str(bundle.name)
+        self.request_ids = RequestIds(self._id_key(app), int(app.config["MAX_BATCH"]))
+        self.feedback_limit = TokenBucket(monitor.feedback_rate_per_s, monitor.feedback_burst)
         self.predictions: BatchWriter | None = None
         self.feedback: BatchWriter | None = None
         self._closed = False
@@ -73,6 +78,19 @@ class Monitoring:
             )
         # gunicorn's worker_exit hook closes first; atexit covers `flask run` and tests.
         atexit.register(self.close)
+
+    def _id_key(self, app: Flask) -> bytes:
+        """The key request ids are signed with: the same in every worker, replica and restart."""
+        secret = str(app.config["REQUEST_ID_SECRET"] or "")
+        if not secret and self.feedback_token:
+            log.warning(
+                "MLOPS_REQUEST_ID_SECRET is not set: request ids are signed with a key derived from the "
+                "feedback token, so whoever holds the token can forge them; set MLOPS_REQUEST_ID_SECRET "
+                "(one random secret for every replica) to keep /feedback to ids this server issued"
+            )
+            secret = self.feedback_token
+        # No secret and no feedback: nobody checks the ids, a key of this process will do.
+        return derive_key(secret) if secret else secrets.token_bytes(32)
 
     def _store_predictions(self, batch: Sequence[dict[str, Any]]) -> None:
         """Write a batch; a sampled image first, as its own object, and the record names it."""
@@ -140,8 +158,12 @@ def describe_tensors(stats: np.ndarray) -> list[dict[str, Any]]:
 
 
 def prediction_ids(count: int) -> list[str]:
-    """The id of each prediction of this request: the request id, or `<id>-<i>` within a batch."""
-    request_id = g.request_id
+    """The id of each prediction of this request: the request id, or `<id>-<i>` within a batch.
+
+    The request id becomes a signed one here (the response's X-Request-Id and request_id follow it),
+    so only a request that predicted names ids POST /feedback takes.
+    """
+    request_id = g.request_id = current().request_ids.issue(count)
     return [request_id] if count == 1 else [f"{request_id}-{i}" for i in range(count)]
 
 

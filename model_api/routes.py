@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 
 from model_api import monitoring
 from model_api.bundle import BadImageError, ModelBundle
-from model_api.images import ImageRejected, prepare_image
+from model_api.images import ImageRejected, Limits, prepare_images
 
 bp = Blueprint("api", __name__)
 
@@ -55,11 +55,16 @@ def prepare(images: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], l
 
     Returns what the graph decodes and each image's (format, width, height).
     """
-    limit = int(current_app.config["MAX_BATCH"])
+    config = current_app.config
+    limit = int(config["MAX_BATCH"])
     if len(images) > limit:
         raise ImageRejected(f"{len(images)} images in one request; the limit is {limit}", 413)
-    max_pixels = int(current_app.config["MAX_IMAGE_PIXELS"])
-    prepared = [(what, *prepare_image(data, max_pixels, what)) for what, data in images]
+    limits = Limits(
+        int(config["MAX_IMAGE_PIXELS"]),
+        int(config["MAX_REQUEST_PIXELS"]),
+        int(config["MAX_REQUEST_DECODED_BYTES"]),
+    )
+    prepared = prepare_images(images, limits)
     return [(what, data) for what, data, _ in prepared], [header for _, _, header in prepared]
 
 

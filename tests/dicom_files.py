@@ -71,3 +71,34 @@ def png_of(pixels: np.ndarray) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="PNG")
     return out.getvalue()
+
+
+def flat_bomb(size: int = 6000, value: int = 1000) -> bytes:
+    """A JPEG 2000 DICOM of a flat SIZE x SIZE 16-bit image: about 1 KiB that decodes to 2 x SIZE² bytes.
+
+    The decompression bomb of issue 21; the codestream is Pillow's (OpenJPEG) lossless JPEG 2000,
+    encapsulated as PS3.5 A.4 pixel data, so pydicom decodes it like any scanner's J2K file.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, SecondaryCaptureImageStorage
+
+    codestream = io.BytesIO()
+    flat = Image.fromarray(np.full((size, size), value, np.uint16))
+    flat.save(codestream, format="JPEG2000", irreversible=False, no_jp2=True)
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = JPEG2000Lossless
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[f"bomb-{size}-{value}"])
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Rows = ds.Columns = size
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = encapsulate([codestream.getvalue()])
+    ds["PixelData"].VR = "OB"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
