@@ -10,7 +10,7 @@ import pytest
 from mlops.cli import build_parser
 
 VERBS = [
-    "demo-data", "train", "retrain", "test-model", "registry", "promote", "keys", "monitor", "triggers",
+    "demo-data", "train", "retrain", "test-model", "registry", "promote", "approve", "keys", "monitor", "triggers",
     "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job",
 ]  # fmt: skip
 
