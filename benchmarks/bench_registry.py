@@ -33,6 +33,7 @@ from pathlib import Path
 
 from registry import Registry
 from registry.checksums import sha256_file
+from registry.manifest import TestRun
 from registry.policy import Policy
 from registry.signing import SigningConfig, generate_key_pair
 from registry.version import SUMMARY_KEY, summarize
@@ -72,7 +73,7 @@ def _policy(work: Path) -> Policy:
 def _promote(reg: Registry, ref: str) -> None:
     """Promote as the approval workflow does: tests recorded, approved over production now."""
     if not reg.resolve(ref).manifest["annotations"]["tests"]:
-        reg.annotate(ref, "tests", {"passed": True}, actor="bench")
+        reg.annotate(ref, TestRun(passed=True), actor="bench")
     reg.promote(ref, expected_production=reg.pointer()["current"], actor="bench")
 
 

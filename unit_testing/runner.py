@@ -122,6 +122,7 @@ def run_suite(
     """Run the suite (built-in, or the folder / git+URL@REV `suite` names) on a version; record the result."""
     from core.actor import default_actor
     from registry import IntegrityError, open_registry
+    from registry.manifest import TestRun, TestSummary, load
 
     reg = open_registry(settings)
     version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
@@ -175,23 +176,21 @@ def run_suite(
         parse_measurements(junit_xml), api_url, suite=chosen.record(),
     )  # fmt: skip
     if annotate and area != "local":
-        reg.annotate(
-            pinned,
-            "tests",
-            {
-                "passed": passed,
-                "suite": chosen.name,
-                "suite_source": chosen.record(),
-                "summary": summary,
-                "junit": result.junit,
+        run = TestRun(
+            passed=passed,
+            suite=chosen.name,
+            suite_source=chosen.record(),
+            summary=load(TestSummary, summary),
+            junit=result.junit,
+            extra={
                 "failures": failures,
                 "skipped": skipped,
                 "measurements": result.measurements,
                 "api_url": api_url,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
-            actor=actor or default_actor(),
         )
+        reg.annotate(pinned, run, actor=actor or default_actor())
         result.annotated = True
     return result
 

@@ -22,6 +22,7 @@ import registry
 from core.processes import free_port
 from core.settings import load_settings
 from deploy import local
+from registry.manifest import TestRun
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def candidates(settings, promote, tmp_path) -> None:
     for _ in range(4):
         candidate = reg.register(tmp_path / "brightness", manifest, actor="test")
         # Each would pass the promotion policy: only the canary's verdict keeps a faulty one out.
-        reg.annotate(candidate.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        reg.annotate(candidate.ref, TestRun(passed=True, suite="fixture"), actor="ci")
 
 
 @pytest.fixture

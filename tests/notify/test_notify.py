@@ -8,6 +8,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from registry import open_registry
+from registry.manifest import Deployment
 
 PASSED = {
     "passed": True,
@@ -151,7 +152,7 @@ def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(
     text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "tested"))))
     assert "mlops promote" not in text and "14 passed" in text
     open_registry(settings).annotate(
-        "production:current", "deployments", {"target": "local", "result": "ok"}, actor="pytest"
+        "production:current", Deployment(target="local", result="ok"), actor="pytest"
     )
     text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "deployed"))))
     assert "Deployed:       local: ok at " in text

@@ -18,6 +18,7 @@ from registry import (
     Registry,
     RegistryError,
 )
+from registry.manifest import Deployment, TestRun
 
 
 def test_register_fills_manifest_and_lists(reg: Registry, model_dir, manifest):
@@ -98,9 +99,9 @@ def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifes
 
 def test_annotations_are_shared_by_testing_and_production(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="a")
-    reg.annotate("testing:1", "tests", {"passed": True, "suite": "unit"}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True, suite="unit"), actor="ci")
     promote(reg, "testing:1", actor="po")
-    reg.annotate("production:current", "deployments", {"target": "local", "result": "ok"}, actor="cd")
+    reg.annotate("production:current", Deployment(target="local", result="ok"), actor="cd")
     notes = reg.resolve("testing:1").manifest["annotations"]
     assert notes["tests"][0]["passed"] is True
     assert notes["tests"][0]["actor"] == "ci"
@@ -142,7 +143,7 @@ def test_promote_refuses_non_testing_refs_and_repeats(promote, reg: Registry, mo
 
 def test_audit_log_records_who_what_why(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="alice", reason="nightly")
-    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True), actor="ci")
     promote(reg, "testing:1", actor="po", reason="looks good")
     reg.register(model_dir(), manifest, actor="alice")
     promote(reg, "testing:2", actor="po")

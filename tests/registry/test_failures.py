@@ -42,7 +42,7 @@ def test_two_promotions_racing_in_threads_exactly_one_wins(
     setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
     for v in range(1, 4):
         setup.register(model_dir(), manifest, actor="a")
-        setup.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+        setup.annotate(f"testing:{v}", TestRun(passed=True), actor="ci")
     promote(setup, "testing:1")
     barrier = threading.Barrier(2, timeout=30)
     results: dict[int, object] = {}
@@ -129,7 +129,7 @@ def test_two_promotions_racing_in_processes_exactly_one_wins(registry_uri, tmp_p
     setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
     for v in (1, 2):
         setup.register(model_dir(), manifest, actor="a")
-        setup.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+        setup.annotate(f"testing:{v}", TestRun(passed=True), actor="ci")
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     procs = [
@@ -182,7 +182,7 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
     reg.register(model_dir(b"new model"), manifest, actor="a")
     reg.register(model_dir(b"probe"), manifest, actor="a")
     promote(reg, "testing:1")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     steps = _steps_of(reg, lambda: promote(reg, "testing:3"))
     reg.rollback(actor="po")
     assert steps[-1] == "promote:pointer" and "promote:files" in steps
@@ -255,7 +255,7 @@ def test_a_real_process_crash_leaves_a_consistent_registry(
     reg.register(model_dir(b"v1"), manifest, actor="a")
     promote(reg, "testing:1")
     reg.register(model_dir(b"v2"), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     arg = str(model_dir(b"v3")) if step.startswith("register") else "2"
     proc = _worker(registry_uri, tmp_path / "cw", arg, tmp_path, step, "die", expected="1")
     proc.communicate(timeout=120)
@@ -362,7 +362,7 @@ def test_eight_concurrent_approvals_over_the_same_production_one_wins(
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
     for v in range(1, 10):
         reg.register(model_dir(), manifest, actor="a")
-        reg.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+        reg.annotate(f"testing:{v}", TestRun(passed=True), actor="ci")
     promote(reg, "testing:1")
     go = tmp_path / "go"
     procs = [_approver(registry_uri, tmp_path / f"c{v}", v, go, 1) for v in range(2, 10)]
@@ -397,7 +397,7 @@ def test_kill_at_every_promote_step_never_promotes_without_the_approval(
     promote(reg, "testing:1")
     reg.register(model_dir(b"v2"), manifest, actor="a")
     reg.register(model_dir(b"probe"), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     steps = _steps_of(reg, lambda: promote(reg, "testing:3"))
     reg.rollback(actor="ops")
     promoted = 0
@@ -424,6 +424,7 @@ _KILLABLE = """
 import sys
 from pathlib import Path
 from registry import Registry
+from registry.manifest import TestRun
 uri, cache = sys.argv[1:3]
 reg = Registry.open(uri, "xray", cache_dir=Path(cache))
 import model_signing.verifying  # imports and first requests done before the parent starts its clock
@@ -449,7 +450,7 @@ def test_sigkill_at_random_moments_of_a_promotion(
     reg.register(model_dir(b"v1"), manifest, actor="a")
     promote(reg, "testing:1")
     reg.register(model_dir(b"v2" * 5000), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     rng = random.Random(13)
     tries = 16
     outcomes = {"before": 0, "promoted": 0, "finished": 0}
