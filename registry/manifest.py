@@ -502,14 +502,12 @@ def parse(hint: Any, value: Any, path: str) -> Any:
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        options = [a for a in args if a is not type(None)]
-        if len(options) == 1:
-            return parse(options[0], value, path)
-        for option in options:
+        for option in (a for a in args if a is not type(None)):
             try:
                 return parse(option, value, path)
-            except ManifestError:
-                continue
+            except ManifestError as exc:
+                if not str(exc).startswith(f"{path}: expected "):
+                    raise  # a field inside the value is wrong: name that one
         raise ManifestError(f"{path}: expected {_expected(hint)}, got {_show(value)}")
     if dataclasses.is_dataclass(hint):
         return _parse_part(typing.cast(type[Any], hint), value, path)

@@ -201,7 +201,7 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
                 "action": "promote", "version": 2, "actor": "po", "area": "production", "recovered": True,
             }  # fmt: skip
             assert recovered["approval"]["approved_by"] == "product-owner"
-            assert reg.resolve("production:2").manifest["annotations"]["approvals"][-1]["identity"] == {
+            assert reg.resolve("production:2").manifest.annotations.approvals[-1].identity == {
                 "name": "product-owner", "source": "jenkins-input",
             }  # fmt: skip
             reg.rollback(actor="po")
@@ -409,8 +409,8 @@ def test_kill_at_every_promote_step_never_promotes_without_the_approval(
         assert current.model_path.read_bytes() == (b"v2" if current.version == 2 else b"v1"), step
         if current.version == 2:
             promoted += 1
-            [approval] = reg.resolve("production:2").manifest["annotations"]["approvals"][-1:]
-            assert approval["approved_by"] == "product-owner", step
+            [approval] = reg.resolve("production:2").manifest.annotations.approvals[-1:]
+            assert approval.approved_by == "product-owner", step
             reg.rollback(actor="ops")
     print(f"\n[numbers] {registry_uri.split(':')[0]}: killed at {len(steps)} promote steps; "
           f"{promoted} took effect, each with its approval; 0 half-promoted")  # fmt: skip
@@ -476,8 +476,8 @@ def test_sigkill_at_random_moments_of_a_promotion(
         proc.communicate(timeout=60)
         current = reg.fetch("production:current", refresh=True)
         if current.version == 2:
-            approvals = reg.resolve("production:2").manifest["annotations"]["approvals"]
-            assert approvals and approvals[-1]["approved_by"] == "product-owner"
+            approvals = reg.resolve("production:2").manifest.annotations.approvals
+            assert approvals and approvals[-1].approved_by == "product-owner"
             outcomes["finished" if proc.returncode == 0 else "promoted"] += 1
             reg.rollback(actor="ops")
         else:

@@ -57,10 +57,10 @@ def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypat
         "promoted": "production:3", "from": "testing:3", "previous": None, "approved_by": "product-owner",
         "identity": {"name": "product-owner", "source": "jenkins-input"}, "signature": None,
     }  # fmt: skip
-    approvals = filled.resolve("testing:3").manifest["annotations"]["approvals"]
-    assert approvals[0]["approved_by"] == "product-owner"
-    assert approvals[0]["evidence"]["metrics"]["accuracy"] == 0.9
-    assert approvals[0]["evidence"]["tests"]["passed"] is True
+    approvals = filled.resolve("testing:3").manifest.annotations.approvals
+    assert approvals[0].approved_by == "product-owner"
+    assert approvals[0].evidence["metrics"]["accuracy"] == 0.9
+    assert approvals[0].evidence["tests"]["passed"] is True
     promote = next(e for e in filled.audit() if e["action"] == "promote")
     assert (promote["actor"], promote["reason"]) == ("jenkins-bob", "good")
 
@@ -96,7 +96,7 @@ def test_promote_refused_by_policy_exits_3_and_changes_nothing(cli, filled):
     assert result.code == 3
     assert "refusing to promote" in result.err and len(result.err.strip().splitlines()) == 1
     assert filled.pointer()["current"] is None
-    assert filled.resolve("testing:2").manifest["annotations"]["approvals"] == []
+    assert filled.resolve("testing:2").manifest.annotations.approvals == ()
     refusal = filled.audit()[-1]
     assert (refusal["action"], refusal["attempted"], refusal["version"]) == ("refuse", "promote", 2)
     assert "latest model tests failed" in refusal["reason"]
