@@ -37,5 +37,5 @@ def resolve_model(settings: Settings, ref: str, verify: bool = False, actor: str
                 reg.record_refusal("deploy", actor or default_actor(), str(exc), ref=pinned)
             raise
     if found.area == "local":
-        return Model(ref, found.name, found.manifest.get("version") or None)
+        return Model(ref, found.name, found.manifest.version or None)
     return Model(pinned, found.name, found.version)

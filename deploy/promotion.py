@@ -47,14 +47,14 @@ def promote(
     promoted = reg.promote(
         ref, expected_production=expected, approved_by=approved_by, actor=actor, reason=reason
     )
-    approval = promoted.manifest["annotations"]["approvals"][-1]
+    approval = promoted.manifest.annotations.approvals[-1]
     return {
         "promoted": promoted.ref,
         "from": f"testing:{promoted.version}",
         "previous": expected,
-        "approved_by": approval["approved_by"],
-        "identity": approval["identity"],
-        "signature": promoted.manifest.get("signed_by"),
+        "approved_by": approval.approved_by,
+        "identity": approval.identity,
+        "signature": promoted.manifest.signed_by,
     }
 
 

@@ -43,7 +43,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         }
     )
     print(
-        f"serving {manifest.get('name', model_path.stem)} version {manifest.get('version', '?')} "
+        f"serving {manifest.name or model_path.stem} version {manifest.version} "
         f"({ref}) on http://{env['MLOPS_API_HOST']}:{env['MLOPS_API_PORT']} "
         f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
         flush=True,

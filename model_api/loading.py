@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from core.errors import MlopsError
 from core.settings import Settings
+from registry.manifest import Manifest
 
 
-def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, dict[str, Any]]:
+def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, Manifest]:
     """Resolve REF to (local model file, manifest), every file's sha256 and the signature verified.
 
     REF is a registry ref (production:current, testing:latest, testing:7, ...) or a plain path to
@@ -22,8 +22,8 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
     if not ref:
         raise MlopsError("no model to serve: pass --model REF or set MLOPS_MODEL_REF")
     fetched = open_registry(settings).fetch(ref, refresh=refresh)
-    manifest = dict(fetched.manifest)
-    if not manifest.get("classes") or not manifest.get("preprocessing"):
+    manifest = fetched.manifest
+    if not manifest.classes or manifest.preprocessing is None:
         raise MlopsError(
             f"model {ref} has no manifest with 'classes' and 'preprocessing' (docs/manifest.md); "
             "a local model file needs its manifest.json beside it"

@@ -232,6 +232,8 @@ class TestRun:
     suite_source: Mapping[str, Any] | None = None
     summary: TestSummary = field(default_factory=TestSummary)
     junit: str | None = None
+    failures: tuple[Any, ...] = ()
+    measurements: Mapping[str, Any] = field(default_factory=_empty)
     at: str | None = None  # the registry stamps at and actor when it stores the entry
     actor: str | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
@@ -293,6 +295,7 @@ class CanaryVerdict:
     verdict: str | None = None
     decision: str | None = None
     reasons: tuple[str, ...] = ()
+    figures: Mapping[str, Any] = field(default_factory=_empty)
     at: str | None = None
     actor: str | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)

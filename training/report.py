@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
 
+from registry.manifest import Manifest, to_json
+
 
 def _confusion(metrics: dict, path: Path) -> None:
     labels, matrix = metrics["labels"], metrics["confusion_matrix"]
@@ -61,51 +63,50 @@ def _per_class(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(folder: Path, manifest: dict, history: dict) -> Path:
+def write_report(folder: Path, manifest: Manifest, history: dict) -> Path:
     """Write plots/*.png and report.html into folder; returns the report path."""
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    metrics, gate = manifest["metrics"], manifest["gate"]
-    _confusion(metrics, plots / "confusion_matrix.png")
+    metrics, gate = manifest.metrics, manifest.gate
+    assert gate is not None  # build_manifest required it
+    _confusion(to_json(metrics), plots / "confusion_matrix.png")
     _curves(history, plots / "training_curves.png")
-    _per_class(metrics, plots / "per_class_metrics.png")
+    _per_class(to_json(metrics), plots / "per_class_metrics.png")
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{esc(c)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
-        f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>"
-        for c, m in metrics["per_class"].items()
+        f"<tr><td>{esc(c)}</td><td>{m.precision:.3f}</td><td>{m.recall:.3f}</td>"
+        f"<td>{m.f1:.3f}</td><td>{m.support}</td></tr>"
+        for c, m in metrics.per_class.items()
     )
     criteria = "".join(
-        f"<tr class='{'pass' if c['passed'] else 'fail'}'><td>{esc(c['name'])}</td>"
-        f"<td>{c['value']:.3f}</td><td>&ge; {c['threshold']:.3f}</td>"
-        f"<td>{'PASS' if c['passed'] else 'FAIL'}</td></tr>"
-        for c in gate["criteria"]
+        f"<tr class='{'pass' if c.passed else 'fail'}'><td>{esc(c.name)}</td>"
+        f"<td>{c.value:.3f}</td><td>&ge; {c.threshold:.3f}</td>"
+        f"<td>{'PASS' if c.passed else 'FAIL'}</td></tr>"
+        for c in gate.criteria
     )
-    notes = "".join(f"<li>{esc(n)}</li>" for n in gate.get("notes", []))
-    ds, code = manifest["dataset"], manifest["code"]
-    parent = manifest.get("parent")
-    verdict = "pass" if gate["passed"] else "fail"
-    code_line = (
-        " ".join(esc(str(code[k])) for k in ("commit", "repo", "build_url") if code.get(k)) or "unknown"
-    )
-    skipped = "".join(f"<li>{esc(r['path'])}: {esc(r['reason'])}</li>" for r in ds["skipped"][:50])
-    source = ds.get("source") or {}
-    where = source.get("repo") or source.get("uri") or ds["uri"]
-    revision = source.get("revision") or "none (a plain folder: the fingerprint names it)"
-    parents = f", parent commit(s) {', '.join(source['parents'])}" if source.get("parents") else ""
-    checks = ds.get("validation") or {}
-    findings = [*checks.get("warnings", []), *checks.get("notes", [])]
+    notes = "".join(f"<li>{esc(n)}</li>" for n in gate.notes)
+    ds, code = manifest.dataset, manifest.code
+    parent = manifest.parent
+    verdict = "pass" if gate.passed else "fail"
+    code_line = " ".join(esc(str(v)) for v in (code.commit, code.repo, code.build_url) if v) or "unknown"
+    skipped = "".join(f"<li>{esc(r['path'])}: {esc(r['reason'])}</li>" for r in ds.skipped[:50])
+    source = ds.source
+    where = source.repo or source.uri or ds.uri
+    revision = source.revision or "none (a plain folder: the fingerprint names it)"
+    parents = f", parent commit(s) {', '.join(source.parents)}" if source.parents else ""
+    checks = ds.validation
+    findings = [*checks.warnings, *checks.notes] if checks else []
     data_checks = "".join(f"<li>{esc(line)}</li>" for line in findings) or "<li>no findings</li>"
-    reference = checks.get("reference")
+    reference = checks.reference if checks else None
     basis = f"against {reference}'s training data" if reference else "no reference model"
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Model report: {esc(manifest["name"])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Model report: {esc(str(manifest.name))}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:1em auto}}td,th{{padding:.2em .6em;
 border-bottom:1px solid #ddd}}.pass{{color:#176317}}.fail{{color:#a11;font-weight:bold}}</style></head>
 <body>
-<h1>Model report: {esc(manifest["name"])} ({esc(manifest["params"]["mode"])})</h1>
-<p>Gate: <strong class="{verdict}">{"PASSED" if gate["passed"] else "FAILED"}</strong>
-&mdash; test accuracy {metrics["accuracy"]:.3f} on {metrics["n"]} images.</p>
+<h1>Model report: {esc(str(manifest.name))} ({esc(str(manifest.params.mode))})</h1>
+<p>Gate: <strong class="{verdict}">{"PASSED" if gate.passed else "FAILED"}</strong>
+&mdash; test accuracy {metrics.accuracy:.3f} on {metrics.n} images.</p>
 <table><tr><th>criterion</th><th>value</th><th>needs</th><th></th></tr>{criteria}</table>
 <ul>{notes}</ul>
 <h2>Per-class metrics</h2>
@@ -114,15 +115,15 @@ border-bottom:1px solid #ddd}}.pass{{color:#176317}}.fail{{color:#a11;font-weigh
 <h2>Confusion matrix</h2><img src="plots/confusion_matrix.png" alt="confusion matrix">
 <h2>Training curves</h2><img src="plots/training_curves.png" alt="training curves">
 <h2>Lineage</h2>
-<ul><li>dataset: {esc(ds["uri"])} (fingerprint {esc(ds["fingerprint"][:16])}&hellip;,
-split {esc(str(ds["split"]))}, {len(ds["skipped"])} file(s) skipped)</li>
-<li>dataset source: {esc(str(source.get("kind", "folder")))} {esc(str(where))},
+<ul><li>dataset: {esc(str(ds.uri))} (fingerprint {esc(str(ds.fingerprint)[:16])}&hellip;,
+split {esc(str(dict(ds.split)))}, {len(ds.skipped)} file(s) skipped)</li>
+<li>dataset source: {esc(str(source.kind or "folder"))} {esc(str(where))},
 revision {esc(str(revision))}{esc(parents)}</li>
 <li>data validation ({esc(basis)}): <ul>{data_checks}</ul></li>
 <li>code: {code_line}</li>
 <li>skipped files: <ul>{skipped or "<li>none</li>"}</ul></li>
-<li>parent: {esc(parent["ref"]) if parent else "none (trained from scratch)"}</li>
-<li>params: {esc(str(manifest["params"]))}</li></ul>
+<li>parent: {esc(str(parent.ref)) if parent else "none (trained from scratch)"}</li>
+<li>params: {esc(str(to_json(manifest.params)))}</li></ul>
 </body></html>
 """
     path = folder / "report.html"

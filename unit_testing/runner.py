@@ -144,7 +144,7 @@ def run_suite(
         else ""
     )
     print(
-        f"model tests ({chosen.name}{at}): {manifest.get('name')} {pinned} → {junit_xml}",
+        f"model tests ({chosen.name}{at}): {manifest.name} {pinned} → {junit_xml}",
         file=sys.stderr,
         flush=True,
     )
@@ -182,10 +182,10 @@ def run_suite(
             suite_source=chosen.record(),
             summary=load(TestSummary, summary),
             junit=result.junit,
+            failures=tuple(failures),
+            measurements=result.measurements,
             extra={
-                "failures": failures,
                 "skipped": skipped,
-                "measurements": result.measurements,
                 "api_url": api_url,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry import ConflictError, IntegrityError, NotFoundError, Registry, RegistryError
+from registry.manifest import TestRun
 
 
 class Crash(Exception):
@@ -424,7 +425,6 @@ _KILLABLE = """
 import sys
 from pathlib import Path
 from registry import Registry
-from registry.manifest import TestRun
 uri, cache = sys.argv[1:3]
 reg = Registry.open(uri, "xray", cache_dir=Path(cache))
 import model_signing.verifying  # imports and first requests done before the parent starts its clock
