@@ -8,7 +8,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from registry import open_registry
-from registry.manifest import Deployment
+from registry.manifest import CanaryVerdict, Deployment, load
 
 PASSED = {
     "passed": True,
@@ -180,7 +180,7 @@ def test_the_email_carries_the_canary_verdict_and_figures(cli, settings, make_ve
         "reasons": ["p99 latency 600 ms vs 50 ms on the baseline (x12.0 > x2)"],
         "figures": {"canary": {**side, "p99_latency_s": 0.6}, "baseline": side},
     }
-    open_registry(settings).annotate(ref, "canary", record, actor="pytest")
+    open_registry(settings).annotate(ref, load(CanaryVerdict, record), actor="pytest")
     text, html_part = _parts(_read(_outbox_file(cli("notify", ref))))
     assert "Canary:         PULLED (p99 latency 600 ms vs 50 ms" in text
     assert "canary 120 req, 0.0% errors, p99 0.6 s" in text and "baseline 120 req" in text
