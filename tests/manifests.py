@@ -25,5 +25,7 @@ def lineage(classes: list[str] | None = None, **overrides: Any) -> dict[str, Any
         "metrics": {"accuracy": 0.9},
         "gate": {"passed": True, "reasons": []},
     }
-    manifest.update(overrides)
+    for key, value in overrides.items():  # a part given in part keeps the other lineage fields
+        both = isinstance(value, dict) and isinstance(manifest.get(key), dict) and key != "gate"
+        manifest[key] = {**manifest[key], **value} if both else value
     return manifest
