@@ -39,7 +39,7 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
     assert tests[-1].passed is True and to_json(tests[-1].summary) == report["summary"]
     assert report["measurements"]["accuracy"] == 1.0
     assert 0 < report["measurements"]["latency_median_ms"] <= settings.model_tests.latency_budget_ms
-    assert tests[-1]["measurements"] == report["measurements"]
+    assert tests[-1].measurements == report["measurements"]
     # The policy's evidence now allows promotion, and the approval would carry the test results.
     manifest = open_registry(settings).resolve(ref).manifest
     assert policy_failures(manifest) == []
