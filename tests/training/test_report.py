@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.settings import GateSettings
+from registry.manifest import Manifest
 from training.evaluate import compute_metrics
 from training.gate import decide
 from training.report import write_report
@@ -26,7 +27,7 @@ def test_report_has_plots_gate_and_skipped_files(tmp_path):
         "parent": None,
     }
     history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}
-    page = write_report(tmp_path, manifest, history).read_text()
+    page = write_report(tmp_path, Manifest.from_dict(manifest), history).read_text()
     for name in ("confusion_matrix", "training_curves", "per_class_metrics"):
         png = tmp_path / "plots" / f"{name}.png"
         assert png.read_bytes().startswith(b"\x89PNG")
