@@ -189,7 +189,9 @@ def bench_monitor(n: int) -> tuple[float, float, int]:
         src.mkdir()
         (src / "model.keras").write_bytes(b"not loaded by the monitor")
         (src / "reference_profile.json").write_text(json.dumps({**profile_to_json(profile), "split": "test"}))
-        registry.register(src, {"model_file": "model.keras", "classes": CLASSES}, actor="bench")
+        from bench_registry import MANIFEST  # a registrable manifest: the lineage without training
+
+        registry.register(src, {**MANIFEST, "classes": CLASSES}, actor="bench")
 
         start = time.time() - n * 0.001 - 60
         print(f"writing {n:,} records in batches of {BATCH} ...", flush=True)

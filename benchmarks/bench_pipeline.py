@@ -34,7 +34,9 @@ def make_registry(home: Path) -> None:
     src.mkdir(parents=True)
     (src / "model.keras").write_bytes(os.urandom(64 * 1024))
     settings = load_settings(env={"MLOPS_HOME": str(home)})
-    manifest = {"model_file": "model.keras", "classes": ["a", "b"], "gate": {"passed": True}}
+    from bench_registry import MANIFEST  # a registrable manifest: the lineage without training
+
+    manifest = {**MANIFEST, "classes": ["a", "b"]}
     open_registry(settings).register(src, manifest, actor="bench", reason="benchmark")
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from registry import Registry
 from registry.checksums import sha256_file
+from registry.manifest import Manifest, TestRun
 from registry.policy import Policy
 from registry.signing import SigningConfig, generate_key_pair
 from registry.version import SUMMARY_KEY, summarize
@@ -40,6 +41,11 @@ from registry.version import SUMMARY_KEY, summarize
 MANIFEST = {
     "model_file": "model.keras",
     "classes": ["covid", "normal", "pneumonia"],
+    "preprocessing": {"image_size": 64, "channels": 1},
+    "code": {"commit": None, "repo": None, "build_url": None},
+    "dataset": {"uri": "/bench/data", "fingerprint": "0" * 64, "class_counts": {}, "split": {}},
+    "params": {"mode": "train"},
+    "parent": None,
     "metrics": {
         "accuracy": 0.91,
         "per_class": {c: {"recall": 0.9} for c in ("covid", "normal", "pneumonia")},
@@ -71,8 +77,8 @@ def _policy(work: Path) -> Policy:
 
 def _promote(reg: Registry, ref: str) -> None:
     """Promote as the approval workflow does: tests recorded, approved over production now."""
-    if not reg.resolve(ref).manifest["annotations"]["tests"]:
-        reg.annotate(ref, "tests", {"passed": True}, actor="bench")
+    if not reg.resolve(ref).manifest.annotations.tests:
+        reg.annotate(ref, TestRun(passed=True), actor="bench")
     reg.promote(ref, expected_production=reg.pointer()["current"], actor="bench")
 
 
@@ -181,7 +187,7 @@ def bench_gcs(work: Path, n: int, promote_mb: int, repeat: int) -> list[tuple]:
         body = reg.store.read("testing/bench/1/manifest.json")
         assert body is not None
         keys = [f"testing/bench/{i}/manifest.json" for i in range(2, n + 1)]
-        meta = {SUMMARY_KEY: json.dumps(summarize(json.loads(body)))}
+        meta = {SUMMARY_KEY: json.dumps(summarize(Manifest.from_dict(json.loads(body))))}
         with ThreadPoolExecutor(8) as pool:  # seeding, untimed: listing reads only manifests
             list(pool.map(lambda key: reg.store.write(key, body, metadata=meta), keys))
         assert _list_like_cli(reg) == n
@@ -216,7 +222,7 @@ def _bench_gcs_promote(reg: Registry, work: Path, mb: int, repeat: int) -> tuple
     tmp = work / "gcs-naive"
 
     def naive() -> None:
-        for rel in big.manifest["files"]:
+        for rel in big.manifest.files:
             reg.store.get_file(f"testing/bench/{big.version}/{rel}", tmp / rel)
             reg.store.put_file(f"naive/{rel}", tmp / rel)
 

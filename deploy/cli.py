@@ -23,9 +23,10 @@ def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) 
     """Record the deployment on the version; a registry hiccup must not change the deploy's result."""
     try:
         from registry import open_registry
+        from registry.manifest import Deployment
 
-        data = {"target": target, "result": "ok" if ok else "rolled-back", "detail": detail}
-        open_registry(settings).annotate(ref, "deployments", data, actor=default_actor())
+        data = Deployment(target=target, result="ok" if ok else "rolled-back", detail=detail)
+        open_registry(settings).annotate(ref, data, actor=default_actor())
     except (MlopsError, OSError) as exc:
         print(f"deploy: warning: could not record the deployment on {ref}: {exc}", file=sys.stderr)
 
@@ -64,12 +65,13 @@ def _record_canary(settings: Settings, ref: str, target: str, record: dict[str, 
     """The verdict, figures and decision: an audit event, and an annotation the email shows."""
     try:
         from registry import open_registry
+        from registry.manifest import CanaryVerdict, load
 
         reg = open_registry(settings)
         why = "; ".join(record["reasons"]) or "every threshold held"
         reg.record_event("canary", default_actor(), why, ref=ref, **record)
         if ":" in ref:
-            reg.annotate(ref, "canary", record, actor=default_actor())
+            reg.annotate(ref, load(CanaryVerdict, record), actor=default_actor())
     except (MlopsError, OSError) as exc:
         print(f"deploy: warning: could not record the canary of {ref}: {exc}", file=sys.stderr)
 

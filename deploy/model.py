@@ -39,5 +39,5 @@ def resolve_model(settings: Settings, ref: str, verify: bool = False, actor: str
             raise
         check_trust(reg, pinned, local, actor or default_actor(), "deploy")  # signed chain (trust policy)
     if found.area == "local":
-        return Model(ref, found.name, found.manifest.get("version") or None)
+        return Model(ref, found.name, found.manifest.version or None)
     return Model(pinned, found.name, found.version)

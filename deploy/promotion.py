@@ -56,14 +56,14 @@ def promote(
         reason=reason,
         approver_key=approver_key_for(settings, approved_by, approver_key),
     )
-    approval = promoted.manifest["annotations"]["approvals"][-1]
+    approval = promoted.manifest.annotations.approvals[-1]
     return {
         "promoted": promoted.ref,
         "from": f"testing:{promoted.version}",
         "previous": expected,
-        "approved_by": approval["approved_by"],
-        "identity": approval["identity"],
-        "signature": promoted.manifest.get("signed_by"),
+        "approved_by": approval.approved_by,
+        "identity": approval.identity,
+        "signature": promoted.manifest.signed_by,
     }
 
 

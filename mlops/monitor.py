@@ -146,12 +146,14 @@ def monitor(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.no_record:
         from registry import RefError, open_registry
+        from registry.manifest import MonitoringVerdict, load
 
         record = {k: v for k, v in summary.items() if k not in ("drift", "accuracy")}
         record["drifted"] = summary["drift"]["drifted"]
         record["accuracy"] = {k: summary["accuracy"][k] for k in ("judged", "n", "accuracy", "unmatched")}
         try:
-            open_registry(settings).annotate(ref, "monitoring", record, actor=args.actor)
+            verdict = load(MonitoringVerdict, record)
+            open_registry(settings).annotate(ref, verdict, actor=args.actor)
             summary["recorded"] = True
         except RefError:
             summary["recorded"] = False  # a plain model file has no registry version to annotate

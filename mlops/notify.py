@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
 
 from core.errors import MlopsError, UsageError
 from core.settings import Settings
 from core.templates import render
+from registry.manifest import Manifest
 
 # What the pipelines send (the Jenkinsfile and `mlops pipeline` use these names).
 EVENT_CANDIDATE = "candidate"  # code/data pipeline: a gated version passed the model tests, awaits approval
@@ -31,27 +31,25 @@ EVENTS = {
 }
 
 
-def infer_event(manifest: dict[str, Any]) -> str:
+def infer_event(manifest: Manifest) -> str:
     """The event a manifest is at: gate-failed, tested, or trained."""
-    if not (manifest.get("gate") or {}).get("passed", False):
+    if not manifest.gate_passed:
         return "gate-failed"
-    annotations = manifest.get("annotations") or {}
-    if annotations.get("deployments"):
+    annotations = manifest.annotations
+    if annotations.deployments:
         return "deployed"
-    if annotations.get("approvals") or manifest.get("area") == "production":
+    if annotations.approvals or manifest.area == "production":
         return "promoted"
-    return "tested" if annotations.get("tests") else "trained"
+    return "tested" if annotations.tests else "trained"
 
 
 UNKNOWN = "unknown"  # production was not read (no registry at hand)
 
 
-def approve_command(
-    manifest: dict[str, Any], settings: Settings, production: int | str | None = UNKNOWN
-) -> str:
+def approve_command(manifest: Manifest, settings: Settings, production: int | str | None = UNKNOWN) -> str:
     """The exact command that approves this version over the production version seen now."""
     approver = settings.deploy.approvers[0] if settings.deploy.approvers else "<approver>"
-    command = f"mlops promote testing:{manifest['version']} --approved-by {approver}"
+    command = f"mlops promote testing:{manifest.version} --approved-by {approver}"
     if production == UNKNOWN:
         return command
     return command + f" --expect-production {'none' if production is None else production}"
@@ -63,105 +61,99 @@ def _production(production: int | str | None) -> str:
     return "empty" if production is None else f"production:{production}"
 
 
-def _metrics_rows(manifest: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    per_class = (manifest.get("metrics") or {}).get("per_class") or {}
-
-    def fmt(value: Any) -> str:
-        return f"{value:.3f}" if isinstance(value, int | float) else "-"
+def _metrics_rows(manifest: Manifest) -> list[tuple[str, str, str, str, str]]:
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
 
     return [
-        (name, fmt(m.get("precision")), fmt(m.get("recall")), fmt(m.get("f1")), str(m.get("support", "-")))
-        for name, m in per_class.items()
+        (name, fmt(m.precision), fmt(m.recall), fmt(m.f1), "-" if m.support is None else str(m.support))
+        for name, m in manifest.metrics.per_class.items()
     ]
 
 
 def _sections(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     event: str,
     settings: Settings,
     build_url: str | None,
     production: int | str | None = UNKNOWN,
 ) -> dict:
     """The facts of the email, shared by the text and the HTML parts."""
-    gate = manifest.get("gate") or {}
-    tests = ((manifest.get("annotations") or {}).get("tests") or [None])[-1]
-    dataset = manifest.get("dataset") or {}
-    code = manifest.get("code") or {}
-    metrics = manifest.get("metrics") or {}
-    accuracy = metrics.get("accuracy")
+    gate = manifest.gate
+    tests = manifest.annotations.latest_tests
+    dataset, code = manifest.dataset, manifest.code
+    accuracy = manifest.metrics.accuracy
     facts = {
-        "Model": f"{manifest.get('name')} version {manifest.get('version')} ({manifest.get('area', '?')})",
-        "Created": str(manifest.get("created_at", "?")),
-        "Code": f"{code.get('commit') or '?'} {code.get('repo') or ''}".strip(),
-        "Dataset": f"{dataset.get('uri', '?')} (fingerprint {str(dataset.get('fingerprint', '?'))[:16]})",
-        "Data revision": str((dataset.get("source") or {}).get("revision") or "not recorded"),
-        "Accuracy": f"{accuracy:.4f}" if isinstance(accuracy, int | float) else "not recorded",
-        "Gate": ("PASSED" if gate.get("passed") else "FAILED") if gate else "not recorded",
+        "Model": f"{manifest.name} version {manifest.version} ({manifest.area or '?'})",
+        "Created": manifest.created_at or "?",
+        "Code": f"{code.commit or '?'} {code.repo or ''}".strip(),
+        "Dataset": f"{dataset.uri or '?'} (fingerprint {(dataset.fingerprint or '?')[:16]})",
+        "Data revision": dataset.source.revision or "not recorded",
+        "Accuracy": "not recorded" if accuracy is None else f"{accuracy:.4f}",
+        "Gate": ("PASSED" if gate.passed else "FAILED") if gate else "not recorded",
         # An approval is given over this version: the promotion fails if production moves meanwhile.
         "Production now": _production(production),
     }
-    if manifest.get("signed_by"):
-        facts["Signed by key"] = str(manifest["signed_by"])[:16]
+    if manifest.signed_by:
+        facts["Signed by key"] = manifest.signed_by[:16]
     if tests is None:
         facts["Model tests"] = "not run yet"
     else:
-        s = tests.get("summary") or {}
+        s = tests.summary
         facts["Model tests"] = (
-            f"{'PASSED' if tests.get('passed') else 'FAILED'}: {s.get('passed', 0)} passed, "
-            f"{s.get('failed', 0)} failed, {s.get('errors', 0)} errors, {s.get('skipped', 0)} skipped "
-            f"(at {tests.get('at', '?')}; JUnit {tests.get('junit', '?')})"
+            f"{'PASSED' if tests.passed else 'FAILED'}: {s.passed or 0} passed, "
+            f"{s.failed or 0} failed, {s.errors or 0} errors, {s.skipped or 0} skipped "
+            f"(at {tests.at or '?'}; JUnit {tests.junit or '?'})"
         )
-    measured = (tests or {}).get("measurements") or {}
+    measured = tests.measurements if tests else {}
     if measured:
         facts["Measured"] = ", ".join(f"{k} {v}" for k, v in sorted(measured.items()))
-    annotations = manifest.get("annotations") or {}
-    if annotations.get("approvals"):
-        last = annotations["approvals"][-1]
-        facts["Approved"] = f"by {last.get('approved_by', '?')} at {last.get('at', '?')}"
-    if annotations.get("deployments"):
-        last = annotations["deployments"][-1]
-        facts["Deployed"] = f"{last.get('target', '?')}: {last.get('result', '?')} at {last.get('at', '?')}"
-    if annotations.get("canary"):
-        last = annotations["canary"][-1]
-        figures = last.get("figures") or {}
+    annotations = manifest.annotations
+    if annotations.approvals:
+        approval = annotations.approvals[-1]
+        facts["Approved"] = f"by {approval.approved_by or '?'} at {approval.at or '?'}"
+    if annotations.deployments:
+        deployed = annotations.deployments[-1]
+        facts["Deployed"] = f"{deployed.target}: {deployed.result} at {deployed.at or '?'}"
+    if annotations.canary:
+        last = annotations.canary[-1]
+        figures = last.figures
         sides = ", ".join(
             f"{side} {f.get('requests')} req, {f.get('error_rate', 0):.1%} errors, "
             f"p99 {f.get('p99_latency_s')} s, confidence {f.get('mean_confidence')}"
             for side in ("canary", "baseline")
             if (f := figures.get(side))
         )
-        why = "; ".join(last.get("reasons") or []) or "every threshold held"
-        facts["Canary"] = (
-            f"{str(last.get('decision', '?')).upper()} ({why}) at {last.get('at', '?')}: {sides}"
-        )
-    parent = manifest.get("parent")
+        why = "; ".join(last.reasons) or "every threshold held"
+        facts["Canary"] = f"{(last.decision or '?').upper()} ({why}) at {last.at or '?'}: {sides}"
+    parent = manifest.parent
     if parent:
-        facts["Fine-tuned from"] = f"{parent.get('area')}:{parent.get('version')}"
+        facts["Fine-tuned from"] = f"{parent.area}:{parent.version}"
     if build_url:
         facts["Build"] = build_url
     # Only a tested, gated, not yet approved testing version has anything left to approve.
     can_approve = (
-        bool(gate.get("passed"))
-        and bool(tests and tests.get("passed"))
+        manifest.gate_passed
+        and bool(tests and tests.passed)
         and event in ("trained", "tested", EVENT_CANDIDATE)
-        and manifest.get("area") == "testing"
-        and not (manifest.get("annotations") or {}).get("approvals")
+        and manifest.area == "testing"
+        and not annotations.approvals
     )
     return {
         "facts": facts,
-        "data_warnings": list((dataset.get("validation") or {}).get("warnings") or []),
-        "gate_reasons": list(gate.get("reasons") or []),
-        "failures": list((tests or {}).get("failures") or []),
+        "data_warnings": list(dataset.validation.warnings) if dataset.validation else [],
+        "gate_reasons": list(gate.reasons) if gate else [],
+        "failures": list(tests.failures) if tests else [],
         "rows": _metrics_rows(manifest),
         "approve": approve_command(manifest, settings, production) if can_approve else None,
         "approvers": ", ".join(settings.deploy.approvers),
         "jenkins_input": f"{build_url.rstrip('/')}/input/" if build_url and can_approve else None,
-        "needs_tests": bool(gate.get("passed")) and tests is None,
+        "needs_tests": manifest.gate_passed and tests is None,
     }
 
 
 def build_message(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     event: str,
     settings: Settings,
     to: list[str] | None = None,
@@ -184,13 +176,13 @@ def build_message(
     context = {"title": EVENTS[event], "s": s, "report_link": report_link}
 
     msg = EmailMessage()
-    msg["Subject"] = f"[mlops] {manifest.get('name')} v{manifest.get('version')}: {EVENTS[event]}"
+    msg["Subject"] = f"[mlops] {manifest.name} v{manifest.version}: {EVENTS[event]}"
     msg["From"] = settings.notify.sender
     msg["To"] = ", ".join(to or [settings.notify.product_owner])
     msg["Date"] = datetime.now(UTC)
     msg["Message-ID"] = make_msgid(domain=settings.notify.sender.rpartition("@")[2] or "mlops.local")
     msg["X-Mlops-Event"] = event
-    msg["X-Mlops-Version"] = str(manifest.get("version"))
+    msg["X-Mlops-Version"] = str(manifest.version)
     msg.set_content(render("mlops", "email.txt", **context))
     msg.add_alternative(render("mlops", "email.html", **context), subtype="html")
     if attach:
@@ -246,11 +238,11 @@ def notify(
     manifest = reg.resolve(ref).manifest
     event = event or infer_event(manifest)
     report = None
-    if manifest.get("area") != "local":
+    if manifest.area != "local":
         local = reg.fetch(ref)
         candidate = Path(local.dir) / "report.html"
         report = candidate if candidate.exists() else None
-    production = reg.pointer().get("current") if manifest.get("area") != "local" else UNKNOWN
+    production = reg.pointer().get("current") if manifest.area != "local" else UNKNOWN
     msg = build_message(
         manifest, event, settings, to=to, build_url=build_url, report=report, production=production
     )

@@ -17,6 +17,7 @@ import numpy as np
 from core.errors import MlopsError
 from core.preprocessing import PreprocessSpec, pixel_statistics, preprocess_image
 from model_api.explain import ExplainUnavailable, build_explainer
+from registry.manifest import Manifest
 
 
 class BadImageError(ValueError):
@@ -31,7 +32,7 @@ class ModelBundle:
     version: int | str
     classes: list[str]
     spec: PreprocessSpec
-    manifest: dict[str, Any]
+    manifest: Manifest
     model_path: Path
     _from_encoded: Any = field(repr=False, default=None)
     _from_pixels: Any = field(repr=False, default=None)
@@ -84,7 +85,8 @@ class ModelBundle:
     def summary(self) -> dict[str, Any]:
         """What /model shows: identity, classes, input, and the manifest's key lineage."""
         keep = ("created_at", "area", "metrics", "gate", "code", "dataset", "parent", "frameworks")
-        lineage = {key: self.manifest[key] for key in keep if key in self.manifest}
+        stored = self.manifest.to_dict(annotations=False)  # /model shows the manifest's JSON form
+        lineage = {key: stored[key] for key in keep if key in stored}
         if isinstance(lineage.get("dataset"), dict):
             lineage["dataset"] = {
                 k: v for k, v in lineage["dataset"].items() if k in ("uri", "fingerprint", "class_counts")
@@ -131,26 +133,29 @@ def configure_threads(threads: int) -> None:
         pass  # the runtime is already initialised (a second app in one process): keep its setting
 
 
-def _manifest_spec(manifest: dict[str, Any]) -> tuple[list[str], PreprocessSpec]:
-    try:
-        classes = [str(c) for c in manifest["classes"]]
-        spec = PreprocessSpec.from_dict(manifest["preprocessing"])
-    except (KeyError, TypeError, ValueError) as exc:
+def _manifest_spec(manifest: Manifest) -> tuple[list[str], PreprocessSpec]:
+    classes = list(manifest.classes)
+    if manifest.preprocessing is None:
         raise MlopsError(
-            f"model manifest lacks a valid {exc} entry; it needs 'classes' and "
+            "model manifest lacks a valid 'preprocessing' entry; it needs 'classes' and "
             "'preprocessing' {image_size, channels} (docs/manifest.md)"
-        ) from None
+        )
+    spec = PreprocessSpec(manifest.preprocessing.image_size, manifest.preprocessing.channels)
     if not classes:
         raise MlopsError("model manifest lists no classes (docs/manifest.md: 'classes')")
     return classes, spec
 
 
-def load_bundle(model_path: str | Path, manifest: dict[str, Any], *, warmup: bool = True) -> ModelBundle:
-    """Load a Keras model file and compile + warm its serving graphs."""
+def load_bundle(
+    model_path: str | Path, manifest: Manifest | dict[str, Any], *, warmup: bool = True
+) -> ModelBundle:
+    """Load a Keras model file and compile + warm its serving graphs (a dict manifest is parsed first)."""
     import keras
     import tensorflow as tf
 
     model_path = Path(model_path)
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.from_dict(manifest)  # ManifestError names a field of the wrong type
     classes, spec = _manifest_spec(manifest)
     if not model_path.is_file():
         raise MlopsError(f"model file {model_path} does not exist")
@@ -181,8 +186,8 @@ def load_bundle(model_path: str | Path, manifest: dict[str, Any], *, warmup: boo
         return model(pixels, training=False), pixel_statistics(pixels)
 
     bundle = ModelBundle(
-        name=str(manifest.get("name") or model_path.stem),
-        version=manifest.get("version", 0),
+        name=manifest.name or model_path.stem,
+        version=manifest.version or 0,
         classes=classes,
         spec=spec,
         manifest=manifest,

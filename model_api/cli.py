@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.processes import check_server_options, exec_server
 from core.settings import Settings
+from registry.manifest import Manifest
 
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
 APP = "model_api:create_app()"
@@ -45,7 +46,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         }
     )
     print(
-        f"serving {manifest.get('name', model_path.stem)} version {manifest.get('version', '?')} "
+        f"serving {manifest.name or model_path.stem} version {manifest.version} "
         f"({ref}) on http://{env['MLOPS_API_HOST']}:{env['MLOPS_API_PORT']} "
         f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
         flush=True,
@@ -55,9 +56,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     exec_server(gunicorn_command(), env)
 
 
-def _pinned(ref: str, manifest: dict) -> str:
+def _pinned(ref: str, manifest: Manifest) -> str:
     """production:current → production:7 (the version fetched); a local path stays as it is."""
-    area, version = manifest.get("area"), manifest.get("version")
+    area, version = manifest.area, manifest.version
     return f"{area}:{version}" if area in ("testing", "production") and isinstance(version, int) else ref
 
 

@@ -16,9 +16,10 @@ from typing import Any
 from core.actor import default_actor
 from core.errors import MlopsError
 from core.settings import Settings
+from registry.manifest import Manifest
 
 
-def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, dict[str, Any]]:
+def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, Manifest]:
     """Resolve REF to (local model file, manifest), every file's sha256 and the signature verified.
 
     REF is a registry ref (production:current, testing:latest, testing:7, ...) or a plain path to
@@ -38,8 +39,8 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
         _record_refusal(reg, ref, exc)
         raise
     verify_trusted(reg, ref, fetched)
-    manifest = dict(fetched.manifest)
-    if not manifest.get("classes") or not manifest.get("preprocessing"):
+    manifest = fetched.manifest
+    if not manifest.classes or manifest.preprocessing is None:
         raise MlopsError(
             f"model {ref} has no manifest with 'classes' and 'preprocessing' (docs/manifest.md); "
             "a local model file needs its manifest.json beside it"
@@ -63,7 +64,8 @@ def _record_refusal(reg: Any, ref: str, exc: Exception) -> None:
         if mv.area != "local":
             raw, stored, _signature = read_stored(reg, mv)
             what["manifest_sha256"] = hashlib.sha256(raw).hexdigest()
-            what["model_sha256"] = stored["files"].get(stored.get("model_file"), {}).get("sha256")
+            model = stored.files.get(stored.model_file)
+            what["model_sha256"] = model.sha256 if model else None
     except (RegistryError, OSError, AttributeError, TypeError):
         pass  # a manifest too broken to describe: the refusal and its reason still go on record
     reg.record_refusal("serve", default_actor(), str(exc), **what)

@@ -28,6 +28,7 @@ from core.image_stats import confidence, describe_image, describe_pixels
 from model_api.prediction_log import BatchWriter
 from model_api.rate_limit import TokenBucket
 from model_api.request_ids import RequestIds, derive_key
+from registry.manifest import Manifest
 from registry.monitoring_log import image_key, write_batch
 from registry.store import ObjectExists, open_store
 
@@ -119,17 +120,19 @@ class Monitoring:
                     log.warning("%s log: %d records lost at shutdown", writer.name, lost)
 
 
-def export_reference(metrics: Any, manifest: dict[str, Any]) -> None:
+def export_reference(metrics: Any, manifest: Manifest) -> None:
     """The served version's reference class shares and confidence as gauges, and zero log counters,
     so alert rules compare live with reference and see every series from the start."""
     for kind in ("predictions", "feedback"):
         for counter in (metrics.log_written, metrics.log_dropped, metrics.log_failures):
             counter.labels(kind)
-    reference = manifest.get("reference") or {}
-    for label, share in (reference.get("class_shares") or {}).items():
+    reference = manifest.reference
+    if reference is None:
+        return
+    for label, share in reference.class_shares.items():
         metrics.reference_class_share.labels(label).set(float(share))
-    if isinstance(reference.get("confidence_mean"), int | float):
-        metrics.reference_confidence.set(float(reference["confidence_mean"]))
+    if reference.confidence_mean is not None:
+        metrics.reference_confidence.set(float(reference.confidence_mean))
 
 
 def install(app: Flask, bundle: Any) -> Monitoring:

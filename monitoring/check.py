@@ -16,6 +16,7 @@ from monitoring.accuracy import live_accuracy
 from monitoring.drift import compare_profiles, drifted_features
 from monitoring.live import load_feedback, load_predictions
 from monitoring.window import Window
+from registry.manifest import Manifest
 
 PROFILE_FILE = "reference_profile.json"
 
@@ -34,9 +35,9 @@ class CheckResult:
         return not self.summary["alerts"]
 
 
-def load_reference(folder: Path, manifest: dict[str, Any], ref: str) -> dict[str, Any]:
+def load_reference(folder: Path, manifest: Manifest, ref: str) -> dict[str, Any]:
     """The reference profile registered with a version (fetched and sha256-verified into FOLDER)."""
-    name = (manifest.get("reference") or {}).get("file", PROFILE_FILE)
+    name = manifest.reference.file if manifest.reference else PROFILE_FILE
     path = safe_join(folder, name, f"{ref}: reference profile")  # the manifest names a file of the version
     if not path.is_file():
         raise MlopsError(
@@ -57,9 +58,9 @@ def run_check(settings: Settings, ref: str, window: Window, now: float | None = 
     registry = open_registry(settings)
     local = registry.fetch(ref)
     manifest = local.manifest
-    name = str(manifest.get("name") or registry.name)
-    version = manifest.get("version", local.version)
-    classes = [str(c) for c in manifest.get("classes") or []]
+    name = manifest.name or registry.name
+    version = manifest.version if manifest.version is not None else local.version
+    classes = list(manifest.classes)
     reference = load_reference(Path(local.dir), manifest, ref)
 
     store = open_store(settings.monitor_store_uri)

@@ -10,17 +10,20 @@ Public API (the contract other packages code against; implemented in this packag
 
     reg.register(src_dir, manifest, actor=, reason="") -> ModelVersion
         Copy every file under src_dir (model.keras, report.html, plots/...) into the next
-        testing version; the registry fills manifest name/version/area/created_at/files
-        (sha256 + size per file). Files first, manifest last: no manifest = not registered.
+        testing version; the manifest (dict or registry.manifest.Manifest) must carry its lineage
+        (ManifestError names the missing or mistyped field); the registry fills name/version/area/
+        created_at/files (sha256 + size per file). Files first, manifest last: no manifest = not registered.
     reg.list(area="testing") -> list[ModelVersion]           ascending by version
     reg.resolve(ref) -> ModelVersion                          refs: testing:latest, testing:7,
         production:current, production:previous, production:7, or a plain local path to a
-        model file (area "local", version 0, manifest from a sibling manifest.json if any)
+        model file (area "local", version 0, manifest from a sibling manifest.json if any);
+        ModelVersion.manifest is the typed registry.manifest.Manifest
     reg.fetch(ref, dest=None, refresh=False) -> LocalModel    files verified by sha256 and the
         signature; cached (refresh: verify the registry's copy, not the cache)
         LocalModel(dir, model_path, manifest, version, signature)
-    reg.annotate(ref, kind, data, actor=) -> None             test results, deployments: stored
-        beside the immutable version; ModelVersion.manifest["annotations"][kind] lists them
+    reg.annotate(ref, entry, actor=) -> None                  a TestRun, Deployment, MonitoringVerdict or
+        CanaryVerdict (registry.manifest) stored beside the immutable version;
+        ModelVersion.manifest.annotations.<kind> lists them
         (approvals come from the production pointer, written with the promotion)
     reg.promote(ref, expected_production=, approved_by=None, actor=None, reason="") -> ModelVersion
         the promotion policy (registry.policy: authenticated approver, gate and tests, signature,

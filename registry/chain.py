@@ -23,7 +23,10 @@ from registry import attestations
 from registry.errors import SignatureError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from registry.core import Registry
+    from registry.manifest import FileEntry
     from registry.trust import TrustPolicy
     from registry.version import LocalModel
 
@@ -208,7 +211,7 @@ def verify_chain(
             "model.sig verifies",
             trainer.name,
             trainer.key_id,
-            local.manifest.get("created_at"),
+            local.manifest.created_at,
         )
     )
     atts, notes = _read(reg, mv.version, policy, verdict.digest)
@@ -271,8 +274,8 @@ def attest(
     return attestations.put(reg.store, reg.name, version, kind, attestations.sign(payload, key, password))
 
 
-def manifest_digest(files: dict[str, Any], manifest: bytes) -> str:
+def manifest_digest(files: Mapping[str, FileEntry], manifest: bytes) -> str:
     """The version digest from a manifest's file list and the manifest's stored bytes."""
-    shas = {rel: meta["sha256"] for rel, meta in files.items()}
+    shas = {rel: meta.sha256 for rel, meta in files.items()}
     shas["manifest.json"] = hashlib.sha256(manifest).hexdigest()
     return attestations.version_digest(shas)

@@ -11,6 +11,7 @@ from core.actor import default_actor
 from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK
 from core.settings import Settings
 from registry.core import Registry, open_registry
+from registry.manifest import Dataset, Params, Reference, to_json
 from registry.refs import AREAS, REF_HELP
 from registry.version import ModelVersion
 
@@ -34,11 +35,6 @@ def _marker(reg_pointer: dict[str, Any], version: int) -> str:
     if reg_pointer.get("previous") == version:
         return "previous"
     return ""
-
-
-def _accuracy(manifest: dict[str, Any]) -> float | None:
-    value = (manifest.get("metrics") or {}).get("accuracy")
-    return value if isinstance(value, int | float) else None
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,86 +85,84 @@ def _describe(reg: Registry, mv: ModelVersion) -> dict[str, Any]:
         "area": mv.area,
         "uri": mv.uri,
         "production": _marker(pointer, mv.version) or None,
-        "manifest": mv.manifest,
+        "manifest": mv.manifest.to_dict(),
     }
 
 
-def _data_lineage(dataset: dict[str, Any]) -> list[tuple[str, str]]:
+def _data_lineage(dataset: Dataset) -> list[tuple[str, str]]:
     """Where the training data came from (repository or bucket, revision) and what validation found."""
-    source = dataset.get("source") or {}
+    source = dataset.source
     rows = []
-    if source:
-        where = source.get("repo") or source.get("uri") or "-"
-        rows.append(("data source", f"{source.get('kind', '?')} {where}"))
-        revision = str(source.get("revision") or "- (a folder: the fingerprint names it)")
-        if source.get("kind") == "git" and source.get("requested") not in (None, source.get("revision")):
-            revision += f" (asked for {source['requested']})"
+    if source.kind or source.uri:
+        where = source.repo or source.uri or "-"
+        rows.append(("data source", f"{source.kind or '?'} {where}"))
+        revision = str(source.revision or "- (a folder: the fingerprint names it)")
+        if source.kind == "git" and source.requested not in (None, source.revision):
+            revision += f" (asked for {source.requested})"
         rows.append(("data revision", revision))
-        if source.get("parents"):
-            rows.append(("data parents", " ".join(source["parents"])))
-    for warning in (dataset.get("validation") or {}).get("warnings") or []:
+        if source.parents:
+            rows.append(("data parents", " ".join(source.parents)))
+    for warning in dataset.validation.warnings if dataset.validation else ():
         rows.append(("data warning", warning))
     return rows
 
 
-def _training_line(params: dict[str, Any]) -> str:
+def _training_line(params: Params) -> str:
     """How the version was trained: strategy, replicas, device kinds, precision (older versions: -)."""
-    if "replicas" not in params:
+    if params.replicas is None:
         return "-"
-    kinds = ", ".join(sorted(set(params.get("devices") or []))) or "?"
-    precision = "mixed_float16" if params.get("mixed_precision") else "float32"
+    kinds = ", ".join(sorted(set(params.devices))) or "?"
+    precision = "mixed_float16" if params.mixed_precision else "float32"
     return (
-        f"strategy {params.get('strategy')}, {params['replicas']} replica(s) on {params.get('workers', 1)} "
-        f"worker(s), {kinds}, {precision}, global batch {params.get('global_batch_size')}"
+        f"strategy {params.strategy}, {params.replicas} replica(s) on {params.workers or 1} "
+        f"worker(s), {kinds}, {precision}, global batch {params.global_batch_size}"
     )
 
 
-def _reference_line(reference: Any) -> str:
+def _reference_line(reference: Reference | None) -> str:
     """The reference profile monitoring compares live traffic with, in one line."""
-    if not isinstance(reference, dict):
+    if reference is None:
         return "-"
-    shares = ", ".join(f"{k} {v:.2f}" for k, v in (reference.get("class_shares") or {}).items())
-    conf = reference.get("confidence_mean")
-    conf_text = f"; mean confidence {conf:.3f}" if isinstance(conf, int | float) else ""
+    shares = ", ".join(f"{k} {v:.2f}" for k, v in reference.class_shares.items())
+    conf = reference.confidence_mean
+    conf_text = f"; mean confidence {conf:.3f}" if conf is not None else ""
+    n = "?" if reference.n is None else reference.n
     return (
-        f"{reference.get('file', '?')}: {reference.get('n', '?')} {reference.get('split', '?')} images; "
-        f"predicted shares {shares or '-'}{conf_text}"
+        f"{reference.file}: {n} {reference.split or '?'} images; predicted shares {shares or '-'}{conf_text}"
     )
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     reg = open_registry(settings)
-    info = _describe(reg, reg.resolve(args.ref))
+    mv = reg.resolve(args.ref)
+    info = _describe(reg, mv)
     if args.json:
         _print_json(info)
         return 0
-    m = info["manifest"]
+    m = mv.manifest
     mark = f"  [production:{info['production']}]" if info["production"] else ""
     print(f"{info['name']} {info['ref']}{mark}")
-    acc = _accuracy(m)
-    gate = m.get("gate") or {}
-    code = m.get("code") or {}
-    dataset = m.get("dataset") or {}
-    parent = m.get("parent") or {}
+    acc = m.metrics.accuracy
+    gate, code, dataset = m.gate, m.code, m.dataset
     fields = [
         ("uri", info["uri"]),
-        ("created", m.get("created_at", "-")),
-        ("registered by", m.get("registered_by", "-")),
-        ("model file", m.get("model_file", "-")),
-        ("classes", ", ".join(m.get("classes", [])) or "-"),
+        ("created", m.created_at or "-"),
+        ("registered by", m.registered_by or "-"),
+        ("model file", m.model_file),
+        ("classes", ", ".join(m.classes) or "-"),
         ("accuracy", "-" if acc is None else f"{acc:.4f}"),
-        ("gate", {True: "passed", False: "failed"}.get(gate.get("passed"), "-")),
-        ("gate reasons", "; ".join(gate.get("reasons", [])) or "-"),
-        ("code", " ".join(str(code.get(k)) for k in ("commit", "repo", "build_url") if code.get(k)) or "-"),
-        ("dataset", " ".join(str(dataset.get(k)) for k in ("uri", "fingerprint") if dataset.get(k)) or "-"),
+        ("gate", "-" if gate is None else "passed" if gate.passed else "failed"),
+        ("gate reasons", "; ".join(gate.reasons if gate else ()) or "-"),
+        ("code", " ".join(str(v) for v in (code.commit, code.repo, code.build_url) if v) or "-"),
+        ("dataset", " ".join(str(v) for v in (dataset.uri, dataset.fingerprint) if v) or "-"),
         *_data_lineage(dataset),
-        ("parent", parent.get("ref") or "-"),
-        ("trained with", _training_line(m.get("params") or {})),
-        ("reference", _reference_line(m.get("reference"))),
+        ("parent", (m.parent.ref if m.parent else None) or "-"),
+        ("trained with", _training_line(m.params)),
+        ("reference", _reference_line(m.reference)),
     ]
     for label, value in fields:
         print(f"  {label + ':':<15}{value}")
-    files = m.get("files", {})
+    files = m.files
     if files:
         print("  files:")
         print(
@@ -176,11 +170,11 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
                 "    " + line
                 for line in _table(
                     ["PATH", "SIZE", "SHA256"],
-                    [[rel, str(f["size"]), f["sha256"][:16]] for rel, f in files.items()],
+                    [[rel, str(f.size), f.sha256[:16]] for rel, f in files.items()],
                 ).splitlines()
             )
         )
-    for kind, entries in (m.get("annotations") or {}).items():
+    for kind, entries in to_json(m.annotations).items():
         print(f"  {kind}: {len(entries)}")
         for entry in entries:
             extra = {k: v for k, v in entry.items() if k not in ("at", "actor", "evidence")}

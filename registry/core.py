@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +29,17 @@ from registry.errors import (
     RefError,
     RegistryError,
 )
+from registry.manifest import (
+    ANNOTATED,
+    Annotation,
+    Annotations,
+    Manifest,
+    ManifestError,
+    annotation_from,
+    annotations_from,
+    require_lineage,
+    to_json,
+)
 from registry.policy import Policy, authorize, check_evidence, evidence
 from registry.refs import AREAS, REF_HELP, Ref, parse_ref, version_number
 from registry.signing import SIGNATURE_FILE, check_signer, sign_folder, staged_folder
@@ -35,7 +47,6 @@ from registry.store import ObjectExists, Store, open_store
 from registry.version import ANNOTATION_KINDS, SUMMARY_KEY, LocalModel, ModelVersion, summarize
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 def _now() -> datetime:
@@ -135,30 +146,31 @@ class Registry:
         uri = f"{self.uri}/{key.rstrip('/')}"
         return ModelVersion(self.name, version, area, uri, lambda: self._manifest(area, version), summary)
 
-    def _raw_manifest(self, area: str, version: int) -> dict[str, Any]:
+    def _raw_manifest(self, area: str, version: int) -> Manifest:
         key = self._dir(area, version) + "manifest.json"
         data = self.store.read(key)
         if data is None:
             raise NotFoundError(f"{area}:{version} has no manifest in {self.uri}")
-        manifest = _loads(data, f"{self.uri}/{key}")
-        manifest["area"] = area  # a production copy is byte-identical to testing; its area is where it is
-        return manifest
+        # A production copy is byte-identical to testing; its area is where it is.
+        return _parse_stored(_loads(data, f"{self.uri}/{key}"), f"{self.uri}/{key}").evolve(area=area)
 
-    def _manifest(self, area: str, version: int) -> dict[str, Any]:
-        manifest = self._raw_manifest(area, version)
-        manifest["annotations"] = self.annotations(version)
-        return manifest
+    def _manifest(self, area: str, version: int) -> Manifest:
+        return self._raw_manifest(area, version).evolve(annotations=self.annotations(version))
 
-    def decorate(self, stored: dict[str, Any], area: str, version: int) -> dict[str, Any]:
+    def decorate(self, stored: Manifest, area: str, version: int) -> Manifest:
         """A stored manifest as handed out: the area it was read from, plus its annotations."""
-        return {**stored, "area": area, "annotations": self.annotations(version)}
+        return stored.evolve(area=area, annotations=self.annotations(version))
 
-    def annotations(self, version: int) -> dict[str, list[dict[str, Any]]]:
+    def annotations(self, version: int) -> Annotations:
         """Annotations of a version by kind, oldest first (shared by its testing and production copy).
 
         Approvals come from the production pointer's history, where each one was written in the same
         compare-and-swap as the promotion it allowed (older registries stored them as annotations).
         """
+        return annotations_from(self._grouped_annotations(version))
+
+    def _grouped_annotations(self, version: int) -> dict[str, list[dict[str, Any]]]:
+        """The stored annotation entries of a version by kind (JSON), approvals from the pointer."""
         keys = self.store.list(f"annotations/{self.name}/{version}/")
         grouped: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ANNOTATION_KINDS}
         for key, data in zip(keys, self.store.read_many(keys), strict=True):
@@ -175,7 +187,7 @@ class Registry:
         grouped["approvals"].sort(key=lambda e: str(e.get("at", "")))
         return grouped
 
-    def latest_annotations(self, versions: list[int], kind: str) -> dict[int, dict[str, Any] | None]:
+    def latest_annotations(self, versions: list[int], kind: str) -> dict[int, Any]:
         """The newest annotation of KIND of each version: one listing, one read per version that has one."""
         wanted = {str(v) for v in versions}
         prefix = f"annotations/{self.name}/"
@@ -186,22 +198,20 @@ class Registry:
                 newest[version] = key
         keys = list(newest.values())
         found = {
-            int(version): _loads(data, key)["entry"]
+            int(version): _typed_entry(kind, _loads(data, key)["entry"], key)
             for (version, key), data in zip(newest.items(), self.store.read_many(keys), strict=True)
             if data
         }
         return {v: found.get(v) for v in versions}
 
-    def manifests(self, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+    def manifests(self, versions: list[ModelVersion]) -> list[Manifest]:
         """The stored manifests (no annotations) of many versions, read concurrently where it helps."""
         keys = [self._dir(v.area, v.version) + "manifest.json" for v in versions]
         out = []
         for v, key, data in zip(versions, keys, self.store.read_many(keys), strict=True):
             if data is None:
                 raise NotFoundError(f"{v.ref} has no manifest in {self.uri}")
-            manifest = _loads(data, key)
-            manifest["area"] = v.area
-            out.append(manifest)
+            out.append(_parse_stored(_loads(data, key), key).evolve(area=v.area))
         return out
 
     @property
@@ -317,17 +327,15 @@ class Registry:
         path = parsed.path.absolute()
         folder = path if path.is_dir() else path.parent
         sibling = folder / "manifest.json"
-        manifest: dict[str, Any] = {}
+        manifest = Manifest()
         if sibling.is_file():
-            manifest = _loads(sibling.read_bytes(), str(sibling))
+            manifest = _parse_stored(_loads(sibling.read_bytes(), str(sibling)), str(sibling))
         if path.is_dir():
-            model_file = manifest.get("model_file", "model.keras")
-            path = folder / model_file
+            path = folder / manifest.model_file
             if not path.is_file():
-                raise RefError(f"{folder} has no model file {model_file!r}")
-        manifest = {**manifest, "area": "local", "model_file": path.name}
-        manifest.setdefault("annotations", {kind: [] for kind in ANNOTATION_KINDS})
-        return ModelVersion(manifest.get("name", self.name), 0, "local", f"file://{path}", lambda: manifest)
+                raise RefError(f"{folder} has no model file {manifest.model_file!r}")
+        manifest = manifest.evolve(area="local", model_file=path.name)
+        return ModelVersion(manifest.name or self.name, 0, "local", f"file://{path}", lambda: manifest)
 
     # -- writing -------------------------------------------------------------------------------
     def _audit(self, action: str, actor: str, reason: str = "", **what: Any) -> dict[str, Any]:
@@ -379,17 +387,25 @@ class Registry:
                 candidate += 1  # someone else took it; numbers are never reused
         raise ConflictError("could not allocate a version number after 1000 tries; retry")
 
-    def register(self, src_dir: Path, manifest: dict[str, Any], actor: str, reason: str = "") -> ModelVersion:
-        """Copy src_dir into the next testing version; files first, manifest last."""
+    def register(
+        self, src_dir: Path, manifest: Manifest | dict[str, Any], actor: str, reason: str = ""
+    ) -> ModelVersion:
+        """Copy src_dir into the next testing version; files first, manifest last.
+
+        The manifest must carry its lineage (registry.manifest.LINEAGE) with every field of its type:
+        ManifestError names the first field that is missing or wrong, and nothing is written.
+        """
         src_dir = Path(src_dir)
         if not src_dir.is_dir():
             raise NotFoundError(f"cannot register {src_dir}: not a folder")
+        given = manifest.to_dict(annotations=False) if isinstance(manifest, Manifest) else manifest
+        checked = require_lineage({k: v for k, v in given.items() if k != "annotations"})
         files = describe_files(src_dir, skip=("manifest.json", SIGNATURE_FILE))
-        model_file = manifest.get("model_file", "model.keras")
+        model_file = checked.model_file
         if model_file not in files:
             raise RegistryError(
                 f"cannot register {src_dir}: model file {model_file!r} is missing "
-                "(set manifest['model_file'] to the model's path inside the folder)"
+                "(set the manifest's model_file to the model's path inside the folder)"
             )
         if not self.store.root_exists() and self.uri.startswith("gs://"):
             self._require_root()  # a bucket is never created implicitly
@@ -401,19 +417,17 @@ class Registry:
             raise
         version = self._claim_version(actor)
         self._step("register:claimed")
-        full = {k: v for k, v in manifest.items() if k != "annotations"}
-        full.update(
+        full = checked.evolve(
             name=self.name,
             version=version,
             area="testing",
             created_at=_iso(_now()),
-            model_file=model_file,
-            files=files,
+            files=Manifest.from_dict({"files": files}).files,
             registered_by=actor,
+            signed_by=key_id or None,
+            annotations=Annotations(),
         )
-        if key_id:
-            full["signed_by"] = key_id
-        stored = _dumps(full)
+        stored = _dumps(full.to_dict(annotations=False))
         signature = None
         if key_id:
             # Sign exactly what is stored: the files and the manifest's bytes (which list their sha256).
@@ -435,53 +449,46 @@ class Registry:
         self._audit("register", actor, reason, version=version, area="testing", signed_by=key_id)
         return self._version("testing", version)
 
-    def _attest_training(
-        self, version: int, full: dict[str, Any], stored: bytes, actor: str, key_id: str
-    ) -> None:
+    def _attest_training(self, version: int, full: Manifest, stored: bytes, actor: str, key_id: str) -> None:
         """Sign the provenance and gate statements of a new version with the trainer (signing) key."""
         from registry.chain import attest, manifest_digest
 
         key = self.policy.signing.private_key
         assert key is not None
-        digest = manifest_digest(full["files"], stored)
-        code, dataset = full.get("code") or {}, full.get("dataset") or {}
-        source = dataset.get("source") or {}
+        digest = manifest_digest(full.files, stored)
+        code, dataset = full.code, full.dataset
         provenance = {  # SLSA provenance v1: buildDefinition + runDetails
             "buildDefinition": {
                 "buildType": "https://mlops-xray.dev/train/v1",
                 "externalParameters": {
                     "dataset": {
-                        "uri": dataset.get("uri"),
-                        "revision": source.get("revision"),
-                        "fingerprint": dataset.get("fingerprint"),
+                        "uri": dataset.uri,
+                        "revision": dataset.source.revision if dataset.source else None,
+                        "fingerprint": dataset.fingerprint,
                     },
-                    "code": {"repo": code.get("repo"), "commit": code.get("commit")},
-                    "params": full.get("params"),
+                    "code": {"repo": code.repo, "commit": code.commit},
+                    "params": to_json(full.params),
                 },
-                "resolvedDependencies": [
-                    {
-                        "uri": str(dataset.get("uri")),
-                        "digest": {"fingerprint": str(dataset.get("fingerprint"))},
-                    },
-                ]
-                if dataset.get("uri")
-                else [],
+                "resolvedDependencies": (
+                    [{"uri": str(dataset.uri), "digest": {"fingerprint": str(dataset.fingerprint)}}]
+                    if dataset.uri
+                    else []
+                ),
             },
             "runDetails": {
-                "builder": {"id": code.get("build_url") or "local"},
-                "metadata": {"invocationId": code.get("build_url") or "", "startedOn": full["created_at"]},
+                "builder": {"id": code.build_url or "local"},
+                "metadata": {"invocationId": code.build_url or "", "startedOn": full.created_at},
             },
             "trainer": {"actor": actor, "key_id": key_id},
-            "image_digest": os.environ.get("MLOPS_IMAGE_DIGEST")
-            or None,  # set by the training image, if known
-            "at": full["created_at"],
+            # Set by the training image where its digest is known; a claim of the signer, who signs it.
+            "image_digest": os.environ.get("MLOPS_IMAGE_DIGEST") or None,
+            "at": full.created_at,
         }
-        gate = full.get("gate") or {}
         gate_facts = {
-            "passed": gate.get("passed") is True,
-            "reasons": gate.get("reasons") or [],
-            "accuracy": (full.get("metrics") or {}).get("accuracy"),
-            "at": full["created_at"],
+            "passed": full.gate is not None and full.gate.passed is True,
+            "reasons": list(full.gate.reasons) if full.gate else [],
+            "accuracy": full.metrics.accuracy,
+            "at": full.created_at,
         }
         password = self.policy.signing.password
         attest(self, version, digest, "provenance", provenance, key, password)
@@ -532,19 +539,22 @@ class Registry:
         attest(self, mv.version, local.digest, "approval", facts, approver_key)
         return {**facts, "key_id": key_id, "version": mv.version, "digest": local.digest}
 
-    def annotate(self, ref: str, kind: str, data: dict[str, Any], actor: str) -> None:
-        """Record test results or deployments beside an immutable version (approvals: see promote)."""
-        if not _KIND.match(kind):
-            raise RegistryError(
-                f"annotation kind {kind!r} is not valid; use e.g. {', '.join(ANNOTATION_KINDS)}"
-            )
+    def annotate(self, ref: str, entry: Annotation, actor: str) -> None:
+        """Record a typed entry (TestRun, Deployment, MonitoringVerdict, CanaryVerdict) beside a version.
+
+        Approvals are not annotations: promote writes them with the pointer.
+        """
+        if not isinstance(entry, ANNOTATED):
+            kinds = ", ".join(t.__name__ for t in ANNOTATED)
+            raise RegistryError(f"an annotation is one of {kinds}, not {type(entry).__name__}")
+        kind = entry.KIND
         mv = self.resolve(ref)
         if mv.area == "local":
             raise RefError(f"cannot annotate {ref!r}: annotations need a registry version ({REF_HELP})")
         moment = _now()
-        entry = {**data, "at": _iso(moment), "actor": actor}
+        data = to_json(dataclasses.replace(entry, at=_iso(moment), actor=actor))
         key = f"annotations/{self.name}/{mv.version}/{_stamp(moment)}-{kind}-{uuid.uuid4().hex}.json"
-        self.store.write(key, _dumps({"kind": kind, "entry": entry}), create_only=True)
+        self.store.write(key, _dumps({"kind": kind, "entry": data}), create_only=True)
         self._audit(f"annotate:{kind}", actor, "", version=mv.version, area=mv.area, ref=ref)
 
     def _anchors(self, pointer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -604,7 +614,7 @@ class Registry:
             self.record_refusal("promote", actor, str(exc), **attempt)
             raise
         src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
-        for rel in local.manifest["files"]:
+        for rel in local.manifest.files:
             self.store.copy(src + rel, dst + rel)
             self._step(f"promote:file:{rel}")
         self._step("promote:files")
@@ -704,7 +714,7 @@ class Registry:
             raise
         local = self.fetch(mv.ref)
         src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
-        for rel in local.manifest["files"]:
+        for rel in local.manifest.files:
             self.store.copy(src + rel, dst + rel)
             self._step(f"promote:file:{rel}")
         self._step("promote:files")
@@ -849,13 +859,13 @@ class Registry:
 
     def version_file(self, mv: ModelVersion, rel: str) -> bytes:
         """One file of a registered version (a report, a plot), checked against its manifest's sha256."""
-        recorded = (mv.manifest.get("files") or {}).get(rel)
+        recorded = mv.manifest.files.get(rel)
         if recorded is None:
             raise NotFoundError(f"{mv.ref} has no file {rel!r}")
         data = self.store.read(self._dir(mv.area, mv.version) + rel)
         if data is None:
             raise NotFoundError(f"{mv.ref} file {rel!r} is missing from {self.uri}; restore it")
-        if hashlib.sha256(data).hexdigest() != recorded["sha256"]:
+        if hashlib.sha256(data).hexdigest() != recorded.sha256:
             raise IntegrityError(f"{mv.ref} file {rel!r} does not match the sha256 in its manifest")
         return data
 
@@ -881,3 +891,19 @@ class Registry:
         if mv.area == "local":
             raise RefError(f"read_file takes a registry ref (testing:N, production:N), not the file {ref!r}")
         return read_verified(self, mv, rel)
+
+
+def _parse_stored(data: Any, where: str) -> Manifest:
+    """A stored manifest, typed; a field of the wrong type means a damaged registry."""
+    try:
+        return Manifest.from_dict(data)
+    except ManifestError as exc:
+        raise IntegrityError(f"{where}: {exc}; the registry copy is damaged: restore it") from None
+
+
+def _typed_entry(kind: str, entry: Any, where: str) -> Any:
+    """A stored annotation entry as its typed part (plain JSON for a kind this code does not know)."""
+    try:
+        return annotation_from(kind, entry, where)
+    except ManifestError as exc:
+        raise IntegrityError(f"{where}: {exc}; the registry copy is damaged: restore it") from None

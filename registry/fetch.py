@@ -20,12 +20,14 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.safe_paths import name_problem, safe_join
 from registry.checksums import sha256_file
 from registry.errors import IntegrityError, NotFoundError, SignatureError
+from registry.manifest import FileEntry, Manifest, ManifestError
 from registry.signing import (
     MANIFEST_FILE,
     SIGNATURE_FILE,
@@ -63,7 +65,11 @@ def _still_trusted(verified: dict[str, Any], config: SigningConfig) -> bool:
 
 
 def _stamp_ok(
-    folder: Path, files: dict[str, Any], manifest: bytes, signature: bytes | None, config: SigningConfig
+    folder: Path,
+    files: Mapping[str, FileEntry],
+    manifest: bytes,
+    signature: bytes | None,
+    config: SigningConfig,
 ) -> dict[str, Any] | None:
     """What the cached copy's verification established, or None when the cache cannot be trusted."""
     try:
@@ -81,10 +87,10 @@ def _stamp_ok(
             st = (folder / rel).stat()
         except OSError:
             return None
-        if sha != meta["sha256"] or st.st_size != size or st.st_mtime_ns != mtime_ns:
+        if sha != meta.sha256 or st.st_size != size or st.st_mtime_ns != mtime_ns:
             return None
         # Size and mtime are the caller's to set: only the content's hash says it is the verified file.
-        if sha256_file(folder / rel) != meta["sha256"]:
+        if sha256_file(folder / rel) != meta.sha256:
             print(
                 f"registry: the cached {rel} of {folder} fails its sha256; fetching it again", file=sys.stderr
             )
@@ -92,32 +98,32 @@ def _stamp_ok(
     return dict(verified)
 
 
-def _check(path: Path, rel: str, meta: dict[str, Any], ref: str, digest: str | None = None) -> None:
+def _check(path: Path, rel: str, meta: FileEntry, ref: str, digest: str | None = None) -> None:
     """Refuse a file whose size or sha256 (computed here unless given) differs from the manifest."""
     size = path.stat().st_size
-    if size != meta["size"]:
+    if size != meta.size:
         raise IntegrityError(
-            f"{ref}: file {rel} is {size} bytes, manifest says {meta['size']}: "
+            f"{ref}: file {rel} is {size} bytes, manifest says {meta.size}: "
             "the registry copy is corrupt or tampered; do not use it"
         )
     digest = digest or sha256_file(path)
-    if digest != meta["sha256"]:
+    if digest != meta.sha256:
         raise IntegrityError(
-            f"{ref}: file {rel} has sha256 {digest[:16]}..., manifest says {meta['sha256'][:16]}...: "
+            f"{ref}: file {rel} has sha256 {digest[:16]}..., manifest says {meta.sha256[:16]}...: "
             "the registry copy is corrupt or tampered; do not use it"
         )
 
 
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    stored = {k: v for k, v in manifest.items() if k != "annotations"}
+def _write_manifest(folder: Path, manifest: Manifest) -> None:
+    stored = manifest.to_dict(annotations=False)
     (folder / MANIFEST_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
 
 
 def _download(
-    reg: Registry, mv: ModelVersion, stored: dict[str, Any], raw: bytes, signature: bytes | None, target: Path
+    reg: Registry, mv: ModelVersion, stored: Manifest, raw: bytes, signature: bytes | None, target: Path
 ) -> Verified:
     """Download, verify files and signature in a fresh folder, then move it into place in one rename."""
-    files = stored["files"]
+    files = stored.files
     config = reg.policy.signing
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex}"
@@ -134,7 +140,7 @@ def _download(
                 ) from None
             _check(path, rel, meta, mv.ref, digest)
             st = path.stat()
-            recorded[rel] = [meta["sha256"], st.st_size, st.st_mtime_ns]
+            recorded[rel] = [meta.sha256, st.st_size, st.st_mtime_ns]
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / MANIFEST_FILE).write_bytes(raw)  # the signed bytes, exactly as stored
         verified = verify_folder(tmp, signature, config, mv.ref)
@@ -159,33 +165,35 @@ def _download(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_stored(reg: Registry, mv: ModelVersion) -> tuple[bytes, dict[str, Any], bytes | None]:
+def read_stored(reg: Registry, mv: ModelVersion) -> tuple[bytes, Manifest, bytes | None]:
     """The version's manifest (stored bytes and parsed) and signature, checked to name this version."""
     prefix = f"{mv.area}/{reg.name}/{mv.version}/"
     raw = reg.store.read(prefix + MANIFEST_FILE)
     if raw is None:
         raise NotFoundError(f"{mv.ref} has no manifest in {reg.uri}")
     try:
-        stored = json.loads(raw)
-        files = stored["files"]
-        if not isinstance(files, dict):
-            raise TypeError(files)
-    except (ValueError, KeyError, TypeError):
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            raise ValueError(data)
+        stored = Manifest.from_dict(data)
+    except ValueError:
         raise IntegrityError(f"{mv.ref}: its manifest is not a registry manifest; restore it") from None
-    for rel in files:  # each becomes a file of the version cache (and of --dest): none may leave it
+    except ManifestError as exc:
+        raise IntegrityError(f"{mv.ref}: its manifest is damaged ({exc}); restore it") from None
+    for rel in stored.files:  # each becomes a file of the version cache (and of --dest): none may leave it
         if (why := name_problem(rel)) is not None:
             raise IntegrityError(
                 f"{mv.ref}: its manifest lists a file {rel!r} that is not a safe relative name ({why}): "
                 "the registry copy is tampered; do not use it"
             )
-    if "model_file" in stored and stored["model_file"] not in files:
+    if stored.model_file and stored.model_file not in stored.files:
         raise IntegrityError(
-            f"{mv.ref}: its model file {stored['model_file']!r} is not among its listed files; do not use it"
+            f"{mv.ref}: its model file {stored.model_file!r} is not among its listed files; do not use it"
         )
-    if stored.get("name") != reg.name or stored.get("version") != mv.version:
+    if stored.name != reg.name or stored.version != mv.version:
         # A whole version (files, manifest, signature) copied over another one verifies by itself.
         raise IntegrityError(
-            f"{mv.ref}: its manifest names {stored.get('name')!r} version {stored.get('version')!r}: "
+            f"{mv.ref}: its manifest names {stored.name!r} version {stored.version!r}: "
             "another version was copied over it; do not use it"
         )
     return raw, stored, reg.store.read(prefix + SIGNATURE_FILE)
@@ -195,14 +203,14 @@ def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None, refresh: b
     """Fetch a registry version (verified, cached) and optionally copy it to dest."""
     raw, stored, signature = read_stored(reg, mv)
     folder = _cache_dir(reg, mv.version)
-    verified = None if refresh else _stamp_ok(folder, stored["files"], raw, signature, reg.policy.signing)
+    verified = None if refresh else _stamp_ok(folder, stored.files, raw, signature, reg.policy.signing)
     if verified is None:
         verified = _download(reg, mv, stored, raw, signature, folder).to_dict()
     manifest = reg.decorate(stored, mv.area, mv.version)
     if dest is not None:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        for rel in stored["files"]:
+        for rel in stored.files:
             target = safe_join(dest, rel, f"{mv.ref}: file")  # no symlink already in dest leads out
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(folder / rel, target)
@@ -210,8 +218,8 @@ def fetch_version(reg: Registry, mv: ModelVersion, dest: Path | None, refresh: b
         folder = dest
     from registry.chain import manifest_digest
 
-    digest = manifest_digest(stored["files"], raw)
-    return LocalModel(folder, folder / stored["model_file"], manifest, mv.version, verified, digest)
+    digest = manifest_digest(stored.files, raw)
+    return LocalModel(folder, folder / stored.model_file, manifest, mv.version, verified, digest)
 
 
 def verify_local(mv: ModelVersion, dest: Path | None, config: SigningConfig) -> LocalModel:
@@ -225,7 +233,7 @@ def verify_local(mv: ModelVersion, dest: Path | None, config: SigningConfig) -> 
             "use a signed registry version (e.g. production:current)"
         )
     manifest = mv.manifest
-    meta = manifest.get("files", {}).get(path.name)
+    meta = manifest.files.get(path.name)
     if meta:
         _check(path, path.name, meta, str(path))
     if dest is not None:
@@ -238,7 +246,7 @@ def verify_local(mv: ModelVersion, dest: Path | None, config: SigningConfig) -> 
 
 def read_verified(reg: Registry, mv: ModelVersion, rel: str) -> bytes:
     """The bytes of one file of a version, checked against the size and sha256 in its manifest."""
-    meta = mv.manifest.get("files", {}).get(rel)
+    meta = mv.manifest.files.get(rel)
     if meta is None:
         raise NotFoundError(f"{mv.ref} has no file {rel} (its manifest does not list it)")
     data = reg.store.read(f"{mv.area}/{reg.name}/{mv.version}/{rel}")
@@ -246,7 +254,7 @@ def read_verified(reg: Registry, mv: ModelVersion, rel: str) -> bytes:
         raise IntegrityError(
             f"{mv.ref}: file {rel} listed in the manifest is missing from {reg.uri}; restore it"
         )
-    if len(data) != meta["size"] or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+    if len(data) != meta.size or hashlib.sha256(data).hexdigest() != meta.sha256:
         raise IntegrityError(
             f"{mv.ref}: file {rel} does not match the sha256 and size in its manifest: "
             "the registry copy is corrupt or tampered; do not use it"

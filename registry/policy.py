@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.identity import SOURCE_OS, SOURCE_UNTRUSTED, Identity
 from registry.errors import PolicyError
+from registry.manifest import Manifest, TestRun, to_json
 from registry.signing import SigningConfig
 from registry.trust import TrustPolicy, policy_for
 
@@ -53,32 +54,35 @@ class Policy:
         return cls(settings.deploy.approvers, settings.deploy.approver_accounts, signing, trust)
 
 
-def latest_tests(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def latest_tests(manifest: Manifest) -> TestRun | None:
     """The most recent `tests` annotation of a version, or None when it was never tested."""
-    entries = (manifest.get("annotations") or {}).get("tests") or []
-    return entries[-1] if entries else None
+    return manifest.annotations.latest_tests
 
 
-def policy_failures(manifest: dict[str, Any]) -> list[str]:
+def policy_failures(manifest: Manifest) -> list[str]:
     """Every reason the version's evidence forbids promotion (empty: it allows it)."""
     reasons = []
-    gate = manifest.get("gate") or {}
-    if not gate:
+    gate = manifest.gate
+    if gate is None:
         reasons.append("no gate decision recorded (train or retrain it through the pipeline)")
-    elif not gate.get("passed"):
-        failed = "; ".join(gate.get("reasons") or []) or "no reason recorded"
+    elif not gate.passed:
+        failed = "; ".join(gate.reasons) or "no reason recorded"
         reasons.append(f"its gate did not pass ({failed})")
     tests = latest_tests(manifest)
-    ref = f"{manifest.get('area', 'testing')}:{manifest.get('version')}"
+    ref = manifest.ref
     if tests is None:
         reasons.append(f"it has no model test results (run: mlops test-model {ref})")
-    elif not tests.get("passed"):
-        s = tests.get("summary") or {}
+    elif not tests.passed:
+        s = tests.summary
         reasons.append(
-            f"its latest model tests failed ({s.get('failed', '?')} failed, {s.get('errors', '?')} errors, "
-            f"at {tests.get('at', '?')}; rerun: mlops test-model {ref})"
+            f"its latest model tests failed ({_count(s.failed)} failed, {_count(s.errors)} errors, "
+            f"at {tests.at or '?'}; rerun: mlops test-model {ref})"
         )
     return reasons
+
+
+def _count(n: int | None) -> str:
+    return "?" if n is None else str(n)
 
 
 def _accounts(pairs: tuple[str, ...]) -> dict[str, set[str]]:
@@ -134,30 +138,35 @@ def authorize(identity: Identity, claimed: str | None, policy: Policy, registry_
     return approver
 
 
-def evidence(manifest: dict[str, Any], approver: str) -> dict[str, Any]:
+def evidence(manifest: Manifest, approver: str) -> dict[str, Any]:
     """What the approver approved: metrics, gate, latest tests, dataset, code."""
-    metrics = manifest.get("metrics") or {}
-    summary: dict[str, Any] = {"accuracy": metrics.get("accuracy")}
-    if metrics.get("per_class"):
-        summary["recall"] = {c: m.get("recall") for c, m in metrics["per_class"].items()}
-    tests = latest_tests(manifest) or {}
-    gate = manifest.get("gate") or {}
+    metrics = manifest.metrics
+    summary: dict[str, Any] = {"accuracy": metrics.accuracy}
+    if metrics.per_class:
+        summary["recall"] = {c: m.recall for c, m in metrics.per_class.items()}
+    tests = latest_tests(manifest)
+    gate = manifest.gate
     return {
-        "name": manifest.get("name"),
-        "version": manifest.get("version"),
+        "name": manifest.name,
+        "version": manifest.version,
         "approved_by": approver,
         "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": summary,
-        "gate": {"passed": bool(gate.get("passed")), "reasons": gate.get("reasons", [])},
-        "tests": {k: tests.get(k) for k in ("passed", "suite", "summary", "junit", "at", "actor")},
-        "dataset": {k: (manifest.get("dataset") or {}).get(k) for k in ("uri", "fingerprint")},
-        "code": manifest.get("code"),
+        "gate": {"passed": manifest.gate_passed, "reasons": list(gate.reasons) if gate else []},
+        "tests": {
+            k: to_json(getattr(tests, k)) if tests else None
+            for k in ("passed", "suite", "summary", "junit", "at", "actor")
+        },
+        "dataset": {"uri": manifest.dataset.uri, "fingerprint": manifest.dataset.fingerprint},
+        "code": to_json(manifest.code),
     }
 
 
-def check_evidence(manifest: dict[str, Any]) -> None:
+def check_evidence(manifest: Manifest) -> None:
     """PolicyError listing every reason the version's gate and tests forbid promotion."""
     reasons = policy_failures(manifest)
     if reasons:
-        name = f"{manifest.get('name', 'model')} version {manifest.get('version', '?')}"
+        name = (
+            f"{manifest.name or 'model'} version {manifest.version if manifest.version is not None else '?'}"
+        )
         raise PolicyError(f"refusing to promote {name}: " + "; ".join(reasons))

@@ -8,20 +8,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from registry.manifest import Manifest
+
 ANNOTATION_KINDS = ("tests", "approvals", "deployments")  # always present in a shown manifest
 SUMMARY_KEY = "mlops-summary"  # object metadata on a manifest: what `registry list` shows
 
 
-def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
+def summarize(manifest: Manifest) -> dict[str, Any]:
     """The few manifest fields a listing shows."""
-    metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
-    gate = manifest.get("gate") if isinstance(manifest.get("gate"), dict) else {}
-    accuracy = metrics.get("accuracy")
     return {
-        "created_at": manifest.get("created_at"),
-        "registered_by": manifest.get("registered_by"),
-        "accuracy": accuracy if isinstance(accuracy, int | float) else None,
-        "gate_passed": gate.get("passed"),
+        "created_at": manifest.created_at,
+        "registered_by": manifest.registered_by,
+        "accuracy": manifest.metrics.accuracy,
+        "gate_passed": manifest.gate.passed if manifest.gate is not None else None,
     }
 
 
@@ -33,12 +32,12 @@ class ModelVersion:
     version: int
     area: str
     uri: str
-    _load: Callable[[], dict[str, Any]] = field(repr=False, default=dict)
+    _load: Callable[[], Manifest] = field(repr=False, default=Manifest)
     _summary: dict[str, Any] | None = field(repr=False, default=None)
 
     @cached_property
-    def manifest(self) -> dict[str, Any]:
-        """The manifest with `annotations` merged in (read on first use)."""
+    def manifest(self) -> Manifest:
+        """The typed manifest with its annotations merged in (read on first use)."""
         return self._load()
 
     @property
@@ -66,7 +65,7 @@ class LocalModel:
 
     dir: Path
     model_path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     version: int
     signature: dict[str, Any] | None = None  # what verification established: status and key_id
     digest: str | None = None  # the version's root digest (registry.attestations.version_digest)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from core.errors import CheckFailed, MlopsError
 from core.preprocessing import PreprocessSpec
 from core.settings import Settings
 from training.train import Log, log_stderr
+
+if TYPE_CHECKING:
+    from registry.manifest import Dataset as RecordedDataset
 
 PARENT_REFS = ("production:current", "testing:latest")
 
@@ -35,13 +39,10 @@ def _skipped(message: str, parent_info: dict, dataset: dict) -> dict:
     }  # fmt: skip
 
 
-def _same_revision(snapshot, parent_dataset: dict) -> bool:
+def _same_revision(snapshot, parent_dataset: RecordedDataset) -> bool:
     """Whether the snapshot is the very revision (commit, generations) the parent was trained on."""
-    old = parent_dataset.get("source") or {}
-    return bool(snapshot.revision) and (snapshot.kind, snapshot.revision) == (
-        old.get("kind"),
-        old.get("revision"),
-    )
+    old = parent_dataset.source
+    return bool(snapshot.revision) and (snapshot.kind, snapshot.revision) == (old.kind, old.revision)
 
 
 def _refuse(registry, snapshot, dataset, check, parent_info: dict, actor: str | None) -> CheckFailed:
@@ -94,8 +95,8 @@ def retrain_and_register(
     area = ref.split(":")[0]
     parent_info = {"ref": f"{area}:{parent.version}", "version": parent.version, "area": area}
     log(f"parent {parent_info['ref']} (from {ref})")
-    parent_dataset = manifest.get("dataset") or {}
-    old_fingerprint = str(parent_dataset.get("fingerprint") or "")
+    parent_dataset = manifest.dataset
+    old_fingerprint = parent_dataset.fingerprint or ""
     snapshot = resolve_logged(settings, data_uri, log)
     facts = {"uri": snapshot.uri, "revision": snapshot.revision}
     if _same_revision(snapshot, parent_dataset) and not force:
@@ -118,11 +119,13 @@ def retrain_and_register(
         return _skipped(message, parent_info, facts)
     # The parent's input shape wins: fine-tuning cannot change the image size. The new data is
     # described as the parent sees it.
-    spec = PreprocessSpec.from_dict(manifest["preprocessing"])
+    if manifest.preprocessing is None:
+        raise MlopsError(f"{parent_info['ref']} records no preprocessing; retrain a version that does")
+    spec = PreprocessSpec(manifest.preprocessing.image_size, manifest.preprocessing.channels)
     statistics, check = check_data(settings, dataset, spec, (parent_info["ref"], manifest), "retrain", log)
     if check.stopped:
         raise _refuse(registry, snapshot, dataset, check, parent_info, actor)
-    parent_rule = parent_dataset.get("split_rule")
+    parent_rule = parent_dataset.split_rule
     if parent_rule and parent_rule != split_rule(cfg.val_fraction, cfg.test_fraction):
         log(
             f"warning: split rule changed since {parent_info['ref']} ({parent_rule}); "
@@ -143,7 +146,7 @@ def retrain_and_register(
         **dataclasses.asdict(cfg),
         **spec.to_dict(),
         "mode": "retrain",
-        "architecture": manifest.get("params", {}).get("architecture", cfg.architecture),
+        "architecture": manifest.params.architecture or cfg.architecture,
         **distribution.params(cfg.batch_size),
     }
     return fit_and_register(

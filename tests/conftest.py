@@ -12,6 +12,7 @@ from gcs import fake_gcs  # noqa: F401  (session fixture: fake-gcs-server for an
 
 from core.settings import Settings, load_settings
 from mlops.cli import main
+from registry.manifest import TestRun
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +50,8 @@ def promote(jenkins_input):
         reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
     ) -> ModelVersion:
         version = reg.resolve(ref)
-        if tested and not version.manifest["annotations"]["tests"]:
-            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        if tested and not version.manifest.annotations.tests:
+            reg.annotate(version.ref, TestRun(passed=True, suite="fixture"), actor="ci")
         current = reg.pointer()["current"]
         return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
 

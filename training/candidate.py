@@ -18,6 +18,7 @@ from training.sources import Snapshot, resolve_source
 from training.split import split_dataset, split_rule, write_test_split
 
 if TYPE_CHECKING:
+    from registry.manifest import Manifest
     from training.distribute import Distribution
 
 MAX_SKIPPED_LINES = 20
@@ -85,7 +86,7 @@ def check_data(
     settings: Settings,
     dataset: Dataset,
     spec: PreprocessSpec,
-    reference: tuple[str, dict] | None,
+    reference: tuple[str, Manifest] | None,
     mode: str,
     log,
 ) -> tuple[dict[str, Any], DataCheck]:
@@ -102,7 +103,7 @@ def check_data(
     return statistics, check
 
 
-def production_reference(settings: Settings) -> tuple[str, dict] | None:
+def production_reference(settings: Settings) -> tuple[str, Manifest] | None:
     """("production:N", manifest) of the current production model, or None when production is empty."""
     from registry import NotFoundError, open_registry
 
@@ -181,11 +182,14 @@ def production_baseline(settings: Settings, prepared: Prepared, log) -> dict | N
     except NotFoundError:
         return None
     model = keras.models.load_model(local.model_path, compile=False)
-    spec = PreprocessSpec.from_dict(local.manifest["preprocessing"])
+    recorded = local.manifest.preprocessing
+    if recorded is None:
+        raise MlopsError(f"production:{local.version} records no preprocessing; it cannot be a baseline")
+    spec = PreprocessSpec(recorded.image_size, recorded.channels)
     test = prepared.splits["test"]
     metrics = evaluate_model(
         model,
-        local.manifest["classes"],
+        list(local.manifest.classes),
         [prepared.dataset.path_of(i) for i in test],
         [i.label for i in test],
         spec,
@@ -205,15 +209,16 @@ def _run_dir(settings: Settings, mode: str) -> Path:
 
 def build_manifest(
     settings: Settings, prepared: Prepared, params: dict, metrics: dict, gate: dict, parent: dict | None
-) -> dict:
-    """The training-side manifest fields (docs/manifest.md); the registry adds the rest."""
+) -> Manifest:
+    """The training-side manifest fields (docs/manifest.md), checked; the registry adds the rest."""
+    from registry.manifest import require_lineage
     from training.lineage import code_info, frameworks
 
     cfg, ds = settings.train, prepared.dataset
     source = ds.source.lineage() if ds.source else {"kind": "folder", "uri": ds.uri, "revision": None}
     if ds.source and ds.source.generations is not None:
         source["generations_file"] = GENERATIONS_FILE
-    return {
+    return require_lineage({
         "name": settings.registry.model_name,
         "model_file": "model.keras",
         "classes": list(ds.classes),
@@ -235,7 +240,7 @@ def build_manifest(
         "metrics": metrics,
         "gate": gate,
         "parent": parent,
-    }
+    })  # fmt: skip
 
 
 def finish_candidate(
@@ -252,6 +257,7 @@ def finish_candidate(
 ) -> dict:
     """Evaluate on the test split, gate, write report + files, register if the gate passes."""
     from registry import open_registry
+    from registry.manifest import Reference, load, to_json
     from training import gate as gating
     from training.evaluate import metrics_from_probabilities, predict_files
     from training.golden import write_golden
@@ -280,9 +286,10 @@ def finish_candidate(
     reference = build_reference_profile(
         model, prepared.dataset.classes, [prepared.dataset.path_of(i) for i in test], prepared.spec
     )
-    manifest["reference"] = write_reference_profile(folder, reference)
+    summary = write_reference_profile(folder, reference)
+    manifest = manifest.evolve(reference=load(Reference, summary, "manifest.reference"))
     report = write_report(folder, manifest, history)
-    (run / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    (run / "manifest.json").write_text(json.dumps(manifest.to_dict(annotations=False), indent=1) + "\n")
 
     log(f"gate {'passed' if decision['passed'] else 'FAILED'}:")
     for line in gating.describe(decision):
@@ -295,7 +302,7 @@ def finish_candidate(
         failed.summary = {  # type: ignore[attr-defined]
             "ref": None, "version": None, "metrics": metrics, "gate": decision,
             "report": str(report), "run_dir": str(run), "parent": parent,
-            "dataset": _dataset_facts(manifest), "validation": manifest["dataset"]["validation"],
+            "dataset": _dataset_facts(manifest), "validation": to_json(manifest.dataset.validation),
         }  # fmt: skip
         raise failed
     version = open_registry(settings).register(
@@ -310,15 +317,11 @@ def finish_candidate(
         "run_dir": str(run),
         "parent": parent,
         "dataset": _dataset_facts(manifest),
-        "validation": manifest["dataset"]["validation"],
+        "validation": to_json(manifest.dataset.validation),
     }
 
 
-def _dataset_facts(manifest: dict) -> dict:
+def _dataset_facts(manifest: Manifest) -> dict:
     """What the summary says about the data: where it came from, its revision and fingerprint."""
-    dataset = manifest["dataset"]
-    return {
-        "uri": dataset["uri"],
-        "revision": dataset["source"]["revision"],
-        "fingerprint": dataset["fingerprint"],
-    }
+    dataset = manifest.dataset
+    return {"uri": dataset.uri, "revision": dataset.source.revision, "fingerprint": dataset.fingerprint}

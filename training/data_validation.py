@@ -9,10 +9,13 @@ too), flag value skew (class balance, image size, channels, intensity or contras
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import ValidationSettings
 from training.data import Dataset
+
+if TYPE_CHECKING:
+    from registry.manifest import Manifest
 
 MODES = ("train", "retrain")
 MAX_LISTED_FILES = 5
@@ -140,7 +143,7 @@ def _value_skew(new: dict[str, Any], old: dict[str, Any], ref: str, cfg: Validat
 def validate(
     dataset: Dataset,
     statistics: dict[str, Any],
-    reference: tuple[str, dict[str, Any]] | None,
+    reference: tuple[str, Manifest] | None,
     cfg: ValidationSettings,
     mode: str,
 ) -> DataCheck:
@@ -161,15 +164,15 @@ def validate(
         )
         return check
     ref, manifest = reference
-    _schema(dataset, list(manifest.get("classes") or []), ref, mode, check)
-    old = (manifest.get("dataset") or {}).get("statistics")
-    if not isinstance(old, dict):
+    _schema(dataset, list(manifest.classes), ref, mode, check)
+    old = manifest.dataset.statistics
+    if old is None:
         check.notes.append(
             f"{ref} recorded no image statistics (trained before data validation): value-skew checks "
             "skipped; this version records them"
         )
-    elif list(dataset.classes) == list(manifest.get("classes") or []):
-        check.warnings += _value_skew(statistics, old, ref, cfg)
+    elif list(dataset.classes) == list(manifest.classes):
+        check.warnings += _value_skew(statistics, dict(old), ref, cfg)
     if mode == "retrain" and cfg.stop_on_value_skew and check.warnings:
         check.stops += [f"{m} (validation.stop_on_value_skew is on)" for m in check.warnings]
         check.warnings = []

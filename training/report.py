@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
 
 from core.templates import render
+from registry.manifest import Manifest, to_json
 
 
 def _confusion(metrics: dict, path: Path) -> None:
@@ -69,49 +70,48 @@ PLOTS = {
 }
 
 
-def report_context(manifest: dict) -> dict:
+def report_context(manifest: Manifest) -> dict:
     """What the report shows, as plain data for templates/report.html."""
-    metrics, gate = manifest["metrics"], manifest["gate"]
-    ds, code = manifest["dataset"], manifest["code"]
-    parent = manifest.get("parent")
-    source = ds.get("source") or {}
-    checks = ds.get("validation") or {}
-    reference = checks.get("reference")
+    metrics, gate = manifest.metrics, manifest.gate
+    assert gate is not None  # build_manifest required it
+    ds, code, parent = manifest.dataset, manifest.code, manifest.parent
+    source, checks = ds.source, ds.validation
+    reference = checks.reference if checks else None
     return {
-        "name": manifest["name"],
-        "mode": manifest["params"]["mode"],
-        "params": str(manifest["params"]),
-        "accuracy": metrics["accuracy"],
-        "n": metrics["n"],
-        "per_class": metrics["per_class"],
-        "gate": {"passed": gate["passed"], "criteria": gate["criteria"], "notes": gate.get("notes", [])},
+        "name": manifest.name,
+        "mode": manifest.params.mode,
+        "params": str(to_json(manifest.params)),
+        "accuracy": metrics.accuracy,
+        "n": metrics.n,
+        "per_class": to_json(metrics.per_class),
+        "gate": {"passed": gate.passed, "criteria": to_json(gate.criteria), "notes": list(gate.notes)},
         "dataset": {
-            "uri": ds["uri"],
-            "fingerprint": ds["fingerprint"][:16],
-            "split": str(ds["split"]),
-            "n_skipped": len(ds["skipped"]),
-            "skipped": ds["skipped"][:50],
+            "uri": ds.uri,
+            "fingerprint": str(ds.fingerprint)[:16],
+            "split": str(dict(ds.split)),
+            "n_skipped": len(ds.skipped),
+            "skipped": list(ds.skipped[:50]),
         },
         "source": {
-            "kind": str(source.get("kind", "folder")),
-            "where": str(source.get("repo") or source.get("uri") or ds["uri"]),
-            "revision": str(source.get("revision") or "none (a plain folder: the fingerprint names it)"),
-            "parents": source.get("parents") or [],
+            "kind": str(source.kind or "folder"),
+            "where": str(source.repo or source.uri or ds.uri),
+            "revision": str(source.revision or "none (a plain folder: the fingerprint names it)"),
+            "parents": list(source.parents or []),
         },
         "validation": {
             "basis": f"against {reference}'s training data" if reference else "no reference model",
-            "findings": [*checks.get("warnings", []), *checks.get("notes", [])],
+            "findings": [*checks.warnings, *checks.notes] if checks else [],
         },
-        "code": [str(code[k]) for k in ("commit", "repo", "build_url") if code.get(k)],
-        "parent": parent["ref"] if parent else None,
+        "code": [str(v) for v in (code.commit, code.repo, code.build_url) if v],
+        "parent": parent.ref if parent else None,
         "plots": PLOTS,
     }
 
 
-def write_report(folder: Path, manifest: dict, history: dict) -> Path:
+def write_report(folder: Path, manifest: Manifest, history: dict) -> Path:
     """Write plots/*.png and report.html into folder; returns the report path."""
     (folder / "plots").mkdir(parents=True, exist_ok=True)
-    metrics = manifest["metrics"]
+    metrics = to_json(manifest.metrics)
     _confusion(metrics, folder / PLOTS["confusion"])
     _curves(history, folder / PLOTS["curves"])
     _per_class(metrics, folder / PLOTS["per_class"])

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Any
 
 from core.settings import Settings
+from registry.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,9 @@ class Approval:
     state: str
 
 
-def approval(settings: Settings, manifest: dict[str, Any], stage: str) -> Approval:
+def approval(settings: Settings, manifest: Manifest, stage: str) -> Approval:
     """The command (and Jenkins link, when the version came from a Jenkins build) approving a version."""
-    ref = f"testing:{manifest['version']}"
+    ref = f"testing:{manifest.version}"
     command = " ".join(
         [
             "mlops",
@@ -41,9 +41,9 @@ def approval(settings: Settings, manifest: dict[str, Any], stage: str) -> Approv
             shlex.quote("metrics, report and model tests reviewed"),
         ]
     )
-    build_url = str((manifest.get("code") or {}).get("build_url") or "")
+    build_url = manifest.code.build_url or ""
     jenkins = f"{build_url.rstrip('/')}/input/" if build_url.startswith(("http://", "https://")) else None
-    gate = (manifest.get("gate") or {}).get("passed")
+    gate = manifest.gate.passed if manifest.gate else None
     if stage == "production (current)":
         state = f"{ref} is production:current already"
     elif gate is False:

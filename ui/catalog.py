@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry import ModelVersion, Registry
+from registry.manifest import Manifest
 from registry.version import summarize
 
 
@@ -55,15 +56,15 @@ def stage(pointer: dict[str, Any], version: int) -> str:
     return "was in production" if version in promoted else "testing"
 
 
-def signature_state(manifest: dict[str, Any]) -> str:
+def signature_state(manifest: Manifest) -> str:
     """What the manifest says about signing: 'unsigned' when it has no signature entry.
 
     `signed_by` is the key id the registry records when it signs a version (model.sig); every
     consumer (promote, test-model, deploy, the API) verifies it, the browser only shows it.
     """
-    if manifest.get("signed_by"):
-        return f"signed, key {str(manifest['signed_by'])[:16]}"
-    signature = manifest.get("signature")
+    if manifest.signed_by:
+        return f"signed, key {manifest.signed_by[:16]}"
+    signature = manifest.extra.get("signature")  # not a schema field: what older writers recorded
     if not signature:
         return "unsigned"
     if isinstance(signature, dict) and "verified" in signature:
@@ -76,9 +77,9 @@ class Catalog:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._manifests: dict[int, dict[str, Any]] = {}
+        self._manifests: dict[int, Manifest] = {}
 
-    def manifests(self, versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
+    def manifests(self, versions: list[ModelVersion]) -> dict[int, Manifest]:
         """Stored manifests (no annotations) by version number, read once per process."""
         missing = [v for v in versions if v.version not in self._manifests]
         for v, manifest in zip(missing, self.registry.manifests(missing), strict=True):
@@ -113,7 +114,7 @@ class Catalog:
         ]
         return Page(area, rows, number, pages, len(versions), pointer)
 
-    def version(self, number: int) -> tuple[ModelVersion, dict[str, Any]]:
+    def version(self, number: int) -> tuple[ModelVersion, Manifest]:
         """testing:N with its manifest (annotations included, read fresh) and the production pointer."""
         mv = self.registry.resolve(f"testing:{number}")
         return mv, mv.manifest

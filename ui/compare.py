@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.manifest import Manifest, to_json
+
 SPLIT_FILE = "test_split.json"
 
 
@@ -50,8 +52,9 @@ class Comparison:
     gate: dict[str, Any] = field(default_factory=dict)
 
 
-def _split_sha(manifest: dict[str, Any]) -> str | None:
-    return ((manifest.get("files") or {}).get(SPLIT_FILE) or {}).get("sha256")
+def _split_sha(manifest: Manifest) -> str | None:
+    entry = manifest.files.get(SPLIT_FILE)
+    return entry.sha256 if entry else None
 
 
 def _labels(metrics: dict[str, Any]) -> list[str]:
@@ -63,31 +66,34 @@ def _per_class(metrics: dict[str, Any], label: str) -> dict[str, float | None]:
     return {key: row.get(key) for key in ("precision", "recall", "f1", "support")}
 
 
-def compare(
-    candidate: dict[str, Any], production: dict[str, Any] | None, production_ref: str = ""
-) -> Comparison:
+def compare(candidate: Manifest, production: Manifest | None, production_ref: str = "") -> Comparison:
     """Side by side numbers for a candidate manifest and a production manifest (None: production empty)."""
-    gate = candidate.get("gate") or {}
-    own = Side(f"testing:{candidate['version']}", candidate["version"], candidate.get("metrics") or {}, "")
-    n = own.metrics.get("n")
+    gate = to_json(candidate.gate) if candidate.gate else {}
+    own = Side(f"testing:{candidate.version}", candidate.version, to_json(candidate.metrics), "")
+    n = candidate.metrics.n
     if production is None:
         return Comparison(own, None, False, "production is empty: the gate skipped the comparison", gate=gate)
-    baseline = gate.get("baseline") or {}
-    ref = production_ref or f"production:{production['version']}"
-    if baseline.get("version") == production["version"] and baseline.get("metrics"):
-        side = Side(ref, production["version"], baseline["metrics"], "evaluated by the gate on this split")
-        note = f"both evaluated on testing:{candidate['version']}'s test split ({n} images)"
+    baseline = candidate.gate.baseline if candidate.gate else None
+    ref = production_ref or f"production:{production.version}"
+    if baseline is not None and baseline.version == production.version and baseline.metrics is not None:
+        side = Side(ref, production.version, to_json(baseline.metrics), "evaluated by the gate on this split")
+        note = f"both evaluated on testing:{candidate.version}'s test split ({n} images)"
         same = True
     else:
-        side = Side(ref, production["version"], production.get("metrics") or {}, "its own manifest")
+        side = Side(ref, production.version, to_json(production.metrics), "its own manifest")
         same = _split_sha(candidate) is not None and _split_sha(candidate) == _split_sha(production)
         if same:
             note = f"the two versions were tested on the same test split ({SPLIT_FILE} identical)"
         else:
             note = (
                 "the test splits differ, so the production column is its own test split's result; "
-                f"the gate measured {baseline.get('ref') or 'no production version'} on this split"
-                + (f" at accuracy {baseline['accuracy']:.3f}" if baseline.get("accuracy") is not None else "")
+                f"the gate measured {(baseline.ref if baseline else None) or 'no production version'} "
+                "on this split"
+                + (
+                    f" at accuracy {baseline.accuracy:.3f}"
+                    if baseline and baseline.accuracy is not None
+                    else ""
+                )
             )
     labels = list(own.metrics.get("labels") or own.metrics.get("per_class") or [])
     labels += [

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from core.errors import MlopsError, UsageError
 from core.settings import Settings
 from registry import ModelVersion, NotFoundError, Registry
+from registry.manifest import to_json
 from registry.refs import AREAS
 from ui.approval import Approval, approval
 from ui.audit_log import AuditFilter, choices, select
@@ -71,19 +72,20 @@ def version(number: int) -> str:
     """One version: lineage, metrics, gate, report and plots, tests, approvals, deployments."""
     mv, manifest = catalog().version(number)
     where = stage(registry().pointer(), number)
-    annotations = manifest.get("annotations") or {}
+    annotations = manifest.annotations
     known = ("tests", "approvals", "deployments")
-    files = manifest.get("files") or {}
+    files = manifest.files
     return render_template(
         "version.html",
         mv=mv,
         m=manifest,
+        params=to_json(manifest.params),
         stage=where,
         annotations=annotations,
-        others={k: v for k, v in annotations.items() if k not in known and v},
+        others={k: v for k, v in to_json(annotations).items() if k not in known and v},
         plots=[rel for rel in files if _SHOWN.match(rel) and rel.startswith("plots/")],
         has_report="report.html" in files,
-        matrix=shaded_matrix(manifest.get("metrics") or {}),
+        matrix=shaded_matrix(to_json(manifest.metrics)),
         signature=signature_state(manifest),
         approve=approval(settings(), manifest, where),
         chain=_chain(mv),

@@ -6,13 +6,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from core import git_source
 from core.dicom import as_encoded_image
 from core.errors import MlopsError
 from core.gcs import storage_client
 from core.safe_paths import check_name, safe_join
+from registry.manifest import Manifest
 
 
 class SplitError(Exception):
@@ -46,16 +46,16 @@ def _reader(uri: str, cache_dir: Path | None, git_timeout_s: float):
 
 def load_test_split(
     version_dir: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     cache_dir: Path | None = None,
     git_timeout_s: float = git_source.DEFAULT_TIMEOUT_S,
 ) -> list[SplitImage]:
     """Every test image of the version, verified against the sha256 recorded at training time."""
     split_file = version_dir / "test_split.json"
     if not split_file.exists():
-        raise SplitError(f"{split_file.name} is missing from version {manifest.get('version')}")
+        raise SplitError(f"{split_file.name} is missing from version {manifest.version}")
     entries = json.loads(split_file.read_text())
-    uri = (manifest.get("dataset") or {}).get("uri")
+    uri = manifest.dataset.uri
     if not uri:
         raise SplitError("manifest has no dataset.uri to read the test split from")
     read = _reader(str(uri), cache_dir, git_timeout_s)

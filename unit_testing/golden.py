@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from training.golden import INDEX
 
 if TYPE_CHECKING:
     from registry import Registry
+    from registry.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -35,22 +36,22 @@ def own_golden(version_dir: Path, ref: str) -> list[GoldenExample] | None:
 
 
 def earlier_golden(
-    registry: Registry, manifest: dict[str, Any], count: int
+    registry: Registry, manifest: Manifest, count: int
 ) -> tuple[list[GoldenExample], list[str]]:
     """The examples of the `count` newest testing versions older than this one with the same classes.
 
     Returns them with a note for each earlier version passed over (other classes, none kept).
     """
-    version = manifest.get("version") or 0
-    classes = set(manifest.get("classes") or [])
+    version = manifest.version or 0
+    classes = set(manifest.classes)
     earlier = [v for v in registry.list("testing") if v.version < version][-count:] if count > 0 else []
     examples: list[GoldenExample] = []
     notes: list[str] = []
     for mv in earlier:
-        if set(mv.manifest.get("classes") or []) != classes:
+        if set(mv.manifest.classes) != classes:
             notes.append(f"{mv.ref} has other classes")
             continue
-        if INDEX not in (mv.manifest.get("files") or {}):
+        if INDEX not in mv.manifest.files:
             notes.append(f"{mv.ref} kept no golden examples")
             continue
         index = json.loads(registry.read_file(mv.ref, INDEX))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from core.settings import Settings, load_settings
+from registry.manifest import Manifest
 from unit_testing.data import SplitImage, load_test_split
 from unit_testing.serving import load_served_model
 
@@ -53,13 +54,14 @@ def local_model(model_ref: str, settings: Settings):
 
 
 @pytest.fixture(scope="session")
-def manifest(local_model) -> dict[str, Any]:
+def manifest(local_model) -> Manifest:
+    """The version's typed manifest (registry.manifest.Manifest)."""
     return local_model.manifest
 
 
 @pytest.fixture(scope="session")
-def classes(manifest: dict[str, Any]) -> list[str]:
-    return list(manifest["classes"])
+def classes(manifest: Manifest) -> list[str]:
+    return list(manifest.classes)
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,7 @@ def run_suite(
     """Run the suite (built-in, or the folder / git+URL@REV `suite` names) on a version; record the result."""
     from core.actor import default_actor
     from registry import IntegrityError, open_registry
+    from registry.manifest import TestRun, TestSummary, load
 
     reg = open_registry(settings)
     version = reg.resolve(ref)  # a bad ref fails here, in one line, before pytest starts
@@ -144,7 +145,7 @@ def run_suite(
         else ""
     )
     print(
-        f"model tests ({chosen.name}{at}): {manifest.get('name')} {pinned} → {junit_xml}",
+        f"model tests ({chosen.name}{at}): {manifest.name} {pinned} → {junit_xml}",
         file=sys.stderr,
         flush=True,
     )
@@ -177,23 +178,21 @@ def run_suite(
         parse_measurements(junit_xml), api_url, suite=chosen.record(),
     )  # fmt: skip
     if annotate and area != "local":
-        reg.annotate(
-            pinned,
-            "tests",
-            {
-                "passed": passed,
-                "suite": chosen.name,
-                "suite_source": chosen.record(),
-                "summary": summary,
-                "junit": result.junit,
-                "failures": failures,
+        run = TestRun(
+            passed=passed,
+            suite=chosen.name,
+            suite_source=chosen.record(),
+            summary=load(TestSummary, summary),
+            junit=result.junit,
+            failures=tuple(failures),
+            measurements=result.measurements,
+            extra={
                 "skipped": skipped,
-                "measurements": result.measurements,
                 "api_url": api_url,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
-            actor=actor or default_actor(),
         )
+        reg.annotate(pinned, run, actor=actor or default_actor())
         result.annotated = True
         _attest(reg, settings, fetched, chosen, result, served_candidate)
     return result

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from model_api.bundle import ModelBundle
+    from registry.manifest import Manifest
 
 
-def load_served_model(model_path: Path, manifest: dict[str, Any]) -> ModelBundle:
+def load_served_model(model_path: Path, manifest: Manifest) -> ModelBundle:
     """model_api's compiled, warmed ModelBundle: the suite tests the serving code, not a copy of it."""
     from model_api.bundle import load_bundle
 

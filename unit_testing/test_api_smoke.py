@@ -26,7 +26,7 @@ def test_alive_and_ready(api_url):
 def test_serves_the_version_under_test(api_url, manifest):
     info = requests.get(f"{api_url}/model", timeout=TIMEOUT_S).json()
     served = info.get("model", info)
-    assert (served.get("name"), served.get("version")) == (manifest["name"], manifest["version"])
+    assert (served.get("name"), served.get("version")) == (manifest.name, manifest.version)
 
 
 def test_predict_matches_local_prediction(api_url, served, sample, classes, manifest):
@@ -36,7 +36,7 @@ def test_predict_matches_local_prediction(api_url, served, sample, classes, mani
     body = response.json()
     assert set(body["probabilities"]) == set(classes)
     assert abs(sum(body["probabilities"].values()) - 1.0) < 1e-3
-    assert body["model"]["version"] == manifest["version"]
+    assert body["model"]["version"] == manifest.version
     assert body["label"] == classes[int(served.predict_encoded([img.data])[0].argmax())]
 
 

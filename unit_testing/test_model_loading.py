@@ -8,7 +8,8 @@ import numpy as np
 def test_manifest_describes_a_servable_model(manifest, classes):
     assert classes, "manifest has an empty class list"
     assert len(set(classes)) == len(classes), f"duplicate class names: {classes}"
-    assert manifest["preprocessing"]["channels"] in (1, 3), manifest["preprocessing"]
+    assert manifest.preprocessing is not None, "manifest has no preprocessing"
+    assert manifest.preprocessing.channels in (1, 3), manifest.preprocessing
 
 
 def test_model_input_matches_preprocessing(served, classes):

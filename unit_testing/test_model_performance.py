@@ -37,7 +37,7 @@ def test_every_class_recall_meets_floor(split_predictions, test_split, classes, 
 
 def test_serving_reproduces_recorded_accuracy(split_predictions, test_split, classes, manifest):
     """Serving preprocessing equals training's: the recorded accuracy is reproduced."""
-    recorded = (manifest.get("metrics") or {}).get("accuracy")
+    recorded = manifest.metrics.accuracy
     assert recorded is not None, "manifest has no metrics.accuracy"
     truth = _labels(test_split, classes)
     accuracy = float(np.mean(split_predictions.argmax(axis=1) == truth))

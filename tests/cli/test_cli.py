@@ -10,8 +10,8 @@ import pytest
 from mlops.cli import build_parser
 
 VERBS = [
-    "demo-data", "train", "retrain", "test-model", "registry", "promote", "approve", "keys", "monitor", "triggers",
-    "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job",
+    "demo-data", "train", "retrain", "test-model", "registry", "promote", "approve", "keys", "monitor",
+    "triggers", "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job",
 ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from core.processes import free_port, terminate, wait_ready
 from core.settings import load_settings
 from deploy import k8s
 from deploy.model import Model
+from registry.manifest import TestRun
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def servers(candidates, monkeypatch) -> Iterator[dict[int, str]]:  # noqa: F811
             assert why is None, why
         reg = registry.open_registry(load_settings())
         for ref in ("testing:2", "testing:3"):  # the promotion policy wants passing model tests
-            reg.annotate(ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+            reg.annotate(ref, TestRun(passed=True, suite="fixture"), actor="ci")
         yield urls
     finally:
         for process in started:

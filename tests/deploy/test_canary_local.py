@@ -17,11 +17,13 @@ import pytest
 import requests
 from canary_models import brightness_images, save_brightness_model
 from load import Load
+from manifests import lineage
 
 import registry
 from core.processes import free_port
 from core.settings import load_settings
 from deploy import local
+from registry.manifest import TestRun
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +41,12 @@ def candidates(settings, promote, tmp_path) -> None:
     """v1 promoted to production; v2..v5 the same model registered again (faults come at serve time)."""
     reg = registry.open_registry(settings)
     manifest = save_brightness_model(tmp_path / "brightness")
-    first = reg.register(tmp_path / "brightness", manifest, actor="test")
+    first = reg.register(tmp_path / "brightness", lineage(**manifest), actor="test")
     promote(reg, first.ref, actor="test", reason="canary baseline")
     for _ in range(4):
-        candidate = reg.register(tmp_path / "brightness", manifest, actor="test")
+        candidate = reg.register(tmp_path / "brightness", lineage(**manifest), actor="test")
         # Each would pass the promotion policy: only the canary's verdict keeps a faulty one out.
-        reg.annotate(candidate.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        reg.annotate(candidate.ref, TestRun(passed=True, suite="fixture"), actor="ci")
 
 
 @pytest.fixture
@@ -123,7 +125,7 @@ def test_faulty_candidates_are_pulled_and_a_healthy_one_promoted(cli, candidates
         events = _audit_canary_events()
         assert [e["decision"] for e in events] == ["pulled", "pulled", "pulled", "promoted"]
         manifest = registry.open_registry(load_settings()).resolve("testing:2").manifest
-        assert manifest["annotations"]["canary"][-1]["decision"] == "promoted"
+        assert manifest.annotations.canary[-1].decision == "promoted"
     finally:
         cli("deploy", "--target", "local", "--stop")
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 import registry
 from core.settings import load_settings
@@ -53,7 +54,7 @@ def promoted(settings, promote) -> int:
     src.mkdir()
     (src / "model.keras").write_bytes(b"not read by the stand-in server")
     manifest = {"model_file": "model.keras", "classes": ["covid", "normal"], "gate": {"passed": True}}
-    version = reg.register(src, manifest, actor="test")
+    version = reg.register(src, lineage(**manifest), actor="test")
     promote(reg, version.ref, actor="test", reason="deploy test")
     return version.version
 
@@ -74,8 +75,8 @@ def test_local_deploy_records_the_deployment(cli, local_api, promoted, settings)
     payload = json.loads(result.out)
     assert payload["ok"] and payload["model"]["version"] == promoted
     reg = open_registry(settings)
-    (entry,) = reg.resolve(f"production:{promoted}").manifest["annotations"]["deployments"]
-    assert entry["target"] == "local" and entry["result"] == "ok"
+    (entry,) = reg.resolve(f"production:{promoted}").manifest.annotations.deployments
+    assert entry.target == "local" and entry.result == "ok"
     assert cli("deploy", "--target", "local", "--stop").code == 0
 
 
@@ -87,7 +88,9 @@ def tampered(settings, promote, cli) -> registry.Registry:
     src = Path("signed-candidate")
     src.mkdir()
     (src / "model.keras").write_bytes(b"the approved model")
-    version = reg.register(src, {"model_file": "model.keras", "gate": {"passed": True}}, actor="ci")
+    version = reg.register(
+        src, lineage(**{"model_file": "model.keras", "gate": {"passed": True}}), actor="ci"
+    )
     promote(reg, version.ref)
     stored = json.loads(reg.store.read(f"production/{reg.name}/1/manifest.json"))
     stored["metrics"] = {"accuracy": 0.97}  # the manifest edited to look better

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from load import Load
+from manifests import lineage
 
 import registry
 from core.processes import free_port
@@ -42,7 +43,7 @@ def two_versions(settings, promote) -> list[int]:
             "preprocessing": {"image_size": 64, "channels": 1},
             "gate": {"passed": True},
         }
-        version = reg.register(folder, manifest, actor="test")
+        version = reg.register(folder, lineage(**manifest), actor="test")
         promote(reg, version.ref, actor="test", reason="deploy e2e")
         versions.append(version.version)
     return versions

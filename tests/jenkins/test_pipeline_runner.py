@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 from core.errors import MlopsError
 from mlops.pipeline import PipelineRun, Stage, _last_json, _Stop, registered_ref
@@ -97,7 +98,7 @@ def test_print_model_ref_names_production_else_the_latest_testing_version(cli, s
     src.mkdir()
     (src / "model.keras").write_bytes(b"not loaded")
     manifest = {"model_file": "model.keras", "classes": ["a", "b"], "gate": {"passed": True, "reasons": []}}
-    first = reg.register(src, manifest, actor="pytest")
+    first = reg.register(src, lineage(**manifest), actor="pytest")
     result = cli("pipeline", "tests", "--print-model-ref")
     assert (result.code, result.out) == (0, "testing:latest\n")
     promote(reg, first.ref, actor="pytest")

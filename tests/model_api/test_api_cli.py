@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from api_testlib import CLASSES, image_bytes
+from manifests import lineage
 
 from model_api.cli import gunicorn_command
 
@@ -65,7 +66,7 @@ def test_app_serves_a_registered_version_by_ref(model_dir, settings):
     source = Path("src")
     source.mkdir()
     shutil.copy(model_dir / "model.keras", source / "model.keras")
-    registered = open_registry(settings).register(source, manifest, actor="test")
+    registered = open_registry(settings).register(source, lineage(**manifest), actor="test")
     app = create_app({"MODEL_REF": "testing:latest"})
     client = app.test_client()
     assert client.get("/readyz").json["model"]["version"] == registered.version

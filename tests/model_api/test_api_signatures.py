@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 from registry import open_registry
 from registry.errors import IntegrityError, SignatureError
@@ -31,7 +32,7 @@ def signed(settings, model_dir: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     src = tmp_path / "src"
     src.mkdir()
     (src / "model.keras").write_bytes((model_dir / "model.keras").read_bytes())
-    reg.register(src, manifest, actor="ci")
+    reg.register(src, lineage(**manifest), actor="ci")
     return reg
 
 

@@ -12,6 +12,7 @@ from polling import wait_for
 
 from core.settings import load_settings
 from model_api.prediction_log import BatchWriter
+from registry.manifest import Reference
 from registry.monitoring_log import read_records
 from registry.store import open_store
 
@@ -203,13 +204,8 @@ def test_logging_off_writes_nothing_and_still_gives_request_ids(bundle, tmp_path
 def test_metrics_export_live_histograms_reference_gauges_and_log_counters(bundle, tmp_path):
     from model_api import create_app
 
-    manifest = {
-        **bundle.manifest,
-        "reference": {
-            "class_shares": dict(zip(CLASSES, (0.2, 0.5, 0.3), strict=True)),
-            "confidence_mean": 0.81,
-        },
-    }
+    reference = Reference(class_shares=dict(zip(CLASSES, (0.2, 0.5, 0.3), strict=True)), confidence_mean=0.81)
+    manifest = bundle.manifest.evolve(reference=reference)
     reference_bundle = type(bundle)(**{**bundle.__dict__, "manifest": manifest})
     store = open_store(f"file://{tmp_path / 'store'}")
     app = create_app({"TESTING": True, "MODEL_BUNDLE": reference_bundle, "MONITOR_STORE": store})

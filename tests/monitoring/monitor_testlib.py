@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from manifests import lineage
 
 from core.image_stats import HIST_BINS, build_profile, profile_to_json
 
@@ -67,7 +68,7 @@ def register_version(registry, tmp_path: Path, profile: dict[str, Any]) -> int:
         "preprocessing": {"image_size": 64, "channels": 1},
         "reference": {"file": "reference_profile.json", "split": "test", "n": profile["n"]},
     }
-    return registry.register(src, manifest, actor="tester").version
+    return registry.register(src, lineage(**manifest), actor="tester").version
 
 
 def records(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from manifests import lineage
 from monitor_testlib import CLASSES, records, reference_profile, register_version
 
 from registry import open_registry
@@ -56,8 +57,8 @@ def test_traffic_like_the_reference_passes_and_is_recorded(cli, settings, versio
     report = Path(summary["report"]).read_text()
     assert "PASSED" in report and report.count("data:image/png;base64,") >= 7
     registry = open_registry(settings)
-    (entry,) = registry.resolve("testing:1").manifest["annotations"]["monitoring"]
-    assert entry["passed"] is True and entry["records"] == 400 and entry["actor"]
+    (entry,) = registry.resolve("testing:1").manifest.annotations.monitoring
+    assert entry.passed is True and entry.records == 400 and entry.actor
     assert any(e["action"] == "annotate:monitoring" for e in registry.audit())
 
 
@@ -168,6 +169,8 @@ def test_a_version_without_a_reference_profile_is_a_clear_error(cli, settings, t
     src = tmp_path / "old"
     src.mkdir()
     (src / "model.keras").write_bytes(b"x")
-    open_registry(settings).register(src, {"model_file": "model.keras", "classes": CLASSES}, actor="t")
+    open_registry(settings).register(
+        src, lineage(**{"model_file": "model.keras", "classes": CLASSES}), actor="t"
+    )
     result = cli("monitor", "--model", "testing:1")
     assert result.code == 1 and "no reference profile" in result.err and "retrain" in result.err

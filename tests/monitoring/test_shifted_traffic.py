@@ -246,5 +246,6 @@ def test_feedback_with_wrong_labels_drops_live_accuracy_below_the_gate(deploymen
     assert "==> stage 1: retrain + gate + register" in done.stderr
     retrained = Registry.open(deployment.registry, "xray-classifier", cache_dir=deployment.folder / "c")
     manifest = retrained.resolve("testing:2").manifest
-    assert manifest["parent"]["version"] == 1 and manifest["dataset"]["uri"].endswith("unseen")
+    assert manifest.parent is not None and manifest.parent.version == 1
+    assert manifest.dataset.uri is not None and manifest.dataset.uri.endswith("unseen")
     RESULTS["feedback"]["retrain"] = {"pipeline_exit": retrain["exit_code"], "registered": "testing:2"}

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope
+from manifests import lineage
 
 from core.processes import free_port
 from registry import open_registry
+from registry.manifest import TestRun, load
 
 
 class Collector:
@@ -107,9 +109,9 @@ def make_version(settings, tmp_path: Path):
                 else ["accuracy 0.550 < threshold 0.800", "recall normal 0.2 < 0.6"],
             },
         }
-        version = reg.register(src, manifest, actor="pytest")
+        version = reg.register(src, lineage(**manifest), actor="pytest")
         if tests is not None:
-            reg.annotate(version.ref, "tests", tests, actor="pytest")
+            reg.annotate(version.ref, load(TestRun, tests), actor="pytest")
         return version.ref
 
     return make

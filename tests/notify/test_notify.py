@@ -13,6 +13,7 @@ from html_text import text as text_of
 from core.settings import load_settings
 from mlops.notify import build_message
 from registry import open_registry
+from registry.manifest import CanaryVerdict, Deployment, Manifest, load
 
 PASSED = {
     "passed": True,
@@ -158,7 +159,7 @@ def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(
     text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "tested"))))
     assert "mlops promote" not in text and "14 passed" in text
     open_registry(settings).annotate(
-        "production:current", "deployments", {"target": "local", "result": "ok"}, actor="pytest"
+        "production:current", Deployment(target="local", result="ok"), actor="pytest"
     )
     text, _ = _parts(_read(_outbox_file(cli("notify", "production:current", "--event", "deployed"))))
     assert "Deployed:       local: ok at " in text
@@ -186,7 +187,7 @@ def test_the_email_carries_the_canary_verdict_and_figures(cli, settings, make_ve
         "reasons": ["p99 latency 600 ms vs 50 ms on the baseline (x12.0 > x2)"],
         "figures": {"canary": {**side, "p99_latency_s": 0.6}, "baseline": side},
     }
-    open_registry(settings).annotate(ref, "canary", record, actor="pytest")
+    open_registry(settings).annotate(ref, load(CanaryVerdict, record), actor="pytest")
     text, html_part = _parts(_read(_outbox_file(cli("notify", ref))))
     assert "Canary:         PULLED (p99 latency 600 ms vs 50 ms" in text
     assert "canary 120 req, 0.0% errors, p99 0.6 s" in text and "baseline 120 req" in text
@@ -212,7 +213,8 @@ def test_the_html_part_has_the_facts_tables_and_escapes_outside_strings(tmp_path
         "annotations": {"tests": [{**FAILED, "failures": [EVIL]}]},
     }
     settings = load_settings(env={"MLOPS_HOME": str(tmp_path)})
-    html = build_message(manifest, "gate-failed", settings).get_body(("html",)).get_content()
+    typed = Manifest.from_dict(manifest)
+    html = build_message(typed, "gate-failed", settings).get_body(("html",)).get_content()
     doc = parse(html)
     assert find_all(doc, "script") == []
     assert text_of(find_all(doc, "h2")[0]) == "FAILED the gate"

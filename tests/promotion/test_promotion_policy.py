@@ -11,11 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 from core.identity import os_account
 from core.settings import Settings, load_settings
 from registry import ConflictError, Registry, open_registry
 from registry.errors import PolicyError
+from registry.manifest import TestRun, load
 
 PASSED_TESTS = {"passed": True, "suite": "unit_testing", "summary": {"passed": 12, "failed": 0, "errors": 0}}
 FAILED_TESTS = {"passed": False, "suite": "unit_testing", "summary": {"passed": 9, "failed": 3, "errors": 0}}
@@ -63,19 +65,17 @@ def make_version(uri, settings, tmp_path: Path):
         src.mkdir()
         # The policy reads the manifest only; the model file is opaque bytes to the registry.
         (src / "model.keras").write_bytes(f"model {count}".encode())
-        manifest = {
-            "model_file": "model.keras",
-            "classes": ["a", "b"],
-            "metrics": {"accuracy": 0.9 if gate_passed else 0.5, "per_class": {"a": {"recall": 0.9}}},
-            "gate": {
+        manifest = lineage(
+            ["a", "b"],
+            metrics={"accuracy": 0.9 if gate_passed else 0.5, "per_class": {"a": {"recall": 0.9}}},
+            gate={
                 "passed": gate_passed,
                 "reasons": [] if gate_passed else ["accuracy 0.500 < threshold 0.800"],
             },
-            "dataset": {"uri": "/data", "fingerprint": "abc"},
-        }
+        )
         version = reg.register(src, manifest, actor="pytest")
         for entry in tests:
-            reg.annotate(version.ref, "tests", entry, actor="pytest")
+            reg.annotate(version.ref, load(TestRun, entry), actor="pytest")
         return version.ref
 
     return make
@@ -107,7 +107,7 @@ def test_an_approved_gated_tested_version_is_promoted_with_the_approval_in_the_p
     assert (
         approval["evidence"]["tests"]["passed"] is True and approval["evidence"]["tests"]["actor"] == "pytest"
     )
-    assert promoted.manifest["annotations"]["approvals"][0]["approved_by"] == "product-owner"
+    assert promoted.manifest.annotations.approvals[0].approved_by == "product-owner"
     json.dumps(approval)
 
 
@@ -226,5 +226,5 @@ def test_promote_cli_records_who_approved(cli, settings, make_version, jenkins):
     result = cli("promote", ref)  # no claim: the authenticated submitter approves
     assert result.code == 0, result.err
     assert "approved by product-owner, authenticated as product-owner (jenkins-input)" in result.out
-    approvals = _reg(settings).resolve("production:current").manifest["annotations"]["approvals"]
-    assert approvals[-1]["evidence"]["tests"]["passed"] is True
+    approvals = _reg(settings).resolve("production:current").manifest.annotations.approvals
+    assert approvals[-1].evidence["tests"]["passed"] is True

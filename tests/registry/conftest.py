@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 from registry import Registry
 
@@ -47,12 +48,7 @@ def reg(registry_uri: str, tmp_path: Path) -> Registry:
 @pytest.fixture
 def manifest() -> dict:
     """What training hands the registry (the registry fills name, version, files...)."""
-    return {
-        "model_file": "model.keras",
-        "classes": ["normal", "covid"],
-        "metrics": {"accuracy": 0.9},
-        "gate": {"passed": True, "reasons": []},
-    }
+    return lineage()
 
 
 APPROVER = "product-owner"  # the default deploy.approvers

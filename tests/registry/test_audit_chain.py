@@ -12,6 +12,7 @@ import pytest
 from registry import Registry
 from registry.audit import GENESIS, body_hash
 from registry.errors import AuditChainError
+from registry.manifest import TestRun, TestSummary
 
 
 def _event_key(seq: int, model: str = "xray") -> str:
@@ -24,7 +25,7 @@ def history(reg: Registry, model_dir, manifest, promote) -> Registry:
     reg.register(model_dir(), manifest, actor="alice")
     promote(reg, "testing:1")
     reg.register(model_dir(), manifest, actor="alice")
-    reg.annotate("testing:2", "tests", {"passed": False, "summary": {"failed": 1}}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=False, summary=TestSummary(failed=1)), actor="ci")
     with pytest.raises(Exception, match="latest model tests failed"):
         reg.promote("testing:2", expected_production=1, actor="po")
     assert [e["action"] for e in reg.log.events()] == [
@@ -80,7 +81,7 @@ def test_an_object_written_around_the_chain_is_named(history):
 def test_promotion_verifies_the_chain_first_and_records_the_refusal(history, model_dir, manifest):
     history.store.delete(_event_key(2))
     history.register(model_dir(), manifest, actor="alice")
-    history.annotate("testing:3", "tests", {"passed": True}, actor="ci")
+    history.annotate("testing:3", TestRun(passed=True), actor="ci")
     with pytest.raises(AuditChainError, match="event 2 is missing"):
         history.promote("testing:3", expected_production=1, actor="po")
     assert history.pointer()["current"] == 1
@@ -111,7 +112,7 @@ def test_cli_verify_exit_codes(cli, settings, model_dir, manifest):
 
     reg = open_registry(settings)
     reg.register(model_dir(), manifest, actor="alice")
-    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True), actor="ci")
     ok = cli("registry", "audit", "--verify")
     assert ok.code == 0 and "intact, 2 events" in ok.out
     reg.store.delete(_event_key(1, reg.name))
@@ -132,7 +133,7 @@ def signed(signing_keys, registry_uri, tmp_path, model_dir, manifest, promote) -
     reg.register(model_dir(), manifest, actor="alice")
     promote(reg, "testing:1")
     reg.register(model_dir(), manifest, actor="alice")
-    reg.annotate("testing:2", "tests", {"passed": False, "summary": {"failed": 1}}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=False, summary=TestSummary(failed=1)), actor="ci")
     with pytest.raises(Exception, match="latest model tests failed"):
         reg.promote("testing:2", expected_production=1, actor="po")
     reg.register(model_dir(), manifest, actor="alice")
@@ -293,7 +294,7 @@ def test_a_log_from_before_checkpoints_is_signed_by_its_next_refusal(
 
 def test_promotion_refuses_a_forged_tail(signed, promote):
     _append_raw(signed, {"action": "rollback", "actor": "mallory", "model": "xray", "at": "x"})
-    signed.annotate("testing:3", "tests", {"passed": True}, actor="ci")
+    signed.annotate("testing:3", TestRun(passed=True), actor="ci")
     with pytest.raises(
         AuditChainError, match=r"event 8 \(rollback by mallory at x\) has no signed checkpoint: forged"
     ):

@@ -18,6 +18,7 @@ from registry import (
     Registry,
     RegistryError,
 )
+from registry.manifest import Deployment, TestRun
 
 
 def test_register_fills_manifest_and_lists(reg: Registry, model_dir, manifest):
@@ -27,13 +28,17 @@ def test_register_fills_manifest_and_lists(reg: Registry, model_dir, manifest):
     assert (v1.version, v2.version) == (1, 2)
     assert [v.version for v in reg.list()] == [1, 2]
     m = v1.manifest
-    assert (m["name"], m["version"], m["area"], m["model_file"]) == ("xray", 1, "testing", "model.keras")
-    assert m["classes"] == ["normal", "covid"]
-    assert set(m["files"]) == {"model.keras", "report.html", "plots/confusion.png"}
+    assert (m.name, m.version, m.area, m.model_file) == ("xray", 1, "testing", "model.keras")
+    assert m.schema_version == 2
+    assert m.classes == ("normal", "covid")
+    assert set(m.files) == {"model.keras", "report.html", "plots/confusion.png"}
     data = (src / "model.keras").read_bytes()
-    assert m["files"]["model.keras"] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    assert m["annotations"] == {"tests": [], "approvals": [], "deployments": []}
-    assert m["created_at"].endswith("Z")
+    assert (m.files["model.keras"].sha256, m.files["model.keras"].size) == (
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+    )
+    assert (m.annotations.tests, m.annotations.approvals, m.annotations.deployments) == ((), (), ())
+    assert m.created_at is not None and m.created_at.endswith("Z")
 
 
 def test_refs_resolve(promote, reg: Registry, model_dir, manifest):
@@ -84,7 +89,7 @@ def test_fetch_verifies_and_caches(promote, reg: Registry, model_dir, manifest, 
     promote(reg, "testing:1", actor="po")
     prod = reg.fetch("production:current", dest=tmp_path / "prod")
     written = json.loads((tmp_path / "prod" / "manifest.json").read_text())
-    assert (written["area"], written["version"], prod.manifest["area"]) == ("production", 1, "production")
+    assert (written["area"], written["version"], prod.manifest.area) == ("production", 1, "production")
 
 
 def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifest):
@@ -98,16 +103,16 @@ def test_fetch_refetches_a_tampered_cache_copy(reg: Registry, model_dir, manifes
 
 def test_annotations_are_shared_by_testing_and_production(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="a")
-    reg.annotate("testing:1", "tests", {"passed": True, "suite": "unit"}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True, suite="unit"), actor="ci")
     promote(reg, "testing:1", actor="po")
-    reg.annotate("production:current", "deployments", {"target": "local", "result": "ok"}, actor="cd")
-    notes = reg.resolve("testing:1").manifest["annotations"]
-    assert notes["tests"][0]["passed"] is True
-    assert notes["tests"][0]["actor"] == "ci"
-    assert notes["deployments"][0]["target"] == "local"
-    assert reg.resolve("production:1").manifest["annotations"] == notes
-    with pytest.raises(RegistryError, match="kind"):
-        reg.annotate("testing:1", "Bad Kind", {}, actor="x")
+    reg.annotate("production:current", Deployment(target="local", result="ok"), actor="cd")
+    notes = reg.resolve("testing:1").manifest.annotations
+    assert notes.tests[0].passed is True
+    assert notes.tests[0].actor == "ci"
+    assert notes.deployments[0].target == "local"
+    assert reg.resolve("production:1").manifest.annotations == notes
+    with pytest.raises(RegistryError, match="TestRun"):
+        reg.annotate("testing:1", {"passed": True}, actor="x")  # type: ignore[arg-type]  # a plain dict
 
 
 def test_promote_and_rollback(promote, reg: Registry, model_dir, manifest):
@@ -142,7 +147,7 @@ def test_promote_refuses_non_testing_refs_and_repeats(promote, reg: Registry, mo
 
 def test_audit_log_records_who_what_why(promote, reg: Registry, model_dir, manifest):
     reg.register(model_dir(), manifest, actor="alice", reason="nightly")
-    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True), actor="ci")
     promote(reg, "testing:1", actor="po", reason="looks good")
     reg.register(model_dir(), manifest, actor="alice")
     promote(reg, "testing:2", actor="po")
@@ -182,7 +187,7 @@ def _tamper(reg: Registry, key: str, data: bytes) -> None:
 def test_listing_summaries_match_manifests(promote, reg: Registry, model_dir, manifest, registry_uri):
     reg.register(model_dir(), {**manifest, "gate": {"passed": True}}, actor="ci")
     promote(reg, "testing:1", actor="po")
-    created = reg.resolve("testing:1").manifest["created_at"]
+    created = reg.resolve("testing:1").manifest.created_at
     expected = {"created_at": created, "registered_by": "ci", "accuracy": 0.9, "gate_passed": True}
     for area in ("testing", "production"):
         versions = reg.list(area)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry import ConflictError, IntegrityError, NotFoundError, Registry, RegistryError
+from registry.manifest import TestRun
 
 
 class Crash(Exception):
@@ -42,7 +43,7 @@ def test_two_promotions_racing_in_threads_exactly_one_wins(
     setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
     for v in range(1, 4):
         setup.register(model_dir(), manifest, actor="a")
-        setup.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+        setup.annotate(f"testing:{v}", TestRun(passed=True), actor="ci")
     promote(setup, "testing:1")
     barrier = threading.Barrier(2, timeout=30)
     results: dict[int, object] = {}
@@ -129,7 +130,7 @@ def test_two_promotions_racing_in_processes_exactly_one_wins(registry_uri, tmp_p
     setup = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
     for v in (1, 2):
         setup.register(model_dir(), manifest, actor="a")
-        setup.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+        setup.annotate(f"testing:{v}", TestRun(passed=True), actor="ci")
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     procs = [
@@ -182,7 +183,7 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
     reg.register(model_dir(b"new model"), manifest, actor="a")
     reg.register(model_dir(b"probe"), manifest, actor="a")
     promote(reg, "testing:1")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     steps = _steps_of(reg, lambda: promote(reg, "testing:3"))
     reg.rollback(actor="po")
     assert steps[-1] == "promote:pointer" and "promote:files" in steps
@@ -201,7 +202,7 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
                 "action": "promote", "version": 2, "actor": "po", "area": "production", "recovered": True,
             }  # fmt: skip
             assert recovered["approval"]["approved_by"] == "product-owner"
-            assert reg.resolve("production:2").manifest["annotations"]["approvals"][-1]["identity"] == {
+            assert reg.resolve("production:2").manifest.annotations.approvals[-1].identity == {
                 "name": "product-owner", "source": "jenkins-input",
             }  # fmt: skip
             reg.rollback(actor="po")
@@ -255,7 +256,7 @@ def test_a_real_process_crash_leaves_a_consistent_registry(
     reg.register(model_dir(b"v1"), manifest, actor="a")
     promote(reg, "testing:1")
     reg.register(model_dir(b"v2"), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     arg = str(model_dir(b"v3")) if step.startswith("register") else "2"
     proc = _worker(registry_uri, tmp_path / "cw", arg, tmp_path, step, "die", expected="1")
     proc.communicate(timeout=120)
@@ -293,7 +294,7 @@ def test_missing_file_is_refused(registry_uri, tmp_path, model_dir, manifest):
 
 
 @pytest.mark.gcs
-def test_wrong_bucket_is_a_clear_error(fake_gcs, tmp_path):
+def test_wrong_bucket_is_a_clear_error(fake_gcs, tmp_path, manifest):
     reg = Registry.open("gs://no-such-bucket-here", "xray", cache_dir=tmp_path / "c")
     with pytest.raises(NotFoundError, match="gs://no-such-bucket-here does not exist"):
         reg.list()
@@ -301,7 +302,7 @@ def test_wrong_bucket_is_a_clear_error(fake_gcs, tmp_path):
     src.mkdir()
     (src / "model.keras").write_bytes(b"m")
     with pytest.raises(NotFoundError, match="does not exist"):
-        reg.register(src, {}, actor="a")
+        reg.register(src, manifest, actor="a")  # a valid manifest: the bucket is what is wrong
 
 
 def test_missing_google_credentials_is_a_clear_error(monkeypatch, tmp_path):
@@ -362,7 +363,7 @@ def test_eight_concurrent_approvals_over_the_same_production_one_wins(
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "c0")
     for v in range(1, 10):
         reg.register(model_dir(), manifest, actor="a")
-        reg.annotate(f"testing:{v}", "tests", {"passed": True}, actor="ci")
+        reg.annotate(f"testing:{v}", TestRun(passed=True), actor="ci")
     promote(reg, "testing:1")
     go = tmp_path / "go"
     procs = [_approver(registry_uri, tmp_path / f"c{v}", v, go, 1) for v in range(2, 10)]
@@ -397,7 +398,7 @@ def test_kill_at_every_promote_step_never_promotes_without_the_approval(
     promote(reg, "testing:1")
     reg.register(model_dir(b"v2"), manifest, actor="a")
     reg.register(model_dir(b"probe"), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     steps = _steps_of(reg, lambda: promote(reg, "testing:3"))
     reg.rollback(actor="ops")
     promoted = 0
@@ -409,8 +410,8 @@ def test_kill_at_every_promote_step_never_promotes_without_the_approval(
         assert current.model_path.read_bytes() == (b"v2" if current.version == 2 else b"v1"), step
         if current.version == 2:
             promoted += 1
-            [approval] = reg.resolve("production:2").manifest["annotations"]["approvals"][-1:]
-            assert approval["approved_by"] == "product-owner", step
+            [approval] = reg.resolve("production:2").manifest.annotations.approvals[-1:]
+            assert approval.approved_by == "product-owner", step
             reg.rollback(actor="ops")
     print(f"\n[numbers] {registry_uri.split(':')[0]}: killed at {len(steps)} promote steps; "
           f"{promoted} took effect, each with its approval; 0 half-promoted")  # fmt: skip
@@ -449,7 +450,7 @@ def test_sigkill_at_random_moments_of_a_promotion(
     reg.register(model_dir(b"v1"), manifest, actor="a")
     promote(reg, "testing:1")
     reg.register(model_dir(b"v2" * 5000), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     rng = random.Random(13)
     tries = 16
     outcomes = {"before": 0, "promoted": 0, "finished": 0}
@@ -475,8 +476,8 @@ def test_sigkill_at_random_moments_of_a_promotion(
         proc.communicate(timeout=60)
         current = reg.fetch("production:current", refresh=True)
         if current.version == 2:
-            approvals = reg.resolve("production:2").manifest["annotations"]["approvals"]
-            assert approvals and approvals[-1]["approved_by"] == "product-owner"
+            approvals = reg.resolve("production:2").manifest.annotations.approvals
+            assert approvals and approvals[-1].approved_by == "product-owner"
             outcomes["finished" if proc.returncode == 0 else "promoted"] += 1
             reg.rollback(actor="ops")
         else:

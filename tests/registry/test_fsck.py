@@ -9,6 +9,7 @@ import pytest
 
 from registry import Registry, open_registry
 from registry.fsck import repair, scan
+from registry.manifest import TestRun
 
 
 class Crash(Exception):
@@ -37,7 +38,7 @@ def wrecked(registry_uri, tmp_path, model_dir, manifest, promote, signing_keys) 
     reg.register(model_dir(), manifest, actor="a")
     promote(reg, "testing:1")
     reg.register(model_dir(), manifest, actor="a")
-    reg.annotate("testing:2", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:2", TestRun(passed=True), actor="ci")
     _crash(reg, "register:files", lambda: reg.register(model_dir(), manifest, actor="a"))  # testing:3
     _crash(reg, "promote:manifest", lambda: reg.promote("testing:2", expected_production=1))
     reg.store.write("probes/xray/0123.json", b"{}")  # a pre-flight that could not delete its probe
@@ -98,7 +99,7 @@ def test_a_promotion_that_died_before_its_audit_event_is_appended_as_recovered(
 ):
     reg = Registry.open(registry_uri, "xray", cache_dir=tmp_path / "cache")
     reg.register(model_dir(), manifest, actor="a")
-    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True), actor="ci")
     _crash(reg, "promote:pointer", lambda: reg.promote("testing:1", expected_production=None, actor="po"))
     [finding] = scan(reg)
     assert (finding.kind, finding.what) == ("unlogged", "promote production:1")

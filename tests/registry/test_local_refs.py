@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 from registry import IntegrityError, NotFoundError, Registry, RegistryError
 
@@ -74,7 +75,7 @@ def test_register_needs_the_model_file(tmp_path: Path):
     (src / "report.html").write_text("x")
     reg = Registry.open(f"file://{tmp_path / 'reg'}", "xray")
     with pytest.raises(RegistryError, match=r"model file 'model\.keras' is missing"):
-        reg.register(src, {}, actor="a")
+        reg.register(src, lineage(), actor="a")
     assert not (tmp_path / "reg").exists()
 
 
@@ -84,7 +85,7 @@ def test_local_promotion_hard_links_instead_of_copying(tmp_path: Path, promote):
     (src / "model.keras").write_bytes(b"w" * 4096)
     root = tmp_path / "reg"
     reg = Registry.open(f"file://{root}", "xray", cache_dir=tmp_path / "c")
-    reg.register(src, {"gate": {"passed": True}}, actor="a")
+    reg.register(src, lineage(), actor="a")
     promote(reg, "testing:1")
     testing, production = root / "testing/xray/1/model.keras", root / "production/xray/1/model.keras"
     assert testing.stat().st_ino == production.stat().st_ino

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from registry import open_registry
+from registry.manifest import TestRun, TestSummary
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def filled(settings, model_dir, manifest):
     for acc in (0.81, 0.86, 0.9):
         gated = {**manifest, "metrics": {"accuracy": acc}, "gate": {"passed": True}}
         v = reg.register(model_dir(), gated, actor="ci")
-        reg.annotate(v.ref, "tests", {"passed": True, "suite": "model", "summary": {"failed": 0}}, actor="ci")
+        reg.annotate(v.ref, TestRun(passed=True, suite="model", summary=TestSummary(failed=0)), actor="ci")
     return reg
 
 
@@ -38,7 +39,7 @@ def test_list_table_and_json(cli, filled, promote):
 
 def test_show_marks_production_and_annotations(cli, filled, promote):
     promote(filled, "testing:1")
-    filled.annotate("testing:1", "tests", {"passed": True, "suite": "smoke"}, actor="ci")
+    filled.annotate("testing:1", TestRun(passed=True, suite="smoke"), actor="ci")
     data = json.loads(cli("registry", "show", "production:current", "--json").out)
     assert (data["ref"], data["production"]) == ("production:1", "current")
     assert [t["suite"] for t in data["manifest"]["annotations"]["tests"]] == ["model", "smoke"]
@@ -56,10 +57,10 @@ def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypat
         "promoted": "production:3", "from": "testing:3", "previous": None, "approved_by": "product-owner",
         "identity": {"name": "product-owner", "source": "jenkins-input"}, "signature": None,
     }  # fmt: skip
-    approvals = filled.resolve("testing:3").manifest["annotations"]["approvals"]
-    assert approvals[0]["approved_by"] == "product-owner"
-    assert approvals[0]["evidence"]["metrics"]["accuracy"] == 0.9
-    assert approvals[0]["evidence"]["tests"]["passed"] is True
+    approvals = filled.resolve("testing:3").manifest.annotations.approvals
+    assert approvals[0].approved_by == "product-owner"
+    assert approvals[0].evidence["metrics"]["accuracy"] == 0.9
+    assert approvals[0].evidence["tests"]["passed"] is True
     promote = next(e for e in filled.audit() if e["action"] == "promote")
     assert (promote["actor"], promote["reason"]) == ("jenkins-bob", "good")
 
@@ -90,14 +91,12 @@ def test_an_authenticated_non_approver_is_refused_and_logged(cli, filled, monkey
 
 
 def test_promote_refused_by_policy_exits_3_and_changes_nothing(cli, filled):
-    filled.annotate(
-        "testing:2", "tests", {"passed": False, "summary": {"failed": 2, "errors": 0}}, actor="ci"
-    )
+    filled.annotate("testing:2", TestRun(passed=False, summary=TestSummary(failed=2, errors=0)), actor="ci")
     result = cli("promote", "testing:2", "--approved-by", "product-owner")
     assert result.code == 3
     assert "refusing to promote" in result.err and len(result.err.strip().splitlines()) == 1
     assert filled.pointer()["current"] is None
-    assert filled.resolve("testing:2").manifest["annotations"]["approvals"] == []
+    assert filled.resolve("testing:2").manifest.annotations.approvals == ()
     refusal = filled.audit()[-1]
     assert (refusal["action"], refusal["attempted"], refusal["version"]) == ("refuse", "promote", 2)
     assert "latest model tests failed" in refusal["reason"]
@@ -165,7 +164,7 @@ def test_cli_against_gcs(cli, fake_gcs, model_dir, manifest, settings):
 
     reg = Registry.open(uri, "xray-classifier")
     reg.register(model_dir(), {**manifest, "gate": {"passed": True}}, actor="ci")
-    reg.annotate("testing:1", "tests", {"passed": True}, actor="ci")
+    reg.annotate("testing:1", TestRun(passed=True), actor="ci")
     assert cli("--registry", uri, "promote", "testing:1", "--approved-by", "product-owner").code == 0
     data = json.loads(cli("--registry", uri, "registry", "show", "production:current", "--json").out)
     assert data["uri"] == f"{uri}/production/xray-classifier/1"

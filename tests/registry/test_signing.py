@@ -43,7 +43,7 @@ def test_a_signed_version_carries_its_signature_and_verifies(
     reg = _open(registry_uri, tmp_path)
     version = reg.register(model_dir(), manifest, actor="a")
     key_id = public_key_id(public)
-    assert version.manifest["signed_by"] == key_id
+    assert version.manifest.signed_by == key_id
     assert reg.store.exists(f"testing/xray/1/{SIGNATURE_FILE}")
     assert reg.fetch("testing:1", refresh=True).signature == {"status": "signed", "key_id": key_id}
     assert reg.fetch("testing:1").signature == {"status": "signed", "key_id": key_id}  # from the cache
@@ -181,5 +181,5 @@ def test_keys_init_writes_a_pair_the_registry_uses_by_default(cli, settings, mod
     assert cli("keys", "init", "--if-missing").code == 0
     reg = open_registry(settings)
     version = reg.register(model_dir(), manifest, actor="a")
-    assert version.manifest["signed_by"] == public_key_id(settings.keys_dir / "signing-key.pub")
+    assert version.manifest.signed_by == public_key_id(settings.keys_dir / "signing-key.pub")
     assert reg.fetch("testing:1").signature["status"] == "signed"

@@ -19,6 +19,7 @@ from core.errors import MlopsError
 from core.settings import load_settings
 from registry import Registry, open_registry
 from registry.chain import attest, verify_chain
+from registry.manifest import TestRun
 from registry.policy import Policy
 from registry.signing import SIGNATURE_FILE
 
@@ -122,7 +123,7 @@ def test_approvers_from_settings_env_or_a_policy_object_do_not_count(trust, mode
         _reg().promote(bad.ref, expected_production=good, approved_by="mallory")
     # The Python API with a hand-made policy (no trust policy): the old checks let it through ...
     attacker = Registry(reg.store, "xray", reg.cache_dir, Policy(approvers=("mallory",)))
-    attacker.annotate(bad.ref, "tests", {"passed": True, "suite": "mine"}, actor="mallory")  # plain JSON
+    attacker.annotate(bad.ref, TestRun(passed=True, suite="mine"), actor="mallory")  # plain JSON
     attacker.promote(bad.ref, expected_production=good, approved_by="mallory")
     assert reg.pointer()["current"] == bad.version
     # ... but nothing serves it: deploy refuses, says why and records it.
@@ -190,7 +191,7 @@ def test_a_direct_pointer_write_is_refused_at_deploy(trust, model_dir, manifest)
     good = _good_version(reg, trust, model_dir, manifest)
     mv = reg.register(model_dir(), manifest, actor="ci")
     _tested(reg, mv.ref, trust.key("ci-tester"), passed=False)
-    for rel in [*reg.fetch(mv.ref).manifest["files"], "manifest.json", SIGNATURE_FILE]:
+    for rel in [*reg.fetch(mv.ref).manifest.files, "manifest.json", SIGNATURE_FILE]:
         reg.store.copy(f"testing/xray/{mv.version}/{rel}", f"production/xray/{mv.version}/{rel}")
     pointer = reg.pointer()
     entry = {

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 from trust_keys import make_trust
 
 from core.errors import MlopsError
@@ -54,7 +55,7 @@ def test_a_non_approver_account_cannot_get_its_version_served(shared, monkeypatc
     src = tmp_path / "run"
     src.mkdir()
     (src / "model.keras").write_bytes(os.urandom(256))
-    manifest = {"model_file": "model.keras", "classes": ["a", "b"], "gate": {"passed": True, "reasons": []}}
+    manifest = lineage(["a", "b"])
     good = reg.register(src, manifest, actor="ci")
     local = reg.fetch(good.ref)
     facts = {"passed": True, "summary": {"passed": 3}, "suite_digest": trust.suites[0], "with_api": True}

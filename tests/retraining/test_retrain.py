@@ -33,7 +33,7 @@ def test_retrain_records_parent_and_skips_unchanged_data(cli, demo, settings, mo
     assert result.code == 0, result.err
     summary = json.loads(result.out)
     assert summary["ref"] == "testing:2"
-    manifest = registry.resolve("testing:2").manifest
+    manifest = registry.resolve("testing:2").manifest.to_dict()
     assert manifest["parent"] == {"ref": "testing:1", "version": 1, "area": "testing"}
     assert manifest["params"]["mode"] == "retrain" and manifest["params"]["fine_tune_epochs"] == 1
     assert manifest["preprocessing"] == {"image_size": 32, "channels": 1}  # the parent's input shape

@@ -30,7 +30,7 @@ def test_retrain_follows_the_pushed_revision_and_refuses_bad_pushes(cli, tmp_pat
     trained = cli("train", "--data", at_main, "--image-size", "32", *FAST, *NO_GATE, "--json")
     assert trained.code == 0, trained.err
     registry = open_registry(settings)
-    source = registry.resolve("testing:1").manifest["dataset"]["source"]
+    source = registry.resolve("testing:1").manifest.to_dict()["dataset"]["source"]
     assert (source["kind"], source["revision"], source["requested"]) == ("git", first, "main")
 
     # The same revision again: nothing to learn, and nothing is even scanned.
@@ -52,7 +52,7 @@ def test_retrain_follows_the_pushed_revision_and_refuses_bad_pushes(cli, tmp_pat
     assert result.code == 0, result.err
     summary = json.loads(result.out)
     assert summary["ref"] == "testing:2" and summary["dataset"]["revision"] == new_images
-    manifest = registry.resolve("testing:2").manifest
+    manifest = registry.resolve("testing:2").manifest.to_dict()
     dataset = manifest["dataset"]
     assert dataset["uri"] == f"git+{bare.as_uri()}@{new_images}"
     assert dataset["source"]["parents"] == [readme] and dataset["source"]["repo"] == bare.as_uri()

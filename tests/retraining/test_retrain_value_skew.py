@@ -35,7 +35,7 @@ def test_drifted_intensity_trains_with_a_warning_everywhere_or_stops_when_asked(
     warnings = json.loads(result.out)["validation"]["warnings"]
     assert any(w.startswith("value skew: mean intensity") for w in warnings), warnings
     registry = open_registry(settings)
-    manifest = registry.resolve("testing:2").manifest
+    manifest = registry.resolve("testing:2").manifest.to_dict()
     assert manifest["dataset"]["validation"]["warnings"] == warnings
     assert manifest["dataset"]["validation"]["reference"] == "testing:1"
     report = (registry.fetch("testing:2").dir / "report.html").read_text()

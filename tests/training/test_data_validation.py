@@ -11,6 +11,7 @@ from PIL import Image
 
 from core.preprocessing import PreprocessSpec
 from core.settings import ValidationSettings
+from registry.manifest import Manifest
 from training.data import scan_folder
 from training.data_validation import validate
 from training.dataset_stats import describe_files, summarize
@@ -47,7 +48,7 @@ def reference_from(root: Path, ref: str = "production:4") -> tuple[str, dict]:
     """A reference version's manifest as training records it: classes and the dataset statistics."""
     dataset = scan_folder(root)
     statistics = summarize(dataset, CFG.stats_sample, SPEC)
-    return ref, {"classes": dataset.classes, "dataset": {"statistics": statistics}}
+    return ref, Manifest.from_dict({"classes": dataset.classes, "dataset": {"statistics": statistics}})
 
 
 def check(root: Path, reference, mode: str = "retrain", cfg: ValidationSettings = CFG):
@@ -165,7 +166,8 @@ def test_thresholds_come_from_the_settings(tmp_path):
 
 def test_a_reference_without_statistics_skips_value_checks_with_a_note(tmp_path):
     root = make_dataset(tmp_path / "d", {"a": 5, "b": 5}, level=200)
-    result = check(root, ("testing:1", {"classes": ["a", "b"], "dataset": {"fingerprint": "x"}}))
+    old = Manifest.from_dict({"classes": ["a", "b"], "dataset": {"fingerprint": "x"}})
+    result = check(root, ("testing:1", old))
     assert result.warnings == [] and result.stops == []
     assert "recorded no image statistics" in result.notes[0]
     assert "no reference model" in check(root, None).notes[0]

@@ -108,7 +108,7 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(demo60, single, tmp_path
     summary = json.loads(done.stdout)
     assert abs(summary["metrics"]["accuracy"] - single["metrics"]["accuracy"]) <= TOLERANCE
     (version,) = _versions(home)
-    params = version.manifest["params"]
+    params = version.manifest.to_dict()["params"]
     assert (params["strategy"], params["replicas"], params["workers"]) == ("mirrored", 2, 1)
     assert params["devices"] == ["CPU", "CPU"] and params["mixed_precision"] is False
     assert (params["global_batch_size"], params["per_replica_batch_size"]) == (32, 16)
@@ -139,7 +139,7 @@ def test_two_workers_on_loopback_register_exactly_one_version(snapshot60, single
     assert not list((home / "runs").iterdir())[1:]  # one run folder: the chief's
     assert abs(chief["metrics"]["accuracy"] - single["metrics"]["accuracy"]) <= TOLERANCE
     assert chief["dataset"]["fingerprint"] == single["dataset"]["fingerprint"]
-    params = version.manifest["params"]
+    params = version.manifest.to_dict()["params"]
     assert (params["strategy"], params["replicas"], params["workers"]) == ("multi-worker", 2, 2)
 
 

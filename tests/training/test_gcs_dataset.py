@@ -95,7 +95,7 @@ def test_train_from_gs_records_the_gs_uri(fake_gcs, cli, tmp_path, settings):
     )  # fmt: skip
     assert result.code == 0, result.err
     assert json.loads(result.out)["ref"] == "testing:1"
-    manifest = open_registry(settings).resolve("testing:1").manifest
+    manifest = open_registry(settings).resolve("testing:1").manifest.to_dict()
     assert manifest["dataset"]["uri"] == "gs://xray-data-2/demo"
     source = manifest["dataset"]["source"]
     assert source["kind"] == "gcs" and source["revision"].startswith("generations:")

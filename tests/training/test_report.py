@@ -6,6 +6,7 @@ import pytest
 from html_text import by_id, find_all, parse, table_rows, text
 
 from core.settings import GateSettings
+from registry.manifest import Manifest
 from training.evaluate import compute_metrics
 from training.gate import decide
 from training.report import write_report
@@ -38,7 +39,9 @@ def _manifest(labels: list[str], classes: list[str]) -> dict:
 
 def test_report_has_plots_gate_per_class_numbers_and_lineage(tmp_path):
     # truth a a b b, predicted a b b b: a has precision 1, recall 0.5; b precision 2/3, recall 1.
-    page = write_report(tmp_path, _manifest(["a", "a", "b", "b", "a", "b", "b", "b"], ["a", "b"]), HISTORY)
+    page = write_report(
+        tmp_path, Manifest.from_dict(_manifest(["a", "a", "b", "b", "a", "b", "b", "b"], ["a", "b"])), HISTORY
+    )
     page = page.read_text()
     doc = parse(page)
     for name in ("confusion_matrix", "training_curves", "per_class_metrics"):
@@ -82,7 +85,7 @@ def test_outside_strings_are_text_not_markup(tmp_path, where):
         manifest["dataset"]["skipped"] = [{"path": EVIL, "reason": EVIL}]
     if where == "note":
         manifest["gate"]["notes"] = [EVIL]
-    page = write_report(tmp_path, manifest, HISTORY).read_text()
+    page = write_report(tmp_path, Manifest.from_dict(manifest), HISTORY).read_text()
     assert find_all(parse(page), "script") == []
     if where == "class":
         assert table_rows(page, "per-class")[0][0] == EVIL

@@ -71,7 +71,7 @@ def test_a_snapshot_trains_exactly_like_its_source_folder(cli, demo, settings, t
     assert runs["snapshot"]["dataset"]["fingerprint"] == runs["folder"]["dataset"]["fingerprint"]
     # Same tensors, same order, same seed: the same model, not merely a close one.
     assert runs["snapshot"]["metrics"] == runs["folder"]["metrics"]
-    manifest = open_registry(settings).resolve("testing:2").manifest
+    manifest = open_registry(settings).resolve("testing:2").manifest.to_dict()
     assert manifest["dataset"]["source"]["format"] == "tfrecord-snapshot"
     assert manifest["dataset"]["source"]["snapshot_of"]["uri"] == str(demo.resolve())
     assert manifest["dataset"]["statistics"]["images"] == 90
@@ -116,5 +116,5 @@ def test_a_snapshot_on_gcs_trains_under_its_source_fingerprint(cli, demo, fake_g
     result = cli("train", "--data", "gs://xray-snapshots/demo/v1", "--epochs", "1", *FAST, *NO_GATE, "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["dataset"]["fingerprint"] == summary["fingerprint"]
-    source = open_registry(settings).resolve("testing:1").manifest["dataset"]["source"]
+    source = open_registry(settings).resolve("testing:1").manifest.to_dict()["dataset"]["source"]
     assert source["kind"] == "gcs" and source["format"] == "tfrecord-snapshot"

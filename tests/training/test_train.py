@@ -30,7 +30,7 @@ def test_one_epoch_smoke_run_registers_a_complete_version(cli, demo, settings):
 
     registry = open_registry(settings)
     local = registry.fetch("testing:1")
-    m = local.manifest
+    m = local.manifest.to_dict()  # the JSON form: the keys readers in other languages see
     ds = scan_folder(demo)
     assert m["classes"] == ["covid", "normal", "pneumonia"]
     assert m["preprocessing"] == {"image_size": 32, "channels": 1}

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from manifests import lineage
 from PIL import Image
 
 from registry import Registry
+from registry.manifest import Deployment, TestRun, TestSummary
 
 CLASSES = ["COVID", "Normal", "Viral Pneumonia"]
 SPLIT_A = [
@@ -109,10 +111,10 @@ def manifest(own: dict[str, Any], decision: dict[str, Any], build: int | None = 
     }
 
 
-def annotation_of_tests(passed: int, failed: int) -> dict[str, Any]:
+def annotation_of_tests(passed: int, failed: int) -> TestRun:
     """A `tests` annotation as `mlops test-model` records it."""
-    summary = {"passed": passed, "failed": failed, "errors": 0, "skipped": 0}
-    return {"passed": failed == 0, "suite": "unit_testing", "summary": summary, "junit": "reports/junit.xml"}
+    summary = TestSummary(passed=passed, failed=failed, errors=0, skipped=0)
+    return TestRun(passed=failed == 0, suite="unit_testing", summary=summary, junit="reports/junit.xml")
 
 
 def baseline(version: int, own: dict[str, Any]) -> dict[str, Any]:
@@ -136,18 +138,18 @@ def promote_now(reg: Registry, ref: str, actor: str, reason: str) -> None:
 def story(reg: Registry, tmp: Path) -> dict[str, int]:
     """Three versions: v1 promoted, v2 promoted then rolled back, v3 the tested candidate vs v1."""
     m1 = metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]])
-    v1 = reg.register(run_folder(tmp, 1, SPLIT_A), manifest(m1, gate(m1, None), 11), actor="jenkins").version
-    reg.annotate(f"testing:{v1}", "tests", annotation_of_tests(14, 0), actor="jenkins")
+    v1 = reg.register(
+        run_folder(tmp, 1, SPLIT_A), lineage(**manifest(m1, gate(m1, None), 11)), actor="jenkins"
+    ).version
+    reg.annotate(f"testing:{v1}", annotation_of_tests(14, 0), actor="jenkins")
     promote_now(reg, f"testing:{v1}", actor="alice", reason="first model")
-    approval = {"approved_by": "alice", "reason": "first model", "evidence": {}}
-    reg.annotate(f"production:{v1}", "approvals", approval, actor="alice")
-    deployment = {"target": "local", "result": "ok", "detail": "smoke passed"}
-    reg.annotate(f"production:{v1}", "deployments", deployment, actor="jenkins")
+    deployment = Deployment(target="local", result="ok", detail="smoke passed")
+    reg.annotate(f"production:{v1}", deployment, actor="jenkins")
 
     m2 = metrics([[5, 0, 0], [1, 4, 0], [0, 1, 3]])
     body = manifest(m2, gate(m2, baseline(v1, m1)), 12)
-    v2 = reg.register(run_folder(tmp, 2, SPLIT_A), body, actor="jenkins").version
-    reg.annotate(f"testing:{v2}", "tests", annotation_of_tests(14, 0), actor="jenkins")
+    v2 = reg.register(run_folder(tmp, 2, SPLIT_A), lineage(**body), actor="jenkins").version
+    reg.annotate(f"testing:{v2}", annotation_of_tests(14, 0), actor="jenkins")
     promote_now(reg, f"testing:{v2}", actor="alice", reason="better recall")
     reg.rollback(actor="bob", reason="smoke test failed")
 
@@ -155,8 +157,8 @@ def story(reg: Registry, tmp: Path) -> dict[str, int]:
     # split by the gate, with numbers different from its own manifest's.
     m3 = metrics([[5, 0, 0], [0, 5, 0], [3, 0, 2]])
     body = manifest(m3, gate(m3, baseline(v1, metrics([[4, 1, 0], [0, 5, 0], [1, 0, 4]]))), 13)
-    v3 = reg.register(run_folder(tmp, 3, SPLIT_B), body, actor="jenkins").version
-    reg.annotate(f"testing:{v3}", "tests", annotation_of_tests(12, 2), actor="jenkins")
+    v3 = reg.register(run_folder(tmp, 3, SPLIT_B), lineage(**body), actor="jenkins").version
+    reg.annotate(f"testing:{v3}", annotation_of_tests(12, 2), actor="jenkins")
     return {"v1": v1, "v2": v2, "v3": v3}
 
 
@@ -166,4 +168,4 @@ def many(reg: Registry, tmp: Path, count: int) -> None:
     folder = run_folder(tmp, 0, SPLIT_A)
     body = manifest(own, gate(own, None))
     for _ in range(count):
-        reg.register(folder, body, actor="bulk")
+        reg.register(folder, lineage(**body), actor="bulk")

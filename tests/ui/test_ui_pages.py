@@ -11,6 +11,7 @@ import pytest
 from html_text import by_id, find_all, table_rows, text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from manifests import lineage
 from registry_builder import (
     CLASSES,
     SPLIT_A,
@@ -51,13 +52,18 @@ def test_a_signature_in_the_manifest_is_shown(reg: Registry, tmp_path, make_clie
     own = metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]])
     own_manifest = manifest(own, gate(own, None))
     signed = {**own_manifest, "signature": {"bundle": "model.sig", "verified": True}}
-    reg.register(run_folder(tmp_path, 7, SPLIT_A), signed, actor="ci")
-    reg.register(run_folder(tmp_path, 8, SPLIT_A), {**signed, "signature": "model.sig"}, actor="ci")
+    reg.register(run_folder(tmp_path, 7, SPLIT_A), lineage(**signed), actor="ci")
     reg.register(
-        run_folder(tmp_path, 9, SPLIT_A), {**own_manifest, "signed_by": "7c63eedd1c20f990aa"}, actor="ci"
+        run_folder(tmp_path, 8, SPLIT_A), lineage(**{**signed, "signature": "model.sig"}), actor="ci"
+    )
+    reg.register(
+        run_folder(tmp_path, 9, SPLIT_A),
+        lineage(**{**own_manifest, "signed_by": "7c63eedd1c20f990aa"}),
+        actor="ci",
     )
     rows = table_rows(page(make_client(), "/"), "versions")
-    assert [r[5] for r in rows] == ["signed, key 7c63eedd1c20f990", "signed", "signed, verified"]
+    # signed_by is the registry's to fill when it signs: a caller's claim is not stored.
+    assert [r[5] for r in rows] == ["unsigned", "signed", "signed, verified"]
 
 
 def test_version_page_shows_the_evidence(client, versions):
@@ -72,7 +78,7 @@ def test_version_page_shows_the_evidence(client, versions):
                                              ["Viral Pneumonia", "1", "0", "3"]]  # fmt: skip
     assert [r[0] for r in table_rows(html, "criteria")][:2] == ["accuracy", "recall:COVID"]
     assert table_rows(html, "tests")[0][2] == "passed 14 tests"
-    assert "approved by alice (run by alice): first model" in text(by_id(html, "approvals"))
+    assert "approved by product-owner (run by alice): first model" in text(by_id(html, "approvals"))
     assert "local · ok · smoke passed" in text(by_id(html, "deployments"))
     plots = [img["attrs"]["src"] for img in find_all(by_id(html, "main"), "img")]
     assert plots == [f"/versions/{versions['v1']}/files/plots/confusion_matrix.png"]
@@ -127,7 +133,9 @@ def test_comparison_is_side_by_side_on_the_same_split(client, versions):
 def test_comparison_says_when_the_splits_differ(reg: Registry, tmp_path, make_client, versions):
     other_split = [{**row, "sha256": "e" * 64} for row in SPLIT_A[:5]]
     own = metrics([[2, 0, 0], [0, 2, 0], [0, 0, 1]])
-    v = reg.register(run_folder(tmp_path, 9, other_split), manifest(own, gate(own, None)), actor="ci").version
+    v = reg.register(
+        run_folder(tmp_path, 9, other_split), lineage(**manifest(own, gate(own, None))), actor="ci"
+    ).version
     html = page(make_client(), f"/compare?candidate={v}&production=production:2")
     note = text(by_id(html, "split-note"))
     assert "not the same split" in note and "the test splits differ" in note
@@ -136,7 +144,7 @@ def test_comparison_says_when_the_splits_differ(reg: Registry, tmp_path, make_cl
 
 def test_comparison_with_an_empty_production(reg: Registry, tmp_path, make_client):
     own = metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]])
-    reg.register(run_folder(tmp_path, 1, SPLIT_A), manifest(own, gate(own, None)), actor="ci")
+    reg.register(run_folder(tmp_path, 1, SPLIT_A), lineage(**manifest(own, gate(own, None))), actor="ci")
     html = page(make_client(), "/compare")
     assert "production is empty" in text(by_id(html, "split-note"))
     assert table_rows(html, "headline")[0] == ["Accuracy", "0.857", "-", "-"]
@@ -153,8 +161,8 @@ def test_the_approve_command_is_exact(client, reg: Registry, tmp_path, cli, vers
 
     own = metrics([[5, 0, 0], [0, 5, 0], [0, 0, 4]])
     body = manifest(own, gate(own, baseline(versions["v1"], metrics([[4, 1, 0], [0, 5, 0], [1, 0, 3]]))))
-    v4 = reg.register(run_folder(tmp_path, 4, SPLIT_A), body, actor="ci").version
-    reg.annotate(f"testing:{v4}", "tests", annotation_of_tests(14, 0), actor="ci")
+    v4 = reg.register(run_folder(tmp_path, 4, SPLIT_A), lineage(**body), actor="ci").version
+    reg.annotate(f"testing:{v4}", annotation_of_tests(14, 0), actor="ci")
     html = page(client, f"/versions/{v4}")
     assert "approve-jenkins" not in html  # not built by Jenkins: no input step to link to
     command = shlex.split(text(by_id(html, "approve-command")).replace("YOUR-NAME", "product-owner"))
@@ -165,7 +173,7 @@ def test_the_approve_command_is_exact(client, reg: Registry, tmp_path, cli, vers
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("actor=alice", {("alice", "promote"), ("alice", "annotate:approvals")}),
+        ("actor=alice", {("alice", "promote")}),
         ("action=rollback", {("bob", "rollback")}),
         ("version=2&action=promote", {("alice", "promote")}),
     ],

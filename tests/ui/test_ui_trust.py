@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from manifests import lineage
 from trust_keys import SUITE, make_trust
 
 from core.settings import load_settings
@@ -21,7 +22,7 @@ def test_the_version_page_shows_who_signed_each_link(tmp_path: Path, monkeypatch
     src = tmp_path / "run"
     src.mkdir()
     (src / "model.keras").write_bytes(os.urandom(512))
-    manifest = {"model_file": "model.keras", "classes": ["a", "b"], "gate": {"passed": True, "reasons": []}}
+    manifest = lineage(["a", "b"])
     tested = reg.register(src, manifest, actor="ci")
     untested = reg.register(src, manifest, actor="ci")
     local = reg.fetch(tested.ref)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from manifests import lineage
 
 CLASSES = ["dark", "medium", "bright"]
 CENTRES = [0.2, 0.5, 0.8]
@@ -131,7 +132,9 @@ def register_tiny(settings, tiny_versions: dict[str, Path]):
     def run(kind: str = "good") -> str:
         folder = tiny_versions[kind]
         manifest = json.loads((folder.parent / f"{folder.name}.manifest.json").read_text())
-        version = open_registry(settings).register(folder, manifest, actor="pytest", reason="test fixture")
-        return f"testing:{version.manifest['version']}"
+        version = open_registry(settings).register(
+            folder, lineage(**manifest), actor="pytest", reason="test fixture"
+        )
+        return f"testing:{version.manifest.version}"
 
     return run

@@ -10,6 +10,7 @@ import pytest
 
 from core.settings import load_settings, settings_env
 from registry import open_registry
+from registry.manifest import to_json
 from registry.policy import evidence, policy_failures
 from unit_testing.runner import parse_junit
 
@@ -34,11 +35,11 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
         settings.runs_dir.resolve()
     )
 
-    tests = open_registry(settings).resolve(ref).manifest["annotations"]["tests"]
-    assert tests[-1]["passed"] is True and tests[-1]["summary"] == report["summary"]
+    tests = open_registry(settings).resolve(ref).manifest.annotations.tests
+    assert tests[-1].passed is True and to_json(tests[-1].summary) == report["summary"]
     assert report["measurements"]["accuracy"] == 1.0
     assert 0 < report["measurements"]["latency_median_ms"] <= settings.model_tests.latency_budget_ms
-    assert tests[-1]["measurements"] == report["measurements"]
+    assert tests[-1].measurements == report["measurements"]
     # The policy's evidence now allows promotion, and the approval would carry the test results.
     manifest = open_registry(settings).resolve(ref).manifest
     assert policy_failures(manifest) == []
@@ -62,9 +63,9 @@ def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings
     assert "test_earlier_versions_golden_examples_keep_their_labels" in failed
     assert "test_own_golden_examples_keep_their_labels" not in failed  # it kept only what it got right
     assert summary["failed"] >= 2
-    tests = open_registry(settings).resolve(ref).manifest["annotations"]["tests"]
-    assert tests[-1]["passed"] is False and tests[-1]["junit"] == str(junit.resolve())
-    assert tests[-1]["actor"] == "jenkins-bot"
+    tests = open_registry(settings).resolve(ref).manifest.annotations.tests
+    assert tests[-1].passed is False and tests[-1].junit == str(junit.resolve())
+    assert tests[-1].actor == "jenkins-bot"
 
 
 def test_unknown_ref_is_a_one_line_error(cli, register_tiny):

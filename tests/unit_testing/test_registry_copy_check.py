@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from manifests import lineage
 
 from registry import open_registry
 
@@ -17,7 +18,7 @@ def tampered(cli, settings, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "model.keras").write_bytes(b"the tested model")
-    reg.register(src, {"model_file": "model.keras", "gate": {"passed": True}}, actor="ci")
+    reg.register(src, lineage(**{"model_file": "model.keras", "gate": {"passed": True}}), actor="ci")
     reg.fetch("testing:1")  # the cache holds the good copy
     reg.store.write(f"testing/{reg.name}/1/model.keras", b"an evil model!!!")  # same size, other bytes
     return reg
@@ -33,6 +34,6 @@ def test_a_tampered_registry_copy_stops_test_model_before_the_suite(cli, tampere
         line,
     )
     assert "collected" not in result.err + result.out  # pytest never started
-    assert tampered.resolve("testing:1").manifest["annotations"]["tests"] == []
+    assert tampered.resolve("testing:1").manifest.annotations.tests == ()
     refusal = tampered.audit()[-1]
     assert (refusal["action"], refusal["attempted"], refusal["actor"]) == ("refuse", "test-model", "jenkins")

@@ -36,9 +36,9 @@ def test_a_suite_from_its_own_repository_runs_and_its_commit_is_recorded(
     report = json.loads(result.out)
     assert report["summary"] == {"passed": 1, "failed": 0, "errors": 0, "skipped": 0}  # only that suite ran
     assert report["suite"]["revision"] == first
-    recorded = open_registry(settings).resolve(ref).manifest["annotations"]["tests"][-1]
-    assert recorded["suite"] == f"git+{bare.as_uri()}@{first}"
-    assert recorded["suite_source"] == {
+    recorded = open_registry(settings).resolve(ref).manifest.annotations.tests[-1]
+    assert recorded.suite == f"git+{bare.as_uri()}@{first}"
+    assert recorded.suite_source == {
         "kind": "git", "uri": f"git+{bare.as_uri()}@{first}", "revision": first, "dirty": None,
     }  # fmt: skip
 
@@ -48,9 +48,10 @@ def test_a_suite_from_its_own_repository_runs_and_its_commit_is_recorded(
     failed = cli("test-model", ref, "--suite", f"git+{bare.as_uri()}@main")
     assert failed.code == 3
     assert f"at commit {second}" in failed.out
-    recorded = open_registry(settings).resolve(ref).manifest["annotations"]["tests"][-1]
-    assert recorded["passed"] is False and recorded["suite_source"]["revision"] == second
-    assert "test_the_model_knows_four_classes" in " ".join(recorded["failures"])
+    recorded = open_registry(settings).resolve(ref).manifest.annotations.tests[-1]
+    assert recorded.passed is False and recorded.suite_source is not None
+    assert recorded.suite_source["revision"] == second
+    assert "test_the_model_knows_four_classes" in " ".join(recorded.failures)
 
 
 @pytest.mark.slow

@@ -1,0 +1,593 @@
+"""The manifest of a version as typed, frozen parts (docs/manifest.md), parsed from and written to JSON.
+
+Every part is a frozen dataclass whose attribute names are the JSON keys, so the file stays what
+readers in other languages know. Parsing checks each value's type and names the field it rejects
+(`manifest.metrics.accuracy: expected a number, got 'x'`). Keys a part does not know are kept in its
+`extra` mapping and written back unchanged: a stored manifest is signed and immutable, so a version
+written by a newer (or older) writer must still load and round-trip instead of becoming unreadable.
+
+Schema 1 is what registries wrote before `schema_version` existed; `migrate` lifts it to schema 2 in
+memory (the stored, signed bytes are never rewritten). `Registry.register` writes schema 2 and refuses
+a manifest without its lineage (`require_lineage`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, TypeVar, Union
+
+from registry.errors import RegistryError
+
+SCHEMA_VERSION = 2  # what this code writes; schema 1 (no `schema_version` key) still loads
+ROOT = "manifest"
+
+T = TypeVar("T")
+
+
+class ManifestError(RegistryError):
+    """A manifest field has the wrong type, or a field registration needs is missing."""
+
+
+def _empty() -> Mapping[str, Any]:
+    return {}
+
+
+# -- the parts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a version: its sha256 and size, checked on every fetch."""
+
+    sha256: str
+    size: int
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the model expects (core.preprocessing.PreprocessSpec as stored)."""
+
+    image_size: int
+    channels: int
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Code:
+    """The code that trained the version (git and Jenkins environment)."""
+
+    commit: str | None = None
+    repo: str | None = None
+    build_url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where the dataset came from and at which revision (git adds repo, commit, requested...)."""
+
+    kind: str | None = None
+    uri: str | None = None
+    given: str | None = None
+    revision: str | None = None
+    requested: str | None = None
+    repo: str | None = None
+    parents: tuple[str, ...] = ()
+    generations_file: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Data validation against the reference model's training data (training.data_validation)."""
+
+    reference: str | None = None
+    passed: bool = True
+    stops: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The dataset a version was trained on: where, which content, how it was split."""
+
+    uri: str | None = None
+    source: DatasetSource = field(default_factory=DatasetSource)
+    fingerprint: str | None = None
+    class_counts: Mapping[str, int] = field(default_factory=_empty)
+    split: Mapping[str, int] = field(default_factory=_empty)
+    split_rule: Mapping[str, Any] | None = None
+    skipped: tuple[Any, ...] = ()
+    statistics: Mapping[str, Any] | None = None  # training.dataset_stats: the next dataset's yardstick
+    validation: Validation | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Training parameters actually used; the ones readers branch on are typed, the rest kept as given."""
+
+    mode: str | None = None
+    architecture: str | None = None
+    strategy: str | None = None
+    replicas: int | None = None
+    workers: int | None = None
+    devices: tuple[str, ...] = ()
+    mixed_precision: bool | None = None
+    global_batch_size: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """One class's scores on the test split."""
+
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    support: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Scores on the test split."""
+
+    accuracy: float | None = None
+    n: int | None = None
+    per_class: Mapping[str, ClassMetrics] = field(default_factory=_empty)
+    confusion_matrix: tuple[tuple[int, ...], ...] = ()
+    labels: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One gate criterion and how the version did on it."""
+
+    name: str
+    passed: bool
+    value: Any = None
+    threshold: Any = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Production's scores on this version's test split (what the gate compared with)."""
+
+    ref: str | None = None
+    version: int | None = None
+    accuracy: float | None = None
+    metrics: Metrics | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate's decision with every reason and criterion."""
+
+    passed: bool
+    reasons: tuple[str, ...] = ()
+    criteria: tuple[Criterion, ...] = ()
+    notes: tuple[str, ...] = ()
+    baseline: Baseline | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The version a retrained model was fine-tuned from."""
+
+    ref: str | None = None
+    version: int | None = None
+    area: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Summary of the reference profile monitoring compares live traffic with."""
+
+    file: str = "reference_profile.json"
+    split: str | None = None
+    n: int | None = None
+    class_shares: Mapping[str, float] = field(default_factory=_empty)
+    confidence_mean: float | None = None
+    intensity_mean: float | None = None
+    formats: Mapping[str, float] = field(default_factory=_empty)
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+# -- annotations: appended after registration, each through its typed constructor ----------------
+
+
+@dataclass(frozen=True)
+class TestSummary:
+    """Counts of a model test run."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+    passed: int | None = None
+    failed: int | None = None
+    errors: int | None = None
+    skipped: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """A model test suite run against the version (`mlops test-model`)."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+    KIND: ClassVar[str] = "tests"
+    passed: bool
+    suite: str | None = None
+    suite_source: Mapping[str, Any] | None = None
+    summary: TestSummary = field(default_factory=TestSummary)
+    junit: str | None = None
+    failures: tuple[Any, ...] = ()
+    measurements: Mapping[str, Any] = field(default_factory=_empty)
+    at: str | None = None  # the registry stamps at and actor when it stores the entry
+    actor: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval, written by `Registry.promote` in the production pointer's compare-and-swap."""
+
+    KIND: ClassVar[str] = "approvals"
+    approved_by: str | None = None
+    identity: Mapping[str, Any] | None = None
+    claimed_by: str | None = None
+    expected_production: int | None = None
+    reason: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=_empty)
+    at: str | None = None
+    actor: str | None = None
+    id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A rollout of the version and its result."""
+
+    KIND: ClassVar[str] = "deployments"
+    target: str
+    result: str
+    detail: Any = None
+    at: str | None = None
+    actor: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class MonitoringVerdict:
+    """`mlops monitor`'s verdict on the version's live traffic."""
+
+    KIND: ClassVar[str] = "monitoring"
+    passed: bool | None = None
+    alerts: tuple[Any, ...] = ()
+    drifted: tuple[Any, ...] = ()
+    window: Any = None
+    records: int | None = None
+    accuracy: Mapping[str, Any] | None = None
+    thresholds: Mapping[str, Any] | None = None
+    report: str | None = None
+    at: str | None = None
+    actor: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class CanaryVerdict:
+    """A canary's figures and decision (`mlops deploy --canary`)."""
+
+    KIND: ClassVar[str] = "canary"
+    verdict: str | None = None
+    decision: str | None = None
+    reasons: tuple[str, ...] = ()
+    figures: Mapping[str, Any] = field(default_factory=_empty)
+    at: str | None = None
+    actor: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+Annotation = TestRun | Deployment | MonitoringVerdict | CanaryVerdict  # what Registry.annotate takes
+ANNOTATED = (TestRun, Deployment, MonitoringVerdict, CanaryVerdict)
+ANNOTATION_TYPES: dict[str, type[Any]] = {
+    t.KIND: t for t in (TestRun, Approval, Deployment, MonitoringVerdict, CanaryVerdict)
+}
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """What was recorded about a version after registration, by kind, oldest first."""
+
+    tests: tuple[TestRun, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+    deployments: tuple[Deployment, ...] = ()
+    monitoring: tuple[MonitoringVerdict, ...] = ()
+    canary: tuple[CanaryVerdict, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=_empty)  # kinds this code does not know
+
+    @property
+    def latest_tests(self) -> TestRun | None:
+        """The most recent model test run, or None when the version was never tested."""
+        return self.tests[-1] if self.tests else None
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A signed statement about the version (issue 23 fills these in); kept as written until then."""
+
+    kind: str
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+# -- the manifest ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A version's manifest: identity, files, lineage, evaluation, and (when handed out) annotations."""
+
+    schema_version: int = SCHEMA_VERSION
+    name: str | None = None
+    version: int | None = None
+    area: str | None = None
+    created_at: str | None = None
+    registered_by: str | None = None
+    model_file: str = "model.keras"
+    files: Mapping[str, FileEntry] = field(default_factory=_empty)
+    classes: tuple[str, ...] = ()
+    preprocessing: Preprocessing | None = None
+    code: Code = field(default_factory=Code)
+    dataset: Dataset = field(default_factory=Dataset)
+    params: Params = field(default_factory=Params)
+    frameworks: Mapping[str, str | None] = field(default_factory=_empty)
+    metrics: Metrics = field(default_factory=Metrics)
+    gate: Gate | None = None
+    parent: Parent | None = None
+    signed_by: str | None = None
+    reference: Reference | None = None
+    attestations: tuple[Attestation, ...] = ()
+    annotations: Annotations = field(default_factory=Annotations)  # not stored: merged in on read
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        """Parse a manifest's JSON form (schema 1 is migrated first); ManifestError names a bad field."""
+        return parse(cls, migrate(data), ROOT)
+
+    def to_dict(self, *, annotations: bool = True) -> dict[str, Any]:
+        """The JSON form (same keys as the file); without `annotations` it is what the registry stores."""
+        out = to_json(self)
+        if not annotations:
+            out.pop("annotations", None)
+        return out
+
+    @property
+    def ref(self) -> str:
+        """`area:version`, as the refs name it."""
+        return f"{self.area or 'testing'}:{self.version}"
+
+    @property
+    def gate_passed(self) -> bool:
+        """Whether a gate decision was recorded and passed."""
+        return self.gate is not None and self.gate.passed
+
+    def evolve(self, **changes: Any) -> Manifest:
+        """A copy with some fields replaced (the manifest itself is frozen)."""
+        return replace(self, **changes)
+
+
+# -- schema versions -------------------------------------------------------------------------------
+
+
+def migrate(data: Any) -> dict[str, Any]:
+    """The JSON form of a manifest lifted to the current schema (a new dict; schema 1 → 2)."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{ROOT}: expected an object, got {_show(data)}")
+    version = data.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ManifestError(f"{ROOT}.schema_version: expected an integer, got {_show(version)}")
+    if version > SCHEMA_VERSION:
+        raise ManifestError(
+            f"{ROOT}.schema_version: {version} is newer than this mlops understands ({SCHEMA_VERSION}); "
+            "upgrade mlops to read this version"
+        )
+    if version < 1:
+        raise ManifestError(f"{ROOT}.schema_version: expected 1 or {SCHEMA_VERSION}, got {version}")
+    out = dict(data)
+    if version == 1:
+        out = _from_schema_1(out)
+    return out
+
+
+def _from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 → 2: the same fields; only the version number and a dataset source to name the data."""
+    data["schema_version"] = 2
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict) and "source" not in dataset and isinstance(dataset.get("uri"), str):
+        # The earliest manifests had only the uri; its scheme says the kind (no revision was recorded).
+        uri = dataset["uri"]
+        kind = "git" if uri.startswith("git+") else "gcs" if uri.startswith("gs://") else "folder"
+        data["dataset"] = {**dataset, "source": {"kind": kind, "uri": uri, "revision": None}}
+    return data
+
+
+# The lineage registration needs (dotted paths); a value may be null only where the type allows it.
+LINEAGE = (
+    "classes",
+    "preprocessing",
+    "code",
+    "dataset",
+    "dataset.uri",
+    "dataset.fingerprint",
+    "dataset.class_counts",
+    "dataset.split",
+    "params",
+    "parent",
+    "metrics",
+    "metrics.accuracy",
+    "gate",
+)
+
+
+def require_lineage(data: Any) -> Manifest:
+    """Parse what training hands the registry; ManifestError naming the first missing lineage field."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{ROOT}: expected an object, got {_show(data)}")
+    for dotted in LINEAGE:
+        node: Any = data
+        parts = dotted.split(".")
+        for depth, key in enumerate(parts):
+            if not isinstance(node, dict) or key not in node:
+                where = ".".join([ROOT, *parts[: depth + 1]])
+                raise ManifestError(
+                    f"{where}: required to register a version, missing "
+                    "(training records the lineage: see docs/manifest.md)"
+                )
+            node = node[key]
+    manifest = Manifest.from_dict(data)
+    if not manifest.classes:
+        raise ManifestError(f"{ROOT}.classes: required to register a version, got an empty list")
+    if manifest.metrics.accuracy is None:
+        raise ManifestError(f"{ROOT}.metrics.accuracy: expected a number, got None")
+    return manifest
+
+
+# -- parsing and writing, driven by the dataclasses' type hints -----------------------------------
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(hint: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    if hint in names:
+        return names[hint]
+    origin = typing.get_origin(hint)
+    if origin in (tuple, list):
+        return "a list"
+    if origin in (Mapping, dict) or dataclasses.is_dataclass(hint):
+        return "an object"
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _expected(a) for a in typing.get_args(hint))
+    return str(hint)
+
+
+def parse(hint: Any, value: Any, path: str) -> Any:
+    """VALUE checked against the type HINT (recursively); ManifestError names PATH when it is not."""
+    if hint is Any:
+        return value
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return parse(option, value, path)
+            except ManifestError as exc:
+                if not str(exc).startswith(f"{path}: expected "):
+                    raise  # a field inside the value is wrong: name that one
+        raise ManifestError(f"{path}: expected {_expected(hint)}, got {_show(value)}")
+    if dataclasses.is_dataclass(hint):
+        return _parse_part(typing.cast(type[Any], hint), value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ManifestError(f"{path}: expected a list, got {_show(value)}")
+        item = typing.get_args(hint)[0]
+        return tuple(parse(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict):
+        if not isinstance(value, dict):
+            raise ManifestError(f"{path}: expected an object, got {_show(value)}")
+        item = typing.get_args(hint)[1]
+        return {str(k): parse(item, v, f"{path}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ManifestError(f"{path}: expected true or false, got {_show(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ManifestError(f"{path}: expected an integer, got {_show(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ManifestError(f"{path}: expected a number, got {_show(value)}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ManifestError(f"{path}: expected a string, got {_show(value)}")
+        return value
+    raise TypeError(f"registry.manifest cannot parse {hint!r}")  # a programming error, not bad input
+
+
+def _parse_part(cls: type[T], value: Any, path: str) -> T:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ManifestError(f"{path}: expected an object, got {_show(value)}")
+    hints = _hints(cls)
+    known = {f.name: f for f in fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for name, spec in known.items():
+        if name in value:
+            kwargs[name] = parse(hints[name], value[name], f"{path}.{name}")
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ManifestError(f"{path}.{name}: required, missing")
+    extra = {k: v for k, v in value.items() if k not in known}
+    if "extra" in value:
+        raise ManifestError(f"{path}.extra: a reserved name, not a manifest field")
+    return cls(**kwargs, extra=extra)
+
+
+def to_json(value: Any) -> Any:
+    """A part (or any value inside one) as plain JSON data: extra keys first, typed fields over them."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {k: to_json(v) for k, v in getattr(value, "extra", {}).items()}
+        for f in fields(value):
+            if f.name != "extra":
+                out[f.name] = to_json(getattr(value, f.name))
+        return out
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    return value
+
+
+def load(cls: type[T], data: Any, where: str = "") -> T:
+    """DATA (JSON) as the part CLS, e.g. `load(TestSummary, counts)`; ManifestError names a bad field."""
+    return typing.cast(T, parse(cls, data, where or cls.__name__))
+
+
+def annotation_from(kind: str, entry: Any, path: str) -> Any:
+    """A stored annotation entry as its typed part (unknown kinds stay plain JSON)."""
+    cls = ANNOTATION_TYPES.get(kind)
+    return parse(cls, entry, path) if cls is not None else entry
+
+
+def annotations_from(grouped: Mapping[str, list[Any]]) -> Annotations:
+    """Annotations grouped by kind (as stored) as the typed Annotations."""
+    return parse(Annotations, dict(grouped), f"{ROOT}.annotations")
