@@ -7,6 +7,11 @@
     core.actor          who is acting, for the audit log
     core.identity       who is approving, authenticated: Jenkins' input submitter, else the OS account
     core.processes      free loopback port, "wait until ready", "terminate then kill"
+    core.process_identity  a pid with its start time and command line; who listens on a port
+    core.command        what every command line shares: global options, usage errors, exit codes
+    core.gunicorn_launcher  the one way a server verb (serve, ui) execs gunicorn
+    core.templates      one autoescaping Jinja environment per package's templates/ folder
+    core.digests        content digests of folders (a test suite's digest)
     core.gcs            the one google-cloud-storage client factory
     core.numbers        whole numbers from outside text, ASCII decimal only
     core.git_source     git+URL@REV (pip's form) → a read-only tree of that commit, cached per commit

@@ -153,7 +153,7 @@ class DeploySettings:
     k8s_dir: str = "k8s"  # kustomize tree, relative to the working directory (the repo root)
     overlay: str = "production"  # k8s/overlays/<overlay>
     deployment: str = "xray-api"  # the Deployment and container the overlays define
-    serve_command: str = ""  # local API launcher; empty: `python -m mlops.cli serve`
+    serve_command: str = ""  # local API launcher; empty: `python -m model_api` (mlops-serve)
     ready_timeout_s: int = 180  # a new local server must answer /readyz within this
     stop_timeout_s: int = 60  # graceful stop of the old local server before SIGKILL
     # When the local API's server dies on its own: "restart" it (up to max_restarts a minute, then

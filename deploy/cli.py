@@ -11,24 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from core.actor import default_actor
-from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, MlopsError, UsageError
+from core.errors import EXIT_ERROR, UsageError
 from core.settings import Settings
+from deploy.canary_record import finish_canary, record_deployment
 from deploy.model import resolve_model
 
 LOCAL_ONLY = ("port", "host", "stop")
 K8S_ONLY = ("overlay", "image_tag", "smoke_url", "dry_run")
-
-
-def _annotate(settings: Settings, ref: str, target: str, ok: bool, detail: Any) -> None:
-    """Record the deployment on the version; a registry hiccup must not change the deploy's result."""
-    try:
-        from registry import open_registry
-        from registry.manifest import Deployment
-
-        data = Deployment(target=target, result="ok" if ok else "rolled-back", detail=detail)
-        open_registry(settings).annotate(ref, data, actor=default_actor())
-    except (MlopsError, OSError) as exc:
-        print(f"deploy: warning: could not record the deployment on {ref}: {exc}", file=sys.stderr)
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -59,21 +48,6 @@ def _report(args: argparse.Namespace, payload: dict[str, Any], ok: bool, done: s
     """Print a deployment's outcome (JSON or one line); its exit code."""
     _print(args, payload, done if ok else failed)
     return 0 if ok else EXIT_ERROR
-
-
-def _record_canary(settings: Settings, ref: str, target: str, record: dict[str, Any]) -> None:
-    """The verdict, figures and decision: an audit event, and an annotation the email shows."""
-    try:
-        from registry import open_registry
-        from registry.manifest import CanaryVerdict, load
-
-        reg = open_registry(settings)
-        why = "; ".join(record["reasons"]) or "every threshold held"
-        reg.record_event("canary", default_actor(), why, ref=ref, **record)
-        if ":" in ref:
-            reg.annotate(ref, load(CanaryVerdict, record), actor=default_actor())
-    except (MlopsError, OSError) as exc:
-        print(f"deploy: warning: could not record the canary of {ref}: {exc}", file=sys.stderr)
 
 
 def _canary_report(
@@ -113,29 +87,12 @@ def _promote_as(args: argparse.Namespace) -> dict[str, Any]:
     return {"approved_by": None, "expected": parse_expected(args.expect_production), "reason": args.reason}
 
 
-def _canary_record(outcome: Any, decision: str) -> dict[str, Any]:
-    return {
-        "verdict": outcome.verdict.status,
-        "decision": decision,
-        "reasons": outcome.verdict.reasons,
-        "figures": outcome.verdict.figures,
-        "split": outcome.split,
-        "detail": outcome.detail,
-    }
-
-
 def _canary_local(args: argparse.Namespace, settings: Settings, model: Any) -> int:
     from deploy.canary import canary_local
 
     outcome = canary_local(settings, model, args.canary, _promote_as(args))
-    decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
-    record = _canary_record(outcome, decision)
-    _record_canary(settings, model.ref, "local", record)
-    if outcome.rollout is not None:
-        _annotate(
-            settings, model.ref, "local", outcome.rollout.ok, {"url": outcome.url, "detail": outcome.detail}
-        )
-    code = 0 if outcome.promoted else (EXIT_FAILED_CHECK if outcome.pulled else EXIT_ERROR)
+    rollout = {"url": outcome.url, "detail": outcome.detail}
+    record, code = finish_canary(settings, model.ref, "local", outcome, rollout)
     return _canary_report(args, model, "local", record, code)
 
 
@@ -174,17 +131,15 @@ def _canary_k8s(args: argparse.Namespace, settings: Settings, model: Any, overla
     outcome = canary_k8s(
         settings, model, overlay, tag, args.canary, _promote_as(args), args.smoke_url, args.dry_run
     )
-    commands = [shlex.join(c) for c in outcome.commands]
     if args.dry_run:
         return _canary_k8s_plan(args, settings, model, overlay, tag, outcome)
-    decision = "promoted" if outcome.promoted else ("pulled" if outcome.pulled else "rollout-failed")
-    record = {**_canary_record(outcome, decision), "namespace": outcome.namespace, "commands": commands}
     target = f"k8s:{overlay}"
-    _record_canary(settings, model.ref, target, record)
-    if outcome.rollout is not None:
-        detail = {"namespace": outcome.namespace, "image_tag": tag, "detail": outcome.rollout.detail}
-        _annotate(settings, model.ref, target, outcome.rollout.ok, detail)
-    code = 0 if outcome.promoted else (EXIT_FAILED_CHECK if outcome.pulled else EXIT_ERROR)
+    rollout = {"namespace": outcome.namespace, "image_tag": tag,
+               "detail": outcome.rollout.detail if outcome.rollout else None}  # fmt: skip
+    commands = [shlex.join(c) for c in outcome.commands]
+    record, code = finish_canary(
+        settings, model.ref, target, outcome, rollout, namespace=outcome.namespace, commands=commands
+    )
     return _canary_report(args, model, target, record, code)
 
 
@@ -205,7 +160,7 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
         "pid": outcome.server.pid if outcome.server else None,
         "previous_version": outcome.previous.version if outcome.previous else None,
     }
-    _annotate(settings, model.ref, "local", outcome.ok, detail)
+    record_deployment(settings, model.ref, "local", outcome.ok, detail)
     payload = {
         "target": "local", "ok": outcome.ok, "model": asdict(model), **detail,
         "smoke": outcome.smoke.failures if outcome.smoke else None,
@@ -241,8 +196,8 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"deploy: would run: {shlex.join(cmd)}{note}", file=sys.stderr)
         return 0
     target = f"k8s:{overlay}"
-    _annotate(settings, model.ref, target, outcome.ok, {"namespace": outcome.namespace, "image_tag": tag,
-                                                         "detail": outcome.detail})  # fmt: skip
+    detail = {"namespace": outcome.namespace, "image_tag": tag, "detail": outcome.detail}
+    record_deployment(settings, model.ref, target, outcome.ok, detail)
     payload = {"target": "k8s", "overlay": overlay, "namespace": outcome.namespace, "ok": outcome.ok,
                "model": asdict(model), "image_tag": tag, "detail": outcome.detail,
                "commands": [shlex.join(c) for c in outcome.commands]}  # fmt: skip
@@ -301,7 +256,7 @@ def _train_job(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
     from deploy.train_job import plan, render_job, run_job
-    from training.cli import json_on_gate_failure, print_summary
+    from training.summary import json_on_gate_failure, print_summary
 
     run = os.environ.get("BUILD_NUMBER") or datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     name = args.name or f"xray-train-{run}"

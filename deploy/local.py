@@ -132,10 +132,10 @@ def _say(message: str) -> None:
 
 
 def serve_command(settings: Settings) -> list[str]:
-    """The command that serves the API (docs/architecture.md: `mlops serve`), before its options."""
+    """The command that serves the API (docs/architecture.md: the serving entry point), before its options."""
     if settings.deploy.serve_command:
         return shlex.split(settings.deploy.serve_command)
-    return [sys.executable, "-m", "mlops.cli", "serve"]
+    return [sys.executable, "-m", "model_api"]
 
 
 def _log_tail(path: str, lines: int = 15) -> str:

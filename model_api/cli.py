@@ -1,23 +1,34 @@
-"""CLI verb serve: check the model, then run the API under gunicorn."""
+"""The serving entry point: check the model, then run the API under gunicorn.
+
+Two doors to one function: `mlops-serve` / `python -m model_api` (this module's `main`, what the image,
+the Kubernetes Deployment, `mlops deploy` and the model tests start: serving code only), and the verb
+`mlops serve` of the top CLI (`add_commands`), which takes the same options.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from core.processes import check_server_options, exec_server
-from core.settings import Settings
+from core import gunicorn_launcher as gunicorn
+from core.command import Parser, add_global_options, run_handler
+from core.settings import ApiSettings, Settings
 from registry.manifest import Manifest
 
+PROG = "mlops-serve"
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
 APP = "model_api:create_app()"
+DESCRIPTION = (
+    "Fetch and verify a model, then serve the prediction API under gunicorn "
+    "(each worker loads and warms the model before it accepts requests)."
+)
 
 
 def gunicorn_command() -> list[str]:
     """The command that serves the API (settings come from MLOPS_API_* in its environment)."""
-    return [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), APP]
+    return gunicorn.gunicorn_command(CONFIG, APP)
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,34 +37,26 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     api = settings.api
     ref = args.model or api.model_ref
-    check_server_options(args)
+    server = gunicorn.server_env("api", args, api)
     # Fail here with one clear line, before any worker starts, if the model cannot be had or the
     # registry's copy is unsigned (where required), signed by a foreign key, or altered.
     model_path, manifest = fetch_model(settings, ref, refresh=True)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines drown gunicorn's log
-    env.update(
-        {
-            # Pinned to the version just verified: a worker respawned later loads that version, never
-            # whatever the pointer names by then (which nobody has verified for this server).
-            "MLOPS_API_MODEL_REF": _pinned(ref, manifest),
-            "MLOPS_API_HOST": args.host or api.host,
-            "MLOPS_API_PORT": str(api.port if args.port is None else args.port),
-            "MLOPS_API_WORKERS": str(args.workers or api.workers),
-            "MLOPS_API_THREADS": str(args.threads or api.threads),
-            "MLOPS_REGISTRY": settings.registry_uri,
-            "MLOPS_HOME": str(settings.home),
-        }
-    )
-    print(
-        f"serving {manifest.name or model_path.stem} version {manifest.version} "
+    env = {
+        # TensorFlow's C++ info lines drown gunicorn's log, unless asked for.
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        **server,
+        # Pinned to the version just verified: a worker respawned later loads that version, never
+        # whatever the pointer names by then (which nobody has verified for this server).
+        "MLOPS_API_MODEL_REF": _pinned(ref, manifest),
+        "MLOPS_REGISTRY": settings.registry_uri,
+        "MLOPS_HOME": str(settings.home),
+    }
+    banner = (
+        f"serving {manifest.name or model_path.stem} version {manifest.version or '?'} "
         f"({ref}) on http://{env['MLOPS_API_HOST']}:{env['MLOPS_API_PORT']} "
-        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
-        flush=True,
+        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads"
     )
-    # exec: gunicorn inherits the listening socket `mlops deploy` hands over (LISTEN_FDS, socket
-    # activation) for a switch with no dropped requests.
-    exec_server(gunicorn_command(), env)
+    gunicorn.exec_gunicorn(gunicorn_command(), env, banner)
 
 
 def _pinned(ref: str, manifest: Manifest) -> str:
@@ -62,22 +65,39 @@ def _pinned(ref: str, manifest: Manifest) -> str:
     return f"{area}:{version}" if area in ("testing", "production") and isinstance(version, int) else ref
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register this area's verbs."""
-    parser = subparsers.add_parser(
-        "serve",
-        help="serve the prediction API under gunicorn",
-        description="Fetch and verify a model, then serve the prediction API under gunicorn "
-        "(each worker loads and warms the model before it accepts requests).",
-    )
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `mlops serve` and `mlops-serve`: the model and the server's size and address."""
     parser.add_argument(
         "--model",
         metavar="REF",
         help="registry ref (production:current, testing:latest, testing:7) or a .keras file "
         "with manifest.json beside it (default: settings api.model_ref)",
     )
-    parser.add_argument("--host", help="address to bind (default: settings api.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to bind (default: settings api.port, 8080)")
-    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: api.workers)")
-    parser.add_argument("--threads", type=int, help="threads per worker (default: api.threads)")
+    gunicorn.add_server_options(parser, "api", ApiSettings())
     parser.set_defaults(handler=serve)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register this area's verbs."""
+    parser = subparsers.add_parser(
+        "serve", help="serve the prediction API under gunicorn", description=DESCRIPTION
+    )
+    add_serve_options(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `mlops-serve`: the global options and serve's own."""
+    parser = Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog="Exit codes: 0 ok, 1 error (no model, refused signature), 2 usage. Same as `mlops serve`.",
+    )
+    add_global_options(parser)
+    add_serve_options(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `mlops-serve` and `python -m model_api`."""
+    args = build_parser().parse_args(argv)
+    return run_handler(PROG, args.handler, args)

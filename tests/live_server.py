@@ -1,4 +1,4 @@
-"""`mlops serve` (real gunicorn) on a free loopback port, for any test area: start, wait ready, stop."""
+"""The serving entry point (`mlops-serve`, real gunicorn) on a free loopback port: start, wait ready, stop."""
 
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ class Server:
 def start_serve(
     model: str, folder: Path, workers: int = 2, threads: int = 4, env: dict[str, str] | None = None
 ) -> Server:
-    """`mlops serve --model MODEL` in FOLDER with a clean MLOPS_* environment plus ENV; waits for /readyz."""
+    """`mlops-serve --model MODEL` in FOLDER with a clean MLOPS_* environment plus ENV; waits for /readyz."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PROMETHEUS_"))}
     environ.update({"MLOPS_HOME": str(folder / ".mlops"), "MLOPS_API_TF_THREADS": "1", **(env or {})})
     log = folder / f"server-{port}.log"
-    command = [sys.executable, "-m", "mlops.cli", "serve", "--model", model]
+    command = [sys.executable, "-m", "model_api", "--model", model]
     command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
     with log.open("wb") as out:
         # A session of its own: a test can kill gunicorn's whole process group (a crash) at once.
@@ -66,7 +66,7 @@ def wait_ready(server: Server, deadline: float) -> None:
 
 
 def stop_server(server: Server) -> None:
-    """SIGTERM `mlops serve` (gunicorn: a graceful stop), then SIGKILL if it lingers."""
+    """SIGTERM `mlops-serve` (gunicorn: a graceful stop), then SIGKILL if it lingers."""
     terminate(server.process, 30)
 
 

@@ -2,6 +2,8 @@
 
 The graph is built from the source with `ast`: every `import` and `from ... import` anywhere in a
 module (top level, inside functions, under TYPE_CHECKING), so a late import cannot hide an upward one.
+Starting a package as a program counts too: a command list `[..., "-m", "pkg.mod", ...]` needs `pkg`
+installed and running, so a lower floor that starts the top floor's CLI is an upward edge.
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ def _imported(node: ast.AST, module: list[str], is_package: bool) -> list[str]:
     return []
 
 
+def _run_as_program(node: ast.AST) -> list[str]:
+    """The modules a command list literal runs with `-m` (`[sys.executable, "-m", "mlops.cli", ...]`)."""
+    if not isinstance(node, ast.List | ast.Tuple):
+        return []
+    items = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+    return [str(name) for flag, name in itertools.pairwise(items) if flag == "-m" and isinstance(name, str)]
+
+
 def import_edges(root: Path, packages: set[str]) -> list[Edge]:
     """Every import between two of `packages` in the .py files under root/<package>/."""
     edges = []
@@ -68,7 +78,8 @@ def import_edges(root: Path, packages: set[str]) -> list[Edge]:
             module = _module_name(root, path)
             tree = ast.parse(path.read_text(), filename=str(path))
             for node in ast.walk(tree):
-                for name in _imported(node, module, path.name == "__init__.py"):
+                names = _imported(node, module, path.name == "__init__.py") + _run_as_program(node)
+                for name in names:
                     target = name.partition(".")[0]
                     if target in packages and target != package:
                         edges.append(Edge(package, target, str(path.relative_to(root)), node.lineno))
@@ -181,6 +192,22 @@ def test_a_sideways_import_and_a_cycle_are_reported(tmp_path):
         "mid_b/late.py:2: mid_b imports mid_a, on the same layer",
     ]
     assert cycles(edges) == ["cycle mid_a -> mid_b -> mid_a (mid_a/__init__.py:1, mid_b/late.py:2)"]
+
+
+def test_starting_a_higher_package_as_a_program_is_an_upward_edge(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "low/__init__.py": "",
+            "low/start.py": "import sys\nCMD = [sys.executable, '-m', 'top.cli', 'serve']\n",
+            "low/self.py": "CMD = ('python', '-m', 'low', '--port', '8080')\n",
+            "top/__init__.py": "",
+        },
+    )
+    edges = import_edges(root, {"low", "top"})
+    assert layer_violations(edges, (("low",), ("top",))) == [
+        "low/start.py:2: low imports top, a layer above it"
+    ]
 
 
 def test_relative_and_type_checking_imports_count(tmp_path):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from core.errors import CheckFailed, UsageError
+from core.errors import UsageError
 from core.settings import Settings
+from training.summary import json_on_gate_failure, print_summary
 
 ARCHITECTURES = ("small_cnn", "mobilenet_v3_small", "efficientnet_b0")  # = training.model.ARCHITECTURES
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")  # = training.distribute.STRATEGIES
@@ -49,34 +48,6 @@ def apply_train_options(settings: Settings, args: argparse.Namespace) -> Setting
         train=dataclasses.replace(settings.train, **train),
         gate=dataclasses.replace(settings.gate, **gate),
     )
-
-
-def print_summary(summary: dict, as_json: bool) -> None:
-    """The final line (or the JSON summary) of train / retrain."""
-    if as_json:
-        keys = ("ref", "version", "metrics", "gate", "report", "parent", "dataset", "validation")
-        keys += ("skipped", "message")
-        print(json.dumps({k: summary.get(k) for k in keys}, indent=1, default=str))
-        return
-    if summary.get("skipped"):
-        print(summary["message"])
-        return
-    gate = "gate passed" if summary["gate"]["passed"] else "gate FAILED"
-    print(f"registered {summary['ref']} (accuracy {summary['metrics']['accuracy']:.3f}, {gate})")
-    for warning in (summary.get("validation") or {}).get("warnings") or []:
-        print(f"data warning: {warning}")
-    print(f"report: {summary['report']}")
-
-
-@contextlib.contextmanager
-def json_on_gate_failure(as_json: bool) -> Iterator[None]:
-    """With --json, a failed gate still prints its JSON summary (ref null) before exiting 3."""
-    try:
-        yield
-    except CheckFailed as exc:
-        if as_json and hasattr(exc, "summary"):
-            print_summary(exc.summary, as_json=True)
-        raise
 
 
 def add_common_train_options(parser: argparse.ArgumentParser) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-from core.processes import check_server_options, exec_server
-from core.settings import Settings
+from core import gunicorn_launcher as gunicorn
+from core.settings import Settings, UiSettings
 
 CONFIG = Path(__file__).with_name("gunicorn_conf.py")
 APP = "ui:create_app()"
@@ -16,33 +14,26 @@ APP = "ui:create_app()"
 
 def gunicorn_command() -> list[str]:
     """The command that serves the browser (settings come from MLOPS_* in its environment)."""
-    return [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), APP]
+    return gunicorn.gunicorn_command(CONFIG, APP)
 
 
 def ui(args: argparse.Namespace, settings: Settings) -> int:
     """Check the registry can be opened, then become gunicorn (exec) in the foreground."""
     from registry import open_registry
 
-    check_server_options(args)
+    server = gunicorn.server_env("ui", args, settings.ui)
     registry = open_registry(settings)  # a bad registry URI fails here, in one line
-    env = dict(os.environ)
-    env.update(
-        {
-            "MLOPS_REGISTRY": settings.registry_uri,
-            "MLOPS_MODEL_NAME": settings.registry.model_name,
-            "MLOPS_HOME": str(settings.home),
-            "MLOPS_UI_HOST": args.host or settings.ui.host,
-            "MLOPS_UI_PORT": str(settings.ui.port if args.port is None else args.port),
-            "MLOPS_UI_WORKERS": str(args.workers or settings.ui.workers),
-            "MLOPS_UI_THREADS": str(args.threads or settings.ui.threads),
-        }
-    )
-    print(
+    env = {
+        **server,
+        "MLOPS_REGISTRY": settings.registry_uri,
+        "MLOPS_MODEL_NAME": settings.registry.model_name,
+        "MLOPS_HOME": str(settings.home),
+    }
+    banner = (
         f"registry browser for {registry.name} in {registry.uri} on "
-        f"http://{env['MLOPS_UI_HOST']}:{env['MLOPS_UI_PORT']} (read-only)",
-        flush=True,
+        f"http://{env['MLOPS_UI_HOST']}:{env['MLOPS_UI_PORT']} (read-only)"
     )
-    exec_server(gunicorn_command(), env)
+    gunicorn.exec_gunicorn(gunicorn_command(), env, banner)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -53,8 +44,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Serve a read-only web view of the registry: versions, one version's evidence, "
         "candidate vs production, and the audit log. Approving stays with `mlops promote` or Jenkins.",
     )
-    parser.add_argument("--host", help="address to listen on (default ui.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default ui.port, 8090)")
-    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default ui.workers)")
-    parser.add_argument("--threads", type=int, help="threads per worker (default ui.threads)")
+    gunicorn.add_server_options(parser, "ui", UiSettings())
     parser.set_defaults(handler=ui)

@@ -67,7 +67,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     api.add_argument(
         "--with-api",
         action="store_true",
-        help="start `mlops serve --model REF` on a free loopback port for the HTTP smoke tests",
+        help="start the serving entry point (`mlops-serve --model REF`) on a free loopback port for the "
+        "HTTP smoke tests",
     )
     parser.add_argument(
         "--actor", metavar="WHO", help="who ran the tests (default $BUILD_USER_ID, else the login name)"

@@ -21,10 +21,11 @@ def _tail(path: str, lines: int = 15) -> str:
 
 @contextlib.contextmanager
 def serve_candidate(ref: str, settings: Settings) -> Iterator[str]:
-    """`mlops serve --model REF` on 127.0.0.1:<free port>; yields its URL once /readyz says ready."""
+    """The serving entry point (`mlops-serve --model REF`) on 127.0.0.1:<free port>; yields its URL once
+    /readyz says ready."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "mlops.cli", "serve", "--model", ref, "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "model_api", "--model", ref, "--host", "127.0.0.1"]
     command += ["--port", str(port)]
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tempfile.NamedTemporaryFile(prefix="mlops-serve-", suffix=".log", delete=False)  # noqa: SIM115

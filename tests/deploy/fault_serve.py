@@ -1,7 +1,7 @@
-"""The real `mlops serve` with a fault injected into chosen versions: for the canary tests only.
+"""The real serving entry point (`mlops-serve`) with a fault injected into chosen versions: canary tests only.
 
-Used as deploy.serve_command (`python tests/deploy/fault_serve.py serve --model REF ...`): it runs the
-real serve verb in this process with gunicorn's app factory pointed at `create_app` below, which
+Used as deploy.serve_command (`python tests/deploy/fault_serve.py --model REF ...`): it runs the
+real entry point in this process with gunicorn's app factory pointed at `create_app` below, which
 builds the real app (real model, routes, metrics) and, for a version named in MLOPS_FAULT_INJECT,
 wraps the loaded model's predict function. gunicorn is still exec'd, so LISTEN_FDS reaches it.
 
@@ -74,14 +74,13 @@ def create_app() -> Any:
 
 
 def main(argv: list[str]) -> int:
-    """`serve ...` as `mlops serve ...`, with this module as gunicorn's app."""
+    """`mlops-serve ARGV...`, with this module as gunicorn's app."""
     import model_api.cli
-    from mlops.cli import main as mlops_main
 
     here = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     model_api.cli.APP = "fault_serve:create_app()"
-    return mlops_main(argv)
+    return model_api.cli.main(argv)
 
 
 if __name__ == "__main__":

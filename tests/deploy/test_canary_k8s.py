@@ -43,7 +43,7 @@ def servers(candidates, monkeypatch) -> Iterator[dict[int, str]]:  # noqa: F811
     try:
         for version, ref in refs.items():
             port = free_port()
-            cmd = [sys.executable, str(FAULT_SERVE), "serve", "--model", ref, "--port", str(port),
+            cmd = [sys.executable, str(FAULT_SERVE), "--model", ref, "--port", str(port),
                    "--workers", "1", "--threads", "4"]  # fmt: skip
             started.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             urls[version] = f"127.0.0.1:{port}"

@@ -52,7 +52,7 @@ def candidates(settings, promote, tmp_path) -> None:
 @pytest.fixture
 def canary_env(monkeypatch) -> int:
     """The real serve command with faults for v3..v5, small workers, and a short analysis."""
-    monkeypatch.setenv("MLOPS_DEPLOY_SERVE_COMMAND", f"{sys.executable} {FAULT_SERVE} serve")
+    monkeypatch.setenv("MLOPS_DEPLOY_SERVE_COMMAND", f"{sys.executable} {FAULT_SERVE}")
     monkeypatch.setenv("MLOPS_FAULT_INJECT", ",".join(f"{v}={f}" for v, f in FAULTS.items()))
     monkeypatch.setenv("MLOPS_API_WORKERS", "2")
     monkeypatch.setenv("MLOPS_API_THREADS", "2")

@@ -7,7 +7,7 @@ from podspec import Untranslatable, docker_run_for, quantity
 
 
 def pod(**container) -> dict:
-    base = {"name": "api", "image": "img", "command": ["mlops"], "args": ["serve"]}
+    base = {"name": "api", "image": "img", "command": ["mlops-serve"], "args": ["--port", "8080"]}
     return {"containers": [{**base, **container}], "terminationGracePeriodSeconds": 45}
 
 
@@ -43,7 +43,7 @@ def test_restricted_container_becomes_restricted_docker_flags():
     assert flags[flags.index("--cpus") + 1] == "0.5"
     assert f"type=tmpfs,destination=/tmp,tmpfs-mode=1777,tmpfs-size={64 * 2**20}" in flags
     assert "A=1" in flags and "B=3" in flags and "B=2" not in flags
-    assert run.argv == ["serve"] and flags[flags.index("--entrypoint") + 1] == "mlops"
+    assert run.argv == ["--port", "8080"] and flags[flags.index("--entrypoint") + 1] == "mlops-serve"
     assert run.grace_s == 45
 
 

@@ -147,7 +147,7 @@ def test_serving_image_holds_no_training_code_and_runs_as_non_root(images):
     assert config["User"] == "10001:10001"
     probe = (
         "import importlib.util as u; print([m for m in ('training', 'retraining', 'unit_testing', "
-        "'deploy') if u.find_spec(m)])"
+        "'deploy', 'mlops', 'ui', 'monitoring') if u.find_spec(m)])"
     )
     done = docker("run", "--rm", "--entrypoint", "python", API_IMAGE, "-c", probe)
     assert done.stdout.strip() == "[]", done.stdout
@@ -155,9 +155,11 @@ def test_serving_image_holds_no_training_code_and_runs_as_non_root(images):
     assert done.returncode != 0 and "No module named 'training'" in done.stderr
     whoami = docker("run", "--rm", "--entrypoint", "id", API_IMAGE, "-u")
     assert whoami.stdout.strip() == "10001"
-    # The CLI in the image offers serving, not training.
+    # The image's entry point is the serving one; the top floor's `mlops` is not there to fail.
     helped = docker("run", "--rm", API_IMAGE, "--help")
-    assert "serve" in helped.stdout and " train " not in helped.stdout
+    assert helped.stdout.startswith("usage: mlops-serve") and "--model REF" in helped.stdout
+    done = docker("run", "--rm", "--entrypoint", "sh", API_IMAGE, "-c", "command -v mlops", check=False)
+    assert done.returncode != 0 and done.stdout == ""
 
 
 def test_serving_image_exits_with_one_clear_line_when_the_model_is_missing(images, tmp_path: Path):
