@@ -139,6 +139,7 @@ def retrain_and_register(
     cfg, registry = settings.train, open_registry(settings)
     parent, parent_info = find_parent(registry, log)
     parent_ref, parent_dataset = parent_info["ref"], parent.manifest.get("dataset") or {}
+    reason = reason or f"mlops retrain on {data_uri} from {parent_ref}"
     snapshot = stages.resolve(settings, data_uri, log)
     if not force and (unchanged := _same_revision(snapshot, parent_dataset, parent_ref)):
         return _skipped(unchanged, parent_info, snapshot, parent_dataset)  # never waits for TensorFlow
@@ -166,5 +167,4 @@ def retrain_and_register(
     if not distribution.is_chief:  # the chief alone evaluates and registers: one candidate, one version
         return stages.worker_summary(distribution, log)
     gated = stages.gate(settings, stages.evaluate(trained, log), log)
-    reason = reason or f"mlops retrain on {data_uri} from {parent_ref}"
     return stages.register(settings, gated, actor=actor, reason=reason, log=log).summary()

@@ -26,6 +26,7 @@ def train_and_register(
     """
     from training.distribute import setup
 
+    reason = reason or f"mlops train on {data_uri}"
     if read_cluster().is_chief:  # only the chief writes to the registry
         stages.preflight(settings, actor, log)  # before TensorFlow loads: a doomed run fails in a second
     cfg = settings.train
@@ -54,5 +55,4 @@ def train_and_register(
     if not distribution.is_chief:  # the chief alone evaluates and registers: one candidate, one version
         return stages.worker_summary(distribution, log)
     gated = stages.gate(settings, stages.evaluate(trained, log), log)
-    reason = reason or f"mlops train on {data_uri}"
     return stages.register(settings, gated, actor=actor, reason=reason, log=log).summary()

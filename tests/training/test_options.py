@@ -34,6 +34,7 @@ def test_non_positive_values_are_usage_errors(settings):
 
 def test_training_sees_only_train_and_val(tiny_dataset, settings):
     """The test split never reaches fit(): early stopping and checkpoints use val only."""
+
     def quiet(_: str) -> None:
         pass
 
