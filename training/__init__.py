@@ -2,6 +2,8 @@
 
 Public functions (the CLI is a thin wrapper over these):
     training.train.train_and_register(settings, data_uri, *, actor=None, reason="") -> dict
+    training.stages.resolve|load|validate|split|train|evaluate|gate|register: the stages train and
+        retrain compose, each taking the previous one's result (training.stage_results)
     training.sources.resolve_source(uri, cache_dir) -> Snapshot folder, gs://BUCKET/PREFIX or git+URL@REV
     training.data.load_dataset(uri, cache_dir) -> Dataset        resolve_source, then scan
     training.data_validation.validate(dataset, stats, reference, cfg, mode) -> DataCheck

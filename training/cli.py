@@ -128,8 +128,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
-    from training.snapshot import write_snapshot
-    from training.train import log_stderr
+    from training.dataset_snapshot import write_snapshot
+    from training.stages import log_stderr
 
     if args.shards < 0:
         raise UsageError(f"--shards must be 0 (automatic) or positive, got {args.shards}")

@@ -37,7 +37,7 @@ class Item:
     label: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dataset:
     """The usable images of a dataset, with what was skipped and why."""
 

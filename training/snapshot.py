@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ from core.preprocessing import PreprocessSpec
 from core.safe_paths import UnsafePath, check_name, check_plain_name, safe_join
 from training.data import Dataset, Item
 from training.sources import Snapshot
-from training.split import SPLITS, split_dataset, split_rule
+from training.split import SPLITS, split_dataset
 
 META = "snapshot.json"
 FORMAT = "mlops-xray-tfrecord-snapshot/1"
@@ -311,37 +310,3 @@ def open_snapshot(snapshot: Snapshot, cache_dir: Path, log) -> Dataset:
     return Dataset(
         snapshot.uri, files, list(meta["classes"]), items, list(meta["skipped"]), source, Records(root, meta)
     )
-
-
-def write_snapshot(settings, data_uri: str, out: str, shards: int, log) -> dict[str, Any]:
-    """Validate SOURCE, then write its TFRecord snapshot to DIR or gs://; returns a summary."""
-    import tempfile
-
-    from core.errors import CheckFailed
-    from training.candidate import check_data, load_checked
-
-    cfg = settings.train
-    dataset = load_checked(settings, data_uri, log)
-    if dataset.records is not None:
-        raise MlopsError(f"{data_uri} is already a snapshot")
-    spec = PreprocessSpec(image_size=cfg.image_size, channels=cfg.channels)
-    statistics, check = check_data(settings, dataset, spec, None, "train", log)
-    if check.stopped:
-        raise CheckFailed(f"data validation stopped the snapshot: {' | '.join(check.stops)}; nothing written")
-    rule = split_rule(cfg.val_fraction, cfg.test_fraction)
-    options = {"spec": spec, "rule": rule, "statistics": statistics, "validation": check.to_dict()}
-    if out.startswith("gs://"):
-        settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=settings.cache_dir) as tmp:
-            meta = write_local(dataset, Path(tmp) / "snapshot", shards=shards, log=log, **options)
-            upload(Path(tmp) / "snapshot", out, log)
-    else:
-        meta = write_local(dataset, Path(out), shards=shards, log=log, **options)
-    print(f"snapshot of {dataset.uri} written to {out}", file=sys.stderr, flush=True)
-    return {
-        "out": out,
-        "fingerprint": meta["fingerprint"],
-        "images": len(meta["items"]),
-        "shards": {name: len(s) for name, s in meta["shards"].items()},
-        "preprocessing": meta["preprocessing"],
-    }

@@ -9,7 +9,7 @@ import pytest
 from core.errors import UsageError
 from core.preprocessing import PreprocessSpec
 from core.settings import load_settings
-from training.candidate import prepare_data
+from training import stages
 from training.cli import apply_train_options
 
 
@@ -34,7 +34,13 @@ def test_non_positive_values_are_usage_errors(settings):
 
 def test_training_sees_only_train_and_val(tiny_dataset, settings):
     """The test split never reaches fit(): early stopping and checkpoints use val only."""
-    prepared = prepare_data(settings, str(tiny_dataset), PreprocessSpec(16, 1), log=lambda _: None)
+
+    def quiet(_: str) -> None:
+        pass
+
+    dataset = stages.load(settings, stages.resolve(settings, str(tiny_dataset), quiet), quiet)
+    checked = stages.validate(settings, dataset, PreprocessSpec(16, 1), None, "train", quiet)
+    prepared = stages.split(settings, checked, quiet)
     assert set(prepared.tf_data) == {"train", "val"}
     for name in ("train", "val"):
         seen = sum(int(labels.shape[0]) for _, labels in prepared.tf_data[name])

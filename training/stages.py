@@ -1,0 +1,271 @@
+"""The training stages, in order; each takes the previous stage's result and returns its own.
+
+preflight (registry and signer usable) · resolve (--data → Snapshot with its revision) · load (scan,
+or open a TFRecord snapshot → Dataset) · validate (→ Validated) · split (→ Split) · train (→ Trained)
+· evaluate (→ Evaluated) · gate (→ Gated) · register (→ Registered). `training/train.py` and
+`retraining/retrain.py` compose them; they differ in where the weights start and what the data is
+validated against. Results: training/stage_results.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from core.actor import default_actor
+from core.errors import CheckFailed, MlopsError
+from core.preprocessing import PreprocessSpec
+from core.settings import Settings
+from training.data import Dataset, scan_snapshot
+from training.data_validation import validate as validate_data
+from training.fit import Log
+from training.snapshot import is_snapshot, open_snapshot
+from training.sources import Snapshot, resolve_source
+from training.split import split_dataset, split_rule
+from training.stage_results import Evaluated, Gated, Registered, Split, Start, Trained, Validated
+
+if TYPE_CHECKING:
+    from training.distribute import Distribution
+
+MAX_SKIPPED_LINES = 20
+
+
+def log_stderr(message: str) -> None:
+    """Progress goes to stderr so stdout stays clean for --json."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def preflight(settings: Settings, actor: str | None, log: Log) -> None:
+    """Before any training: the registry takes writes and the signing key works (a refusal is logged)."""
+    from registry import IntegrityError, open_registry
+    from registry.signing import check_signer
+
+    registry = open_registry(settings)
+    registry.check_writable(actor or default_actor())
+    try:
+        key_id = check_signer(registry.policy.signing)
+    except IntegrityError as exc:
+        registry.record_refusal("train", actor or default_actor(), str(exc))
+        raise
+    signed = f"signed with key {key_id[:16]}" if key_id else "unsigned (no signing key: see mlops keys init)"
+    log(f"registry {registry.uri} takes writes; the version will be {signed}")
+
+
+def resolve(settings: Settings, data_uri: str, log: Log) -> Snapshot:
+    """--data → a local snapshot named by its revision (commit, object generations), and say which."""
+    snapshot = resolve_source(data_uri, settings.cache_dir, settings.sources.git_timeout_s)
+    log(f"dataset source: {snapshot.describe()}")
+    return snapshot
+
+
+def load(settings: Settings, snapshot: Snapshot, log: Log) -> Dataset:
+    """Scan the snapshot (or open a TFRecord one); report what it holds and every file skipped."""
+    if is_snapshot(snapshot.root):
+        dataset = open_snapshot(snapshot, settings.cache_dir, log)
+    else:
+        dataset = scan_snapshot(snapshot)
+    counts = ", ".join(f"{c} {n}" for c, n in dataset.class_counts.items())
+    log(
+        f"dataset {dataset.uri}: {len(dataset.items)} images in {len(dataset.classes)} classes "
+        f"({counts}); fingerprint {dataset.fingerprint[:12]}; {len(dataset.skipped)} skipped"
+    )
+    for row in dataset.skipped[:MAX_SKIPPED_LINES]:
+        log(f"  skipped {row['path']}: {row['reason']}")
+    if len(dataset.skipped) > MAX_SKIPPED_LINES:
+        log(f"  ... and {len(dataset.skipped) - MAX_SKIPPED_LINES} more (all listed in the manifest)")
+    return dataset
+
+
+def validate(
+    settings: Settings,
+    dataset: Dataset,
+    spec: PreprocessSpec,
+    reference: tuple[str, dict] | None,
+    mode: str,
+    log: Log,
+) -> Validated:
+    """The dataset's statistics (images as a model with SPEC sees them) and its validation against the
+    reference version's training data; the caller decides what a stop means."""
+    from training.dataset_stats import summarize
+
+    # A TFRecord snapshot holds no image files to sample: the statistics it stored stand in.
+    stored = dataset.records.statistics if dataset.records is not None else None
+    statistics = stored or summarize(dataset, settings.validation.stats_sample, spec)
+    check = validate_data(dataset, statistics, reference, settings.validation, mode)
+    for line in check.lines():
+        log(line)
+    return Validated(dataset, spec, statistics, check)
+
+
+def production_reference(settings: Settings) -> tuple[str, dict] | None:
+    """("production:N", manifest) of the current production model, or None when production is empty."""
+    from registry import NotFoundError, open_registry
+
+    try:
+        version = open_registry(settings).resolve("production:current")
+    except NotFoundError:
+        return None
+    return version.ref, version.manifest
+
+
+def split(settings: Settings, data: Validated, log: Log, distribution: Distribution | None = None) -> Split:
+    """Content-hash split → tf.data pipelines (train shuffled with the seed).
+
+    A TFRecord snapshot (training/snapshot.py) feeds its stored tensors instead of decoding files.
+    With several workers the inputs repeat and an epoch is a fixed number of steps.
+    """
+    from training.inputs import image_dataset
+
+    cfg, dataset, spec = settings.train, data.dataset, data.spec
+    splits = split_dataset(dataset, cfg.val_fraction, cfg.test_fraction)
+    sizes = {name: len(items) for name, items in splits.items()}
+    log(f"split by content hash: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
+    empty = [name for name, n in sizes.items() if n == 0]
+    if empty:
+        raise MlopsError(
+            f"dataset {dataset.uri} is too small: the {', '.join(empty)} split(s) got no images; "
+            "add images (a few dozen per class at least)"
+        )
+    index = {c: i for i, c in enumerate(dataset.classes)}
+    records = dataset.records
+    if records is not None:
+        records.check_split_rule(split_rule(cfg.val_fraction, cfg.test_fraction), spec)
+
+    def pipeline(name: str, seed: int | None):
+        if records is not None:
+            return records.dataset(name, cfg.batch_size, seed)
+        items = splits[name]
+        return image_dataset(
+            [dataset.path_of(i) for i in items], [index[i.label] for i in items], spec, cfg.batch_size, seed
+        )
+
+    tf_data = {"train": pipeline("train", cfg.seed), "val": pipeline("val", None)}
+    steps = None
+    if distribution is not None and distribution.multi_worker:
+        from training.distribute import for_workers
+
+        workers, steps, how = distribution.cluster.workers, {}, {}
+        for name in ("train", "val"):
+            by_file = records is not None and records.shard_count(name) >= workers
+            tf_data[name], steps[name] = for_workers(tf_data[name], sizes[name], cfg.batch_size, by_file)
+            how[name] = "by file" if by_file else "by data"
+        log(
+            f"inputs for {workers} workers: train sharded {how['train']}, {steps['train']} steps per epoch; "
+            f"val sharded {how['val']}, {steps['val']} steps"
+        )
+    return Split(data, splits, tf_data, steps)
+
+
+def train(settings: Settings, data: Split, start: Start, distribution: Distribution, log: Log) -> Trained:
+    """Fit the start model on the train split (early stopping on val); on the chief, a plain float32 copy.
+
+    Every worker fits (the collectives need them all); only the chief goes on to evaluate and register.
+    """
+    from training.distribute import cluster_errors, plain_copy
+    from training.fit import fit
+
+    started = time.perf_counter()
+    model = start.model
+    with cluster_errors(distribution), distribution.scope():
+        history = fit(
+            model,
+            data.tf_data,
+            epochs=start.epochs,
+            learning_rate=start.learning_rate,
+            patience=settings.train.early_stopping_patience,
+            log=log,
+            steps=data.steps,
+            distributed=distribution.name != "one",
+        )
+    params = {
+        **start.params,
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    if distribution.is_chief and (distribution.name != "one" or distribution.mixed_precision):
+        model = plain_copy(model)  # evaluated and saved outside the strategy, in float32
+    return Trained(data, model, history, params, start.parent)
+
+
+def worker_summary(distribution: Distribution, log: Log) -> dict[str, Any]:
+    """What a non-chief worker reports: it trained, the chief evaluates and registers."""
+    index, workers = distribution.cluster.index, distribution.cluster.workers
+    message = f"worker {index} of {workers}: training done; the chief (worker 0) evaluates and registers"
+    log(message)
+    return {
+        "skipped": True, "worker": index, "message": message, "ref": None, "version": None,
+        "metrics": None, "gate": None, "report": None, "parent": None, "dataset": None,
+    }  # fmt: skip
+
+
+def evaluate(trained: Trained, log: Log) -> Evaluated:
+    """The trained model's metrics on the test split (never seen by the fit)."""
+    from training.evaluate import metrics_from_probabilities, predict_files
+
+    data = trained.split
+    probabilities = predict_files(trained.model, data.test_files(), data.spec)
+    metrics = metrics_from_probabilities(probabilities, data.dataset.classes, data.test_labels())
+    log(f"test accuracy {metrics['accuracy']:.3f} on {metrics['n']} images")
+    return Evaluated(trained, probabilities, metrics)
+
+
+def production_baseline(settings: Settings, data: Split, log: Log) -> dict | None:
+    """Production:current on THIS test split: {"ref", "version", "accuracy", "metrics"}, or None if empty."""
+    import keras
+
+    from registry import NotFoundError, open_registry
+    from training.evaluate import evaluate_model
+
+    registry = open_registry(settings)
+    try:
+        local = registry.fetch("production:current")
+    except NotFoundError:
+        return None
+    model = keras.models.load_model(local.model_path, compile=False)
+    recorded = local.manifest.preprocessing
+    if recorded is None:
+        raise MlopsError(f"production:{local.version} records no preprocessing; it cannot be a baseline")
+    spec = PreprocessSpec(recorded.image_size, recorded.channels)
+    classes = list(local.manifest.classes)
+    metrics = evaluate_model(model, classes, data.test_files(), data.test_labels(), spec)
+    ref = f"production:{local.version}"
+    log(f"production baseline {ref}: accuracy {metrics['accuracy']:.3f} on the same test split")
+    # The full metrics too: `mlops ui` shows candidate and production side by side on this split.
+    return {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"], "metrics": metrics}
+
+
+def gate(settings: Settings, evaluated: Evaluated, log: Log) -> Gated:
+    """The gate's decision: thresholds, and no regression against production on the same test split."""
+    from training import gate as gating
+
+    baseline = production_baseline(settings, evaluated.trained.split, log)
+    return Gated(evaluated, baseline, gating.decide(evaluated.metrics, settings.gate, baseline))
+
+
+def register(settings: Settings, gated: Gated, *, actor: str | None, reason: str, log: Log) -> Registered:
+    """Write the candidate (model, evidence, report), then register it in testing if the gate passed.
+
+    Raises CheckFailed (exit 3) when the gate failed: the run folder keeps the evidence, nothing is
+    registered.
+    """
+    from registry import open_registry
+    from training import gate as gating
+    from training.candidate import write_candidate
+
+    candidate = write_candidate(settings, gated, log)
+    decision = gated.decision
+    log(f"gate {'passed' if decision['passed'] else 'FAILED'}:")
+    for line in gating.describe(decision):
+        log(line)
+    if not decision["passed"]:
+        failed = CheckFailed(
+            f"gate failed: {'; '.join(decision['reasons'])}; nothing registered (report: {candidate.report})"
+        )
+        # The CLI prints this with --json, so Jenkins gets the decision even on exit 3.
+        failed.summary = candidate.summary(None, None, str(candidate.report))  # type: ignore[attr-defined]
+        raise failed
+    version = open_registry(settings).register(
+        candidate.folder, candidate.manifest, actor=actor or default_actor(), reason=reason
+    )
+    return Registered(candidate, version)
