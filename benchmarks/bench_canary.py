@@ -191,7 +191,7 @@ def main() -> int:
         f"{args.runs} replays per candidate, a metrics read every {args.check_every} canary requests, "
         f"production:canary 2:1 (traces: {traced_s:.0f} s)\n"
     )
-    head = f"{'candidate':<24}{'old pulled':>16}{'median':>8}{'new fail':>10}{'inconcl.':>10}"
+    head = f"{'candidate [trace 5xx]':<32}{'old pulled':>16}{'median':>8}{'new fail':>10}{'inconcl.':>10}"
     head += f"{'new pulled':>16}{'median':>8}"
     print(head + "  first reason (new)")
     started = time.perf_counter()
@@ -202,6 +202,8 @@ def main() -> int:
         unsure = sorted(r["new"][1] for r in runs if r["new"][0] == INCONCLUSIVE)
         pulled = sorted(fails + unsure)
         reason = next((r["new"][2][0] for r in runs if r["new"][2]), "none")
+        errors = sum(a.status >= 500 for a in answers) / len(answers)
+        name = f"{name} [{errors:.1%}]"
 
         def share(n: int) -> str:
             return f"{n:>4} ({n / args.runs:>5.1%})"
@@ -210,12 +212,13 @@ def main() -> int:
             return f"{statistics.median(ns):.0f}" if ns else "-"
 
         print(
-            f"{name:<24}{share(len(old)):>16}{median(old):>8}{len(fails):>10}{len(unsure):>10}"
+            f"{name:<32}{share(len(old)):>16}{median(old):>8}{len(fails):>10}{len(unsure):>10}"
             f"{share(len(pulled)):>16}{median(pulled):>8}  {reason[:90]}"
         )
     print(
         f"\nold: fail as soon as an estimate crosses a threshold; new: one-sided tests at the planned looks, "
-        f"inconclusive (over a limit, not significantly) pulls too. median: canary requests until the pull. "
+        f"inconclusive (over a limit, suggestive, not proven) pulls too. [trace 5xx]: the candidate trace's "
+        "error rate, the true rate the replays draw from. median: canary requests until the pull. "
         f"(replays: {time.perf_counter() - started:.0f} s)"
     )
     return 0

@@ -240,6 +240,10 @@ class CanarySettings:
     # `alpha` of runs (Bonferroni over 4 rules x looks).
     alpha: float = 0.01
     looks: int = 3
+    # At the last look, a rule over its limit with p <= this (suggestive, not proven) is
+    # "inconclusive", which pulls too: a candidate within a rule's limit is pulled by that rule in
+    # at most alpha / 4 + inconclusive_alpha of runs (4.25%).
+    inconclusive_alpha: float = 0.04
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,10 @@ def look_plan(limits: CanarySettings) -> list[int]:
     """The canary request counts at which the analysis looks: min_requests to requests, evenly."""
     if not 0 < limits.alpha < 1:
         raise UsageError(f"canary.alpha {limits.alpha:g}: give the false-pull budget as 0 < alpha < 1")
+    if not limits.alpha <= limits.inconclusive_alpha < 1:
+        raise UsageError(
+            f"canary.inconclusive_alpha {limits.inconclusive_alpha:g}: give alpha <= inconclusive_alpha < 1"
+        )
     if limits.looks < 1 or not 0 < limits.min_requests <= limits.requests:
         raise UsageError(
             f"canary.looks {limits.looks}, min_requests {limits.min_requests}, requests {limits.requests}: "
@@ -199,8 +203,8 @@ def compare(
     planned count (look_plan), or at once when FINAL (time is up). Each look tests every rule at
     alpha / (rules x looks) (Bonferroni: a look that covers skipped ones spends their share too),
     so an identical candidate is pulled in at most alpha of runs. Fail: a rule's test rejects.
-    At the last look, pass when no rule's estimate is over its limit, else inconclusive (over the
-    limit, not significantly). Pending otherwise.
+    At the last look, inconclusive when a rule's estimate is over its limit with p <=
+    inconclusive_alpha (suggestive, not proven), else pass. Pending otherwise.
     """
     plan = look_plan(limits)
     figures: dict[str, Any] = {"baseline": _side(baseline), "canary": _side(canary)}
@@ -224,8 +228,11 @@ def compare(
         figures[name] = {"estimate": round(estimate, 4), "p_value": round(p_value, 6)}
         if p_value <= level:
             failed.append(f"{text} (p={p_value:.2g} <= {level:.2g})")
-        elif is_over:
-            over.append(f"{text}, not significant (p={p_value:.2g} > {level:.2g})")
+        elif is_over and p_value <= limits.inconclusive_alpha:
+            over.append(
+                f"{text}: suggestive, not proven (p={p_value:.2g}: <= {limits.inconclusive_alpha:g} "
+                f"but > {level:.2g})"
+            )
     if baseline.class_shares() and not canary.class_shares():
         failed.append("the canary made no prediction at all")
     if failed:

@@ -161,7 +161,10 @@ def test_looks_are_planned_from_min_requests_to_requests():
     assert look_plan(CanarySettings(looks=1)) == [300]
 
 
-@pytest.mark.parametrize("bad", [dict(alpha=0), dict(alpha=1.5), dict(looks=0), dict(min_requests=400)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(alpha=0), dict(alpha=1.5), dict(inconclusive_alpha=0.001), dict(looks=0), dict(min_requests=400)],
+)
 def test_bad_canary_settings_are_a_usage_error(bad):
     from core.errors import UsageError
 
@@ -176,11 +179,21 @@ def test_between_looks_nothing_is_tested():
     assert compare(snapshot(ok=400), faulty, LIMITS, looks=0).status == FAIL
 
 
-def test_over_a_limit_but_not_significantly_is_inconclusive():
-    # 8 errors in 300 (2.7% > +2%) at the last look: P(Bin(300, 0.02) >= 8) is about 0.25, not a fail.
-    verdict = compare(snapshot(ok=600), snapshot(ok=292, errors=8), LIMITS, looks=2)
+def test_over_a_limit_with_suggestive_evidence_is_inconclusive():
+    from scipy import stats
+
+    # 12 errors in 300 (4% > +2%) at the last look: at least P(Bin(300, 0.02) >= 12) = 0.019, so not
+    # proven at alpha / 12, but under the 0.04 that makes it suggestive.
+    exact = stats.binomtest(12, 300, 0.02, alternative="greater").pvalue
+    assert exact <= error_rate_p_value(12, 300, 0, 600, 0.02) <= 0.04
+    verdict = compare(snapshot(ok=600), snapshot(ok=288, errors=12), LIMITS, looks=2)
     assert verdict.status == INCONCLUSIVE, verdict
-    assert "error rate" in verdict.reasons[0] and "not significant" in verdict.reasons[0]
+    assert "error rate" in verdict.reasons[0] and "not proven" in verdict.reasons[0]
+
+
+def test_over_a_limit_without_evidence_passes():
+    # 7 errors in 300 (2.3% > +2%): P(Bin(300, 0.02) >= 7) is about 0.4, no evidence of a breach.
+    assert compare(snapshot(ok=600), snapshot(ok=293, errors=7), LIMITS, looks=2).status == PASS
 
 
 def test_out_of_time_the_last_look_is_taken_and_too_little_traffic_is_inconclusive():
