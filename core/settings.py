@@ -227,7 +227,7 @@ class CanarySettings:
     # `mlops deploy --canary PCT`: the candidate serves a share of traffic beside production, and
     # its /metrics are compared with the baseline's over the same window (deploy/canary_analysis.py).
     requests: int = 300  # the analysis passes once the canary has served this many /predict requests ...
-    duration_s: float = 600.0  # ... and gives up (pulls) after this long without enough of them
+    duration_s: float = 600.0  # ... and takes a last look after this long (pulls unless it fails or passes)
     min_requests: int = 100  # no verdict before each side has served this many: small samples mislead
     interval_s: float = 2.0  # how often both sides' /metrics are read (and progress printed)
     max_error_rate_increase: float = 0.02  # canary 5xx share minus baseline's
@@ -235,6 +235,15 @@ class CanarySettings:
     min_p99_increase_s: float = 0.1  # ... and at least this much slower (histogram buckets are coarse)
     max_class_share_shift: float = 0.25  # total variation distance between the predicted class shares
     max_confidence_drop: float = 0.10  # baseline mean confidence minus canary's
+    # Each rule is a one-sided test (deploy/canary_stats.py) taken only at `looks` planned looks
+    # (min_requests .. requests, evenly); a candidate identical to production is pulled in at most
+    # `alpha` of runs (Bonferroni over 4 rules x looks).
+    alpha: float = 0.01
+    looks: int = 3
+    # At the last look, a rule over its limit with p <= this (suggestive, not proven) is
+    # "inconclusive", which pulls too: a candidate within a rule's limit is pulled by that rule in
+    # at most alpha / 4 + inconclusive_alpha of runs (4.25%).
+    inconclusive_alpha: float = 0.04
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def _canary_local(
         raise
     split["measured_share"] = verdict.figures.get("canary_share")
     if verdict.status != PASS:
-        _say("FAIL: " + "; ".join(verdict.reasons))
+        _say(f"{verdict.status.upper()}: " + "; ".join(verdict.reasons))
         _pull(settings, server)
         detail = f"canary v{model.version} pulled: " + "; ".join(verdict.reasons)
         return CanaryOutcome(False, verdict, detail + f"; still serving v{baseline.version}", url, split)

@@ -17,10 +17,16 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.errors import MlopsError
+from core.errors import MlopsError, UsageError
 from core.settings import CanarySettings
+from deploy.canary_stats import (
+    class_shares_p_value,
+    confidence_p_value,
+    error_rate_p_value,
+    latency_p_value,
+)
 
-PASS, FAIL, PENDING = "pass", "fail", "pending"
+PASS, FAIL, INCONCLUSIVE, PENDING = "pass", "fail", "inconclusive", "pending"
 PROGRESS_EVERY_S = 5.0  # one progress line on stderr this often while the analysis runs
 
 
@@ -124,11 +130,15 @@ def scrape(url: str, version: str, timeout_s: float = 10.0) -> Snapshot:
 
 @dataclass
 class Verdict:
-    """The comparison of one window: pass, fail or pending, why, and the figures behind it."""
+    """The comparison of one window: pass, fail, inconclusive or pending, why, and the figures behind it.
+
+    LOOKS: how many of the planned looks (look_plan) this and earlier comparisons have taken.
+    """
 
     status: str
     reasons: list[str]
     figures: dict[str, Any]
+    looks: int = 0
 
 
 def _side(s: Snapshot) -> dict[str, Any]:
@@ -149,58 +159,154 @@ def total_variation(a: dict[str, float], b: dict[str, float]) -> float:
     return 0.5 * sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
 
 
-def compare(baseline: Snapshot, canary: Snapshot, limits: CanarySettings) -> Verdict:
-    """Judge the canary against the baseline over the same window, with the settings' thresholds.
-
-    Fail as soon as both sides have min_requests and a threshold is crossed; pass only when the
-    canary has served `limits.requests` with none crossed; pending otherwise.
-    """
-    figures: dict[str, Any] = {"baseline": _side(baseline), "canary": _side(canary)}
-    if min(baseline.requests, canary.requests) < limits.min_requests:
-        return Verdict(PENDING, [], figures)
-    reasons = []
-    increase = canary.error_rate - baseline.error_rate
-    figures["error_rate_increase"] = round(increase, 4)
-    if increase > limits.max_error_rate_increase:
-        reasons.append(
-            f"error rate {canary.error_rate:.1%} vs {baseline.error_rate:.1%} on the baseline "
-            f"(+{increase:.1%} > {limits.max_error_rate_increase:.1%})"
+def look_plan(limits: CanarySettings) -> list[int]:
+    """The canary request counts at which the analysis looks: min_requests to requests, evenly."""
+    if not 0 < limits.alpha < 1:
+        raise UsageError(f"canary.alpha {limits.alpha:g}: give the false-pull budget as 0 < alpha < 1")
+    if not limits.alpha <= limits.inconclusive_alpha < 1:
+        raise UsageError(
+            f"canary.inconclusive_alpha {limits.inconclusive_alpha:g}: give alpha <= inconclusive_alpha < 1"
         )
+    if limits.looks < 1 or not 0 < limits.min_requests <= limits.requests:
+        raise UsageError(
+            f"canary.looks {limits.looks}, min_requests {limits.min_requests}, requests {limits.requests}: "
+            "need looks >= 1 and 0 < min_requests <= requests"
+        )
+    k = limits.looks
+    if k == 1:
+        return [limits.requests]
+    step = (limits.requests - limits.min_requests) / (k - 1)
+    return [round(limits.min_requests + i * step) for i in range(k)]
+
+
+def _above(s: Snapshot, limit_s: float) -> float:
+    """Requests slower than LIMIT_S, interpolated within its bucket as the quantile is."""
+    bounds = sorted(s.latency)
+    total = s.latency[bounds[-1]] if bounds else 0.0
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        if math.isinf(bound):
+            return total - below  # beyond the largest finite bucket: all we know is they are above it
+        if bound >= limit_s:
+            inside = s.latency[bound] - below
+            return total - below - inside * (limit_s - lower) / (bound - lower)
+        lower, below = bound, s.latency[bound]
+    return 0.0
+
+
+def compare(
+    baseline: Snapshot, canary: Snapshot, limits: CanarySettings, looks: int = 0, final: bool = False
+) -> Verdict:
+    """Judge the canary against the baseline over the same window, at the planned looks.
+
+    LOOKS: the looks earlier comparisons took. A look is due when the canary has served the next
+    planned count (look_plan), or at once when FINAL (time is up). Each look tests every rule at
+    alpha / (rules x looks) (Bonferroni: a look that covers skipped ones spends their share too),
+    so an identical candidate is pulled in at most alpha of runs. Fail: a rule's test rejects.
+    At the last look, inconclusive when a rule's estimate is over its limit with p <=
+    inconclusive_alpha (suggestive, not proven), else pass. Pending otherwise.
+    """
+    plan = look_plan(limits)
+    figures: dict[str, Any] = {"baseline": _side(baseline), "canary": _side(canary)}
+    due = len(plan) if final else sum(1 for n in plan if canary.requests >= n)
+    if due <= looks or min(baseline.requests, canary.requests) < limits.min_requests:
+        if final:
+            reason = (
+                f"not enough traffic to judge: the canary served {int(canary.requests)} of the "
+                f"{limits.requests} requests the analysis needs (min_requests {limits.min_requests} per side)"
+            )
+            return Verdict(INCONCLUSIVE, [reason], figures, looks)
+        return Verdict(PENDING, [], figures, looks)
+    level = limits.alpha * (due - looks) / (len(RULES) * len(plan))
+    figures.update(look=f"{due} of {len(plan)}", alpha_per_rule=round(level, 6))
+    failed, over = [], []
+    for rule in RULES:
+        result = rule(baseline, canary, limits)
+        if result is None:
+            continue
+        name, estimate, p_value, is_over, text = result
+        figures[name] = {"estimate": round(estimate, 4), "p_value": round(p_value, 6)}
+        if p_value <= level:
+            failed.append(f"{text} (p={p_value:.2g} <= {level:.2g})")
+        elif is_over and p_value <= limits.inconclusive_alpha:
+            over.append(
+                f"{text}: suggestive, not proven (p={p_value:.2g}: <= {limits.inconclusive_alpha:g} "
+                f"but > {level:.2g})"
+            )
+    if baseline.class_shares() and not canary.class_shares():
+        failed.append("the canary made no prediction at all")
+    if failed:
+        return Verdict(FAIL, failed, figures, due)
+    if due < len(plan):
+        return Verdict(PENDING, [], figures, due)
+    if over:
+        return Verdict(INCONCLUSIVE, over, figures, due)
+    if final and canary.requests < limits.requests:
+        reason = f"the canary served {int(canary.requests)} of the {limits.requests} requests a pass needs"
+        return Verdict(INCONCLUSIVE, [reason], figures, due)
+    return Verdict(PASS, [], figures, due)
+
+
+Rule = tuple[str, float, float, bool, str]  # figure name, estimate, p-value, over the limit, why
+
+
+def _error_rule(baseline: Snapshot, canary: Snapshot, limits: CanarySettings) -> Rule:
+    increase = canary.error_rate - baseline.error_rate
+    margin = limits.max_error_rate_increase
+    p = error_rate_p_value(canary.errors, canary.requests, baseline.errors, baseline.requests, margin)
+    text = (
+        f"error rate {canary.error_rate:.1%} vs {baseline.error_rate:.1%} on the baseline "
+        f"(+{increase:.1%}, limit +{margin:.1%})"
+    )
+    return "error_rate_increase", increase, p, increase > margin, text
+
+
+def _latency_rule(baseline: Snapshot, canary: Snapshot, limits: CanarySettings) -> Rule | None:
     base_p99, can_p99 = baseline.quantile(0.99), canary.quantile(0.99)
-    if base_p99 is not None and can_p99 is not None:
-        ratio = can_p99 / base_p99 if base_p99 > 0 else math.inf
-        figures["p99_ratio"] = round(ratio, 3) if math.isfinite(ratio) else None
-        if ratio > limits.max_p99_ratio and can_p99 - base_p99 > limits.min_p99_increase_s:
-            reasons.append(
-                f"p99 latency {can_p99 * 1000:.0f} ms vs {base_p99 * 1000:.0f} ms on the baseline "
-                f"(x{ratio:.1f} > x{limits.max_p99_ratio:g})"
-            )
+    if base_p99 is None or can_p99 is None:
+        return None
+    limit_s = max(base_p99 * limits.max_p99_ratio, base_p99 + limits.min_p99_increase_s)
+    slower = _above(canary, limit_s)
+    p = latency_p_value(slower, canary.latency[max(canary.latency)])
+    text = (
+        f"p99 latency {can_p99 * 1000:.0f} ms vs {base_p99 * 1000:.0f} ms on the baseline "
+        f"(limit {limit_s * 1000:.0f} ms: x{limits.max_p99_ratio:g} and +{limits.min_p99_increase_s:g} s; "
+        f"{slower:.0f} canary requests slower)"
+    )
+    return "p99_ratio", can_p99 / base_p99 if base_p99 > 0 else math.inf, p, can_p99 > limit_s, text
+
+
+def _class_rule(baseline: Snapshot, canary: Snapshot, limits: CanarySettings) -> Rule | None:
     base_shares, can_shares = baseline.class_shares(), canary.class_shares()
-    if base_shares and can_shares:
-        shift = total_variation(base_shares, can_shares)
-        figures["class_share_shift"] = round(shift, 4)
-        if shift > limits.max_class_share_shift:
-            reasons.append(
-                f"predicted class shares moved by {shift:.2f} (total variation > "
-                f"{limits.max_class_share_shift:g}): canary {_shares(can_shares)}, "
-                f"baseline {_shares(base_shares)}"
-            )
-    elif base_shares and not can_shares:
-        reasons.append("the canary made no prediction at all")
+    if not base_shares or not can_shares:
+        return None
+    shift = total_variation(base_shares, can_shares)
+    # A large sample makes a tiny shift significant: only a shift over the limit may pull.
+    p = (
+        class_shares_p_value(baseline.classes, canary.classes)
+        if shift > limits.max_class_share_shift
+        else 1.0
+    )
+    text = (
+        f"predicted class shares moved by {shift:.2f} (total variation, limit "
+        f"{limits.max_class_share_shift:g}): canary {_shares(can_shares)}, baseline {_shares(base_shares)}"
+    )
+    return "class_share_shift", shift, p, shift > limits.max_class_share_shift, text
+
+
+def _confidence_rule(baseline: Snapshot, canary: Snapshot, limits: CanarySettings) -> Rule | None:
     base_conf, can_conf = baseline.mean_confidence, canary.mean_confidence
-    if base_conf is not None and can_conf is not None:
-        drop = base_conf - can_conf
-        figures["confidence_drop"] = round(drop, 4)
-        if drop > limits.max_confidence_drop:
-            reasons.append(
-                f"mean confidence {can_conf:.3f} vs {base_conf:.3f} on the baseline "
-                f"(-{drop:.3f} > {limits.max_confidence_drop:g})"
-            )
-    if reasons:
-        return Verdict(FAIL, reasons, figures)
-    if canary.requests >= limits.requests:
-        return Verdict(PASS, [], figures)
-    return Verdict(PENDING, [], figures)
+    if base_conf is None or can_conf is None:
+        return None
+    drop, margin = base_conf - can_conf, limits.max_confidence_drop
+    p = confidence_p_value(base_conf, baseline.confidence_count, can_conf, canary.confidence_count, margin)
+    text = (
+        f"mean confidence {can_conf:.3f} vs {base_conf:.3f} on the baseline (-{drop:.3f}, limit -{margin:g})"
+    )
+    return "confidence_drop", drop, p, drop > margin, text
+
+
+RULES = (_error_rule, _latency_rule, _class_rule, _confidence_rule)
 
 
 def _shares(shares: dict[str, float]) -> str:
@@ -213,16 +319,18 @@ def analyse(
     limits: CanarySettings,
     say: Callable[[str], None],
 ) -> Verdict:
-    """Read both sides every interval until a verdict, or until duration_s runs out (a fail).
+    """Read both sides every interval until a verdict; when duration_s runs out, a last look.
 
-    A side whose /metrics cannot be read fails the canary: nothing is promoted on partial figures.
+    Pending: the canary keeps its slice. A side whose /metrics cannot be read fails the canary:
+    nothing is promoted on partial figures.
     """
+    look_plan(limits)  # bad [canary] settings: a usage error before anything is read
     started = time.monotonic()
     try:
         base0, can0 = read_baseline(), read_canary()
     except MlopsError as exc:
         return Verdict(FAIL, [str(exc)], {})
-    last_said = 0.0
+    last_said, looks = 0.0, 0
     while True:
         time.sleep(limits.interval_s)
         elapsed = time.monotonic() - started
@@ -230,16 +338,14 @@ def analyse(
             base, can = read_baseline().minus(base0), read_canary().minus(can0)
         except MlopsError as exc:
             return Verdict(FAIL, [str(exc)], {"elapsed_s": round(elapsed, 1)})
-        verdict = compare(base, can, limits)
+        out_of_time = elapsed > limits.duration_s
+        verdict = compare(base, can, limits, looks, final=out_of_time)
+        looks = verdict.looks
         total = base.requests + can.requests
         share = can.requests / total if total else 0.0
         verdict.figures.update(elapsed_s=round(elapsed, 1), canary_share=round(share, 4))
-        if verdict.status == PENDING and elapsed > limits.duration_s:
-            verdict.status = FAIL
-            verdict.reasons.append(
-                f"no verdict after {limits.duration_s:g} s: the canary served {int(can.requests)} of the "
-                f"{limits.requests} requests the analysis needs (min_requests {limits.min_requests} per side)"
-            )
+        if out_of_time and verdict.status == INCONCLUSIVE:
+            verdict.reasons.insert(0, f"no verdict after {limits.duration_s:g} s")
         if verdict.status != PENDING or elapsed - last_said >= PROGRESS_EVERY_S:
             last_said = elapsed
             say(

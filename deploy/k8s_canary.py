@@ -235,7 +235,7 @@ def canary_k8s(
         raise
     split["measured_share"] = verdict.figures.get("canary_share")
     if verdict.status != PASS:
-        _say("FAIL: " + "; ".join(verdict.reasons))
+        _say(f"{verdict.status.upper()}: " + "; ".join(verdict.reasons))
         deleted = run(steps[-1], 120)
         gone = (
             "canary deleted" if deleted.returncode == 0 else f"canary NOT deleted: {deleted.stderr.strip()}"
