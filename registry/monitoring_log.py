@@ -157,6 +157,12 @@ def table_records(table: pa.Table, kind: str) -> list[dict[str, Any]]:
         item["hist"] = None if any(v is None for v in hist) else hist
         probabilities = row.get("probabilities")
         row["probabilities"] = None if probabilities is None else dict(probabilities)
+        version = row.get(
+            "version"
+        )  # a string column (a plain model file has none); registry versions are ints
+        row["version"] = int(version) if isinstance(version, str) and version.isdigit() else version
+        if row.get("image") is None:
+            row.pop("image", None)  # only sampled inputs name an image object
         out.append({**row, "input": item})
     return out
 

@@ -80,7 +80,8 @@ def test_too_few_predictions_are_not_judged(cli, settings, version):
     result, summary = run(cli)
     assert result.code == 0
     assert (
-        summary["drift"]["judged"] is False and "50 production predictions < min_records 200" in summary["drift"]["note"]
+        summary["drift"]["judged"] is False
+        and "50 production predictions < min_records 200" in summary["drift"]["note"]
     )
 
 
