@@ -79,7 +79,7 @@ def _chi2(reference: Mapping[str, float], ref_n: int, live: Mapping[str, float],
         [[reference.get(k, 0.0) * ref_n for k in keys], [live.get(k, 0.0) * live_n for k in keys]]
     )
     table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2:
+    if table.shape[1] < 2 or np.round(table).sum(axis=1).min() == 0:  # one category, or an empty side
         return 1.0  # one category on both sides
     return float(chi2_contingency(np.round(table)).pvalue)
 
