@@ -119,7 +119,7 @@ def bench_api(rounds: int, latency_n: int, throughput_n: int) -> tuple[list[tupl
             for _, process in servers.values():
                 stop(process)  # graceful: each worker flushes its queue
         store = Path(tmp) / "log-on" / "store"
-        logged = sum(1 for _ in store.rglob("*.jsonl.gz"))
+        logged = sum(1 for _ in store.rglob("*.parquet"))
         print(f"log on: {logged} batch objects written", flush=True)
         assert not (Path(tmp) / "log-off" / "store").exists(), "logging off must write nothing"
     rows = [
@@ -198,11 +198,17 @@ def bench_monitor(n: int) -> tuple[float, float, int]:
         began = time.perf_counter()
         for batch in synthetic_records(n, start):
             write_batch(registry.store, "xray-classifier", "predictions", batch)
-        size = sum(p.stat().st_size for p in (root / "registry" / "monitoring").rglob("*.gz")) / 2**20
-        print(f"  written in {time.perf_counter() - began:.1f} s ({size:.0f} MiB gzip'd)", flush=True)
+        size = sum(p.stat().st_size for p in (root / "registry" / "monitoring").rglob("*.parquet")) / 2**20
+        print(f"  written in {time.perf_counter() - began:.1f} s ({size:.0f} MiB Parquet)", flush=True)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
         env.update({"MLOPS_HOME": str(root / ".mlops"), "MLOPS_REGISTRY": uri})
+        # The nightly step: a closed day's thousands of API batches become a few large objects.
+        tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+        began = time.perf_counter()
+        compact = [sys.executable, "-m", "mlops.cli", "monitor", "compact", "--before", tomorrow]
+        subprocess.run(compact, env=env, capture_output=True, text=True, check=True)
+        print(f"  compacted in {time.perf_counter() - began:.1f} s", flush=True)
         command = [
             sys.executable,
             "-m",

@@ -117,26 +117,41 @@ def profile_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
     return profile
 
 
-def psi(reference: np.ndarray, live: np.ndarray, bins: int = PSI_BINS) -> float:
+def psi(
+    reference: np.ndarray, live: np.ndarray, bins: int = PSI_BINS, live_weights: np.ndarray | None = None
+) -> float:
     """Population stability index of LIVE against REFERENCE for a numeric feature (NaNs ignored).
 
     Bins are the reference's quantiles, so each holds about 1/bins of it; a feature with few
     distinct reference values (image sizes) is binned by value, with one more bin for the rest.
+    LIVE_WEIGHTS (one count per live value) lets a window's value counts stand for its records.
     """
+    shares = binned_shares(reference, live, bins, live_weights)
+    return float("nan") if shares is None else psi_shares(*shares)
+
+
+def binned_shares(
+    reference: np.ndarray, live: np.ndarray, bins: int = PSI_BINS, live_weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' shares over PSI's bins (None when a side has no values)."""
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(live, dtype=np.float64)
-    ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-    if ref.size == 0 or cur.size == 0:
-        return float("nan")
+    weights = np.ones_like(cur) if live_weights is None else np.asarray(live_weights, dtype=np.float64)
+    ref, keep = ref[~np.isnan(ref)], ~np.isnan(cur)
+    cur, weights = cur[keep], weights[keep]
+    if ref.size == 0 or cur.size == 0 or weights.sum() <= 0:
+        return None
     values = np.unique(ref)
     if values.size <= bins:
         ref_counts = _value_counts(ref, values)
-        cur_counts = _value_counts(cur, values)
+        cur_counts = _value_counts(cur, values, weights)
     else:
         edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
         ref_counts = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
-        cur_counts = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1)
-    return psi_shares(ref_counts / ref.size, cur_counts / cur.size)
+        cur_counts = np.bincount(
+            np.searchsorted(edges, cur, side="right"), weights=weights, minlength=edges.size + 1
+        )
+    return ref_counts / ref.size, cur_counts / weights.sum()
 
 
 def psi_shares(reference: Sequence[float] | np.ndarray, live: Sequence[float] | np.ndarray) -> float:
@@ -152,12 +167,13 @@ def psi_categories(reference: Mapping[str, float], live: Mapping[str, float]) ->
     return psi_shares([reference.get(k, 0.0) for k in keys], [live.get(k, 0.0) for k in keys])
 
 
-def _value_counts(data: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Counts of each of VALUES in DATA, plus a last count for everything else."""
+def _value_counts(data: np.ndarray, values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Counts of each of VALUES in DATA (each counted WEIGHTS times), plus a last count for the rest."""
+    weights = np.ones_like(data, dtype=np.float64) if weights is None else weights
     index = np.searchsorted(values, data)
     known = (index < values.size) & (values[np.minimum(index, values.size - 1)] == data)
-    counts = np.bincount(index[known], minlength=values.size)
-    return np.append(counts, np.count_nonzero(~known))
+    counts = np.bincount(index[known], weights=weights[known], minlength=values.size)
+    return np.append(counts, weights[~known].sum())
 
 
 def _mean_rows(rows: np.ndarray) -> np.ndarray:

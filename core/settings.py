@@ -25,12 +25,14 @@ ENV_SHORTCUTS = {
     "MLOPS_MODEL_REF": ("api", "model_ref"),
     "MLOPS_SMTP_PASSWORD": ("notify", "smtp_password"),
     "MLOPS_FEEDBACK_TOKEN": ("monitor", "feedback_token"),
+    "MLOPS_TRAFFIC_TOKEN": ("monitor", "traffic_token"),
     "MLOPS_REQUEST_ID_SECRET": ("monitor", "request_id_secret"),
 }
 SECRET_FIELDS = {
     ("notify", "smtp_password"),
     ("signing", "key_password"),
     ("monitor", "feedback_token"),
+    ("monitor", "traffic_token"),
     ("monitor", "request_id_secret"),
 }
 
@@ -218,6 +220,14 @@ class MonitorSettings:
     min_accuracy: float = 0.80  # live accuracy gate (the training gate's default)
     min_recall: float = 0.60  # every class's live recall ...
     min_class_feedback: int = 10  # ... judged for classes with at least this many labelled predictions
+    # Against the version's own held-out figures (monitoring/accuracy.py, monitoring/estimate.py).
+    alpha: float = 0.01  # one-sided tests: live accuracy/recall below held-out, estimate below reference
+    accuracy_tolerance: float = 0.02  # H0: live >= held-out - this (a test split is a sample too)
+    detect_drop: float = 0.05  # the report states how many labels a drop this large needs to be seen
+    estimate_min_drop: float = 0.05  # the label-free estimate alerts on a significant drop at least this big
+    # Smoke/test/canary traffic from the project's own clients: X-MLOps-Traffic-Class with this bearer
+    # token (secret; empty: the API refuses the header). `mlops monitor` counts production only.
+    traffic_token: str = field(default="", repr=False)
     trigger_data_pipeline: bool = False  # live accuracy below the gate runs `mlops pipeline data`
     data_uri: str = ""  # the dataset that triggered pipeline retrains on
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import requests
 
+from core.traffic import traffic_headers
+
 
 @dataclass
 class SmokeResult:
@@ -59,6 +61,7 @@ def smoke_test(url: str, expected_version: int | None, timeout_s: float = 30.0) 
         predict = requests.post(
             f"{url}/predict",
             files={"file": ("probe.png", probe_image(), "image/png")},
+            headers=traffic_headers("smoke"),  # kept out of production's monitoring window
             timeout=timeout_s,
         )
         if predict.status_code != 200:

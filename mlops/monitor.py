@@ -1,7 +1,9 @@
 """CLI verb monitor: check production's live traffic and feedback, report, record, alert, maybe retrain.
 
     mlops monitor [--model REF] [--window 24h | --since T [--until T]] [--json] [--report FILE]
+                  [--traffic-class production|smoke|test|canary] [--engine duckdb|bigquery]
                   [--notify [alert|always]] [--trigger-retrain --data URI]
+    mlops monitor compact [--before YYYY-MM-DD]     (merge closed days' batches; converts JSON lines)
 
 The analysis is monitoring/ (drift per input statistic and for the predictions, live accuracy and
 per-class recall); this verb writes the HTML report, records the result on the version (annotation
@@ -26,6 +28,7 @@ from typing import Any
 from core.actor import default_actor
 from core.errors import EXIT_FAILED_CHECK, EXIT_OK, UsageError
 from core.settings import Settings
+from registry.monitoring_log import TRAFFIC_CLASSES
 
 
 def _lines(summary: dict[str, Any]) -> list[str]:
@@ -37,14 +40,29 @@ def _lines(summary: dict[str, Any]) -> list[str]:
     if summary["other_versions"]:
         others = ", ".join(f"version {v}: {n}" for v, n in summary["other_versions"].items())
         out.append(f"  (skipped records of other versions: {others})")
+    if summary.get("other_traffic_classes"):
+        others = ", ".join(f"{c}: {n}" for c, n in summary["other_traffic_classes"].items())
+        out.append(
+            f"  (left out, not {summary['traffic_class']} traffic: {others}; --traffic-class to check)"
+        )
+    if summary.get("damaged_batches"):
+        out.append(
+            f"  WARNING: {len(summary['damaged_batches'])} damaged batch object(s) left out and kept where "
+            f"they are: {', '.join(summary['damaged_batches'][:5])}; inspect them, then move them aside"
+        )
     drift = summary["drift"]
     if drift["judged"]:
         out.append(f"drift: {', '.join(drift['drifted']) or 'none'}")
         for row in drift["features"]:
             psi = "-" if row["psi"] is None else f"{row['psi']:.3f}"
             p = "-" if row["p_value"] is None else f"{row['p_value']:.2g}"
+            moved = "-" if row.get("moved") is None else f"{row['moved']:.0%}"
+            w = "-" if row.get("wasserstein_sd") is None else f"{row['wasserstein_sd']:.2f}"
             flag = "  DRIFT" if row["drifted"] else ""
-            out.append(f"  {row['feature']:<15} PSI {psi:>7}  p {p:>8}  n {row['n_live']}{flag}")
+            out.append(
+                f"  {row['feature']:<15} PSI {psi:>7}  p {p:>8}  moved {moved:>5}  W/sd {w:>6}  "
+                f"n {row['n_live']}{flag}"
+            )
     else:
         out.append(f"drift: not judged ({drift['note']})")
     acc = summary["accuracy"]
@@ -59,8 +77,31 @@ def _lines(summary: dict[str, Any]) -> list[str]:
         )
     else:
         out.append(f"live accuracy: not judged ({acc['note']})")
-    verdict = "PASSED" if summary["passed"] else "ALERT"
-    out.append(f"{verdict}: " + ("; ".join(summary["alerts"]) or "no threshold crossed"))
+    held = acc.get("against_held_out") or {}
+    if held.get("judged"):
+        needed = held.get("labels_needed")
+        out.append(
+            f"  against held-out {held['held_out_accuracy']:.3f}: "
+            f"p {held['p_value']:.2g} (alpha {held['alpha']})"
+            + (
+                f"; a drop of {summary['thresholds']['detect_drop']} needs >= {needed} labels "
+                "to be seen with 80% power"
+                if needed
+                else ""
+            )
+        )
+    est = summary.get("estimate") or {}
+    if est.get("judged"):
+        low, high = est["interval"]
+        ref = "" if est.get("reference") is None else f" (reference {est['reference']:.3f})"
+        out.append(f"estimated accuracy (no labels): {est['accuracy']:.3f} [{low:.3f}, {high:.3f}]{ref}")
+    if summary["passed"]:
+        out.append("PASSED: no threshold crossed")
+    else:
+        out.append(f"ALERT: {len(summary['alerts'])} alert(s)")
+        for alert in summary["alerts"]:
+            out.append(f"  - {alert['message']}")
+            out.append(f"    check: {alert['check']}")
     return out
 
 
@@ -72,7 +113,7 @@ def build_email(
     msg = EmailMessage()
     msg["Subject"] = f"[mlops] {summary['model']} v{summary['version']}: monitoring {verdict}"
     if summary["alerts"]:
-        msg.replace_header("Subject", f"{msg['Subject']} ({summary['alerts'][0]})")
+        msg.replace_header("Subject", f"{msg['Subject']} ({summary['alerts'][0]['message']})")
     msg["From"] = settings.notify.sender
     msg["To"] = settings.notify.product_owner
     msg["Date"] = datetime.now(UTC)
@@ -121,11 +162,37 @@ def _trigger_retrain(args: argparse.Namespace, settings: Settings, data: str) ->
         os.close(saved)
 
 
+def compact(args: argparse.Namespace, settings: Settings) -> int:
+    """Merge each closed day's batches (and JSON-lines logs) into large Parquet objects."""
+    from registry import open_registry
+    from registry.monitoring_log import KINDS, compact, days
+    from registry.store import open_store
+
+    before = args.before or datetime.now(UTC).strftime("%Y-%m-%d")  # today is still being written
+    store = open_store(settings.monitor_store_uri)
+    model = open_registry(settings).name
+    damaged: list[str] = []
+    for kind in KINDS:
+        for day in [d for d in days(store, model, kind) if d < before]:
+            done = compact(store, model, kind, day)
+            damaged += done.damaged
+            if done.written or done.removed:
+                print(f"{kind} {day}: {done.rows} records into {len(done.written)} object(s), "
+                      f"{done.removed} batch object(s) removed")  # fmt: skip
+    for key in damaged:
+        print(f"damaged, left in place: {key} (inspect it, then move it aside)", file=sys.stderr)
+    return EXIT_OK
+
+
 def monitor(args: argparse.Namespace, settings: Settings) -> int:
     """Run one check; report, record, notify, optionally retrain; exit 3 when a threshold is crossed."""
     from monitoring import check, report, window
 
+    if args.action == "compact":
+        return compact(args, settings)
     m = settings.monitor
+    if args.engine == "bigquery":
+        return bigquery(args, settings)
     ref = args.model or m.model_ref
     retrain = args.trigger_retrain or m.trigger_data_pipeline
     data = args.data or m.data_uri
@@ -134,7 +201,7 @@ def monitor(args: argparse.Namespace, settings: Settings) -> int:
             "--trigger-retrain needs --data URI (or monitor.data_uri): the dataset to retrain on"
         )
     span = window.make_window(args.window or m.window, args.since, args.until)
-    result = check.run_check(settings, ref, span)
+    result = check.run_check(settings, ref, span, traffic_class=args.traffic_class)
     summary = result.summary
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -176,6 +243,26 @@ def monitor(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if summary["passed"] else EXIT_FAILED_CHECK
 
 
+def bigquery(args: argparse.Namespace, settings: Settings) -> int:
+    """Print (or, with --run, run) the window queries for BigQuery external tables over the bucket."""
+    import time
+
+    from monitoring import bigquery as bq
+    from monitoring import window
+    from monitoring.query import window_parameters
+    from registry import open_registry
+
+    span = window.make_window(args.window or settings.monitor.window, args.since, args.until)
+    registry = open_registry(settings)
+    version = args.model.rsplit(":", 1)[-1] if args.model and args.model[-1:].isdigit() else "VERSION"
+    params = window_parameters(span.since, span.until, time.time(), version, args.traffic_class)
+    if args.run:
+        print(json.dumps(bq.run(args.bq_dataset, params), indent=2, default=str))
+    else:
+        print(bq.printable(settings.monitor_store_uri, registry.name, args.bq_dataset, params))
+    return EXIT_OK
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs (only where the monitoring package is installed: not the serving image)."""
     try:
@@ -196,8 +283,34 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "3 a threshold was crossed.",
     )
     parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("check", "compact"),
+        default="check",
+        help="check (default) a window; compact: merge closed days' batches into large Parquet objects "
+        "(and convert JSON-lines logs), so a query reads a few objects per day instead of thousands",
+    )
+    parser.add_argument(
         "--model", metavar="REF", help="version to check (default: monitor.model_ref, production:current)"
     )
+    parser.add_argument(
+        "--traffic-class",
+        choices=TRAFFIC_CLASSES,
+        default="production",
+        help="which traffic to check (default production: smoke, test and canary requests are left out)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "bigquery"),
+        default="duckdb",
+        help="duckdb (default): run the window queries here; bigquery: print the external tables and the "
+        "same queries for BigQuery (with --run: run them, needs google-cloud-bigquery and credentials)",
+    )
+    parser.add_argument(
+        "--bq-dataset", default="mlops_monitoring", help="BigQuery dataset (--engine bigquery)"
+    )
+    parser.add_argument("--run", action="store_true", help="with --engine bigquery: run the queries")
+    parser.add_argument("--before", metavar="DAY", help="compact: days before this one (default: today, UTC)")
     parser.add_argument(
         "--window",
         metavar="DURATION",

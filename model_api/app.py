@@ -34,6 +34,7 @@ def _defaults() -> dict[str, Any]:
         "MODEL_BUNDLE": None,
         "PREDICTION_LOG": settings.monitor.log_predictions,
         "FEEDBACK_TOKEN": settings.monitor.feedback_token,
+        "TRAFFIC_TOKEN": settings.monitor.traffic_token,
         "REQUEST_ID_SECRET": settings.monitor.request_id_secret,
         # A registry Store for the monitoring/ area (tests); None: settings.monitor_store_uri.
         "MONITOR_STORE": None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hmac
 import logging
 import random
 import re
@@ -22,19 +23,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g, jsonify, request
 
 from core.image_stats import confidence, describe_image, describe_pixels
+from core.traffic import TRAFFIC_HEADER
 from model_api.prediction_log import BatchWriter
 from model_api.rate_limit import TokenBucket
 from model_api.request_ids import RequestIds, derive_key
 from registry.manifest import Manifest
-from registry.monitoring_log import image_key, write_batch
+from registry.monitoring_log import DEFAULT_TRAFFIC_CLASS, TRAFFIC_CLASSES, image_key, write_batch
 from registry.store import ObjectExists, open_store
 
 log = logging.getLogger("model_api.monitoring")
 
 PREDICTION_ID = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,4})?$")
+
 Header = tuple[str | None, int | None, int | None]  # format, width, height
 
 
@@ -46,6 +49,7 @@ class Monitoring:
         self.enabled = bool(app.config["PREDICTION_LOG"])
         self.sample_images = float(monitor.sample_images)
         self.feedback_token = str(app.config["FEEDBACK_TOKEN"] or "")
+        self.traffic_token = str(app.config["TRAFFIC_TOKEN"] or "")
         self.shutdown_timeout_s = float(monitor.log_shutdown_timeout_s)
         self.model_name = str(bundle.name)
         self.request_ids = RequestIds(self._id_key(app), int(app.config["MAX_BATCH"]))
@@ -135,10 +139,57 @@ def export_reference(metrics: Any, manifest: Manifest) -> None:
         metrics.reference_confidence.set(float(reference.confidence_mean))
 
 
+def traffic_class(monitoring: Monitoring) -> tuple[str, str | None]:
+    """This request's traffic class, and why it is refused (None: accepted).
+
+    `X-MLOps-Traffic-Class: smoke|test|canary` takes traffic out of production's monitoring, so only
+    a caller holding the traffic token (`Authorization: Bearer <MLOPS_TRAFFIC_TOKEN>`) may send it.
+    Anyone else sending it is refused (401), not logged as production: the header says the caller
+    meant to stay out of production's numbers, and a project client with a wrong token must fail
+    loudly rather than pollute the production window it was built to avoid.
+    """
+    wanted = request.headers.get(TRAFFIC_HEADER)
+    if wanted is None:
+        return DEFAULT_TRAFFIC_CLASS, None
+    wanted = wanted.strip().lower()
+    if wanted not in TRAFFIC_CLASSES:
+        return (
+            DEFAULT_TRAFFIC_CLASS,
+            f"{TRAFFIC_HEADER} {wanted[:40]!r} is not one of {', '.join(TRAFFIC_CLASSES)}",
+        )
+    if wanted == DEFAULT_TRAFFIC_CLASS:
+        return wanted, None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = monitoring.traffic_token
+    # Constant-time comparison, as for the feedback token.
+    if (
+        not expected
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(token.strip().encode(), expected.encode())
+    ):
+        return DEFAULT_TRAFFIC_CLASS, (
+            f"{TRAFFIC_HEADER}: {wanted} needs 'Authorization: Bearer <traffic token>' (the secret "
+            "MLOPS_TRAFFIC_TOKEN of this deployment); without it send no such header"
+        )
+    return wanted, None
+
+
 def install(app: Flask, bundle: Any) -> Monitoring:
     """Set up monitoring for APP (writers, reference gauges) and keep it in app.extensions."""
     monitoring = Monitoring(app, bundle)
     app.extensions["mlops_monitoring"] = monitoring
+
+    @app.before_request
+    def _traffic_class() -> tuple[Response, int] | None:
+        g.traffic_class, refused = traffic_class(monitoring)
+        if refused is None:
+            return None
+        status = 400 if "is not one of" in refused else 401
+        response = jsonify(error=refused)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="mlops traffic class"'
+        return response, status
+
     return monitoring
 
 
@@ -203,6 +254,7 @@ def record_predictions(
             "model": model.name,
             "version": model.version,
             "endpoint": endpoint,
+            "traffic_class": g.get("traffic_class", DEFAULT_TRAFFIC_CLASS),
             "label": model.classes[int(np.argmax(row))],
             "confidence": conf,
             "probabilities": {c: round(float(p), 5) for c, p in zip(model.classes, row, strict=True)},

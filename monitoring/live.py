@@ -1,87 +1,107 @@
-"""Live traffic of one model version in a window, read from the store's monitoring/ area, and its feedback."""
+"""Live traffic of one model version in a window, and its feedback, from the window queries.
+
+Nothing is read record by record in Python: DuckDB answers the SQL of monitoring/sql/ with value counts,
+shares and sums, from which the live profile (weighted: each distinct value with its count) is built.
+"""
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
-from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from core.image_stats import HIST_BINS, NUMERIC_FEATURES, as_number, profile_from_columns
+from core.image_stats import HIST_BINS, NUMERIC_FEATURES
+from monitoring.query import open_window, window_parameters
 from monitoring.window import Window
-from registry.monitoring_log import read_records
 from registry.store import Store
 
 
 @dataclass
 class LiveTraffic:
-    """The predictions of one version in a window, profiled like its reference."""
+    """The predictions of one version and traffic class in a window, profiled like its reference."""
 
-    profile: dict[str, Any]
-    labels: dict[str, str]  # prediction id -> predicted label, for the ids that have feedback
+    profile: dict[str, Any]  # features: distinct values; weights: their counts
+    confusion: dict[tuple[str, str], int]  # (predicted, true label) -> labelled predictions
+    feedback_received: int  # distinct ids with feedback since the window's start
+    unmatched: int  # feedback naming no prediction of this version and class in the window
+    confidence: dict[str, float]  # n, sum and sum of squares of the confidences
     other_versions: dict[str, int] = field(default_factory=dict)  # records of other versions (skipped)
+    other_classes: dict[str, int] = field(default_factory=dict)  # this version's other traffic classes
+    damaged: list[str] = field(default_factory=list)  # objects left out, named
+    batches: dict[str, int] = field(default_factory=dict)
 
 
-def load_predictions(
+def load_window(
     store: Store,
     model: str,
     version: int | str,
     classes: list[str],
     window: Window,
-    labelled: Container[str] = (),
+    now: float,
+    traffic_class: str = "production",
 ) -> LiveTraffic:
-    """The prediction log of VERSION in WINDOW as a profile, plus the predicted label of each LABELLED id.
-
-    Records are reduced to columns as they stream in (8-byte numbers, not a dict per record), so a
-    million of them fit in a few hundred MiB.
-    """
-    columns = {name: array("d") for name in NUMERIC_FEATURES}
-    hists, confidences = array("d"), array("d")
-    formats: list[str | None] = []
-    predicted: list[str] = []
-    labels: dict[str, str] = {}
-    others: Counter[str] = Counter()
-    wanted = str(version)
-    missing = [float("nan")] * HIST_BINS
-    for record in read_records(store, model, "predictions", window.since, window.until):
-        if str(record.get("version")) != wanted:
-            others[str(record.get("version"))] += 1
-            continue
-        item = record.get("input") or {}
-        for name, column in columns.items():
-            column.append(as_number(item.get(name)))
-        hist = item.get("hist")
-        hists.extend(hist if isinstance(hist, list) and len(hist) == HIST_BINS else missing)
-        formats.append(item.get("format"))
-        confidences.append(as_number(record.get("confidence")))
-        label = str(record.get("label"))
-        predicted.append(label)
-        if record.get("id") in labelled:
-            labels[str(record["id"])] = label
-    features = {name: np.frombuffer(column, dtype=np.float64) for name, column in columns.items()}
-    profile = profile_from_columns(
-        features,
-        formats,
-        np.frombuffer(hists, dtype=np.float64),
-        predicted,
-        np.frombuffer(confidences),
-        classes,
+    """VERSION's TRAFFIC_CLASS predictions in WINDOW as a weighted profile, and their feedback until NOW."""
+    tables = open_window(store, model, window.since, window.until, max(now, window.until))
+    params = window_parameters(
+        window.since, window.until, max(now, window.until), str(version), traffic_class
     )
-    return LiveTraffic(profile, labels, dict(others))
-
-
-def load_feedback(store: Store, model: str, window: Window, until: float) -> dict[str, str]:
-    """True label per prediction id: feedback given from the window's start up to UNTIL; the latest wins.
-
-    Labels arrive after the prediction (a radiologist reads the image later), so feedback is read
-    past the window's end.
-    """
-    latest: dict[str, tuple[float, str]] = {}
-    for record in read_records(store, model, "feedback", window.since, until):
-        key, t = str(record.get("id")), float(record.get("t", 0.0))
-        if key not in latest or t >= latest[key][0]:
-            latest[key] = (t, str(record.get("label")))
-    return {key: label for key, (_, label) in latest.items()}
+    others: Counter[str] = Counter()
+    other_classes: Counter[str] = Counter()
+    for row_version, row_class, n in tables.run("window_counts", params):
+        if str(row_version) != str(version):
+            others[str(row_version)] += n
+        elif row_class != traffic_class:
+            other_classes[str(row_class)] += n
+    values: dict[str, list[tuple[float, int]]] = {name: [] for name in (*NUMERIC_FEATURES, "confidence")}
+    for feature, value, n in tables.run("window_numeric", params):
+        if value is not None:
+            values[feature].append((float(value), int(n)))
+    formats: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    hist = np.zeros(HIST_BINS)
+    n_hist = 0
+    conf = {"n": 0.0, "sum": 0.0, "sq_sum": 0.0}
+    for row in tables.run("window_shares", params):
+        fmt, label, n, rows_with_hist, *sums = row
+        formats["none" if fmt is None else str(fmt)] += n
+        labels[str(label)] += n
+        n_hist += rows_with_hist
+        hist += np.array([s or 0.0 for s in sums[:HIST_BINS]])
+        conf["n"] += sums[HIST_BINS] or 0
+        conf["sum"] += sums[HIST_BINS + 1] or 0.0
+        conf["sq_sum"] += sums[HIST_BINS + 2] or 0.0
+    total = sum(labels.values())
+    confusion: dict[tuple[str, str], int] = {}
+    received = unmatched = 0
+    for predicted, truth, n in tables.run("window_labelled", params):
+        received += n
+        if predicted is None:
+            unmatched += n
+        else:
+            confusion[(str(predicted), str(truth))] = int(n)
+    features = {name: np.array([v for v, _ in pairs], dtype=np.float64) for name, pairs in values.items()}
+    weights = {name: np.array([n for _, n in pairs], dtype=np.float64) for name, pairs in values.items()}
+    names = [str(c) for c in classes] + sorted(k for k in labels if k not in set(classes))
+    profile = {
+        "n": total,
+        "features": features,
+        "weights": weights,
+        "formats": {k: v / total for k, v in sorted(formats.items())} if total else {},
+        "intensity_hist": hist / n_hist if n_hist else np.zeros(HIST_BINS),
+        "class_shares": {k: (labels.get(k, 0) / total if total else 0.0) for k in names},
+        "confidence_mean": conf["sum"] / conf["n"] if conf["n"] else None,
+    }
+    tables.connection.close()
+    return LiveTraffic(
+        profile,
+        confusion,
+        received,
+        unmatched,
+        conf,
+        dict(others),
+        dict(other_classes),
+        tables.damaged,
+        tables.batches,
+    )

@@ -22,10 +22,20 @@ def _png(figure: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _numeric_plot(name: str, reference: np.ndarray, live: np.ndarray) -> str | None:
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    return values[~np.isnan(values)]
+
+
+def _numeric_plot(
+    name: str, reference: np.ndarray, live: np.ndarray, weights: np.ndarray | None = None
+) -> str | None:
     import matplotlib.pyplot as plt
 
-    ref, cur = reference[~np.isnan(reference)], live[~np.isnan(live)]
+    live = np.asarray(live, dtype=np.float64)
+    weights = np.ones_like(live) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = ~np.isnan(live)
+    ref, cur, weights = _finite(reference), live[keep], weights[keep]
     if ref.size == 0 and cur.size == 0:
         return None
     both = np.concatenate([ref, cur])
@@ -35,7 +45,9 @@ def _numeric_plot(name: str, reference: np.ndarray, live: np.ndarray) -> str | N
     if ref.size:
         axis.hist(ref, bins=bins, density=True, alpha=0.55, label=f"reference (n={ref.size})")
     if cur.size:
-        axis.hist(cur, bins=bins, density=True, alpha=0.55, label=f"live (n={cur.size})")
+        axis.hist(
+            cur, bins=bins, weights=weights, density=True, alpha=0.55, label=f"live (n={int(weights.sum())})"
+        )
     axis.set_title(name)
     axis.legend(fontsize=7)
     return _png(figure)
@@ -59,10 +71,13 @@ def _bars_plot(name: str, reference: dict[str, float], live: dict[str, float]) -
 def _plots(result: CheckResult) -> list[tuple[str, str]]:
     ref, live = result.reference, result.live
     plots: list[tuple[str, str]] = []
+    weights = live.get("weights") or {}
     for name in ("mean", "std", "width", "height", "confidence"):
-        png = _numeric_plot(
-            name, ref["features"].get(name, np.array([])), live["features"].get(name, np.array([]))
-        )
+        ref_values = ref["features"].get(name, np.array([]))
+        live_values = live["features"].get(name, np.array([]))
+        if np.unique(np.concatenate([_finite(ref_values), _finite(live_values)])).size < 2:
+            continue  # one value on both sides (every image 256 wide): a single bar says nothing
+        png = _numeric_plot(name, ref_values, live_values, weights.get(name))
         if png:
             plots.append((name, png))
     bins = len(ref["intensity_hist"])
@@ -77,7 +92,8 @@ def _plots(result: CheckResult) -> list[tuple[str, str]]:
             ),
         )
     )
-    plots.append(("format", _bars_plot("format", ref.get("formats") or {}, live.get("formats") or {})))
+    if len(set(ref.get("formats") or {}) | set(live.get("formats") or {})) > 1:  # one format: nothing to see
+        plots.append(("format", _bars_plot("format", ref.get("formats") or {}, live.get("formats") or {})))
     return plots
 
 

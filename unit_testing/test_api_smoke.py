@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 
+from core.traffic import traffic_headers
+
 TIMEOUT_S = 30
+HEADERS = traffic_headers("test")  # the model tests' requests stay out of production's window
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +34,9 @@ def test_serves_the_version_under_test(api_url, manifest):
 
 def test_predict_matches_local_prediction(api_url, served, sample, classes, manifest):
     img = sample[0]
-    response = requests.post(f"{api_url}/predict", files={"file": (img.path, img.data)}, timeout=TIMEOUT_S)
+    response = requests.post(
+        f"{api_url}/predict", headers=HEADERS, files={"file": (img.path, img.data)}, timeout=TIMEOUT_S
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body["probabilities"]) == set(classes)
@@ -41,12 +46,12 @@ def test_predict_matches_local_prediction(api_url, served, sample, classes, mani
 
 
 def test_raw_body_predict_works(api_url, sample, classes):
-    response = requests.post(f"{api_url}/predict", data=sample[0].data, timeout=TIMEOUT_S)
+    response = requests.post(f"{api_url}/predict", headers=HEADERS, data=sample[0].data, timeout=TIMEOUT_S)
     assert response.status_code == 200, response.text
     assert response.json()["label"] in classes
 
 
 def test_bad_input_is_a_clear_4xx(api_url):
-    response = requests.post(f"{api_url}/predict", data=b"not an image", timeout=TIMEOUT_S)
+    response = requests.post(f"{api_url}/predict", headers=HEADERS, data=b"not an image", timeout=TIMEOUT_S)
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:200])
     assert "error" in response.json()

@@ -273,3 +273,47 @@ def test_a_writer_closed_while_storage_hangs_stores_what_it_holds_once_storage_r
     writer._thread.join(10)
     assert not writer._thread.is_alive()
     assert sorted(sink.ids) == [0, 1, 2, 3, 4]
+
+
+@pytest.fixture
+def traffic_app(bundle, tmp_path):
+    """An app with a traffic token: the project's own clients may mark their requests."""
+    from model_api import create_app
+
+    settings = load_settings(overrides={"monitor.log_flush_interval_s": 0.1})
+    store = open_store(f"file://{tmp_path / 'store'}")
+    config = {"TESTING": True, "MODEL_BUNDLE": bundle, "SETTINGS": settings, "MONITOR_STORE": store}
+    app = create_app({**config, "TRAFFIC_TOKEN": "traffic-secret"})
+    yield app, store
+    app.extensions["mlops_monitoring"].close()
+
+
+def test_the_traffic_class_is_logged_only_from_holders_of_the_traffic_token(traffic_app):
+    app, store = traffic_app
+    client = app.test_client()
+    image = image_bytes(seed=3)
+    plain = client.post("/predict", data=image, content_type="image/png")
+    marked = client.post(
+        "/predict",
+        data=image,
+        content_type="image/png",
+        headers={"X-MLOps-Traffic-Class": "smoke", "Authorization": "Bearer traffic-secret"},
+    )
+    assert plain.status_code == marked.status_code == 200
+    # Without (or with a wrong) token the header is refused, nothing predicted, nothing logged.
+    for headers in (
+        {"X-MLOps-Traffic-Class": "smoke"},
+        {"X-MLOps-Traffic-Class": "test", "Authorization": "Bearer wrong"},
+    ):
+        refused = client.post("/predict", data=image, content_type="image/png", headers=headers)
+        assert refused.status_code == 401 and "MLOPS_TRAFFIC_TOKEN" in refused.json["error"]
+    odd = client.post(
+        "/predict",
+        data=image,
+        content_type="image/png",
+        headers={"X-MLOps-Traffic-Class": "staff", "Authorization": "Bearer traffic-secret"},
+    )
+    assert odd.status_code == 400 and "not one of" in odd.json["error"]
+    wait_for("2 records", lambda: len(stored(store)) == 2, 10)
+    classes = {r["id"]: r["traffic_class"] for r in stored(store)}
+    assert classes == {plain.json["request_id"]: "production", marked.json["request_id"]: "smoke"}

@@ -56,7 +56,9 @@ def reference_profile(seed: int = 0, n: int = 400) -> dict[str, Any]:
     return {**profile, "split": "test", "classes": CLASSES}
 
 
-def register_version(registry, tmp_path: Path, profile: dict[str, Any]) -> int:
+def register_version(
+    registry, tmp_path: Path, profile: dict[str, Any], metrics: dict[str, Any] | None = None
+) -> int:
     """Register a version whose files include the reference profile; the monitor never loads its model."""
     src = tmp_path / f"run-{time.monotonic_ns()}"
     src.mkdir()
@@ -68,6 +70,8 @@ def register_version(registry, tmp_path: Path, profile: dict[str, Any]) -> int:
         "preprocessing": {"image_size": 64, "channels": 1},
         "reference": {"file": "reference_profile.json", "split": "test", "n": profile["n"]},
     }
+    if metrics is not None:
+        manifest["metrics"] = metrics
     return registry.register(src, lineage(**manifest), actor="tester").version
 
 
@@ -79,6 +83,7 @@ def records(
     *,
     shares=REFERENCE_SHARES,
     confidence: float = 0.85,
+    traffic_class: str | None = None,
     **shift: Any,
 ) -> list[dict[str, Any]]:
     """N prediction-log records as the API writes them, one per 10 ms from START."""
@@ -96,6 +101,7 @@ def records(
                 "confidence": conf,
                 "input": item,
                 "latency_ms": 3.0,
+                **({"traffic_class": traffic_class} if traffic_class else {}),
             }
         )
     return out

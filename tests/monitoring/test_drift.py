@@ -71,12 +71,12 @@ def test_a_feature_the_live_side_lacks_is_reported_not_drifted():
 
 
 def test_live_accuracy_joins_feedback_by_prediction_id():
-    predicted = {"a": "covid", "b": "normal", "c": "normal", "d": "pneumonia"}
-    truth = {"a": "covid", "b": "covid", "c": "normal", "zzz": "normal"}
-    result = live_accuracy(predicted, truth, CLASSES)
+    # (predicted, true) -> count, as window_labelled.sql returns it.
+    confusion = {("covid", "covid"): 1, ("normal", "covid"): 1, ("normal", "normal"): 1}
+    result = live_accuracy(confusion, CLASSES, unmatched=1)
     assert result["n"] == 3 and result["unmatched"] == 1
     assert result["accuracy"] == pytest.approx(2 / 3)
-    assert result["per_class"]["covid"] == {"support": 2, "recall": 0.5}
-    assert result["per_class"]["normal"] == {"support": 1, "recall": 1.0}
-    assert result["per_class"]["pneumonia"] == {"support": 0, "recall": None}
-    assert live_accuracy({}, {}, CLASSES)["accuracy"] is None
+    assert result["per_class"]["covid"] == {"support": 2, "hits": 1, "recall": 0.5}
+    assert result["per_class"]["normal"] == {"support": 1, "hits": 1, "recall": 1.0}
+    assert result["per_class"]["pneumonia"] == {"support": 0, "hits": 0, "recall": None}
+    assert live_accuracy({}, CLASSES)["accuracy"] is None

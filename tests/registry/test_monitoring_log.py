@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+import json
 from datetime import UTC, datetime
 
+import pyarrow.parquet as pq
 import pytest
 
 from registry import RegistryError
@@ -19,16 +22,29 @@ def batch(start: float, n: int, step: float = 1.0, tag: str = "r") -> list[dict]
     return [{"id": f"{tag}{i}", "t": start + i * step, "label": "normal"} for i in range(n)]
 
 
-def test_a_batch_is_one_gzip_jsonl_object_named_by_its_time_span(reg):
+def test_a_batch_is_one_parquet_object_in_a_hive_partition_named_by_its_time_span(reg):
     key = write_batch(reg.store, "xray", "predictions", batch(MIDNIGHT + 3600, 3))
     assert key.startswith(
-        "monitoring/xray/predictions/2025-03-01/20250301T010000.000000Z_20250301T010002.000000Z_"
+        "monitoring/xray/predictions/date=2025-03-01/20250301T010000.000000Z_20250301T010002.000000Z_"
     )
-    assert key.endswith(".jsonl.gz")
+    assert key.endswith(".parquet")
     assert batch_span(key) == (MIDNIGHT + 3600, MIDNIGHT + 3602)
-    lines = gzip.decompress(reg.store.read(key)).decode().splitlines()
-    assert [line.count('"id"') for line in lines] == [1, 1, 1]
+    table = pq.read_table(io.BytesIO(reg.store.read(key)))
+    assert table.column("id").to_pylist() == ["r0", "r1", "r2"]
+    assert table.column("traffic_class").to_pylist() == ["production"] * 3  # the default
     assert reg.store.list("monitoring/") == [key]
+
+
+def test_json_lines_batches_of_before_stay_readable(reg):
+    """A store written before Parquet: its gzip'd JSON-lines batches are read beside the new ones."""
+    old = batch(MIDNIGHT + 10, 2, tag="old")
+    lines = "".join(json.dumps(r) + "\n" for r in old).encode()
+    name = "20250301T000010.000000Z_20250301T000011.000000Z_1-abc.jsonl.gz"
+    reg.store.write(f"monitoring/xray/predictions/2025-03-01/{name}", gzip.compress(lines))
+    write_batch(reg.store, "xray", "predictions", batch(MIDNIGHT + 20, 2, tag="new"))
+    found = list(read_records(reg.store, "xray", "predictions", MIDNIGHT, MIDNIGHT + 60))
+    assert [r["id"] for r in found] == ["old0", "old1", "new0", "new1"]
+    assert {r["traffic_class"] for r in found} == {"production"}
 
 
 def test_records_are_read_by_window_across_days_and_batches(reg):
@@ -55,7 +71,7 @@ def test_batches_are_create_only_and_a_damaged_one_is_named(reg):
     key = write_batch(reg.store, "xray", "predictions", batch(MIDNIGHT, 2))
     with pytest.raises(ObjectExists):
         reg.store.write(key, b"other", create_only=True)
-    reg.store.write(key.replace(".jsonl.gz", "x.jsonl.gz"), b"not gzip")  # a stray object, same span
+    reg.store.write(key.replace(".parquet", "x.parquet"), b"not parquet")  # a stray object, same span
     with pytest.raises(RegistryError, match="damaged"):
         list(read_records(reg.store, "xray", "predictions", 0, MIDNIGHT + 10))
 
