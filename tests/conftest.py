@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from gcs import fake_gcs  # noqa: F401  (session fixture: fake-gcs-server for any area)
+from trust_keys import SUITE, TrustSet, make_trust
 
 from core.settings import Settings, load_settings
 from mlops.cli import main
@@ -28,31 +29,56 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 @pytest.fixture
-def jenkins_input(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """Act as a Jenkins build step whose `input` was submitted by WHO (core.identity); product-owner first."""
+def trust(_isolated_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrustSet:
+    """A test trust policy and its key pairs (trainer, tester, approver product-owner), in force.
 
-    def submitted_by(who: str) -> None:
-        monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
-        monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
-        monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", who)
+    Tests that promote run under it (pytest_collection_modifyitems below makes it their first
+    fixture), so their versions are signed at registration and approvals are signed statements.
+    """
+    return make_trust(tmp_path / "trust-set", monkeypatch)
 
-    submitted_by("product-owner")
-    return submitted_by
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that promotes gets the trust set before any registry or settings fixture is built."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and "promote" in names and "trust" in names:
+            names.remove("trust")
+            names.insert(names.index("_isolated_env") + 1, "trust")
+
+
+def sign_tests(reg, ref: str, trust: TrustSet, passed: bool = True, with_api: bool = True) -> None:
+    """What `mlops test-model --with-api` signs with the tester key after a run of the required suite."""
+    from registry.chain import attest
+
+    local = reg.fetch(ref, refresh=True)
+    summary = {"passed": 12 if passed else 9, "failed": 0 if passed else 3, "errors": 0}
+    facts = {"passed": passed, "summary": summary, "suite_digest": SUITE, "with_api": with_api}
+    attest(reg, local.version, local.digest, "tests", facts, trust.key("ci-tester"))
 
 
 @pytest.fixture
-def promote(jenkins_input):
-    """Promote as the approval workflow does: passing tests recorded, approved over production now."""
+def promote(trust: TrustSet):
+    """Promote as the approval workflow does: a signed passing test run, approved with the approver key."""
     from registry import ModelVersion, Registry
+    from registry.policy import Policy
 
     def run(
         reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
     ) -> ModelVersion:
+        reg = Registry(reg.store, reg.name, reg.cache_dir, Policy.from_settings(load_settings()))
         version = reg.resolve(ref)
-        if tested and not version.manifest["annotations"]["tests"]:
-            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        if tested:
+            sign_tests(reg, version.ref, trust)
         current = reg.pointer()["current"]
-        return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
+        return reg.promote(
+            version.ref,
+            expected_production=current,
+            actor=actor,
+            reason=reason,
+            approved_by="product-owner",
+            approver_key=trust.key("product-owner"),
+        )
 
     return run
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.identity import os_account
 from registry import Registry
 
 
@@ -59,11 +60,11 @@ APPROVER = "product-owner"  # the default deploy.approvers
 
 
 @pytest.fixture(autouse=True)
-def jenkins_approver(monkeypatch: pytest.MonkeyPatch) -> str:
-    """These tests run as a Jenkins build whose input step was submitted by an approver (core.identity)."""
-    monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
-    monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
-    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", APPROVER)
+def os_approver(monkeypatch: pytest.MonkeyPatch) -> str:
+    """With no trust policy the approver is the OS account (core.identity): map this test's account to
+    the approver name, as deploy.approver_accounts does on a shared machine. Tests that promote with
+    the `promote` fixture run under a trust policy instead (an approver key)."""
+    monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", f"{os_account()}={APPROVER}")
     return APPROVER
 
 
@@ -78,3 +79,21 @@ def signing_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path,
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEYS", str(public))
     monkeypatch.setenv("MLOPS_SIGNING_REQUIRED", "true")
     return private, public
+
+
+@pytest.fixture
+def promote():
+    """Promote in the registry's no-trust-policy mode, as this test's OS account (mapped to the approver
+    by os_approver): the registry contract without keys. The signed mode is tests/conftest.py's."""
+    from registry import ModelVersion
+
+    def run(
+        reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
+    ) -> ModelVersion:
+        version = reg.resolve(ref)
+        if tested and not version.manifest["annotations"]["tests"]:
+            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        current = reg.pointer()["current"]
+        return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
+
+    return run
