@@ -120,6 +120,11 @@ def _signed(policy: TrustPolicy, atts: list[Any], kind: str) -> list[tuple[Any, 
     return sorted(out, key=lambda pair: str(pair[0].predicate.get("at", "")))
 
 
+def _count(value: object) -> str:
+    """A count from a signed predicate (protobuf Struct turns every number into a float): 12.0 -> 12."""
+    return str(int(value)) if isinstance(value, int | float) and float(value).is_integer() else "?"
+
+
 def _tests_step(policy: TrustPolicy, atts: list[Any]) -> Step:
     runs = _signed(policy, atts, "tests")
     if not runs:
@@ -140,7 +145,7 @@ def _tests_step(policy: TrustPolicy, atts: list[Any]) -> Step:
     att, who = counted[-1]
     p = att.predicate
     summary = p.get("summary") or {}
-    figures = f"{summary.get('passed', '?')} passed, {summary.get('failed', '?')} failed"
+    figures = f"{_count(summary.get('passed'))} passed, {_count(summary.get('failed'))} failed"
     if p.get("passed") is not True:
         return Step(
             "tests", False, f"the latest required suite run failed ({figures})", who, att.key_id, p.get("at")

@@ -11,7 +11,7 @@ from mlops.cli import build_parser
 
 VERBS = [
     "demo-data", "train", "retrain", "test-model", "registry", "promote", "keys", "monitor", "triggers",
-    "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job",
+    "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job", "approve",
 ]  # fmt: skip
 
 
