@@ -223,6 +223,8 @@ def ensure_trust(settings: Settings, approvers: tuple[str, ...], out: TextIO) ->
     from registry.trust import init_trust
     from unit_testing.suites import BUILTIN_DIR
 
+    # The suite as it is now is what the person running the laptop pipeline accepts; a later edit of
+    # unit_testing/ is refused until accepted again (mlops keys accept-suite, never automatic).
     for made in init_trust(settings, (tree_digest(BUILTIN_DIR),), approvers):
         print(f"trust: created the {made}", file=out)
 

@@ -137,8 +137,13 @@ def _tests_step(policy: TrustPolicy, atts: list[Any]) -> Step:
     if not counted:
         last = runs[-1][0].predicate
         why = []
-        if last.get("suite_digest") not in policy.required_suites:
-            why.append(f"suite {str(last.get('suite_digest'))[:20]} is not a required suite")
+        suite = str(last.get("suite_digest"))
+        if suite not in policy.required_suites:
+            why.append(
+                f"suite {suite} is not a required suite of {policy.path} (a changed suite: once a person "
+                f"has reviewed it, accept it with: mlops keys accept-suite {suite}; then rerun mlops "
+                "test-model --with-api)"
+            )
         if last.get("with_api") is not True:
             why.append("the API smoke tests did not run (--with-api)")
         return Step("tests", False, "no signed test run of a required suite with the API: " + ", ".join(why))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from gcs import fake_gcs  # noqa: F401  (session fixture: fake-gcs-server for any area)
-from trust_keys import SUITE, TrustSet, make_trust
+from trust_keys import TrustSet, make_trust, sign_tests
 
 from core.settings import Settings, load_settings
 from mlops.cli import main
@@ -29,6 +29,16 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 @pytest.fixture
+def os_approver(monkeypatch: pytest.MonkeyPatch) -> str:
+    """With no trust policy the approver is this process's OS account (core.identity): map it to
+    product-owner, as deploy.approver_accounts does on a shared machine."""
+    from core.identity import os_account
+
+    monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", f"{os_account()}=product-owner")
+    return "product-owner"
+
+
+@pytest.fixture
 def trust(_isolated_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrustSet:
     """A test trust policy and its key pairs (trainer, tester, approver product-owner), in force.
 
@@ -45,16 +55,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if names is not None and "promote" in names and "trust" in names:
             names.remove("trust")
             names.insert(names.index("_isolated_env") + 1, "trust")
-
-
-def sign_tests(reg, ref: str, trust: TrustSet, passed: bool = True, with_api: bool = True) -> None:
-    """What `mlops test-model --with-api` signs with the tester key after a run of the required suite."""
-    from registry.chain import attest
-
-    local = reg.fetch(ref, refresh=True)
-    summary = {"passed": 12 if passed else 9, "failed": 0 if passed else 3, "errors": 0}
-    facts = {"passed": passed, "summary": summary, "suite_digest": SUITE, "with_api": with_api}
-    attest(reg, local.version, local.digest, "tests", facts, trust.key("ci-tester"))
 
 
 @pytest.fixture

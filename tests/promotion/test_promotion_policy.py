@@ -12,14 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import sign_tests
-from trust_keys import TrustSet
+from trust_keys import TrustSet, sign_tests
 
 from core.identity import os_account
 from core.settings import Settings, load_settings
 from registry import ConflictError, Registry, open_registry
-from registry.errors import PolicyError
 from registry.chain import TrustError
+from registry.errors import PolicyError
 
 PASSED_TESTS = {"passed": True, "suite": "unit_testing", "summary": {"passed": 12, "failed": 0, "errors": 0}}
 FAILED_TESTS = {"passed": False, "suite": "unit_testing", "summary": {"passed": 9, "failed": 3, "errors": 0}}

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from core.identity import os_account
 from registry import Registry
 
 
@@ -60,12 +59,9 @@ APPROVER = "product-owner"  # the default deploy.approvers
 
 
 @pytest.fixture(autouse=True)
-def os_approver(monkeypatch: pytest.MonkeyPatch) -> str:
-    """With no trust policy the approver is the OS account (core.identity): map this test's account to
-    the approver name, as deploy.approver_accounts does on a shared machine. Tests that promote with
-    the `promote` fixture run under a trust policy instead (an approver key)."""
-    monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", f"{os_account()}={APPROVER}")
-    return APPROVER
+def _approver_account(os_approver: str) -> str:
+    """The registry contract runs with no trust policy: this test's OS account approves (core.identity)."""
+    return os_approver
 
 
 @pytest.fixture
