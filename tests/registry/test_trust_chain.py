@@ -20,6 +20,7 @@ from core.identity import os_account
 from core.settings import load_settings
 from registry import Registry, open_registry
 from registry.chain import attest, verify_chain
+from registry.errors import IntegrityError
 from registry.policy import Policy
 from registry.signing import SIGNATURE_FILE
 
@@ -264,4 +265,6 @@ def test_a_cached_file_swapped_for_one_of_the_same_size_and_mtime_is_not_served(
     st = cached.stat()
     cached.write_bytes(b"the evil model")  # same length
     os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert reg.fetch(mv.ref).model_path.read_bytes() == b"the real model"
+    with pytest.raises(IntegrityError, match="swapped after verification"):
+        reg.fetch(mv.ref)  # what a worker does at (re)start: refused, never served
+    assert reg.fetch(mv.ref, refresh=True).model_path.read_bytes() == b"the real model"  # serve/deploy
