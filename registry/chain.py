@@ -262,7 +262,10 @@ def check_trust(
             f"{attempted} refused: " + verdict.ref + " is not trusted: " + "; ".join(verdict.problems)
         )
         if not ref.startswith(("/", ".")) and ":" in ref:
-            reg.record_refusal(attempted, actor, str(error), ref=verdict.ref, digest=verdict.digest)
+            check = next((s.kind for s in verdict.steps if s.required and not s.ok), None)
+            reg.record_refusal(
+                attempted, actor, str(error), ref=verdict.ref, digest=verdict.digest, check=check
+            )
         raise error
     return verdict
 
