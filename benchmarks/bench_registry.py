@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from core.identity import os_account
 from registry import Registry
 from registry.checksums import sha256_file
 from registry.manifest import Manifest, TestRun
@@ -67,12 +68,12 @@ def _timed(fn: Callable[[], object], repeat: int, before: Callable[[], object] |
 
 
 def _policy(work: Path) -> Policy:
-    """Signed versions and a Jenkins approver, as production runs them."""
+    """Signed versions and an approver (this OS account, mapped: no trust policy), as before issue 23."""
     keys = work / "keys"
     if not (keys / "key.pem").exists():
         generate_key_pair(keys / "key.pem", keys / "key.pub")
-    os.environ.update(JENKINS_URL="http://bench/", BUILD_URL="http://bench/1/", MLOPS_INPUT_SUBMITTER="po")
-    return Policy(("po",), (), SigningConfig(keys / "key.pem", (keys / "key.pub",), required=True))
+    signing = SigningConfig(keys / "key.pem", (keys / "key.pub",), required=True)
+    return Policy(("po",), (f"{os_account()}=po",), signing)
 
 
 def _promote(reg: Registry, ref: str) -> None:

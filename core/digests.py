@@ -20,3 +20,17 @@ def tree_digest(folder: Path) -> str:
         hasher.update(rel.as_posix().encode() + b"\0")
         hasher.update(hashlib.sha256(path.read_bytes()).digest())
     return "sha256:" + hasher.hexdigest()
+
+
+BUILTIN_SUITE_PACKAGE = "unit_testing"  # the built-in model test suite (unit_testing/suites.py BUILTIN_DIR)
+
+
+def builtin_suite_digest() -> str | None:
+    """The digest of the installed built-in model test suite (None where it is not installed, as in the
+    serving image). Found by package name, not imported: core sits below the suite's layer."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(BUILTIN_SUITE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return tree_digest(Path(next(iter(spec.submodule_search_locations))))

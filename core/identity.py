@@ -1,34 +1,28 @@
-"""Who is approving, from an authenticated source: Jenkins' input submitter, else the OS account.
+"""Who is acting, from a source the caller cannot set: the OS account of this process.
 
 A command-line `--approved-by` is only a claim; the promotion policy (registry.policy) compares it
-with the identity found here. Inside a Jenkins build the Jenkinsfile passes the `input` step's
-submitter (Jenkins authenticated that user and checked the step's `submitter` list); anywhere else
-the identity is the login name of the process's real uid, read from the password database rather
-than from $USER or $LOGNAME, which any caller can set.
+with the identity found here. The identity is the login name of the process's real uid, read from
+the password database rather than from $USER or $LOGNAME, which any caller can set. No environment
+variable is evidence of identity (issue 23): inside Jenkins an approval is a statement signed with
+the controller's approver credential after its `input` step, verified against the trust policy
+(registry.trust), not a variable naming the submitter.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-SUBMITTER_ENV = "MLOPS_INPUT_SUBMITTER"  # set by the Jenkinsfile from input's submitterParameter
-JENKINS_BUILD_ENV = ("JENKINS_URL", "BUILD_URL")  # present in every Jenkins build step
-
-SOURCE_JENKINS = "jenkins-input"
 SOURCE_OS = "os-user"
-SOURCE_UNTRUSTED = "untrusted"
 
 
 @dataclass(frozen=True)
 class Identity:
-    """An authenticated name and where it came from (jenkins-input, os-user, or untrusted)."""
+    """An authenticated name and where it came from (os-user)."""
 
     name: str
     source: str
-    problem: str = ""  # why an untrusted identity is not believed
 
     def to_dict(self) -> dict[str, str]:
         """The identity as recorded in the audit log and the pointer history."""
@@ -44,16 +38,6 @@ def os_account(uid: int | None = None) -> str:
         return f"uid:{uid}"
 
 
-def authenticated_identity(env: Mapping[str, str] | None = None) -> Identity:
-    """The Jenkins input submitter inside a Jenkins build, else the OS account of this process."""
-    env = os.environ if env is None else env
-    submitter = env.get(SUBMITTER_ENV, "").strip()
-    if not submitter:
-        return Identity(os_account(), SOURCE_OS)
-    if all(env.get(name) for name in JENKINS_BUILD_ENV):
-        return Identity(submitter, SOURCE_JENKINS)
-    return Identity(
-        submitter,
-        SOURCE_UNTRUSTED,
-        f"{SUBMITTER_ENV} is only believed inside a Jenkins build ({' and '.join(JENKINS_BUILD_ENV)} set)",
-    )
+def authenticated_identity() -> Identity:
+    """The OS account of this process: the only identity believed without a key."""
+    return Identity(os_account(), SOURCE_OS)

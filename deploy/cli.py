@@ -205,9 +205,22 @@ def _k8s(args: argparse.Namespace, settings: Settings) -> int:
     return _report(args, payload, outcome.ok, done, f"deploy FAILED: {outcome.detail}")
 
 
+def warn_without_trust(settings: Settings) -> None:
+    """One stderr line when no trust policy is in force: approvals and deploys rest on weaker checks."""
+    from registry.trust import policy_path
+
+    if policy_path(settings) is None:
+        print(
+            "mlops: no trust policy is in force (trust.policy / MLOPS_TRUST_POLICY): approvals rest on the "
+            "OS account and versions need no signed chain; create one with: mlops keys init --trust",
+            file=sys.stderr,
+        )
+
+
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
     from deploy.promotion import parse_expected, promote
 
+    warn_without_trust(settings)
     expected = parse_expected(args.expect_production)
     done = promote(settings, args.ref, args.approved_by, args.actor, args.reason, expected, args.approver_key)
     if args.json:
@@ -247,6 +260,8 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     """Handler of `mlops deploy`."""
     _check_options(args)
+    if not getattr(args, "stop", False):
+        warn_without_trust(settings)
     return _local(args, settings) if args.target == "local" else _k8s(args, settings)
 
 

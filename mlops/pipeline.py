@@ -223,8 +223,18 @@ def ensure_trust(settings: Settings, approvers: tuple[str, ...], out: TextIO) ->
     from registry.trust import init_trust
     from unit_testing.suites import BUILTIN_DIR
 
-    for made in init_trust(settings, (tree_digest(BUILTIN_DIR),), approvers):
-        print(f"trust: created the {made}", file=out)
+    # The suite as it is now is what the person running the laptop pipeline accepts; a later edit of
+    # unit_testing/ is refused until accepted again (mlops keys accept-suite, never automatic).
+    suite = tree_digest(BUILTIN_DIR)
+    made = init_trust(settings, (suite,), approvers)
+    for line in made:
+        print(f"trust: created the {line}", file=out)
+    if any(line.startswith("trust policy") for line in made):
+        print(
+            f"trust: required model test suite (the built-in one as it is now): {suite}; after editing "
+            "unit_testing/, accept the new suite with the command a refusal prints (mlops keys accept-suite)",
+            file=out,
+        )
 
 
 def current_production(settings: Settings) -> int | None:

@@ -57,6 +57,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics = ApiMetrics(str(bundle.version))
     metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
     app.extensions["mlops_metrics"] = metrics
+    ref = str(app.config["MODEL_REF"])
+    if app.config["MODEL_BUNDLE"] is None and ":" in ref and not ref.startswith(("/", ".")):
+        from model_api.trust_metrics import TrustRefusals
+        from registry import open_registry
+
+        # Refusals written by other processes (a deploy that kept this server) are scraped here.
+        metrics.add_collector(TrustRefusals(open_registry(app.config["SETTINGS"]).log))
 
     from model_api import monitoring
     from model_api.feedback import bp as feedback_bp

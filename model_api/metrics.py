@@ -40,6 +40,7 @@ class ApiMetrics:
     def __init__(self, version: str = "") -> None:
         self.version = version
         self.registry = CollectorRegistry()
+        self.collectors: list[object] = []  # read at scrape time, in every worker (trust_metrics)
         self.requests = Counter(
             "mlops_api_requests",
             "HTTP requests by endpoint, method and status code",
@@ -128,5 +129,13 @@ class ApiMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            for collector in self.collectors:
+                registry.register(collector)  # type: ignore[arg-type]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def add_collector(self, collector: object) -> None:
+        """A collector computed at scrape time (not a per-process value), served by every worker."""
+        self.collectors.append(collector)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.registry.register(collector)  # type: ignore[arg-type]

@@ -123,6 +123,11 @@ def _signed(policy: TrustPolicy, atts: list[Any], kind: str) -> list[tuple[Any, 
     return sorted(out, key=lambda pair: str(pair[0].predicate.get("at", "")))
 
 
+def _count(value: object) -> str:
+    """A count from a signed predicate (protobuf Struct turns every number into a float): 12.0 -> 12."""
+    return str(int(value)) if isinstance(value, int | float) and float(value).is_integer() else "?"
+
+
 def _tests_step(policy: TrustPolicy, atts: list[Any]) -> Step:
     runs = _signed(policy, atts, "tests")
     if not runs:
@@ -135,15 +140,20 @@ def _tests_step(policy: TrustPolicy, atts: list[Any]) -> Step:
     if not counted:
         last = runs[-1][0].predicate
         why = []
-        if last.get("suite_digest") not in policy.required_suites:
-            why.append(f"suite {str(last.get('suite_digest'))[:20]} is not a required suite")
+        suite = str(last.get("suite_digest"))
+        if suite not in policy.required_suites:
+            why.append(
+                f"suite {suite} is not a required suite of {policy.path} (a changed suite: once a person "
+                f"has reviewed it, accept it with: mlops keys accept-suite {suite}; then rerun mlops "
+                "test-model --with-api)"
+            )
         if last.get("with_api") is not True:
             why.append("the API smoke tests did not run (--with-api)")
         return Step("tests", False, "no signed test run of a required suite with the API: " + ", ".join(why))
     att, who = counted[-1]
     p = att.predicate
     summary = p.get("summary") or {}
-    figures = f"{summary.get('passed', '?')} passed, {summary.get('failed', '?')} failed"
+    figures = f"{_count(summary.get('passed'))} passed, {_count(summary.get('failed'))} failed"
     if p.get("passed") is not True:
         return Step(
             "tests", False, f"the latest required suite run failed ({figures})", who, att.key_id, p.get("at")
@@ -255,7 +265,10 @@ def check_trust(
             f"{attempted} refused: " + verdict.ref + " is not trusted: " + "; ".join(verdict.problems)
         )
         if not ref.startswith(("/", ".")) and ":" in ref:
-            reg.record_refusal(attempted, actor, str(error), ref=verdict.ref, digest=verdict.digest)
+            check = next((s.kind for s in verdict.steps if s.required and not s.ok), None)
+            reg.record_refusal(
+                attempted, actor, str(error), ref=verdict.ref, digest=verdict.digest, check=check
+            )
         raise error
     return verdict
 

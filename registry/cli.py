@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.actor import default_actor
-from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK
+from core.errors import EXIT_ERROR, EXIT_FAILED_CHECK, EXIT_OK, UsageError
 from core.settings import Settings
 from registry.core import Registry, open_registry
 from registry.manifest import Dataset, Params, Reference, to_json
@@ -296,17 +296,37 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if verdict.ok else EXIT_FAILED_CHECK
 
 
+def _keys_accept_suite(args: argparse.Namespace, settings: Settings) -> int:
+    from registry.trust import accept_suite, policy_path
+
+    path = policy_path(settings)
+    if path is None:
+        raise UsageError("no trust policy is configured to accept a suite into: run mlops keys init --trust")
+    added = accept_suite(path, args.digest)
+    print(f"{'accepted' if added else 'already required'}: {args.digest} in {path}")
+    return EXIT_OK
+
+
 def _keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from registry.signing import generate_key_pair, private_key_id
 
     if args.trust:
+        from core.digests import builtin_suite_digest
         from registry.trust import init_trust
 
-        for made in init_trust(settings, tuple(args.suite_digest), tuple(args.approver or ["product-owner"])):
-            print(f"created the {made}")
-        if not args.suite_digest:
+        suites = tuple(args.suite_digest) or tuple(d for d in (builtin_suite_digest(),) if d)
+        made = init_trust(settings, suites, tuple(args.approver or ["product-owner"]))
+        for line in made:
+            print(f"created the {line}")
+        if not any(line.startswith("trust policy") for line in made):
+            print(f"the trust policy {settings.trust_policy_path} exists and was left as it is")
+        elif suites:
+            named = "given" if args.suite_digest else "the built-in suite's digest, as it is now"
+            print(f"required suites ({named}): {', '.join(suites)}")
+        else:
             print(
-                "the trust policy names no required suite yet: add its digest (printed by mlops test-model)"
+                "the trust policy names no required suite (the built-in suite is not installed): every "
+                "version is refused until a person accepts one with: mlops keys accept-suite sha256:HEX"
             )
         return EXIT_OK
     folder = args.out or settings.keys_dir
@@ -413,3 +433,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--suite-digest", action="append", default=[], metavar="sha256:HEX", help="a required test suite"
     )
     init.set_defaults(handler=_keys_init)
+    accept = key_verbs.add_parser(
+        "accept-suite",
+        help="add a model test suite digest to the trust policy's required suites (a person's review)",
+        description="After reviewing a changed model test suite, add its content digest (printed by "
+        "mlops test-model and by the refusal that named it) to required_suites in the trust policy "
+        "file. Nothing accepts a suite automatically; the registry never reads this file's content "
+        "from anywhere but here.",
+    )
+    accept.add_argument("digest", metavar="sha256:HEX", help="the suite's content digest")
+    accept.set_defaults(handler=_keys_accept_suite)

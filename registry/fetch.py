@@ -7,9 +7,9 @@ a stamp: per file (sha256, size, mtime_ns) written right after its hash was chec
 the manifest and signature it was verified against, and what the verification established. A later
 fetch trusts the cache only while the store's manifest and signature are still those bytes, each
 file's sha256 is still the manifest's (re-hashed at every use: a file swapped for another of the same
-size and mtime is caught), and the key that verified it is still trusted; anything else is downloaded
-and verified again. `refresh=True` always re-downloads: it checks the registry's copy,
-not the cache's (test-model, promote and deploy do that before they act).
+size and mtime is caught and refused: it was hidden on purpose), and the key that verified it is still
+trusted; anything else is downloaded and verified again. `refresh=True` always re-downloads: it
+checks the registry's copy, not the cache's (test-model, promote and deploy do that before they act).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,12 +89,30 @@ def _stamp_ok(
         if sha != meta.sha256 or st.st_size != size or st.st_mtime_ns != mtime_ns:
             return None
         # Size and mtime are the caller's to set: only the content's hash says it is the verified file.
+        # A file changed while keeping the size and mtime it was verified with was changed to hide it:
+        # refuse (the caller audits it) rather than quietly fetch again and serve on.
         if sha256_file(folder / rel) != meta.sha256:
-            print(
-                f"registry: the cached {rel} of {folder} fails its sha256; fetching it again", file=sys.stderr
+            raise IntegrityError(
+                f"the cached {rel} of {folder} fails its sha256 although its size and mtime are the "
+                "verified ones: it was swapped after verification; refusing it. Restart with a verified "
+                "copy (mlops serve / mlops deploy re-download and verify the registry's copy) and find "
+                "who can write the cache"
             )
-            return None
     return dict(verified)
+
+
+def _replaceable(
+    folder: Path,
+    files: Mapping[str, FileEntry],
+    manifest: bytes,
+    signature: bytes | None,
+    config: SigningConfig,
+) -> dict[str, Any] | None:
+    """_stamp_ok for a fresh, verified download about to replace the cache: a swapped copy is replaced."""
+    try:
+        return _stamp_ok(folder, files, manifest, signature, config)
+    except IntegrityError:
+        return None
 
 
 def _check(path: Path, rel: str, meta: FileEntry, ref: str, digest: str | None = None) -> None:
@@ -151,14 +168,14 @@ def _download(
             "verified": verified.to_dict(),
         }
         (tmp / STAMP).write_text(json.dumps(stamp))
-        if _stamp_ok(target, files, raw, signature, config) is not None:
+        if _replaceable(target, files, raw, signature, config) is not None:
             return verified  # a concurrent fetch finished first: never pull a good copy from its users
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)  # a damaged or outdated copy: replace it
         try:
             os.rename(tmp, target)
         except OSError:
-            if _stamp_ok(target, files, raw, signature, config) is None:  # a concurrent fetch won the rename
+            if _replaceable(target, files, raw, signature, config) is None:  # a concurrent fetch won
                 raise
         return verified
     finally:

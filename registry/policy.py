@@ -1,8 +1,11 @@
 """The promotion policy, enforced inside Registry.promote (the one function every path calls).
 
 A version may go to production only when all of these hold:
-- the approver is authenticated (core.identity: Jenkins' input submitter, else the OS account), any
-  `--approved-by` claim agrees with that identity, and the approver is listed in deploy.approvers;
+- with a trust policy (registry.trust): an approval signed by an approver key of that policy (see
+  registry.chain); the settings below are not consulted;
+- with no trust policy (a weaker mode `mlops promote`/`deploy` warn about): the approver is the OS
+  account (core.identity; never an environment variable), any `--approved-by` claim agrees with it,
+  and it is listed in deploy.approvers (or mapped by deploy.approver_accounts);
 - its gate passed and its latest model test run passed;
 - its signature verifies (registry.signing; an unsigned version only where signing is not required);
 - production is still the version the approval was given against (else a conflict).
@@ -16,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.identity import SOURCE_OS, SOURCE_UNTRUSTED, Identity
+from core.identity import SOURCE_OS, Identity
 from registry.errors import PolicyError
 from registry.manifest import Manifest, TestRun, to_json
 from registry.signing import SigningConfig
@@ -111,8 +114,6 @@ def local_owner(registry_uri: str) -> str | None:
 
 def authorize(identity: Identity, claimed: str | None, policy: Policy, registry_uri: str) -> str:
     """The approver this identity approves as; PolicyError when it may not approve (or claims otherwise)."""
-    if identity.source == SOURCE_UNTRUSTED:
-        raise PolicyError(f"approver {identity.name!r} is not authenticated: {identity.problem}")
     accounts = _accounts(policy.approver_accounts)
     roles = {identity.name} | accounts.get(identity.name, set())
     if identity.source == SOURCE_OS and local_owner(registry_uri) == identity.name:
@@ -122,8 +123,8 @@ def authorize(identity: Identity, claimed: str | None, policy: Policy, registry_
         if claimed not in roles:
             raise PolicyError(
                 f"--approved-by {claimed!r} disagrees with the authenticated approver {who}; "
-                "approve as yourself (in Jenkins: the input submitter), or map your account with "
-                "deploy.approver_accounts ACCOUNT=APPROVER"
+                "approve as yourself, or map your account with deploy.approver_accounts ACCOUNT=APPROVER "
+                "(with a trust policy: sign with your approver key)"
             )
         approver = claimed
     else:

@@ -19,13 +19,16 @@ all the registry keeps its older, weaker checks (an approver list and the OS acc
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.errors import UsageError
 from registry.attestations import pem_key_id
 from registry.errors import RegistryError, SignatureError
 
@@ -203,3 +206,41 @@ def approver_key_path(settings: Settings, approver: str) -> Path:
     """An approver's private key on a laptop: <home>/keys/approver-NAME.pem."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in approver)
     return settings.keys_dir / f"approver-{safe}.pem"
+
+
+_SUITE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_SUITES_LINE = re.compile(r"^required_suites\s*=\s*\[[^\]\n]*\][ \t]*(#.*)?$", re.M)
+
+
+def accept_suite(path: Path, digest: str) -> bool:
+    """Add DIGEST to the policy file's required_suites (a person's act); False when already there.
+
+    Only the one `required_suites = [...]` line is rewritten, so comments and signers stay as they
+    are; the file is checked before and after, and replaced atomically.
+    """
+    if not _SUITE_DIGEST.fullmatch(digest):
+        raise UsageError(f"{digest!r} is not a suite digest: give sha256: and 64 lowercase hex digits")
+    policy = load_policy(path)
+    if digest in policy.required_suites:
+        return False
+    text = path.read_text()
+    line = "required_suites = " + json.dumps([*policy.required_suites, digest])  # TOML reads a JSON list
+    found = _SUITES_LINE.findall(text)
+    if len(found) > 1:
+        raise TrustPolicyError(f"{path}: more than one required_suites line; edit it by hand")
+    if found:
+        text = _SUITES_LINE.sub(lambda _: line, text, count=1)
+    elif "required_suites" in text:
+        raise TrustPolicyError(f"{path}: required_suites spans several lines; add {digest} by hand")
+    else:
+        text = line + "\n" + text
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    try:
+        if digest not in load_policy(tmp).required_suites:
+            raise TrustPolicyError(f"{path}: could not add {digest}; edit required_suites by hand")
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True

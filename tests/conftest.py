@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from gcs import fake_gcs  # noqa: F401  (session fixture: fake-gcs-server for any area)
+from trust_keys import TrustSet, make_trust, sign_tests
 
 from core.settings import Settings, load_settings
 from mlops.cli import main
-from registry.manifest import TestRun
 
 
 @pytest.fixture(autouse=True)
@@ -29,31 +29,56 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 @pytest.fixture
-def jenkins_input(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """Act as a Jenkins build step whose `input` was submitted by WHO (core.identity); product-owner first."""
+def os_approver(monkeypatch: pytest.MonkeyPatch) -> str:
+    """With no trust policy the approver is this process's OS account (core.identity): map it to
+    product-owner, as deploy.approver_accounts does on a shared machine."""
+    from core.identity import os_account
 
-    def submitted_by(who: str) -> None:
-        monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
-        monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
-        monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", who)
-
-    submitted_by("product-owner")
-    return submitted_by
+    monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", f"{os_account()}=product-owner")
+    return "product-owner"
 
 
 @pytest.fixture
-def promote(jenkins_input):
-    """Promote as the approval workflow does: passing tests recorded, approved over production now."""
+def trust(_isolated_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrustSet:
+    """A test trust policy and its key pairs (trainer, tester, approver product-owner), in force.
+
+    Tests that promote run under it (pytest_collection_modifyitems below makes it their first
+    fixture), so their versions are signed at registration and approvals are signed statements.
+    """
+    return make_trust(tmp_path / "trust-set", monkeypatch)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that promotes gets the trust set before any registry or settings fixture is built."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and "promote" in names and "trust" in names:
+            names.remove("trust")
+            names.insert(names.index("_isolated_env") + 1, "trust")
+
+
+@pytest.fixture
+def promote(trust: TrustSet):
+    """Promote as the approval workflow does: a signed passing test run, approved with the approver key."""
     from registry import ModelVersion, Registry
+    from registry.policy import Policy
 
     def run(
         reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
     ) -> ModelVersion:
+        reg = Registry(reg.store, reg.name, reg.cache_dir, Policy.from_settings(load_settings()))
         version = reg.resolve(ref)
-        if tested and not version.manifest.annotations.tests:
-            reg.annotate(version.ref, TestRun(passed=True, suite="fixture"), actor="ci")
+        if tested:
+            sign_tests(reg, version.ref, trust)
         current = reg.pointer()["current"]
-        return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
+        return reg.promote(
+            version.ref,
+            expected_production=current,
+            actor=actor,
+            reason=reason,
+            approved_by="product-owner",
+            approver_key=trust.key("product-owner"),
+        )
 
     return run
 

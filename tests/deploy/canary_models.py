@@ -15,8 +15,11 @@ from pathlib import Path
 CLASSES = ["covid", "normal", "pneumonia"]
 
 
-def save_brightness_model(folder: Path) -> dict:
-    """Write model.keras into FOLDER; the manifest to register it with."""
+def save_brightness_model(folder: Path, inverted: bool = False) -> dict:
+    """Write model.keras into FOLDER; the manifest to register it with.
+
+    inverted: the same network with the classes swapped (dark says pneumonia): a model an attacker
+    would put in place of the real one, telling its answers apart from the real one's."""
     import keras
     import numpy as np
 
@@ -27,9 +30,10 @@ def save_brightness_model(folder: Path) -> dict:
             keras.layers.Dense(3, activation="softmax"),
         ]
     )
-    model.layers[-1].set_weights(
-        [np.array([[-12.0, 0.0, 12.0]], "float32"), np.array([4.0, 0.0, -8.0], "float32")]
-    )
+    weights, bias = [-12.0, 0.0, 12.0], [4.0, 0.0, -8.0]
+    if inverted:
+        weights, bias = weights[::-1], bias[::-1]
+    model.layers[-1].set_weights([np.array([weights], "float32"), np.array(bias, "float32")])
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     return {

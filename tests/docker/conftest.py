@@ -17,14 +17,17 @@ from pathlib import Path
 import pytest
 from containers import (
     API_IMAGE,
+    APPROVER_KEY,
     ENGINE_HINT,
-    JENKINS_APPROVAL,
     ROOT,
+    TESTER_KEY,
     TRAIN_IMAGE,
     docker,
+    image_suite_digest,
     run_job,
     shared_dir,
     signing_keys,
+    trust_set,
 )
 
 
@@ -57,9 +60,12 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def keys(tmp_path_factory) -> Path:
-    """The signing key pair standing in for the Secrets (the Job signs, the API verifies)."""
-    return signing_keys(tmp_path_factory.mktemp("keys") / "pair")
+def keys(images, tmp_path_factory) -> Path:
+    """The signing key pair standing in for the Secrets (the Job signs, the API verifies), and the trust
+    set around it: tester and approver keys and the mlops-trust-policy Secret's files (trust_set)."""
+    folder = signing_keys(tmp_path_factory.mktemp("keys") / "pair")
+    trust_set(folder, image_suite_digest())
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -79,17 +85,26 @@ def container_name(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def production_registry(job_registry: Path, demo_data: Path, keys: Path) -> Path:
-    """The job registry with testing:1 model-tested and promoted, both inside the training image."""
+    """The job registry with testing:1 model-tested and promoted, both inside the training image, under
+    the trust policy the Job mounts."""
     # The model tests read the version's own test split from the dataset it was trained on.
-    tested = run_job(job_registry, demo_data, keys, verb="test-model", extra_args=("testing:1",))
+    # As Jenkins does: the tests signed with the tester's credential, the API smoke tests run (the
+    # chain requires both), then the approval signed with the approver's.
+    tested = run_job(
+        job_registry,
+        demo_data,
+        keys,
+        verb="test-model",
+        extra_args=("testing:1", "--with-api"),
+        env={"MLOPS_TRUST_TESTER_KEY": TESTER_KEY},
+    )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     promoted = run_job(
         job_registry,
         demo_data,
         keys,
         verb="promote",
-        extra_args=("testing:1", "--approved-by", "product-owner"),
-        env=JENKINS_APPROVAL,
+        extra_args=("testing:1", "--approved-by", "product-owner", "--approver-key", APPROVER_KEY),
     )
     assert promoted.returncode == 0, promoted.stdout[-3000:] + promoted.stderr[-3000:]
     return job_registry

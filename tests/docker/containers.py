@@ -24,12 +24,13 @@ API_IMAGE = "mlops-xray-api:latest"
 # k8s/base/deployment/deployment.yaml).
 SIGNING_MOUNT = "/etc/mlops/signing"
 PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
-# A promotion as the Jenkins agent runs it: the input's submitter is the authenticated approver.
-JENKINS_APPROVAL = {
-    "JENKINS_URL": "http://jenkins.test/",
-    "BUILD_URL": "http://jenkins.test/job/mlops/1/",
-    "MLOPS_INPUT_SUBMITTER": "product-owner",
-}
+# Where the rendered manifests mount the mlops-trust-policy Secret (API Deployment and training Jobs).
+TRUST_MOUNT = "/etc/mlops/trust"
+TRUST_SECRET = "mlops-trust-policy"
+# The tester's and approver's private keys, standing in for the Jenkins credentials that hold them.
+CI_KEYS_MOUNT = "/etc/mlops/ci"
+TESTER_KEY = f"{CI_KEYS_MOUNT}/tester.pem"
+APPROVER_KEY = f"{CI_KEYS_MOUNT}/approver-product-owner.pem"
 # What every container test needs from the engine; docker's own errors are clear enough past this.
 ENGINE_HINT = "start one with `scripts/docker-engine.sh start` (make test does), or deselect: -m 'not docker'"
 
@@ -79,14 +80,61 @@ def signing_keys(folder: Path) -> Path:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     private, public = folder / "signing-key.pem", folder / "signing-key.pub"
-    if os.geteuid() == 0:  # as the kubelet does with fsGroup 10001 and defaultMode 0440 / 0444
+    _group_readable(private)
+    public.chmod(0o444)
+    folder.chmod(0o755)
+    return folder
+
+
+def _group_readable(private: Path) -> None:
+    if os.geteuid() == 0:  # as the kubelet does with fsGroup 10001 and defaultMode 0440
         os.chown(private, -1, 10001)
         private.chmod(0o440)
     else:
         private.chmod(0o444)
-    public.chmod(0o444)
-    folder.chmod(0o755)
-    return folder
+
+
+def trust_set(keys: Path, suite_digest: str, trainer_public: Path | None = None) -> Path:
+    """Beside the signing pair (the trainer's): tester and approver pairs under KEYS/ci, and KEYS/trust
+    holding what the mlops-trust-policy Secret holds (policy.toml and the public keys it names, flat
+    file names). TRAINER_PUBLIC: another trainer key (a policy that does not trust this signing key)."""
+    from registry.signing import generate_key_pair
+
+    ci, trust = keys / "ci", keys / "trust"
+    ci.mkdir()
+    trust.mkdir()
+    for name in ("tester", "approver-product-owner"):
+        generate_key_pair(ci / f"{name}.pem", trust / f"{name}.pub")
+        _group_readable(ci / f"{name}.pem")
+    (trust / "trainer.pub").write_bytes((trainer_public or keys / "signing-key.pub").read_bytes())
+    roles = [("ci-trainer", "trainer", "trainer.pub"), ("ci-tester", "tester", "tester.pub")]
+    roles.append(("product-owner", "approver", "approver-product-owner.pub"))
+    lines = ["allow_unsigned = false", f'required_suites = ["{suite_digest}"]']
+    for name, role, key in roles:
+        lines += ["[[signers]]", f'name = "{name}"', f'role = "{role}"', f'key = "{key}"']
+    (trust / "policy.toml").write_text("\n".join(lines) + "\n")
+    for path in [*trust.iterdir(), *ci.glob("*.pub")]:
+        path.chmod(0o444)
+    for folder in (ci, trust):
+        folder.chmod(0o755)
+    return trust
+
+
+def trust_secret(keys: Path) -> dict[str, str]:
+    """The mlops-trust-policy Secret's keys and values, as `kubectl create secret --from-file` makes them."""
+    return {path.name: path.read_text() for path in sorted((keys / "trust").iterdir())}
+
+
+def image_suite_digest() -> str:
+    """The digest of the built-in model test suite as the training image holds it."""
+    probe = "from core.digests import builtin_suite_digest; print(builtin_suite_digest())"
+    done = docker("run", "--rm", "--entrypoint", "python", TRAIN_IMAGE, "-c", probe)
+    return done.stdout.strip()
+
+
+def job_mounts(keys: Path) -> dict[str, str]:
+    """The training Job's Secret volumes from host folders: the signing key and the trust policy."""
+    return {SIGNING_MOUNT: str(keys), TRUST_MOUNT: str(keys / "trust")}
 
 
 def shared_dir(path: Path) -> Path:
@@ -162,7 +210,8 @@ def run_job(
 ) -> subprocess.CompletedProcess[str]:
     """Run the Job's container to completion (verb swapped for retrain/test-model/promote runs).
 
-    KEYS is the folder standing in for the Job's signing-key Secret volume.
+    KEYS is the folder standing in for the Job's signing-key Secret volume, KEYS/trust for its
+    trust-policy Secret volume, KEYS/ci for the tester's and approver's credentials (trust_set).
     """
     pod, container = job_container()
     args = list(container["args"])
@@ -179,9 +228,10 @@ def run_job(
         {},
         image=TRAIN_IMAGE,
         env_overrides={"MLOPS_REGISTRY": "file:///registry", **(env or {})},
-        host_mounts={SIGNING_MOUNT: str(keys)},
+        host_mounts=job_mounts(keys),
     )
     flags = [*run.flags, "-v", f"{registry}:/registry", "-v", f"{data}:/data:ro"]
+    flags += ["-v", f"{keys / 'ci'}:{CI_KEYS_MOUNT}:ro"]  # the CI credentials (tester, approver)
     return docker("run", "--rm", *flags, run.image, *run.argv, check=False, timeout=900)
 
 

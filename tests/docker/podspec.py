@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _QUANTITY = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<suffix>Ki|Mi|Gi|Ti|k|M|G|T|m)?$")
@@ -158,8 +159,45 @@ def _security_flags(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
     return flags
 
 
+def _secret_volume(
+    volume: dict[str, Any], secrets: dict[str, dict[str, str]], root: Path | None
+) -> Path | None:
+    """A Secret volume as the kubelet makes it: one file per key, mode defaultMode, in a host folder.
+
+    None when the Secret is optional and the test does not provide it (the kubelet mounts nothing);
+    a required Secret the test does not provide is refused (the pod would not start)."""
+    ref = volume["secret"]
+    unknown = set(ref) - {"secretName", "defaultMode", "optional"}
+    if unknown:
+        raise Untranslatable(f"secret volume {volume['name']}: fields not translated: {sorted(unknown)}")
+    data = secrets.get(ref["secretName"])
+    if data is None:
+        if ref.get("optional", False):
+            return None
+        raise Untranslatable(
+            f"volume {volume['name']} needs Secret {ref['secretName']!r}, which the test does not provide "
+            "(the pod would not start)"
+        )
+    if root is None:
+        raise Untranslatable(f"volume {volume['name']}: give volume_root to materialise Secret volumes")
+    folder = root / volume["name"]
+    folder.mkdir(parents=True, exist_ok=False)
+    for key, value in data.items():
+        if "/" in key or key in ("", ".", ".."):
+            raise Untranslatable(f"Secret {ref['secretName']!r} key {key!r} is not a file name")
+        path = folder / key
+        path.write_text(value)
+        path.chmod(ref.get("defaultMode", 0o644))
+    folder.chmod(0o755)
+    return folder
+
+
 def _volume_flags(
-    pod_spec: dict[str, Any], container: dict[str, Any], host_mounts: dict[str, str]
+    pod_spec: dict[str, Any],
+    container: dict[str, Any],
+    host_mounts: dict[str, str],
+    secrets: dict[str, dict[str, str]],
+    volume_root: Path | None,
 ) -> list[str]:
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     flags: list[str] = []
@@ -175,6 +213,10 @@ def _volume_flags(
             flags += ["--mount", spec]
         elif path in host_mounts:  # a Secret or other volume the test provides from a host folder
             flags += ["-v", f"{host_mounts[path]}:{path}" + (":ro" if mount.get("readOnly") else "")]
+        elif "secret" in volume:  # a Secret the test provides by content, written as the kubelet does
+            folder = _secret_volume(volume, secrets, volume_root)
+            if folder is not None:
+                flags += ["-v", f"{folder}:{path}" + (":ro" if mount.get("readOnly") else "")]
         else:
             raise Untranslatable(f"volume {mount['name']} at {path} ({sorted(volume)})")
     return flags
@@ -210,10 +252,12 @@ def docker_run_for(
     host_mounts: dict[str, str] | None = None,
     secrets: dict[str, dict[str, str]] | None = None,
     published: dict[int, int] | None = None,
+    volume_root: Path | None = None,
 ) -> DockerRun:
     """The `docker run` equivalent of one container; overrides swap only what the test must swap.
 
-    SECRETS: {secret name: {key: value}}, the Secrets the test creates for `secretKeyRef` env vars.
+    SECRETS: {secret name: {key: value}}, the Secrets the test creates, for `secretKeyRef` env vars
+    and for Secret volumes (written under VOLUME_ROOT, one file per key, as the kubelet mounts them).
     """
     container = container_of(pod_spec, container_name)
     unknown = set(container) - _KNOWN_CONTAINER_FIELDS
@@ -221,7 +265,7 @@ def docker_run_for(
         raise Untranslatable(f"container fields not translated: {sorted(unknown)}")
     notes: list[str] = []
     flags = _security_flags(pod_spec, container)
-    flags += _volume_flags(pod_spec, container, host_mounts or {})
+    flags += _volume_flags(pod_spec, container, host_mounts or {}, secrets or {}, volume_root)
     flags += _resource_flags(container, notes)
     env = {**_env(container, config_maps, secrets or {}), **(env_overrides or {})}
     for key, value in env.items():

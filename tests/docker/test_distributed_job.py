@@ -13,7 +13,7 @@ import json
 import uuid
 
 import pytest
-from containers import SIGNING_MOUNT, TRAIN_IMAGE, docker, host_mlops, one, render, shared_dir, show
+from containers import TRAIN_IMAGE, docker, host_mlops, job_mounts, one, render, shared_dir, show
 from podspec import docker_run_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -35,7 +35,7 @@ def test_indexed_job_pods_build_tf_config_and_only_the_chief_registers(images, d
         for index, name in enumerate(names):
             env = {"MLOPS_REGISTRY": "file:///registry", "JOB_COMPLETION_INDEX": str(index), **QUICK}
             run = docker_run_for(
-                pod, "train", {}, image=TRAIN_IMAGE, env_overrides=env, host_mounts={SIGNING_MOUNT: str(keys)}
+                pod, "train", {}, image=TRAIN_IMAGE, env_overrides=env, host_mounts=job_mounts(keys)
             )
             hostname = f"{job['metadata']['name']}-{index}"  # how Kubernetes names pod i of an Indexed Job
             flags = [*run.flags, "-v", f"{registry}:/registry", "-v", f"{demo_data}:/data:ro", "--name", name]

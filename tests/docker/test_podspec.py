@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from podspec import Untranslatable, docker_run_for, quantity
 
@@ -80,3 +82,28 @@ def test_secret_env_is_resolved_as_the_kubelet_resolves_it():
     field_ref = {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     with pytest.raises(Untranslatable, match="only secretKeyRef"):
         docker_run_for(pod(env=[field_ref]), "api", {}, image="img")
+
+
+def _trust_pod() -> dict:
+    mount = {"name": "trust-policy", "mountPath": "/etc/mlops/trust", "readOnly": True}
+    spec = pod(volumeMounts=[mount])
+    spec["volumes"] = [{"name": "trust-policy", "secret": {"secretName": "trust", "defaultMode": 0o444}}]
+    return spec
+
+
+def test_a_secret_volume_is_written_as_the_kubelet_mounts_it(tmp_path):
+    secret = {"trust": {"policy.toml": "allow_unsigned = false\n", "trainer.pub": "PEM"}}
+    run = docker_run_for(_trust_pod(), "api", {}, image="img", secrets=secret, volume_root=tmp_path)
+    host, path, mode = run.flags[run.flags.index("-v") + 1].split(":")
+    assert (path, mode) == ("/etc/mlops/trust", "ro")
+    files = {p.name: (p.read_text(), p.stat().st_mode & 0o777) for p in Path(host).iterdir()}
+    assert files == {"policy.toml": ("allow_unsigned = false\n", 0o444), "trainer.pub": ("PEM", 0o444)}
+
+
+def test_a_required_secret_volume_the_test_does_not_provide_is_refused(tmp_path):
+    with pytest.raises(Untranslatable, match="needs Secret 'trust'"):
+        docker_run_for(_trust_pod(), "api", {}, image="img", volume_root=tmp_path)
+    with pytest.raises(Untranslatable, match="not a file name"):
+        docker_run_for(
+            _trust_pod(), "api", {}, image="img", secrets={"trust": {"../x": "y"}}, volume_root=tmp_path
+        )

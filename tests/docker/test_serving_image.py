@@ -19,14 +19,19 @@ import pytest
 from containers import (
     API_IMAGE,
     PUBLIC_KEY_MOUNT,
+    TRUST_MOUNT,
+    TRUST_SECRET,
     Container,
     config_maps,
     container_state,
     docker,
     http,
+    image_suite_digest,
     one,
     render,
     signing_keys,
+    trust_secret,
+    trust_set,
 )
 from podspec import DockerRun, docker_run_for
 
@@ -60,8 +65,12 @@ def logged_request_ids(registry: Path, kind: str = "predictions") -> set[str]:
     return ids
 
 
-def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> DockerRun:
-    """The overlay's API container as `docker run` flags, registry and signing Secret from host folders."""
+def deployment_run(
+    overlay: str, registry: Path, keys: Path, port: int, volumes: Path, trust_keys: Path | None = None
+) -> DockerRun:
+    """The overlay's API container as `docker run` flags: the registry and signing Secret from host
+    folders, the mlops-trust-policy Secret written under VOLUMES as the kubelet mounts it (read-only,
+    one file per key). TRUST_KEYS: whose trust policy the Secret holds (default: KEYS')."""
     documents = render(f"overlays/{overlay}")
     pod = one(documents, "Deployment")["spec"]["template"]["spec"]
     run = docker_run_for(
@@ -71,8 +80,12 @@ def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> Docke
         image=API_IMAGE,
         env_overrides={"MLOPS_REGISTRY": "file:///registry"},
         host_mounts={PUBLIC_KEY_MOUNT: str(keys)},
-        secrets={"xray-api-feedback": {"token": FEEDBACK_TOKEN}},  # the Secret the overlays' component reads
+        secrets={
+            "xray-api-feedback": {"token": FEEDBACK_TOKEN},  # the Secret the overlays' component reads
+            TRUST_SECRET: trust_secret(trust_keys or keys),
+        },
         published={8080: port},
+        volume_root=volumes,
     )
     # Read-write: the API appends its prediction log to the store's monitoring/ area (one object a batch).
     run.flags += ["-v", f"{registry}:/registry"]
@@ -81,10 +94,11 @@ def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> Docke
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
-    overlay, images, production_registry, keys, demo_data, container_name
+    overlay, images, production_registry, keys, demo_data, container_name, tmp_path
 ):
     port = free_port()
-    run = deployment_run(overlay, production_registry, keys, port)
+    run = deployment_run(overlay, production_registry, keys, port, tmp_path / "volumes")
+    assert any(flag.endswith(f":{TRUST_MOUNT}:ro") for flag in run.flags)  # the policy, mounted read-only
     base = f"http://127.0.0.1:{port}"
     with Container(run, container_name) as box:
         box.wait_http(base + run.probe_path("startupProbe"), run.startup_budget_s())
@@ -174,12 +188,13 @@ def test_serving_image_exits_with_one_clear_line_when_the_model_is_missing(image
     assert "error" in done.stderr
 
 
-def test_the_deployment_spec_refuses_a_version_signed_by_another_key(
-    images, production_registry, tmp_path, container_name
+def test_the_deployment_spec_refuses_a_version_its_trust_policy_does_not_trust(
+    images, production_registry, keys, tmp_path, container_name
 ):
-    """Signatures are required in the overlays: a foreign public key means the API never serves."""
+    """A trust policy whose trainer key is another one (e.g. the real one revoked): the API never serves."""
     foreign = signing_keys(tmp_path / "foreign")
-    run = deployment_run("production", production_registry, foreign, free_port())
+    trust_set(foreign, image_suite_digest(), trainer_public=foreign / "signing-key.pub")
+    run = deployment_run("production", production_registry, keys, free_port(), tmp_path / "v", foreign)
     with Container(run, container_name) as box:
         deadline = time.monotonic() + 120
         while container_state(container_name)["Running"] and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ import pytest
 from containers import (
     SIGNING_MOUNT,
     TRAIN_IMAGE,
+    TRUST_MOUNT,
     docker,
     host_mlops,
     job_container,
@@ -33,8 +34,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 def test_job_spec_is_restricted_and_asks_for_a_gpu():
     pod, container = job_container()
-    run = docker_run_for(pod, "train", {}, image=TRAIN_IMAGE, host_mounts={SIGNING_MOUNT: "/keys"})
-    assert "/keys:/etc/mlops/signing:ro" in run.flags  # the Secret volume, read-only
+    mounts = {SIGNING_MOUNT: "/keys", TRUST_MOUNT: "/trust"}
+    run = docker_run_for(pod, "train", {}, image=TRAIN_IMAGE, host_mounts=mounts)
+    assert "/keys:/etc/mlops/signing:ro" in run.flags  # the Secret volumes, read-only
+    assert "/trust:/etc/mlops/trust:ro" in run.flags
     assert run.argv[0] == "train" and "--data" in run.argv
     assert "--read-only" in run.flags and "--cap-drop=ALL" in run.flags
     assert run.flags[:2] == ["--user", "10001:10001"]

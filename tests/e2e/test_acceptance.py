@@ -49,10 +49,9 @@ def an_image(folder: Path) -> Path:
 
 def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     port = free_port()
-    # As the repository's mlops.toml says for a laptop: whoever owns the local registry folder may
-    # approve as product-owner (a gs:// registry needs Jenkins' input submitter instead).
-    laptop = {"MLOPS_DEPLOY_APPROVER_ACCOUNTS": "@owner=product-owner"}
-    env = {**os.environ, **FAST_TRAINING, **laptop, "MLOPS_API_PORT": str(port)}
+    # A fresh home: the first pipeline run makes the laptop trust set (trainer, tester and
+    # product-owner keys, and a policy naming them), so signing is required from the start.
+    env = {**os.environ, **FAST_TRAINING, "MLOPS_API_PORT": str(port)}
     home = Path(env["MLOPS_HOME"])
 
     # 1. Push code: the code pipeline makes demo data itself, trains, gates, registers, tests, emails.
@@ -63,8 +62,9 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     first = show("testing:latest", env)
     assert first["version"] == 1
     assert first["gate"]["passed"] is True
-    # The laptop path is signed too: the pipeline made a key pair under the home folder.
-    assert "signing: created the key pair" in code.stdout and first["signed_by"]
+    # The laptop path is signed too: the pipeline made the keys and the trust policy in the home folder.
+    assert "trust: created the trust policy" in code.stdout and first["signed_by"]
+    assert (home / "keys" / "approver-product-owner.pem").is_file()
     env["MLOPS_SIGNING_REQUIRED"] = "true"  # from here on an unsigned version would be refused
 
     # 2. Push data: a second batch lands beside the first; retrained from the first version.
@@ -75,11 +75,12 @@ def test_code_then_data_pipeline_then_approve_deploy_and_predict(tmp_path):
     second = show("testing:latest", env)
     assert second["version"] == 2
 
-    # Approve: a claim that is not who we are is refused and logged; nothing changes. As ourselves
-    # (mapped to product-owner), over the empty production we saw, it goes through.
+    # Approve: a name with no approver key approves nothing (refused and logged; nothing changes).
+    # With the product owner's key (the home one for --approved-by product-owner), over the empty
+    # production we saw, it goes through.
     refused = mlops("promote", "testing:2", "--approved-by", "intruder", env=env)
     assert refused.returncode == 3
-    assert "disagrees with the authenticated approver" in refused.stderr
+    assert "approver key" in refused.stderr
     assert mlops("registry", "show", "production:current", env=env).returncode != 0  # still empty
     promoted = mlops(
         "promote", "testing:2", "--approved-by", "product-owner", "--expect-production", "none",

@@ -140,7 +140,12 @@ def test_the_pipeline_makes_the_home_trust_set_once_unless_keys_are_configured(s
         ("tester", "tester"),
         ("product-owner", "approver"),
     }
-    assert len(policy.required_suites) == 1 and policy.required_suites[0].startswith("sha256:")
+    # The built-in suite as `mlops test-model` names it, recorded and said (a person accepts a later edit).
+    from unit_testing.suites import resolve_suite
+
+    builtin = resolve_suite(None, settings.cache_dir, 10).record()["digest"]
+    assert policy.required_suites == (builtin,)
+    assert f"required model test suite (the built-in one as it is now): {builtin}" in out.getvalue()
     first = settings.signing_key_path.read_bytes(), settings.trust_policy_path.read_bytes()
     ensure_trust(
         settings, ("product-owner",), out

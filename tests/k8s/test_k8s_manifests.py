@@ -295,3 +295,52 @@ def test_gpu_node_pool_overlay_runs_the_gpu_image_on_gpu_nodes():
     (cpu_job,) = by_kind(docs("training/distributed"), "Job")
     assert "nodeSelector" not in cpu_job["spec"]["template"]["spec"]
     assert cpu_job["spec"]["template"]["spec"]["containers"][0]["image"] == "mlops-xray-train:latest"
+
+
+def _mounted_policy(pod: dict, env: dict[str, str]) -> tuple[dict, dict, str]:
+    """The read-only volume MLOPS_TRUST_POLICY lies in, and the file's name inside it."""
+    (container,) = pod["containers"]
+    path = env["MLOPS_TRUST_POLICY"]
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    return mount, volume, path.removeprefix(mount["mountPath"] + "/")
+
+
+def _load_as_mounted(volume: dict, key: str, folder: Path) -> None:
+    """Write a real trust set as the Secret's keys (flat files, as the kubelet mounts them) and load it."""
+    from registry.signing import generate_key_pair
+    from registry.trust import load_policy
+
+    for name in ("trainer", "tester", "approver-product-owner"):
+        generate_key_pair(folder / f"{name}.pem", folder / f"{name}.pub")
+        (folder / f"{name}.pem").unlink()  # private keys are never in this Secret
+    roles = {"trainer": "trainer", "tester": "tester", "approver-product-owner": "approver"}
+    signers = "".join(
+        f'\n[[signers]]\nname = "{n}"\nrole = "{r}"\nkey = "{n}.pub"\n' for n, r in roles.items()
+    )
+    (folder / key).write_text(f'required_suites = ["sha256:{"0" * 64}"]\n{signers}')
+    policy = load_policy(folder / key)
+    assert {s.role for s in policy.signers} == {"trainer", "tester", "approver"}
+    assert volume["secret"].get("optional", False) is False  # no Secret: the pod does not start
+
+
+@pytest.mark.parametrize("target", APP_OVERLAYS)
+def test_the_api_reads_the_trust_policy_from_a_read_only_secret(target, tmp_path):
+    documents = docs(target)
+    (config,) = by_kind(documents, "ConfigMap")
+    (deployment,) = by_kind(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    mount, volume, key = _mounted_policy(pod, config["data"])
+    assert mount["readOnly"] is True and volume["secret"]["secretName"] == "mlops-trust-policy"
+    _load_as_mounted(volume, key, tmp_path)
+
+
+@pytest.mark.parametrize("target", TRAINING)
+def test_the_training_job_reads_the_same_trust_policy(target, tmp_path):
+    (job,) = by_kind(docs(target), "Job")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    mount, volume, key = _mounted_policy(pod, env)
+    assert mount["readOnly"] is True and volume["secret"]["secretName"] == "mlops-trust-policy"
+    _load_as_mounted(volume, key, tmp_path)

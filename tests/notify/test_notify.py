@@ -146,7 +146,7 @@ def test_unknown_event_is_a_usage_error(cli, make_version):
 
 
 def test_promoted_and_deployed_emails_say_who_approved_and_where_it_runs(
-    cli, settings, make_version, jenkins_input
+    cli, settings, make_version, os_approver
 ):
     ref = make_version(tests=PASSED)
     assert cli("promote", ref, "--approved-by", "product-owner").code == 0

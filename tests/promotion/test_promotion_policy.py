@@ -1,7 +1,8 @@
 """The promotion policy, enforced in Registry.promote whatever the caller: approver, evidence, production.
 
-Identities are real: the OS account of this process (from its uid), or Jenkins' input submitter in an
-environment that looks like a Jenkins build step.
+Under a trust policy (the `trust` fixture: trainer, tester and approver keys) an approval is a statement
+signed with an approver key and the evidence is signed statements; with no policy the approver is the
+OS account of this process (from its uid). No environment variable is an identity in either mode.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from manifests import lineage
+from trust_keys import TrustSet, sign_tests
 
 from core.identity import os_account
 from core.settings import Settings, load_settings
 from registry import ConflictError, Registry, open_registry
+from registry.chain import TrustError
 from registry.errors import PolicyError
 from registry.manifest import TestRun, load
 
@@ -41,26 +44,17 @@ def settings(uri: str) -> Settings:
 
 
 @pytest.fixture
-def jenkins(monkeypatch: pytest.MonkeyPatch):
-    """Be a Jenkins build step whose input step was submitted by WHO."""
-
-    def submitted_by(who: str) -> None:
-        monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
-        monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/9/")
-        monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", who)
-
-    return submitted_by
-
-
-@pytest.fixture
 def make_version(uri, settings, tmp_path: Path):
-    """Register a version with the given gate decision and test results; returns its ref."""
+    """Register a version with the given gate decision and test results; returns its ref.
+
+    Test results are what `mlops test-model --with-api` records: signed with the tester key when a
+    trust policy is in force (the `trust` fixture), plain annotations otherwise."""
     count = 0
 
     def make(gate_passed: bool = True, tests: tuple[dict, ...] = ()) -> str:
         nonlocal count
         count += 1
-        reg = open_registry(settings)
+        reg = open_registry(load_settings())
         src = tmp_path / f"version-{count}"
         src.mkdir()
         # The policy reads the manifest only; the model file is opaque bytes to the registry.
@@ -76,13 +70,28 @@ def make_version(uri, settings, tmp_path: Path):
         version = reg.register(src, manifest, actor="pytest")
         for entry in tests:
             reg.annotate(version.ref, load(TestRun, entry), actor="pytest")
+            if reg.policy.trust is not None:
+                trust = TrustSet(reg.policy.trust.path.parent, reg.policy.trust.path)
+                trust.roles["ci-tester"] = ("tester", reg.policy.trust.path.parent / "ci-tester.pem")
+                sign_tests(reg, version.ref, trust, passed=entry["passed"])
         return version.ref
 
     return make
 
 
 def _reg(settings) -> Registry:
-    return open_registry(settings)
+    return open_registry(load_settings())  # after the `trust` fixture, when the test has one
+
+
+def _approve(reg: Registry, ref: str, trust: TrustSet, expected: int | None, actor: str = "po"):
+    """Promote with the product owner's approver key, as Jenkins does after its input step."""
+    return reg.promote(
+        ref,
+        expected_production=expected,
+        actor=actor,
+        approved_by="product-owner",
+        approver_key=trust.key("product-owner"),
+    )
 
 
 def _refusals(reg: Registry) -> list[dict]:
@@ -90,17 +99,17 @@ def _refusals(reg: Registry) -> list[dict]:
 
 
 def test_an_approved_gated_tested_version_is_promoted_with_the_approval_in_the_pointer(
-    settings, make_version, jenkins
+    trust, settings, make_version
 ):
-    jenkins("product-owner")
     ref = make_version(tests=(FAILED_TESTS, PASSED_TESTS))  # the latest run decides
     reg = _reg(settings)
-    promoted = reg.promote(ref, expected_production=None, actor="jenkins")
+    promoted = _approve(reg, ref, trust, None, actor="jenkins")
     [entry] = reg.pointer()["history"]
     approval = entry["approval"]
-    assert (approval["approved_by"], approval["identity"]) == (
+    assert (approval["approved_by"], approval["identity"]["name"], approval["identity"]["source"]) == (
         "product-owner",
-        {"name": "product-owner", "source": "jenkins-input"},
+        "product-owner",
+        "approver-key",
     )
     assert approval["expected_production"] is None
     assert approval["evidence"]["metrics"] == {"accuracy": 0.9, "recall": {"a": 0.9}}
@@ -114,20 +123,19 @@ def test_an_approved_gated_tested_version_is_promoted_with_the_approval_in_the_p
 @pytest.mark.parametrize(
     ("gate_passed", "tests", "words"),
     [
-        (False, (PASSED_TESTS,), r"gate did not pass \(accuracy 0.500 < threshold 0.800\)"),
-        (True, (), r"no model test results \(run: mlops test-model testing:1\)"),
-        (True, (PASSED_TESTS, FAILED_TESTS), r"latest model tests failed \(3 failed, 0 errors"),
+        (False, (PASSED_TESTS,), r"gate: gate did not pass"),
+        (True, (), r"tests: no model test result signed by a tester key"),
+        (True, (PASSED_TESTS, FAILED_TESTS), r"the latest required suite run failed \(9 passed, 3 failed\)"),
     ],
     ids=["gate-failed", "untested", "tests-failed"],
 )
 def test_a_direct_call_cannot_promote_what_the_evidence_forbids(
-    settings, make_version, jenkins, gate_passed, tests, words
+    trust, settings, make_version, gate_passed, tests, words
 ):
-    jenkins("product-owner")
     ref = make_version(gate_passed=gate_passed, tests=tests)
     reg = _reg(settings)
-    with pytest.raises(PolicyError, match=words) as info:
-        reg.promote(ref, expected_production=None, actor="script")
+    with pytest.raises(TrustError, match=words) as info:
+        _approve(reg, ref, trust, None, actor="script")
     assert info.value.exit_code == 3
     assert reg.pointer()["current"] is None and reg.list("production") == []
     [refusal] = _refusals(reg)
@@ -135,13 +143,12 @@ def test_a_direct_call_cannot_promote_what_the_evidence_forbids(
     assert refusal["reason"] == str(info.value)
 
 
-def test_every_evidence_reason_is_given_on_one_line(settings, make_version, jenkins):
-    jenkins("product-owner")
+def test_every_evidence_reason_is_given_on_one_line(trust, settings, make_version):
     ref = make_version(gate_passed=False)
-    with pytest.raises(PolicyError) as info:
-        _reg(settings).promote(ref, expected_production=None)
+    with pytest.raises(TrustError) as info:
+        _approve(_reg(settings), ref, trust, None)
     assert "\n" not in str(info.value)
-    assert "gate did not pass" in str(info.value) and "no model test results" in str(info.value)
+    assert "gate did not pass" in str(info.value) and "no model test result signed" in str(info.value)
 
 
 def test_a_direct_call_outside_jenkins_is_the_os_account_and_not_an_approver(settings, make_version):
@@ -152,11 +159,17 @@ def test_a_direct_call_outside_jenkins_is_the_os_account_and_not_an_approver(set
     assert _refusals(reg)[0]["identity"] == {"name": os_account(), "source": "os-user"}
 
 
-def test_a_submitter_variable_outside_a_jenkins_build_is_not_believed(settings, make_version, monkeypatch):
-    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "product-owner")  # but no JENKINS_URL / BUILD_URL
+def test_jenkins_build_variables_are_no_identity(settings, make_version, monkeypatch):
+    # Set by hand by a non-approver account (issue 23): with no trust policy, still the OS account.
+    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "product-owner")
+    monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
+    monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/9/")
     ref = make_version(tests=(PASSED_TESTS,))
-    with pytest.raises(PolicyError, match="not authenticated: MLOPS_INPUT_SUBMITTER is only believed inside"):
-        _reg(settings).promote(ref, expected_production=None)
+    reg = _reg(settings)
+    with pytest.raises(PolicyError, match=rf"disagrees with the authenticated approver '{os_account()}'"):
+        reg.promote(ref, expected_production=None, approved_by="product-owner")
+    assert reg.pointer()["current"] is None
+    assert _refusals(reg)[0]["identity"] == {"name": os_account(), "source": "os-user"}
 
 
 def test_an_account_mapped_to_an_approver_may_approve_as_it(settings, make_version, monkeypatch):
@@ -181,50 +194,48 @@ def test_the_local_registry_owner_rule_applies_to_a_folder_only(uri, make_versio
         assert reg.pointer()["current"] is None
 
 
-def test_an_approval_over_a_production_that_has_moved_is_a_conflict(settings, make_version, jenkins):
+def test_an_approval_over_a_production_that_has_moved_is_a_conflict(trust, settings, make_version):
     """Two approvals given over production:1; the second must not silently replace production:2."""
-    jenkins("product-owner")
     for _ in range(3):
         make_version(tests=(PASSED_TESTS,))
     reg = _reg(settings)
-    reg.promote("testing:1", expected_production=None)
-    reg.promote("testing:2", expected_production=1)
+    _approve(reg, "testing:1", trust, None)
+    _approve(reg, "testing:2", trust, 1)
     with pytest.raises(ConflictError, match=r"given over production:1, but production is now production:2"):
-        reg.promote("testing:3", expected_production=1)
+        _approve(reg, "testing:3", trust, 1)
     assert (reg.pointer()["current"], reg.pointer()["stack"]) == (2, [1, 2])
     assert _refusals(reg)[-1]["expected_production"] == 1
 
 
 def test_promote_cli_refusal_is_one_line_exit_3_and_leaves_production_empty(
-    cli, settings, make_version, jenkins
+    trust, cli, settings, make_version
 ):
-    jenkins("product-owner")
     ref = make_version(tests=(FAILED_TESTS,))
-    result = cli("promote", ref, "--approved-by", "product-owner")
+    result = cli("promote", ref, "--approver-key", str(trust.key("product-owner")))
     assert result.code == 3
-    assert len(result.err.strip().splitlines()) == 1 and "latest model tests failed" in result.err
+    # One line, and no no-trust-policy notice: a policy is in force.
+    assert len(result.err.strip().splitlines()) == 1 and "latest required suite run failed" in result.err
     assert _reg(settings).list("production") == []
 
 
-def test_promote_cli_expect_production(cli, settings, make_version, jenkins):
-    jenkins("product-owner")
+def test_promote_cli_expect_production(trust, cli, settings, make_version):
     make_version(tests=(PASSED_TESTS,))
     make_version(tests=(PASSED_TESTS,))
-    assert cli("promote", "testing:1", "--expect-production", "none").code == 0
-    moved = cli("promote", "testing:2", "--expect-production", "none")
+    key = ("--approver-key", str(trust.key("product-owner")))
+    assert cli("promote", "testing:1", *key, "--expect-production", "none").code == 0
+    moved = cli("promote", "testing:2", *key, "--expect-production", "none")
     assert moved.code == 1 and "production moved since" in moved.err
-    assert cli("promote", "testing:2", "--expect-production", "nonsense").code == 2
-    assert cli("promote", "testing:2", "--expect-production", "\u00b2").code == 2  # isdigit() yet no int
-    done = cli("promote", "testing:2", "--expect-production", "production:1", "--json")
+    assert cli("promote", "testing:2", *key, "--expect-production", "nonsense").code == 2
+    assert cli("promote", "testing:2", *key, "--expect-production", "\u00b2").code == 2  # isdigit(), no int
+    done = cli("promote", "testing:2", *key, "--expect-production", "production:1", "--json")
     assert done.code == 0, done.err
     assert json.loads(done.out)["previous"] == 1
 
 
-def test_promote_cli_records_who_approved(cli, settings, make_version, jenkins):
-    jenkins("product-owner")
+def test_promote_cli_records_who_approved(trust, cli, settings, make_version):
     ref = make_version(tests=(PASSED_TESTS,))
-    result = cli("promote", ref)  # no claim: the authenticated submitter approves
+    result = cli("promote", ref, "--approver-key", str(trust.key("product-owner")))  # the key approves
     assert result.code == 0, result.err
-    assert "approved by product-owner, authenticated as product-owner (jenkins-input)" in result.out
+    assert "approved by product-owner, authenticated as product-owner (approver-key)" in result.out
     approvals = _reg(settings).resolve("production:current").manifest.annotations.approvals
     assert approvals[-1].evidence["tests"]["passed"] is True

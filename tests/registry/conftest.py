@@ -55,12 +55,9 @@ APPROVER = "product-owner"  # the default deploy.approvers
 
 
 @pytest.fixture(autouse=True)
-def jenkins_approver(monkeypatch: pytest.MonkeyPatch) -> str:
-    """These tests run as a Jenkins build whose input step was submitted by an approver (core.identity)."""
-    monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
-    monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
-    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", APPROVER)
-    return APPROVER
+def _approver_account(os_approver: str) -> str:
+    """The registry contract runs with no trust policy: this test's OS account approves (core.identity)."""
+    return os_approver
 
 
 @pytest.fixture
@@ -74,3 +71,21 @@ def signing_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path,
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEYS", str(public))
     monkeypatch.setenv("MLOPS_SIGNING_REQUIRED", "true")
     return private, public
+
+
+@pytest.fixture
+def promote():
+    """Promote in the registry's no-trust-policy mode, as this test's OS account (mapped to the approver
+    by os_approver): the registry contract without keys. The signed mode is tests/conftest.py's."""
+    from registry import ModelVersion
+
+    def run(
+        reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
+    ) -> ModelVersion:
+        version = reg.resolve(ref)
+        if tested and not version.manifest["annotations"]["tests"]:
+            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        current = reg.pointer()["current"]
+        return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
+
+    return run

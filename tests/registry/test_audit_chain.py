@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.identity import os_account
 from registry import Registry
 from registry.audit import GENESIS, body_hash
 from registry.errors import AuditChainError
@@ -275,8 +276,12 @@ def test_a_log_from_before_checkpoints_is_signed_by_its_next_refusal(
     from core.settings import load_settings
     from registry.policy import Policy
 
+    me = f"{os_account()}=product-owner"  # the OS account approves (no trust policy)
     legacy = Registry.open(
-        registry_uri, "xray", cache_dir=tmp_path / "c", policy=Policy(approvers=("product-owner",))
+        registry_uri,
+        "xray",
+        cache_dir=tmp_path / "c",
+        policy=Policy(approvers=("product-owner",), approver_accounts=(me,)),
     )  # no keys
     legacy.register(model_dir(), manifest, actor="alice")
     promote(legacy, "testing:1")

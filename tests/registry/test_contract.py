@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.identity import os_account
 from registry import (
     ConflictError,
     IntegrityError,
@@ -161,7 +162,7 @@ def test_audit_log_records_who_what_why(promote, reg: Registry, model_dir, manif
     assert (promoted["actor"], promoted["reason"], promoted["version"]) == ("po", "looks good", 1)
     approval = promoted["approval"]
     assert approval["approved_by"] == "product-owner"
-    assert approval["identity"] == {"name": "product-owner", "source": "jenkins-input"}
+    assert approval["identity"] == {"name": os_account(), "source": "os-user"}  # never an env variable
     assert approval["expected_production"] is None and approval["evidence"]["metrics"]["accuracy"] == 0.9
     assert events[-1]["reason"] == "smoke test failed"
     assert all(e["at"].endswith("Z") for e in events)

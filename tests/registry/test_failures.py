@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.identity import os_account
 from registry import ConflictError, IntegrityError, NotFoundError, Registry, RegistryError
 from registry.manifest import TestRun
 
@@ -203,7 +204,7 @@ def test_crash_at_every_promote_step_leaves_production_fully_old_or_new(
             }  # fmt: skip
             assert recovered["approval"]["approved_by"] == "product-owner"
             assert reg.resolve("production:2").manifest.annotations.approvals[-1].identity == {
-                "name": "product-owner", "source": "jenkins-input",
+                "name": os_account(), "source": "os-user",
             }  # fmt: skip
             reg.rollback(actor="po")
         else:

@@ -6,8 +6,18 @@ import json
 
 import pytest
 
+from core.identity import os_account
 from registry import open_registry
 from registry.manifest import TestRun, TestSummary
+
+NO_POLICY = "mlops: no trust policy is in force"
+
+
+def _errors(err: str) -> list[str]:
+    """The error lines, once the no-trust-policy notice (always the first line) is checked and dropped."""
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(NO_POLICY), err
+    return lines[1:]
 
 
 @pytest.fixture
@@ -55,8 +65,9 @@ def test_promote_checks_policy_records_approval_and_audit(cli, filled, monkeypat
     assert result.code == 0, result.err
     assert json.loads(result.out) == {
         "promoted": "production:3", "from": "testing:3", "previous": None, "approved_by": "product-owner",
-        "identity": {"name": "product-owner", "source": "jenkins-input"}, "signature": None,
+        "identity": {"name": os_account(), "source": "os-user"}, "signature": None,
     }  # fmt: skip
+    assert result.err.startswith(NO_POLICY) and len(result.err.strip().splitlines()) == 1
     approvals = filled.resolve("testing:3").manifest.annotations.approvals
     assert approvals[0].approved_by == "product-owner"
     assert approvals[0].evidence["metrics"]["accuracy"] == 0.9
@@ -70,31 +81,47 @@ def test_a_claimed_approver_who_is_not_the_submitter_is_refused_and_logged(cli, 
     monkeypatch.setenv("MLOPS_DEPLOY_APPROVERS", "mallory")
     result = cli("promote", "testing:1", "--approved-by", "mallory")
     assert result.code == 3
-    assert "--approved-by 'mallory' disagrees with the authenticated approver 'product-owner'" in result.err
-    assert len(result.err.strip().splitlines()) == 1
+    [error] = _errors(result.err)
+    assert f"--approved-by 'mallory' disagrees with the authenticated approver '{os_account()}'" in error
     assert filled.pointer()["current"] is None
     events = filled.audit()
     assert [e["action"] for e in events] == ["register", "annotate:tests"] * 3 + ["refuse"]
     refusal = events[-1]
     assert (refusal["attempted"], refusal["version"], refusal["approved_by"]) == ("promote", 1, "mallory")
-    assert refusal["identity"] == {"name": "product-owner", "source": "jenkins-input"}
+    assert refusal["identity"] == {"name": os_account(), "source": "os-user"}
     assert "disagrees" in refusal["reason"]
 
 
 def test_an_authenticated_non_approver_is_refused_and_logged(cli, filled, monkeypatch):
-    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "mallory")  # Jenkins let mallory submit the input
+    monkeypatch.delenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS")  # this OS account is no longer an approver
     result = cli("promote", "testing:1")
     assert result.code == 3
-    assert "'mallory' is not an approver (approvers: product-owner" in result.err
+    assert f"'{os_account()}' is not an approver (approvers: product-owner" in result.err
     assert filled.pointer()["current"] is None
     assert filled.audit()[-1]["action"] == "refuse"
+
+
+def test_jenkins_variables_set_by_hand_are_no_identity(cli, filled, monkeypatch):
+    # The attack of issue 23: a non-approver account names the approver in Jenkins' variables.
+    monkeypatch.delenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS")
+    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "product-owner")
+    monkeypatch.setenv("JENKINS_URL", "http://jenkins.test/")
+    monkeypatch.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
+    result = cli("promote", "testing:1", "--approved-by", "product-owner")
+    assert result.code == 3, result.out
+    [error] = _errors(result.err)
+    assert f"disagrees with the authenticated approver '{os_account()}' (os-user)" in error
+    assert filled.pointer()["current"] is None
+    refusal = filled.audit()[-1]
+    assert (refusal["action"], refusal["identity"]) == ("refuse", {"name": os_account(), "source": "os-user"})
 
 
 def test_promote_refused_by_policy_exits_3_and_changes_nothing(cli, filled):
     filled.annotate("testing:2", TestRun(passed=False, summary=TestSummary(failed=2, errors=0)), actor="ci")
     result = cli("promote", "testing:2", "--approved-by", "product-owner")
     assert result.code == 3
-    assert "refusing to promote" in result.err and len(result.err.strip().splitlines()) == 1
+    [error] = _errors(result.err)
+    assert "refusing to promote" in error
     assert filled.pointer()["current"] is None
     assert filled.resolve("testing:2").manifest.annotations.approvals == ()
     refusal = filled.audit()[-1]
@@ -128,7 +155,8 @@ def test_errors_are_one_line(cli, filled, args, words, code):
     result = cli(*args)
     assert result.code == code
     assert words in result.err
-    assert len(result.err.strip().splitlines()) == 1
+    errors = _errors(result.err) if "promote" in args else result.err.strip().splitlines()
+    assert len(errors) == 1
 
 
 def test_missing_registry_is_not_created_by_read_commands(cli, tmp_path):

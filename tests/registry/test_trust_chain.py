@@ -16,9 +16,11 @@ import pytest
 from trust_keys import SUITE, TrustSet, make_trust
 
 from core.errors import MlopsError
+from core.identity import os_account
 from core.settings import load_settings
 from registry import Registry, open_registry
 from registry.chain import attest, verify_chain
+from registry.errors import IntegrityError
 from registry.manifest import TestRun
 from registry.policy import Policy
 from registry.signing import SIGNATURE_FILE
@@ -116,13 +118,14 @@ def test_approvers_from_settings_env_or_a_policy_object_do_not_count(trust, mode
     good = _good_version(reg, trust, model_dir, manifest)
     monkeypatch.setenv("MLOPS_DEPLOY_APPROVERS", "mallory")
     monkeypatch.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", "mallory=product-owner")
-    monkeypatch.setenv("MLOPS_INPUT_SUBMITTER", "mallory")
     bad = _reg().register(model_dir(), manifest, actor="mallory")
     _tested(reg, bad.ref, trust.key("ci-tester"))
     with pytest.raises(MlopsError, match="approver key"):
         _reg().promote(bad.ref, expected_production=good, approved_by="mallory")
-    # The Python API with a hand-made policy (no trust policy): the old checks let it through ...
-    attacker = Registry(reg.store, "xray", reg.cache_dir, Policy(approvers=("mallory",)))
+    # The Python API with a hand-made policy (no trust policy) mapping the attacker's own OS account
+    # to an approver: the old checks let it through ...
+    own = Policy(approvers=("mallory",), approver_accounts=(f"{os_account()}=mallory",))
+    attacker = Registry(reg.store, "xray", reg.cache_dir, own)
     attacker.annotate(bad.ref, TestRun(passed=True, suite="mine"), actor="mallory")  # plain JSON
     attacker.promote(bad.ref, expected_production=good, approved_by="mallory")
     assert reg.pointer()["current"] == bad.version
@@ -263,4 +266,6 @@ def test_a_cached_file_swapped_for_one_of_the_same_size_and_mtime_is_not_served(
     st = cached.stat()
     cached.write_bytes(b"the evil model")  # same length
     os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert reg.fetch(mv.ref).model_path.read_bytes() == b"the real model"
+    with pytest.raises(IntegrityError, match="swapped after verification"):
+        reg.fetch(mv.ref)  # what a worker does at (re)start: refused, never served
+    assert reg.fetch(mv.ref, refresh=True).model_path.read_bytes() == b"the real model"  # serve/deploy

@@ -19,12 +19,12 @@ def registry_uri(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def reg(registry_uri: str, tmp_path: Path) -> Registry:
+def reg(registry_uri: str, tmp_path: Path, os_approver: str) -> Registry:
     return Registry.open(registry_uri, MODEL, cache_dir=tmp_path / "cache")
 
 
 @pytest.fixture
-def versions(reg: Registry, tmp_path: Path, jenkins_input) -> dict[str, int]:
+def versions(reg: Registry, tmp_path: Path) -> dict[str, int]:
     """v1 in production, v2 promoted then rolled back, v3 a candidate whose tests failed."""
     return story(reg, tmp_path / "runs")
 

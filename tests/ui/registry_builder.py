@@ -16,6 +16,7 @@ import numpy as np
 from manifests import lineage
 from PIL import Image
 
+from core.identity import os_account
 from registry import Registry
 from registry.manifest import Deployment, TestRun, TestSummary
 
@@ -122,12 +123,9 @@ def baseline(version: int, own: dict[str, Any]) -> dict[str, Any]:
     return {"ref": f"production:{version}", "version": version, "accuracy": own["accuracy"], "metrics": own}
 
 
-# The environment of a Jenkins step whose `input` product-owner submitted (core.identity believes it).
-JENKINS_INPUT = {
-    "JENKINS_URL": "http://jenkins.test/",
-    "BUILD_URL": "http://jenkins.test/job/mlops/7/",
-    "MLOPS_INPUT_SUBMITTER": "product-owner",
-}
+def approver_env() -> dict[str, str]:
+    """Settings under which this process's OS account approves as product-owner (no trust policy)."""
+    return {"MLOPS_DEPLOY_APPROVER_ACCOUNTS": f"{os_account()}=product-owner"}
 
 
 def promote_now(reg: Registry, ref: str, actor: str, reason: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from browser import chromium, screenshot
-from registry_builder import JENKINS_INPUT, many, story
+from registry_builder import approver_env, many, story
 from ui_server import start_ui, stop_ui
 
 from registry import Registry
@@ -19,11 +19,11 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory):
     """Twelve versions (nine older ones, then the story: v10 in production, v12 the candidate), 10 a page."""
     folder = tmp_path_factory.mktemp("ui")
     uri = f"file://{folder / 'registry'}"
-    reg = Registry.open(uri, "xray-classifier", cache_dir=folder / "cache")
-    many(reg, folder / "runs", 9)
-    with pytest.MonkeyPatch.context() as env:  # promote as a Jenkins input's submitter would
-        for key, value in JENKINS_INPUT.items():
+    with pytest.MonkeyPatch.context() as env:  # promote as an approver's OS account (no trust policy)
+        for key, value in approver_env().items():
             env.setenv(key, value)
+        reg = Registry.open(uri, "xray-classifier", cache_dir=folder / "cache")
+        many(reg, folder / "runs", 9)
         story(reg, folder / "runs")
     server = start_ui(uri, folder, page_size=10)
     try:

@@ -75,7 +75,7 @@ def test_a_thousand_versions_cost_a_page_not_a_registry(reg: Registry, tmp_path,
 
 
 @pytest.mark.gcs
-def test_the_browser_reads_a_gcs_registry(fake_gcs, tmp_path, jenkins_input):
+def test_the_browser_reads_a_gcs_registry(fake_gcs, tmp_path, os_approver):
     """The same pages over the real google-cloud-storage client against fake-gcs-server."""
     from ui import create_app
 
