@@ -11,6 +11,7 @@ import pytest
 from manifests import lineage
 
 from registry import Registry
+from registry.manifest import TestRun
 
 
 @pytest.fixture
@@ -83,8 +84,8 @@ def promote():
         reg: Registry, ref: str, actor: str = "po", reason: str = "", tested: bool = True
     ) -> ModelVersion:
         version = reg.resolve(ref)
-        if tested and not version.manifest["annotations"]["tests"]:
-            reg.annotate(version.ref, "tests", {"passed": True, "suite": "fixture"}, actor="ci")
+        if tested and not version.manifest.annotations.tests:
+            reg.annotate(version.ref, TestRun(passed=True, suite="fixture"), actor="ci")
         current = reg.pointer()["current"]
         return reg.promote(version.ref, expected_production=current, actor=actor, reason=reason)
 
