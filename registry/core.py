@@ -613,15 +613,6 @@ class Registry:
         except REFUSALS as exc:
             self.record_refusal("promote", actor, str(exc), **attempt)
             raise
-        src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
-        for rel in local.manifest.files:
-            self.store.copy(src + rel, dst + rel)
-            self._step(f"promote:file:{rel}")
-        self._step("promote:files")
-        if (local.signature or {}).get("status") in ("signed", "unverified"):
-            self.store.copy(src + SIGNATURE_FILE, dst + SIGNATURE_FILE)
-        self.store.copy(src + "manifest.json", dst + "manifest.json")
-        self._step("promote:manifest")
         approval = {
             "approved_by": approver,
             "identity": identity.to_dict(),
@@ -630,43 +621,7 @@ class Registry:
             "reason": reason,
             "evidence": evidence(local.manifest, approver),
         }
-        entry = {
-            "action": "promote",
-            "version": mv.version,
-            "at": _iso(_now()),
-            "actor": actor,
-            "reason": reason,
-            "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
-            "approval": approval,
-            "signature": local.signature,
-            "audit_anchor": {"seq": chain.head_seq, "sha256": chain.head_hash, "at": _iso(_now())},
-        }
-        new = {
-            "current": mv.version,
-            "previous": pointer["current"],
-            "stack": [*pointer["stack"], mv.version],
-            "history": [*pointer["history"], entry],
-        }
-        if not self.store.write_if(self._pointer_key, _dumps(new), token):
-            conflict = ConflictError(
-                f"production changed while promoting testing:{mv.version} (another promotion or rollback "
-                "won); nothing was changed: check mlops registry list --area production and approve again"
-            )
-            self.record_refusal("promote", actor, str(conflict), **attempt)
-            raise conflict
-        self._step("promote:pointer")
-        self._audit(
-            "promote",
-            actor,
-            reason,
-            version=mv.version,
-            area="production",
-            previous=pointer["current"],
-            approval=approval,
-            signature=local.signature,
-            id=entry["id"],
-        )
-        return self._version("production", mv.version)
+        return self._land_promotion(mv, local, approval, pointer, token, chain, actor, reason, attempt)
 
     def _promote_signed(
         self,
@@ -713,15 +668,6 @@ class Registry:
             self.record_refusal("promote", actor, str(exc), **attempt)
             raise
         local = self.fetch(mv.ref)
-        src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
-        for rel in local.manifest.files:
-            self.store.copy(src + rel, dst + rel)
-            self._step(f"promote:file:{rel}")
-        self._step("promote:files")
-        if (local.signature or {}).get("status") in ("signed", "unverified"):
-            self.store.copy(src + SIGNATURE_FILE, dst + SIGNATURE_FILE)
-        self.store.copy(src + "manifest.json", dst + "manifest.json")
-        self._step("promote:manifest")
         identity = {"name": approval["approver"], "source": "approver-key", "key_id": approval["key_id"]}
         record = {
             "approved_by": approval["approver"],
@@ -733,14 +679,39 @@ class Registry:
             "digest": approval["digest"],
             "evidence": evidence(local.manifest, approval["approver"]),
         }
+        return self._land_promotion(mv, local, record, pointer, token, chain, actor, reason, attempt)
+
+    def _land_promotion(
+        self,
+        mv: ModelVersion,
+        local: LocalModel,
+        approval: dict[str, Any],
+        pointer: dict[str, Any],
+        token: object,
+        chain: ChainReport,
+        actor: str,
+        reason: str,
+        attempt: dict[str, Any],
+    ) -> ModelVersion:
+        """Copy testing:N to production:N (files, signature, manifest last), then swap the pointer with the
+        approval in it (compare-and-swap against TOKEN) and audit it: the one way a promotion lands."""
+        src, dst = self._dir("testing", mv.version), self._dir("production", mv.version)
+        for rel in local.manifest.files:
+            self.store.copy(src + rel, dst + rel)
+            self._step(f"promote:file:{rel}")
+        self._step("promote:files")
+        if (local.signature or {}).get("status") in ("signed", "unverified"):
+            self.store.copy(src + SIGNATURE_FILE, dst + SIGNATURE_FILE)
+        self.store.copy(src + "manifest.json", dst + "manifest.json")
+        self._step("promote:manifest")
         entry = {
             "action": "promote",
             "version": mv.version,
             "at": _iso(_now()),
             "actor": actor,
             "reason": reason,
-            "id": uuid.uuid4().hex,
-            "approval": record,
+            "id": uuid.uuid4().hex,  # every pointer write is unique (GcsStore.write_if relies on it)
+            "approval": approval,
             "signature": local.signature,
             "audit_anchor": {"seq": chain.head_seq, "sha256": chain.head_hash, "at": _iso(_now())},
         }
@@ -765,7 +736,7 @@ class Registry:
             version=mv.version,
             area="production",
             previous=pointer["current"],
-            approval=record,
+            approval=approval,
             signature=local.signature,
             id=entry["id"],
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from manifests import lineage
 
 from core.identity import os_account
 from registry import ConflictError, IntegrityError, NotFoundError, Registry, RegistryError
@@ -105,7 +107,7 @@ def hook(name):
 reg.fault_hook = hook
 try:
     if step.startswith("register"):
-        reg.register(Path(version), {"model_file": "model.keras"}, actor="proc")
+        reg.register(Path(version), json.loads(os.environ["MANIFEST"]), actor="proc")
     else:
         over = None if expected == "none" else int(expected)
         reg.promote(f"testing:{version}", expected_production=over, actor=f"proc{version}")
@@ -120,6 +122,7 @@ def _worker(
 ):
     return subprocess.Popen(
         [sys.executable, "-c", _WORKER, registry_uri, str(cache), arg, str(barrier), step, mode, expected],
+        env={**os.environ, "MANIFEST": json.dumps(lineage())},  # what training hands the registry
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from registry.manifest import Manifest
 from unit_testing.data import SplitError, load_test_split
 
 
@@ -23,4 +24,4 @@ def test_a_split_entry_outside_the_dataset_is_refused_unread(tmp_path, name):
         entry["path"] = str(secret)
     (version / "test_split.json").write_text(json.dumps([entry]))
     with pytest.raises(SplitError, match="not a safe relative name"):
-        load_test_split(version, {"version": 1, "dataset": {"uri": str(dataset)}})
+        load_test_split(version, Manifest.from_dict({"version": 1, "dataset": {"uri": str(dataset)}}))

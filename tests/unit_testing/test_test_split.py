@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from registry.manifest import Manifest
 from unit_testing.data import SplitError, load_test_split
 
 
-def _version(tmp_path: Path, uri: str, files: dict[str, bytes]) -> tuple[Path, dict]:
+def _version(tmp_path: Path, uri: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:
     version_dir = tmp_path / "version"
     version_dir.mkdir()
     entries = [
@@ -19,7 +20,7 @@ def _version(tmp_path: Path, uri: str, files: dict[str, bytes]) -> tuple[Path, d
         for rel, data in files.items()
     ]
     (version_dir / "test_split.json").write_text(json.dumps(entries))
-    return version_dir, {"version": 3, "dataset": {"uri": uri}}
+    return version_dir, Manifest.from_dict({"version": 3, "dataset": {"uri": uri}})
 
 
 FILES = {"covid/a.png": b"\x89PNG covid", "normal/b.png": b"\x89PNG normal"}
