@@ -48,7 +48,7 @@ def test_local_split_is_read_and_verified(tmp_path):
 def test_missing_split_file_is_named(tmp_path):
     (tmp_path / "v").mkdir()
     with pytest.raises(SplitError, match=r"test_split\.json is missing from version 3"):
-        load_test_split(tmp_path / "v", {"version": 3, "dataset": {"uri": "/data"}})
+        load_test_split(tmp_path / "v", Manifest.from_dict({"version": 3, "dataset": {"uri": "/data"}}))
 
 
 @pytest.mark.gcs
