@@ -35,9 +35,10 @@ images-gpu: ## build mlops-xray-train:gpu (CUDA TensorFlow) for the GKE training
 	scripts/docker-engine.sh start
 	scripts/build-images.sh --gpu
 
-lint: setup-test ## ruff check and format check
+lint: setup-test ## ruff check and format check, mypy over every package (strict on core/ and registry/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: setup-test ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
@@ -47,4 +48,4 @@ bench: setup-test ## run every benchmark and print its table
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean: ## remove local state (.mlops) and caches, keeping .venv
-	rm -rf .mlops .pytest_cache .ruff_cache
+	rm -rf .mlops .pytest_cache .ruff_cache .mypy_cache

@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from core import __version__
 from core.errors import EXIT_ERROR, EXIT_USAGE, MlopsError
@@ -18,7 +19,7 @@ Handler = Callable[[argparse.Namespace, Settings], int | None]
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors exit with code 2 and a one-line hint."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(run '{self.prog} --help' for help)\n")
 

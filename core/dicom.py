@@ -13,10 +13,14 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import MlopsError
+
+if TYPE_CHECKING:  # pydicom is imported where it is used (the API starts without it)
+    from pydicom.dataset import Dataset
 
 MAGIC = b"DICM"  # PS3.10 7.1: a 128-byte preamble, then "DICM"
 MAGIC_OFFSET = 128
@@ -63,7 +67,7 @@ def is_dicom(data: bytes) -> bool:
     return data[MAGIC_OFFSET : MAGIC_OFFSET + 4] == MAGIC
 
 
-def _read(data: bytes):
+def _read(data: bytes) -> Dataset:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -73,12 +77,12 @@ def _read(data: bytes):
         raise DicomError(f"is not a readable DICOM file: {str(exc).splitlines()[0][:200]}") from None
 
 
-def _syntax(ds) -> str:
+def _syntax(ds: Dataset) -> str:
     uid = ds.file_meta.get("TransferSyntaxUID")
     return f"{uid.name} ({uid})" if uid is not None else "an unknown transfer syntax"
 
 
-def _size(ds, max_pixels: int | None) -> DicomSize:
+def _size(ds: Dataset, max_pixels: int | None) -> DicomSize:
     """The decoded size the header declares, checked against MAX_PIXELS per frame."""
     if "PixelData" not in ds:
         raise DicomError("holds no image (no Pixel Data element): send a radiograph, not a report or plan")
@@ -114,7 +118,7 @@ def dicom_size(data: bytes, max_pixels: int | None = None, what: str = "the DICO
         raise DicomError(f"{what} has an unreadable header ({type(exc).__name__}: {reason})") from None
 
 
-def _pixels(ds, max_pixels: int | None) -> np.ndarray:
+def _pixels(ds: Dataset, max_pixels: int | None) -> np.ndarray:
     """The stored pixel values, after checking what the header promises."""
     from pydicom.pixels import get_decoder
 
@@ -149,7 +153,7 @@ def _pixels(ds, max_pixels: int | None) -> np.ndarray:
         ) from None
 
 
-def _window(values: np.ndarray, ds) -> np.ndarray | None:
+def _window(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
     """Window center/width (PS3.3 C.11.2.1.2) mapped to [0, 1], or None when the file has none."""
     if "WindowCenter" not in ds or "WindowWidth" not in ds:
         return None
@@ -166,7 +170,7 @@ def _window(values: np.ndarray, ds) -> np.ndarray | None:
     return None  # an invalid window is no window: the full range still shows the image
 
 
-def _monochrome(ds, stored: np.ndarray) -> np.ndarray:
+def _monochrome(ds: Dataset, stored: np.ndarray) -> np.ndarray:
     """Stored monochrome values → [0, 1] through the Modality and VOI transforms."""
     from pydicom.pixels import apply_modality_lut, apply_voi
 
@@ -174,7 +178,8 @@ def _monochrome(ds, stored: np.ndarray) -> np.ndarray:
     if ds.get("VOILUTSequence"):
         lut = apply_voi(values, ds, index=0)
         bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        scaled = np.clip(np.asarray(lut, np.float64) / (2**bits - 1), 0.0, 1.0)
+        # `2**bits` is typed Any (int ** int may be a float): the array type is named here.
+        scaled: np.ndarray = np.clip(np.asarray(lut, np.float64) / (2**bits - 1), 0.0, 1.0)
     else:
         windowed = _window(values, ds)
         if windowed is None:
@@ -202,16 +207,17 @@ def render_dicom(data: bytes, max_pixels: int | None = None, what: str = "the DI
         raise DicomError(f"{what} could not be rendered ({type(exc).__name__}: {reason})") from None
 
 
-def _to_8_bit(ds, stored: np.ndarray) -> np.ndarray:
+def _to_8_bit(ds: Dataset, stored: np.ndarray) -> np.ndarray:
     if str(ds.PhotometricInterpretation) in MONOCHROME:
-        image = np.rint(_monochrome(ds, stored) * 255.0).astype(np.uint8)
+        image: np.ndarray = np.rint(_monochrome(ds, stored) * 255.0).astype(np.uint8)
         if ds.PhotometricInterpretation == "MONOCHROME1":
             image = 255 - image  # after quantizing, so MONOCHROME1 is the exact negative of MONOCHROME2
         return image
     # pydicom hands colour back as RGB (YBR converted); scale deeper samples down to 8 bits.
     bits = int(ds.get("BitsStored") or 8)
     if bits > 8:
-        return np.rint(stored.astype(np.float64) * (255.0 / (2**bits - 1))).astype(np.uint8)
+        scale: float = 255.0 / (2**bits - 1)  # named: `2**bits` is typed Any
+        return np.rint(stored.astype(np.float64) * scale).astype(np.uint8)
     return stored.astype(np.uint8)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -24,3 +26,5 @@ class CheckFailed(MlopsError):
     """A quality gate or a test suite said no; nothing was registered or promoted."""
 
     exit_code = EXIT_FAILED_CHECK
+    # What `--json` prints for a failed gate (train, retrain, the training Job); None: nothing to print.
+    summary: dict[str, Any] | None = None

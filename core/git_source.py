@@ -19,7 +19,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -207,7 +207,8 @@ def _make_read_only(root: Path) -> None:
 
 
 def _remove_tree(root: Path) -> None:
-    def writable_then_retry(func, path, _exc):  # read-only files in our own cache
+    # Read-only files in our own cache: make writable, then retry.
+    def writable_then_retry(func: Callable[[str], object], path: str, _exc: object) -> None:
         os.chmod(path, stat.S_IRWXU)
         func(path)
 

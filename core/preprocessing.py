@@ -6,7 +6,9 @@ serving graph alike. Both sides call `preprocess_image`; a test proves the tenso
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import tensorflow as tf
 
@@ -24,7 +26,7 @@ class PreprocessSpec:
         return {"image_size": self.image_size, "channels": self.channels}
 
     @classmethod
-    def from_dict(cls, data: dict) -> PreprocessSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> PreprocessSpec:
         return cls(image_size=int(data["image_size"]), channels=int(data["channels"]))
 
 

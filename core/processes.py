@@ -22,7 +22,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]  # (host, port) for AF_INET; typeshed says Any
+        return port
 
 
 def alive(pid: int) -> bool:
@@ -65,7 +66,7 @@ def wait_ready(
         time.sleep(interval_s)
 
 
-def terminate(target: subprocess.Popen | int, timeout_s: float, group: bool = False) -> bool:
+def terminate(target: subprocess.Popen[Any] | int, timeout_s: float, group: bool = False) -> bool:
     """SIGTERM, then SIGKILL after timeout_s; True if it stopped on SIGTERM.
 
     target is a child process (Popen) or any pid. With group=True the SIGKILL reaches its whole
@@ -88,7 +89,7 @@ def terminate(target: subprocess.Popen | int, timeout_s: float, group: bool = Fa
     return False
 
 
-def _gone(target: subprocess.Popen | int, timeout_s: float) -> bool:
+def _gone(target: subprocess.Popen[Any] | int, timeout_s: float) -> bool:
     """Wait up to timeout_s for the target to exit; whether it did."""
     if isinstance(target, subprocess.Popen):
         try:

@@ -120,7 +120,7 @@ def running(record: dict[str, Any] | Server | None) -> bool:
     """Whether the recorded process (holder or server) still runs as that very process."""
     if isinstance(record, Server):
         record = asdict(record)
-    return bool(record) and same_process(record)
+    return same_process(record) if record else False
 
 
 def _now() -> str:
@@ -230,7 +230,7 @@ def _stop(server: Server, settings: Settings) -> None:
 
 def _ensure_holder(settings: Settings, state: dict[str, Any], host: str, port: int) -> dict[str, Any]:
     holder = state.get("holder")
-    if running(holder):
+    if holder is not None and running(holder):
         if (state["host"], state["port"]) != (host, port):
             raise UsageError(
                 f"the local API already listens on {state['host']}:{state['port']}; deploy without"
@@ -394,7 +394,7 @@ def _stop_local(settings: Settings) -> str:
     folder = records_dir(settings)
     recorded = process_records.read_all(folder)
     holder = state.get("holder")
-    if running(holder):
+    if holder is not None and running(holder):
         state = _adopt(state)  # the server the holder may have restarted is the one to stop
         sockets.unwatch(holder["control"])  # stopping it on purpose: no restart
     # Every server this deployment or its holder started: the state file's, and every record on

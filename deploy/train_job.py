@@ -118,7 +118,7 @@ def run_job(settings: Settings, documents: list[dict], name: str, timeout_s: int
             failed = CheckFailed(
                 f"job/{name}: the gate failed; nothing registered (report: {summary['report']})"
             )
-            failed.summary = summary  # type: ignore[attr-defined]  # printed with --json, as by mlops train
+            failed.summary = summary  # printed with --json, as by mlops train
             raise failed
         raise MlopsError(
             f"job/{name} failed (a worker died, or the run erred); nothing registered: "

@@ -171,7 +171,7 @@ def build_message(
     )
     if report is not None and report.exists() and not attach:
         report_link = f"{report} (too large to attach)"
-    elif attach:
+    elif attach and report is not None:
         report_link = f"attached ({report.name})"
     context = {"title": EVENTS[event], "s": s, "report_link": report_link}
 
@@ -185,7 +185,7 @@ def build_message(
     msg["X-Mlops-Version"] = str(manifest.version)
     msg.set_content(render("mlops", "email.txt", **context))
     msg.add_alternative(render("mlops", "email.html", **context), subtype="html")
-    if attach:
+    if attach and report is not None:
         msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report.name)
     return msg
 

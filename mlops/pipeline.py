@@ -124,7 +124,8 @@ def _digest(output: Any) -> str:
     parts = [f"    registered {output.get('ref')}"]
     if isinstance(accuracy, int | float):
         parts.append(f"accuracy {accuracy:.3f}")
-    parts.append({True: "gate passed", False: "gate FAILED"}.get(gate, "gate -"))
+    labels: dict[bool | None, str] = {True: "gate passed", False: "gate FAILED"}
+    parts.append(labels.get(gate, "gate -"))
     if output.get("report"):
         parts.append(f"report {output['report']}")
     line = ", ".join(parts)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from core.errors import MlopsError
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(_defaults())
     if test_config is not None:
         app.config.from_mapping(test_config)
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own; typed as the base class
     app.json.sort_keys = False  # keep class order as the model outputs it
 
     bundle = app.config["MODEL_BUNDLE"]

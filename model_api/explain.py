@@ -88,6 +88,7 @@ def _chain(model: Any) -> tuple[Any, str]:
         features = None
         for layer in layers:
             if layer is container:
+                assert inner is not None  # made above whenever there is a container
                 features, x = inner(x, training=False)
             elif layer is final and logits_head:
                 scores = tf.matmul(x, final.kernel) + (final.bias if final.use_bias else 0.0)

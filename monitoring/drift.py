@@ -132,7 +132,7 @@ def _categorical(
 ) -> dict[str, Any]:
     value, p = psi_categories(ref, live), _chi2(ref, ref_n, live, live_n)
     keys = sorted(set(ref) | set(live))
-    moved = _moved([ref.get(k, 0.0) for k in keys], [live.get(k, 0.0) for k in keys])
+    moved = _moved(np.array([ref.get(k, 0.0) for k in keys]), np.array([live.get(k, 0.0) for k in keys]))
     return {
         "feature": name,
         "group": group,

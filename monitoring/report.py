@@ -40,7 +40,7 @@ def _numeric_plot(
         return None
     both = np.concatenate([ref, cur])
     low, high = float(both.min()), float(both.max())
-    bins = np.linspace(low, high if high > low else low + 1, 31)
+    bins = np.linspace(low, high if high > low else low + 1, 31).tolist()  # hist is typed for a list
     figure, axis = plt.subplots(figsize=(4.2, 2.6))
     if ref.size:
         axis.hist(ref, bins=bins, density=True, alpha=0.55, label=f"reference (n={ref.size})")

@@ -150,7 +150,7 @@ def open_envelope(data: bytes, trusted: Mapping[str, bytes], where: str) -> Atte
     from in_toto_attestation.v1.statement import Statement
     from securesystemslib.dsse import Envelope
     from securesystemslib.exceptions import VerificationError
-    from securesystemslib.signer import SSlibKey
+    from securesystemslib.signer import Key, SSlibKey
 
     try:
         envelope = Envelope.from_dict(json.loads(data))
@@ -158,7 +158,7 @@ def open_envelope(data: bytes, trusted: Mapping[str, bytes], where: str) -> Atte
         raise SignatureError(f"{where} is not a DSSE envelope") from None
     if envelope.payload_type != PAYLOAD_TYPE:
         raise SignatureError(f"{where}: payload type {envelope.payload_type!r} is not an in-toto statement")
-    keys = [
+    keys: list[Key] = [  # list is invariant: verify takes any Key
         SSlibKey.from_crypto(serialization.load_pem_public_key(pem), keyid=key_id)
         for key_id, pem in trusted.items()
         if key_id in envelope.signatures

@@ -212,7 +212,9 @@ class AuditLog:
             try:
                 self._parsed[key] = json.loads(data)
             except ValueError:
-                seq = int(_EVENT_NAME.match(key[len(self.prefix) :])[1])
+                match = _EVENT_NAME.match(key[len(self.prefix) :])
+                assert match is not None  # _chain_keys keeps only names that match
+                seq = int(match[1])
                 self._parsed[key] = {"seq": seq, "action": "?", "actor": "?", "at": "", "damaged": True}
         return [self._parsed[chained[n]] for n in sorted(chained) if chained[n] in self._parsed]
 
@@ -254,7 +256,7 @@ class AuditLog:
         return report
 
     def _check_checkpoints(
-        self, report: ChainReport, bodies: dict[int, dict[str, Any]], trusted: dict
+        self, report: ChainReport, bodies: dict[int, dict[str, Any]], trusted: dict[str, Any]
     ) -> None:
         """Verify inline and stored checkpoints against the chain; findings and anchoring into report."""
         report.checked = True

@@ -61,14 +61,16 @@ class Checkpoint:
         """Parse a stored checkpoint; ValueError naming what is malformed."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        texts = {k: data.get(k) for k in ("model", "head", "at", "key_id", "signature")}
-        for key, value in texts.items():
+        texts: dict[str, str] = {}
+        for key in ("model", "head", "at", "key_id", "signature"):
+            value = data.get(key)
             if not isinstance(value, str) or not value or "\n" in value:
                 raise ValueError(f"field {key!r} is missing or not one line of text")
+            texts[key] = value
         size = data.get("size")
         if type(size) is not int or size < 1:
             raise ValueError("field 'size' is not a positive whole number")
-        return cls(size=size, **texts)  # type: ignore[arg-type]
+        return cls(size=size, **texts)
 
 
 def sign(model: str, size: int, head: str, at: str, private_key: Path, password: str = "") -> Checkpoint:
@@ -89,7 +91,7 @@ def sign(model: str, size: int, head: str, at: str, private_key: Path, password:
 
 def trusted_keys(paths: Sequence[Path]) -> dict[str, Any]:
     """The public keys that may sign checkpoints, by key id (SignatureError for an unreadable one)."""
-    keys = {}
+    keys: dict[str, Any] = {}
     for path in paths:
         key = load_public_key(Path(path))
         keys[key_id_of(key)] = key

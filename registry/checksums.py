@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 _CHUNK = 1 << 20
 
@@ -17,9 +18,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_files(root: Path, skip: tuple[str, ...] = ("manifest.json",)) -> dict[str, dict]:
+def describe_files(root: Path, skip: tuple[str, ...] = ("manifest.json",)) -> dict[str, dict[str, Any]]:
     """`{relpath: {"sha256", "size"}}` for every file under root, except top-level names in skip."""
-    files = {}
+    files: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel in skip:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import hashlib
@@ -101,9 +102,12 @@ class Registry:
         self.store = store
         self.name = model_name
         # No cache_dir or policy: the ones the settings name (layered like every command's).
-        settings = load_settings() if cache_dir is None or policy is None else None
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else settings.cache_dir  # type: ignore[union-attr]
-        self.policy = policy if policy is not None else Policy.from_settings(settings)  # type: ignore[arg-type]
+        if cache_dir is None or policy is None:
+            settings = load_settings()
+            cache_dir = settings.cache_dir if cache_dir is None else cache_dir
+            policy = Policy.from_settings(settings) if policy is None else policy
+        self.cache_dir = Path(cache_dir)
+        self.policy = policy
         self.log = AuditLog(store, model_name)
         # Tests set this to inject a crash (raise) or a pause at a named step.
         self.fault_hook: Callable[[str], None] | None = None
@@ -272,7 +276,8 @@ class Registry:
     @staticmethod
     def _listed_summary(metadata: dict[str, str]) -> dict[str, Any] | None:
         try:
-            return json.loads(metadata[SUMMARY_KEY])
+            summary: dict[str, Any] | None = json.loads(metadata[SUMMARY_KEY])
+            return summary
         except (KeyError, ValueError):
             return None
 
@@ -463,7 +468,7 @@ class Registry:
                 "externalParameters": {
                     "dataset": {
                         "uri": dataset.uri,
-                        "revision": dataset.source.revision if dataset.source else None,
+                        "revision": dataset.source.revision,
                         "fingerprint": dataset.fingerprint,
                     },
                     "code": {"repo": code.repo, "commit": code.commit},
@@ -557,7 +562,7 @@ class Registry:
         self.store.write(key, _dumps({"kind": kind, "entry": data}), create_only=True)
         self._audit(f"annotate:{kind}", actor, "", version=mv.version, area=mv.area, ref=ref)
 
-    def _anchors(self, pointer: dict[str, Any]) -> list[dict[str, Any]]:
+    def _anchors(self, pointer: dict[str, Any]) -> builtins.list[dict[str, Any]]:
         return [h["audit_anchor"] for h in pointer["history"] if isinstance(h.get("audit_anchor"), dict)]
 
     def verify_audit(self, trusted_keys: Sequence[Path] | None = None) -> ChainReport:
@@ -798,13 +803,13 @@ class Registry:
         )
         return self._version("production", stack[-1])
 
-    def audit(self) -> list[dict[str, Any]]:
+    def audit(self) -> builtins.list[dict[str, Any]]:
         """Every event, oldest first: who, when, what, why (plus decisions a crash kept out of the log)."""
         self._require_root()
         events = self.log.events()
         return sorted(events + self.unlogged(events), key=lambda e: str(e.get("at", "")))
 
-    def unlogged(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def unlogged(self, events: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
         """Events a crash kept out of the log, rebuilt from what is durable (pointer, manifests).
 
         The audit object is written after the change it records; a process dying in between

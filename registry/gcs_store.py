@@ -6,6 +6,7 @@ Application Default Credentials otherwise).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 from collections.abc import Callable, Iterable
@@ -88,14 +89,16 @@ class GcsStore(Store):
     @_gcs_errors
     def root_exists(self) -> bool:
         try:
-            return self.bucket.exists(timeout=10, retry=_FIRST_CALL_RETRY)
+            found: bool = self.bucket.exists(timeout=10, retry=_FIRST_CALL_RETRY)  # the client is untyped
+            return found
         except gexc.Forbidden:
             return True  # object-level access without bucket metadata rights: let object calls decide
 
     @_gcs_errors
     def read(self, key: str) -> bytes | None:
         try:
-            return self._blob(key).download_as_bytes()
+            data: bytes = self._blob(key).download_as_bytes()  # the client is untyped
+            return data
         except gexc.NotFound:
             return None
 
@@ -163,7 +166,8 @@ class GcsStore(Store):
 
     @_gcs_errors
     def exists(self, key: str) -> bool:
-        return self._blob(key).exists()
+        found: bool = self._blob(key).exists()  # the client is untyped
+        return found
 
     @_gcs_errors
     def list(self, prefix: str) -> list[str]:
@@ -171,7 +175,7 @@ class GcsStore(Store):
         return sorted(b.name[len(self.prefix) :] for b in self.client.list_blobs(self.bucket, prefix=full))
 
     @_gcs_errors
-    def children(self, prefix: str) -> list[str]:
+    def children(self, prefix: str) -> builtins.list[str]:
         full = self.prefix + prefix
         pages = self.client.list_blobs(self.bucket, prefix=full, delimiter="/")
         names = [b.name[len(full) :] for b in pages]
@@ -191,7 +195,7 @@ class GcsStore(Store):
             for b in self.client.list_blobs(self.bucket, prefix=full)
         }
 
-    def numbered_with(self, prefix: str, leaf: str) -> list[int]:
+    def numbered_with(self, prefix: str, leaf: str) -> builtins.list[int]:
         return list(self.numbered_metadata(prefix, leaf))
 
     @_gcs_errors
@@ -207,7 +211,7 @@ class GcsStore(Store):
                 found[number] = dict(blob.metadata or {})
         return dict(sorted(found.items()))
 
-    def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
+    def read_many(self, keys: Iterable[str]) -> builtins.list[bytes | None]:
         keys = list(keys)
         if len(keys) < 2:
             return [self.read(key) for key in keys]

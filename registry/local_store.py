@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -148,7 +149,7 @@ class LocalStore(Store):
             keys += [f"{rel}/{name}" for name in filenames if not _hidden(name)]
         return sorted(keys)
 
-    def children(self, prefix: str) -> list[str]:
+    def children(self, prefix: str) -> builtins.list[str]:
         try:
             return sorted(name for name in os.listdir(self._path(prefix)) if not _hidden(name))
         except (FileNotFoundError, NotADirectoryError):
@@ -175,7 +176,7 @@ class LocalStore(Store):
 
     def temp_objects(self) -> dict[str, float]:
         # write/put_file/copy publish by rename from a `.tmp-*` beside the target; a crash leaves it.
-        found = {}
+        found: dict[str, float] = {}
         if not self.root.is_dir():
             return found
         for dirpath, _dirnames, filenames in os.walk(self.root):
@@ -186,7 +187,7 @@ class LocalStore(Store):
                         found[path.relative_to(self.root).as_posix()] = path.stat().st_mtime
         return found
 
-    def numbered_with(self, prefix: str, leaf: str) -> list[int]:
+    def numbered_with(self, prefix: str, leaf: str) -> builtins.list[int]:
         base = self._path(prefix)
         numbers = {name: version_number(name) for name in self.children(prefix)}
         return sorted(n for name, n in numbers.items() if n is not None and (base / name / leaf).is_file())

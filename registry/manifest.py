@@ -18,14 +18,18 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 from registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SCHEMA_VERSION = 2  # what this code writes; schema 1 (no `schema_version` key) still loads
 ROOT = "manifest"
 
 T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")  # a manifest part (every part is a dataclass)
 
 
 class ManifestError(RegistryError):
@@ -366,11 +370,11 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
         """Parse a manifest's JSON form (schema 1 is migrated first); ManifestError names a bad field."""
-        return parse(cls, migrate(data), ROOT)
+        return load(cls, migrate(data), ROOT)
 
     def to_dict(self, *, annotations: bool = True) -> dict[str, Any]:
         """The JSON form (same keys as the file); without `annotations` it is what the registry stores."""
-        out = to_json(self)
+        out: dict[str, Any] = to_json(self)
         if not annotations:
             out.pop("annotations", None)
         return out
@@ -543,13 +547,13 @@ def parse(hint: Any, value: Any, path: str) -> Any:
     raise TypeError(f"registry.manifest cannot parse {hint!r}")  # a programming error, not bad input
 
 
-def _parse_part(cls: type[T], value: Any, path: str) -> T:
+def _parse_part(cls: type[D], value: Any, path: str) -> D:
     if isinstance(value, cls):
         return value
     if not isinstance(value, dict):
         raise ManifestError(f"{path}: expected an object, got {_show(value)}")
     hints = _hints(cls)
-    known = {f.name: f for f in fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
+    known = {f.name: f for f in fields(cls) if f.name != "extra"}
     kwargs: dict[str, Any] = {}
     for name, spec in known.items():
         if name in value:
@@ -559,7 +563,8 @@ def _parse_part(cls: type[T], value: Any, path: str) -> T:
     extra = {k: v for k, v in value.items() if k not in known}
     if "extra" in value:
         raise ManifestError(f"{path}.extra: a reserved name, not a manifest field")
-    return cls(**kwargs, extra=extra)
+    kwargs["extra"] = extra  # every part keeps the keys it does not know
+    return cls(**kwargs)
 
 
 def to_json(value: Any) -> Any:
@@ -590,4 +595,4 @@ def annotation_from(kind: str, entry: Any, path: str) -> Any:
 
 def annotations_from(grouped: Mapping[str, list[Any]]) -> Annotations:
     """Annotations grouped by kind (as stored) as the typed Annotations."""
-    return parse(Annotations, dict(grouped), f"{ROOT}.annotations")
+    return load(Annotations, dict(grouped), f"{ROOT}.annotations")

@@ -131,9 +131,9 @@ def authorize(identity: Identity, claimed: str | None, policy: Policy, registry_
         listed = sorted(r for r in roles if r in policy.approvers)
         approver = listed[0] if len(listed) == 1 else identity.name
     if approver not in policy.approvers:
-        listed = ", ".join(policy.approvers) or "none configured"
+        names = ", ".join(policy.approvers) or "none configured"
         raise PolicyError(
-            f"{approver!r} is not an approver (approvers: {listed}; authenticated as {who}); "
+            f"{approver!r} is not an approver (approvers: {names}; authenticated as {who}); "
             "set deploy.approvers in mlops.toml or MLOPS_DEPLOY_APPROVERS"
         )
     return approver

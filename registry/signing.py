@@ -18,11 +18,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from registry.errors import RegistryError, SignatureError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+
     from core.settings import Settings
 
 SIGNATURE_FILE = "model.sig"  # beside manifest.json in a version's folder (model-signing's default name)
@@ -60,13 +62,11 @@ class Verified:
         return {"status": self.status, "key_id": self.key_id}
 
 
-def _public_id(public_key: object) -> str:
+def _public_id(public_key: PublicKeyTypes) -> str:
     """The key id model-signing records in a bundle: sha256 of the SubjectPublicKeyInfo PEM."""
     from cryptography.hazmat.primitives import serialization
 
-    pem = public_key.public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(pem).hexdigest()
 
 
@@ -77,12 +77,12 @@ def _read(path: Path, what: str) -> bytes:
         raise SignatureError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
 
 
-def key_id_of(public_key: object) -> str:
+def key_id_of(public_key: PublicKeyTypes) -> str:
     """The key id of a loaded public key (sha256 of its SubjectPublicKeyInfo PEM)."""
     return _public_id(public_key)
 
 
-def load_public_key(path: Path) -> Any:
+def load_public_key(path: Path) -> PublicKeyTypes:
     """A PEM public key file, loaded (a clear error when it is not one)."""
     from cryptography.hazmat.primitives import serialization
 
@@ -92,7 +92,7 @@ def load_public_key(path: Path) -> Any:
         raise SignatureError(f"{path} is not a PEM public key") from None
 
 
-def load_private_key(path: Path, password: str = "") -> Any:
+def load_private_key(path: Path, password: str = "") -> PrivateKeyTypes:
     """A PEM private key file, loaded (a clear error when it cannot be)."""
     from cryptography.hazmat.primitives import serialization
 
@@ -182,7 +182,7 @@ def sign_folder(folder: Path, config: SigningConfig) -> bytes:
             # model-signing passes the password to cryptography, which wants bytes.
             config_ = signing.Config().use_elliptic_key_signer(
                 private_key=config.private_key,
-                password=password,  # type: ignore[arg-type]
+                password=password,  # type: ignore[arg-type]  # model-signing annotates str; passes it on as is
             )
             config_.sign(folder, out)
         except (ValueError, TypeError, OSError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import builtins
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,11 +86,11 @@ class Store(abc.ABC):
         """Keys of every object under prefix (a folder path ending in '/'), sorted."""
 
     @abc.abstractmethod
-    def children(self, prefix: str) -> list[str]:
+    def children(self, prefix: str) -> builtins.list[str]:
         """Names of the immediate sub-folders and objects under prefix."""
 
     @abc.abstractmethod
-    def numbered_with(self, prefix: str, leaf: str) -> list[int]:
+    def numbered_with(self, prefix: str, leaf: str) -> builtins.list[int]:
         """Integers N for which `prefix N/leaf` exists, ascending."""
 
     @abc.abstractmethod
@@ -108,7 +109,7 @@ class Store(abc.ABC):
         """Like numbered_with, with each leaf's listed metadata ({} where the store has none)."""
         return {n: {} for n in self.numbered_with(prefix, leaf)}
 
-    def read_many(self, keys: Iterable[str]) -> list[bytes | None]:
+    def read_many(self, keys: Iterable[str]) -> builtins.list[bytes | None]:
         """Read several objects (stores with network latency read them concurrently)."""
         return [self.read(key) for key in keys]
 

@@ -118,7 +118,7 @@ def _refuse(registry, snapshot, dataset, check, parent_info: dict, actor: str | 
         f"data validation stopped the retraining on {snapshot.describe()}: {' | '.join(check.stops)}. "
         "Nothing was trained or registered (recorded in the audit log)"
     )
-    failed.summary = {  # type: ignore[attr-defined]  # printed with --json, as for a failed gate
+    failed.summary = {  # printed with --json, as for a failed gate
         "ref": None, "version": None, "metrics": None, "gate": None, "report": None,
         "parent": parent_info, "dataset": what, "validation": check.to_dict(),
     }  # fmt: skip

@@ -50,7 +50,7 @@ def build_manifest(
             "split_rule": split_rule(cfg.val_fraction, cfg.test_fraction),
             "skipped": ds.skipped,
             "statistics": prepared.statistics,
-            "validation": prepared.check.to_dict() if prepared.check else None,
+            "validation": prepared.check.to_dict(),
         },
         "params": params,
         "frameworks": frameworks(),

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.errors import UsageError
 from core.settings import Settings
@@ -18,7 +19,7 @@ STRATEGIES = ("auto", "one", "mirrored", "multi-worker")  # = training.distribut
 
 def apply_train_options(settings: Settings, args: argparse.Namespace) -> Settings:
     """Settings with the CLI's [train] and [gate] options applied (None = not given)."""
-    train = {
+    train: dict[str, Any] = {  # argparse values: checked below and by the settings
         k: getattr(args, k, None)
         for k in (
             "epochs",
@@ -35,7 +36,7 @@ def apply_train_options(settings: Settings, args: argparse.Namespace) -> Setting
         )
     }
     train = {k: v for k, v in train.items() if v is not None}
-    gate = {
+    gate: dict[str, Any] = {
         "accuracy_threshold": getattr(args, "accuracy_threshold", None),
         "recall_floor": getattr(args, "recall_floor", None),
     }

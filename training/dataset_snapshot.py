@@ -28,14 +28,26 @@ def write_snapshot(settings, data_uri: str, out: str, shards: int, log) -> dict[
     if check.stopped:
         raise CheckFailed(f"data validation stopped the snapshot: {' | '.join(check.stops)}; nothing written")
     rule = split_rule(cfg.val_fraction, cfg.test_fraction)
-    options = {"spec": spec, "rule": rule, "statistics": statistics, "validation": check.to_dict()}
+
+    def write(folder: Path) -> dict[str, Any]:
+        return write_local(
+            dataset,
+            folder,
+            shards=shards,
+            log=log,
+            spec=spec,
+            rule=rule,
+            statistics=statistics,
+            validation=check.to_dict(),
+        )
+
     if out.startswith("gs://"):
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=settings.cache_dir) as tmp:
-            meta = write_local(dataset, Path(tmp) / "snapshot", shards=shards, log=log, **options)
+            meta = write(Path(tmp) / "snapshot")
             upload(Path(tmp) / "snapshot", out, log)
     else:
-        meta = write_local(dataset, Path(out), shards=shards, log=log, **options)
+        meta = write(Path(out))
     print(f"snapshot of {dataset.uri} written to {out}", file=sys.stderr, flush=True)
     return {
         "out": out,

@@ -30,6 +30,8 @@ _DECIMALS = 4
 def header(path: Path) -> dict[str, Any]:
     """format, width, height and channel count from an image file's header (a DICOM file as the API
     renders it, its format "DICOM")."""
+    source: io.BytesIO | Path
+    fmt: str | None
     if is_dicom_name(path):
         source, fmt = io.BytesIO(as_encoded_image(Path(path).read_bytes())), "DICOM"
     else:

@@ -264,7 +264,8 @@ def _patch_keras_reduce() -> None:
             return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica.mlops_patched = True  # type: ignore[attr-defined]
+    # A marker on the function object (read back by getattr above); mypy allows no attributes on functions.
+    reduce_per_replica.mlops_patched = True  # type: ignore[attr-defined]  # the marker, see above
     trainer.reduce_per_replica = reduce_per_replica
 
 

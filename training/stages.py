@@ -26,6 +26,7 @@ from training.split import split_dataset, split_rule
 from training.stage_results import Evaluated, Gated, Registered, Split, Start, Trained, Validated
 
 if TYPE_CHECKING:
+    from registry.manifest import Manifest
     from training.distribute import Distribution
 
 MAX_SKIPPED_LINES = 20
@@ -81,7 +82,7 @@ def validate(
     settings: Settings,
     dataset: Dataset,
     spec: PreprocessSpec,
-    reference: tuple[str, dict] | None,
+    reference: tuple[str, Manifest] | None,
     mode: str,
     log: Log,
 ) -> Validated:
@@ -98,7 +99,7 @@ def validate(
     return Validated(dataset, spec, statistics, check)
 
 
-def production_reference(settings: Settings) -> tuple[str, dict] | None:
+def production_reference(settings: Settings) -> tuple[str, Manifest] | None:
     """("production:N", manifest) of the current production model, or None when production is empty."""
     from registry import NotFoundError, open_registry
 
@@ -263,7 +264,7 @@ def register(settings: Settings, gated: Gated, *, actor: str | None, reason: str
             f"gate failed: {'; '.join(decision['reasons'])}; nothing registered (report: {candidate.report})"
         )
         # The CLI prints this with --json, so Jenkins gets the decision even on exit 3.
-        failed.summary = candidate.summary(None, None, str(candidate.report))  # type: ignore[attr-defined]
+        failed.summary = candidate.summary(None, None, str(candidate.report))
         raise failed
     version = open_registry(settings).register(
         candidate.folder, candidate.manifest, actor=actor or default_actor(), reason=reason

@@ -12,8 +12,8 @@ from core.errors import CheckFailed
 def print_summary(summary: dict, as_json: bool) -> None:
     """The final line (or the JSON summary) of train / retrain."""
     if as_json:
-        keys = ("ref", "version", "metrics", "gate", "report", "parent", "dataset", "validation")
-        keys += ("skipped", "message")
+        keys: tuple[str, ...] = ("ref", "version", "metrics", "gate", "report", "parent", "dataset")
+        keys += ("validation", "skipped", "message")
         print(json.dumps({k: summary.get(k) for k in keys}, indent=1, default=str))
         return
     if summary.get("skipped"):
@@ -32,6 +32,6 @@ def json_on_gate_failure(as_json: bool) -> Iterator[None]:
     try:
         yield
     except CheckFailed as exc:
-        if as_json and hasattr(exc, "summary"):
+        if as_json and exc.summary is not None:
             print_summary(exc.summary, as_json=True)
         raise

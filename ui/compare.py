@@ -21,7 +21,7 @@ class Side:
     """One model's column: its ref, metrics on the compared split, and where the numbers come from."""
 
     ref: str
-    version: int
+    version: int | None  # None: a manifest not (yet) registered
     metrics: dict[str, Any]
     source: str
 

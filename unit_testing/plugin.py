@@ -9,7 +9,6 @@ REF`, or directly: `pytest unit_testing/ --model-ref testing:latest`.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
@@ -65,13 +64,13 @@ def classes(manifest: Manifest) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def served(local_model, manifest: dict[str, Any]):
+def served(local_model, manifest: Manifest):
     """The model loaded through the serving code path."""
     return load_served_model(local_model.model_path, manifest)
 
 
 @pytest.fixture(scope="session")
-def test_split(local_model, manifest: dict[str, Any], settings: Settings) -> list[SplitImage]:
+def test_split(local_model, manifest: Manifest, settings: Settings) -> list[SplitImage]:
     images = load_test_split(local_model.dir, manifest, settings.cache_dir, settings.sources.git_timeout_s)
     if not images:
         pytest.fail("the version's test split is empty: nothing to evaluate on")

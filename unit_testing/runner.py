@@ -58,15 +58,15 @@ def parse_junit(path: Path) -> tuple[dict[str, int], list[str], list[str]]:
     skipped: list[str] = []
     for case in root.iter("testcase"):
         name = f"{case.get('classname')}::{case.get('name')}"
-        if case.find("failure") is not None:
+        if (failure := case.find("failure")) is not None:
             counts["failed"] += 1
-            failures.append(f"{name}: {(case.find('failure').get('message') or '').splitlines()[0][:300]}")
-        elif case.find("error") is not None:
+            failures.append(f"{name}: {(failure.get('message') or '').splitlines()[0][:300]}")
+        elif (error := case.find("error")) is not None:
             counts["errors"] += 1
-            failures.append(f"{name} (error): {(case.find('error').get('message') or '')[:300]}")
-        elif case.find("skipped") is not None:
+            failures.append(f"{name} (error): {(error.get('message') or '')[:300]}")
+        elif (skip := case.find("skipped")) is not None:
             counts["skipped"] += 1
-            skipped.append(f"{name}: {case.find('skipped').get('message') or ''}")
+            skipped.append(f"{name}: {skip.get('message') or ''}")
         else:
             counts["passed"] += 1
     return counts, failures, skipped
@@ -149,17 +149,30 @@ def run_suite(
         file=sys.stderr,
         flush=True,
     )
-    run = {"output_to_stderr": output_to_stderr, "suite_dir": chosen.path}
 
     served_candidate = with_api and not api_url  # the smoke tests then ran against this very version
     if served_candidate:
         from unit_testing.live_api import serve_candidate
 
         with serve_candidate(pinned, settings) as url:
-            code = run_pytest(pinned, settings, junit_xml, api_url=url, **run)
+            code = run_pytest(
+                pinned,
+                settings,
+                junit_xml,
+                api_url=url,
+                output_to_stderr=output_to_stderr,
+                suite_dir=chosen.path,
+            )
             api_url = url
     else:
-        code = run_pytest(pinned, settings, junit_xml, api_url=api_url, **run)
+        code = run_pytest(
+            pinned,
+            settings,
+            junit_xml,
+            api_url=api_url,
+            output_to_stderr=output_to_stderr,
+            suite_dir=chosen.path,
+        )
 
     if code not in (0, 1) or not junit_xml.exists():
         reasons = {
@@ -178,7 +191,7 @@ def run_suite(
         parse_measurements(junit_xml), api_url, suite=chosen.record(),
     )  # fmt: skip
     if annotate and area != "local":
-        run = TestRun(
+        test_run = TestRun(
             passed=passed,
             suite=chosen.name,
             suite_source=chosen.record(),
@@ -192,7 +205,7 @@ def run_suite(
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
-        reg.annotate(pinned, run, actor=actor or default_actor())
+        reg.annotate(pinned, test_run, actor=actor or default_actor())
         result.annotated = True
         _attest(reg, settings, fetched, chosen, result, served_candidate)
     return result

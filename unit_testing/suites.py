@@ -53,7 +53,7 @@ def _has_tests(folder: Path) -> bool:
 def _folder(path: Path, kind: str) -> Suite:
     facts = git_source.worktree_commit(path) or {}
     commit, dirty = facts.get("commit"), facts.get("dirty")
-    return Suite(path, kind, str(path), str(commit) if commit else None, dirty if commit else None)
+    return Suite(path, kind, str(path), str(commit) if commit else None, bool(dirty) if commit else None)
 
 
 def resolve_suite(source: str | None, cache_dir: Path, git_timeout_s: float) -> Suite:
