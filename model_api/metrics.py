@@ -21,6 +21,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
@@ -40,7 +41,7 @@ class ApiMetrics:
     def __init__(self, version: str = "") -> None:
         self.version = version
         self.registry = CollectorRegistry()
-        self.collectors: list[object] = []  # read at scrape time, in every worker (trust_metrics)
+        self.collectors: list[Collector] = []  # read at scrape time, in every worker (trust_metrics)
         self.requests = Counter(
             "mlops_api_requests",
             "HTTP requests by endpoint, method and status code",
@@ -130,12 +131,12 @@ class ApiMetrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             for collector in self.collectors:
-                registry.register(collector)  # type: ignore[arg-type]
+                registry.register(collector)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def add_collector(self, collector: object) -> None:
+    def add_collector(self, collector: Collector) -> None:
         """A collector computed at scrape time (not a per-process value), served by every worker."""
         self.collectors.append(collector)
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            self.registry.register(collector)  # type: ignore[arg-type]
+            self.registry.register(collector)

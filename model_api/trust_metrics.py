@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def _label(value: Any, allowed: tuple[str, ...]) -> str:
     return value if isinstance(value, str) and value in allowed else "other"
 
 
-class TrustRefusals:
+class TrustRefusals(Collector):
     """A Prometheus collector counting `refuse` events of one model's audit log."""
 
     def __init__(self, audit_log: Any) -> None:
