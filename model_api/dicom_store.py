@@ -69,7 +69,7 @@ class ResultStore:
         self._last_prune = 0.0
 
     def put(self, study: str, series: str, sop: str, data: bytes, t: float | None = None) -> str:
-        """Keep one result (create-only: the UIDs are derived from source and model, so a repeat is the same)."""
+        """Keep one result (create-only: its UIDs derive from source and model, a repeat is the same)."""
         t = time.time() if t is None else t
         key = result_key(self.model, study, series, sop, t)
         with contextlib.suppress(ObjectExists):
