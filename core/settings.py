@@ -232,6 +232,7 @@ class DicomSettings:
     image_type_excluded: tuple[str, ...] = ("LOCALIZER", "SECONDARY")  # no ImageType value may be one
     manufacturer: str = "mlops-xray"  # Contributing Equipment of the results
     results_retention_days: float = 7.0  # DICOM results kept for WADO-RS this long
+    port: int = 0  # the DIMSE Storage SCP's port (`mlops serve --dicom-port`); 0: no SCP
     ae_title: str = "MLOPS-XRAY"  # the Storage SCP's AE title
     destination: str = ""  # AE@host:port the SCP sends its results to (C-STORE SCU); empty: kept only
 
