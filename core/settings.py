@@ -93,6 +93,9 @@ class ApiSettings:
     max_request_decoded_bytes: int = 200 * 1024 * 1024
     max_batch: int = 16
     tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
+    # Deferral: each version's abstention threshold is chosen on its validation split so the cases it
+    # keeps reach this accuracy; below it the API answers "defer to radiologist" (training/deferral.py).
+    target_accuracy: float = 0.98
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # pixel data this server cannot decode
 PROCESSING_FAILURE = 0x0110
 
 CLASSIFIED, NOT_PROCESSED, FAILED = "classified", "not processed", "failed"
+DEFER = "defer to radiologist"  # the decision below the abstention threshold (also /predict, v2)
 
 
 @dataclass
@@ -223,7 +224,10 @@ class Intake:
 
 
 def decide(bundle: ModelBundle, probabilities: np.ndarray) -> str:
-    """The decision for one row of probabilities: the top class."""
+    """The decision for one row of probabilities: the top class, or a referral below the threshold."""
+    deferral = bundle.manifest.deferral
+    if deferral is not None and deferral.defers(probabilities):
+        return DEFER
     return bundle.classes[int(np.argmax(probabilities))]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import parse_options_header
 
-from model_api.dicom_intake import CLASSIFIED, FAILED, Intake, Outcome
+from model_api.dicom_intake import CLASSIFIED, DEFER, FAILED, Intake, Outcome
 from model_api.dicom_store import BadUid, ResultStore, check_uid
 from model_api.images import ImageRejected, Limits
 
@@ -122,6 +122,10 @@ def store_instances(study: str | None = None) -> Response | tuple[Response, int]
     except ImageRejected as exc:
         return jsonify(error=str(exc)), exc.status
     outcomes = intake().process(parts, explain)
+    metrics = current_app.extensions["mlops_metrics"]
+    for outcome in outcomes:
+        if outcome.finding is not None and outcome.finding.decision == DEFER:
+            metrics.deferrals.labels("dicomweb", metrics.version).inc()
     if study is not None:  # PS3.18 10.5.1: an instance of another study is refused
         for outcome, data in zip(outcomes, parts, strict=True):
             if outcome.status != FAILED and not _in_study(data, study):
