@@ -204,6 +204,15 @@ def model_summary() -> Response:
     return jsonify(bundle().summary())
 
 
+@bp.get("/model/card")
+def model_card() -> Response | tuple[Response, int]:
+    """The served version's model card (training/model_card.py), signed with its files."""
+    path = bundle().model_path.parent / "model_card.md"
+    if not path.is_file():
+        return jsonify(error="this version has no model card (registered before cards existed)"), 404
+    return Response(path.read_text(), content_type="text/markdown; charset=utf-8")
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format."""

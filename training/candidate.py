@@ -77,6 +77,7 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     from registry.manifest import Reference, load
     from training.deferral import on_split
     from training.golden import write_golden
+    from training.model_card import write_model_card
     from training.reference_profile import build_reference_profile, write_reference_profile
     from training.report import write_report
 
@@ -112,5 +113,6 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
             f"(target {d.target_accuracy})" + ("" if d.reached else ": target not reached, all deferred")
         )
     report = write_report(folder, manifest, trained.history)
+    write_model_card(folder, manifest, settings)
     (run / "manifest.json").write_text(json.dumps(manifest.to_dict(annotations=False), indent=1) + "\n")
     return Candidate(gated, manifest, run, folder, report)

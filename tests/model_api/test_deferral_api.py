@@ -85,3 +85,22 @@ def test_the_dicom_result_defers_too(bundle, tmp_path):
     }
     assert DEFER in meanings
     assert deferrals(client, "dicomweb") == 1.0
+
+
+def test_model_card_is_served_or_said_missing(bundle, tmp_path):
+    import shutil
+
+    from model_api import create_app
+
+    plain = create_app({"TESTING": True, "MODEL_BUNDLE": bundle, "PREDICTION_LOG": False}).test_client()
+    missing = plain.get("/model/card")
+    assert missing.status_code == 404 and "no model card" in missing.get_json()["error"]
+    folder = tmp_path / "version"
+    folder.mkdir()
+    shutil.copy(bundle.model_path, folder / "model.keras")
+    (folder / "model_card.md").write_text("# Model card: test\n## Intended use\ntriage\n")
+    served = dataclasses.replace(bundle, model_path=folder / "model.keras")
+    client = create_app({"TESTING": True, "MODEL_BUNDLE": served, "PREDICTION_LOG": False}).test_client()
+    answer = client.get("/model/card")
+    assert answer.status_code == 200 and answer.mimetype == "text/markdown"
+    assert answer.get_data(as_text=True) == "# Model card: test\n## Intended use\ntriage\n"

@@ -60,7 +60,10 @@ def test_the_test_split_point_and_the_manifest_round_trip():
 
 @pytest.mark.slow
 def test_on_the_demo_model_the_kept_test_cases_reach_the_target(cli, settings):
-    """`mlops train` on the demo data: the threshold chosen on val keeps test cases at the target."""
+    """`mlops train` on the demo data: the threshold chosen on val keeps test cases at the target.
+
+    The same trained version (one training run for both) carries its model card as a signed file.
+    """
     import json
 
     from registry import open_registry
@@ -87,6 +90,23 @@ def test_on_the_demo_model_the_kept_test_cases_reach_the_target(cli, settings):
     assert len(kept) / len(rows) > 0.5, deferral  # a useful share of cases is still answered
     assert sum(kept) / len(kept) >= deferral.target_accuracy, (sum(kept), len(kept))
     assert deferral.test_coverage == pytest.approx(len(kept) / len(rows), abs=0.02)
+    # The model card: a file of the version, checksummed in its manifest (so signed with it).
+    import hashlib
+
+    card = (local.dir / "model_card.md").read_text()
+    assert hashlib.sha256(card.encode()).hexdigest() == local.manifest.files["model_card.md"].sha256
+    for heading in ("Intended use", "Out-of-scope uses", "Training data provenance", "Limitations",
+                    "Change protocol", "Deferral", "Calibration"):  # fmt: skip
+        assert f"## {heading}" in card
+    assert str(local.manifest.dataset.fingerprint) in card
+    for label in served.classes:
+        assert f"| {label} |" in card
+    assert f"below {deferral.threshold:.3f}" in card
+    # The approval email attaches it.
+    from mlops.notify import build_message
+
+    msg = build_message(local.manifest, "trained", settings, report=local.dir / "report.html")
+    assert "model_card.md" in [part.get_filename() for part in msg.iter_attachments()]
     print(
         f"deferral: threshold {deferral.threshold:.3f}; val coverage {deferral.coverage:.3f} "
         f"accuracy {deferral.accuracy_kept:.3f}; test coverage {deferral.test_coverage:.3f} "
