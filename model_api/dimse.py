@@ -84,7 +84,12 @@ def make_ae(settings: Settings, intake: Intake) -> tuple[Any, list[Any]]:
             outcome.reason,
         )
         if send_to is not None and outcome.results:
-            _send(settings, send_to, intake, outcome)
+            try:
+                _send(settings, send_to, intake, outcome)
+            except Exception:  # the instance was received and classified; only forwarding failed
+                log.exception(
+                    "results of %s not sent to %s", outcome.sop_instance, settings.dicom.destination
+                )
         return c_store_status(outcome)
 
     return ae, [(evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, lambda event: 0x0000)]
@@ -96,22 +101,23 @@ def _send(settings: Settings, send_to: tuple[str, str, int], intake: Intake, out
 
     import pydicom
     from pynetdicom import AE
-    from pynetdicom.sop_class import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
+    found = [intake.results.get(*uids) for uids in outcome.results] if intake.results is not None else []
+    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in found if data is not None]
+    if not datasets:
+        return
     ae = AE(ae_title=settings.dicom.ae_title)
-    ae.add_requested_context(ComprehensiveSRStorage)
-    ae.add_requested_context(SecondaryCaptureImageStorage)
+    for sop_class in sorted({str(ds.SOPClassUID) for ds in datasets}):  # SR (Comprehensive 3D), SC
+        ae.add_requested_context(sop_class)
     title, host, port = send_to
     assoc = ae.associate(host, port, ae_title=title)
     if not assoc.is_established:
         log.warning("results of %s not sent: no association with %s@%s:%d", outcome.sop_instance, *send_to)
         return
     try:
-        for uids in outcome.results:
-            data = intake.results.get(*uids) if intake.results is not None else None
-            if data is not None:
-                status = assoc.send_c_store(pydicom.dcmread(io.BytesIO(data)))
-                log.info("sent %s to %s: status 0x%04X", uids[2], title, getattr(status, "Status", -1))
+        for ds in datasets:
+            status = assoc.send_c_store(ds)
+            log.info("sent %s to %s: status 0x%04X", ds.SOPInstanceUID, title, getattr(status, "Status", -1))
     finally:
         assoc.release()
 
@@ -119,6 +125,7 @@ def _send(settings: Settings, send_to: tuple[str, str, int], intake: Intake, out
 def main() -> int:
     """Serve C-STORE/C-ECHO on dicom.port until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dimse %(levelname)s %(message)s")
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # a line per copied module otherwise
     settings = load_settings()
     port = settings.dicom.port
     if port <= 0:

@@ -23,8 +23,25 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def scp(model_dir: Path, tmp_path_factory):
-    """`python -m model_api.dimse` on a free loopback port, results in a local monitoring store."""
+def pacs(tmp_path_factory):
+    """dcmtk's storescp: the destination AE the results are sent to; yields (port, its folder)."""
+    folder = tmp_path_factory.mktemp("pacs")
+    port = free_port()
+    assert shutil.which("storescp"), "storescp is missing: install Debian's dcmtk (scripts/bootstrap.sh test)"
+    process = subprocess.Popen(
+        ["storescp", "-aet", "PACS", "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port, folder
+    finally:
+        terminate(process, 10)
+
+
+@pytest.fixture(scope="module")
+def scp(model_dir: Path, tmp_path_factory, pacs):
+    """`python -m model_api.dimse` on a free loopback port, results in a local store and sent to PACS."""
     folder = tmp_path_factory.mktemp("dimse")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
@@ -34,6 +51,7 @@ def scp(model_dir: Path, tmp_path_factory):
         MLOPS_API_MODEL_REF=str(model_dir / "model.keras"),
         MLOPS_MONITOR_STORE=str(folder / "store"),
         MLOPS_API_TF_THREADS="1",
+        MLOPS_DICOM_DESTINATION=f"PACS@127.0.0.1:{pacs[0]}",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     log = (folder / "scp.log").open("wb")
@@ -64,7 +82,7 @@ def test_echoscu_is_answered(scp):
     assert done.returncode == 0, done.stderr
 
 
-def test_storescu_image_is_classified_and_its_sr_kept(scp):
+def test_storescu_image_is_classified_and_its_sr_kept_and_sent(scp, pacs):
     from model_api.dicom_store import ResultStore
     from registry.store import open_store
 
@@ -82,6 +100,9 @@ def test_storescu_image_is_classified_and_its_sr_kept(scp):
     results = ResultStore(store, MODEL_NAME, 7)
     found = results.get(sr.StudyInstanceUID, sr.SeriesInstanceUID, sr.SOPInstanceUID)
     assert found == store.read(keys[0])
+    # And sent to the destination AE (dcmtk's storescp wrote what it received).
+    received = [pydicom.dcmread(path) for path in pacs[1].iterdir() if path.is_file()]
+    assert [ds.SOPInstanceUID for ds in received] == [sr.SOPInstanceUID]
 
 
 def test_storescu_of_a_ct_is_accepted_but_not_classified(scp):
