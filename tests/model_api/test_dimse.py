@@ -117,3 +117,30 @@ def open_keys(folder: Path) -> list[str]:
     from registry.store import open_store
 
     return open_store(str(folder / "store")).list(f"monitoring/{MODEL_NAME}/dicom-results/")
+
+
+def test_mlops_serve_dicom_port_runs_the_scp_beside_gunicorn_and_stops_it(model_dir: Path, tmp_path: Path):
+    """`mlops-serve --dicom-port`: gunicorn's master starts the SCP when ready and stops it on exit."""
+    from live_server import Server, stop_server, wait_ready
+
+    api, dicom = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(MLOPS_HOME=str(tmp_path / ".mlops"), MLOPS_API_TF_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "model_api", "--model", str(model_dir / "model.keras")]
+    command += ["--port", str(api), "--workers", "1", "--dicom-port", str(dicom)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(f"http://127.0.0.1:{api}", process, log)
+    try:
+        wait_ready(server, deadline=time.monotonic() + 180)
+        deadline = time.monotonic() + 120
+        while dcmtk("echoscu", "-aec", "MLOPS-XRAY", "127.0.0.1", str(dicom)).returncode != 0:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        stop_server(server)
+    # Stopped with gunicorn: nothing answers on the DICOM port any more.
+    assert dcmtk("echoscu", "-to", "2", "127.0.0.1", str(dicom)).returncode != 0
