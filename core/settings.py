@@ -95,6 +95,9 @@ class ApiSettings:
     max_request_decoded_bytes: int = 200 * 1024 * 1024
     max_batch: int = 16
     tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
+    # Deferral: each version's abstention threshold is chosen on its validation split so the cases it
+    # keeps reach this accuracy; below it the API answers "defer to radiologist" (training/deferral.py).
+    target_accuracy: float = 0.98
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,21 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True)
+class DicomSettings:
+    # DICOM in (DICOMweb STOW-RS under /dicomweb/, DIMSE C-STORE with `mlops serve --dicom-port`) and
+    # DICOM results out (SR, Secondary Capture): model_api/dicom_intake.py and dicom_results.py.
+    # An instance is classified only when every rule holds; the others are listed as not processed.
+    modalities: tuple[str, ...] = ("CR", "DX")  # Modality (0008,0060) must be one of these
+    photometric: tuple[str, ...] = ("MONOCHROME1", "MONOCHROME2")  # PhotometricInterpretation
+    image_type_excluded: tuple[str, ...] = ("LOCALIZER", "SECONDARY")  # no ImageType value may be one
+    manufacturer: str = "mlops-xray"  # Contributing Equipment of the results
+    results_retention_days: float = 7.0  # DICOM results kept for WADO-RS this long
+    port: int = 0  # the DIMSE Storage SCP's port (`mlops serve --dicom-port`); 0: no SCP
+    ae_title: str = "MLOPS-XRAY"  # the Storage SCP's AE title
+    destination: str = ""  # AE@host:port the SCP sends its results to (C-STORE SCU); empty: kept only
+
+
+@dataclass(frozen=True)
 class CanarySettings:
     # `mlops deploy --canary PCT`: the candidate serves a share of traffic beside production, and
     # its /metrics are compared with the baseline's over the same window (deploy/canary_analysis.py).
@@ -273,6 +291,7 @@ class Settings:
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     canary: CanarySettings = field(default_factory=CanarySettings)
+    dicom: DicomSettings = field(default_factory=DicomSettings)
 
     # Every path under the home folder is defined here and nowhere else.
     @property

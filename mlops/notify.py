@@ -187,6 +187,10 @@ def build_message(
     msg.add_alternative(render("mlops", "email.html", **context), subtype="html")
     if attach and report is not None:
         msg.add_attachment(report.read_bytes(), maintype="text", subtype="html", filename=report.name)
+    card = report.with_name("model_card.md") if report is not None else None
+    if card is not None and card.is_file() and card.stat().st_size <= settings.notify.attach_max_bytes:
+        # The signed card beside the report: what the approver approves the version for.
+        msg.add_attachment(card.read_bytes(), maintype="text", subtype="markdown", filename=card.name)
     return msg
 
 

@@ -68,6 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics.add_collector(TrustRefusals(open_registry(app.config["SETTINGS"]).log))
 
     from model_api import monitoring
+    from model_api.dicomweb import bp as dicomweb_bp
     from model_api.feedback import bp as feedback_bp
     from model_api.routes import bp as routes_bp
     from model_api.v2 import bp as v2_bp
@@ -76,18 +77,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(routes_bp)
     app.register_blueprint(v2_bp)
     app.register_blueprint(feedback_bp)
+    app.register_blueprint(dicomweb_bp)
     _install_hooks(app, metrics)
     return app
 
 
 def _load(app: Flask) -> Any:
     from model_api.bundle import configure_threads, load_bundle
-    from model_api.loading import fetch_model
+    from model_api.loading import fetch_verified
 
     started = time.perf_counter()
     configure_threads(int(app.config["TF_THREADS"]))
-    model_path, manifest = fetch_model(app.config["SETTINGS"], str(app.config["MODEL_REF"]))
+    model_path, manifest, digest = fetch_verified(app.config["SETTINGS"], str(app.config["MODEL_REF"]))
     bundle = load_bundle(model_path, manifest)
+    bundle.digest = digest  # the signed version digest: DICOM results name the device by it
     log.warning(
         "model %s version %s loaded and warmed in %.1f s",
         bundle.name,

@@ -40,6 +40,7 @@ class ModelBundle:
     # Grad-CAM (model_api/explain.py), its own graph so plain predictions never run it.
     explainer: Any = field(repr=False, default=None)
     explain_unavailable: str = ""
+    digest: str = ""  # the registry version's signed digest (registry.chain.manifest_digest); "" for a file
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

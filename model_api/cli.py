@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core import gunicorn_launcher as gunicorn
 from core.command import Parser, add_global_options, run_handler
+from core.errors import UsageError
 from core.settings import ApiSettings, Settings
 from registry.manifest import Manifest
 
@@ -38,6 +39,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     api = settings.api
     ref = args.model or api.model_ref
     server = gunicorn.server_env("api", args, api)
+    if args.dicom_port is not None and not 0 <= args.dicom_port < 65536:
+        raise UsageError(f"--dicom-port must be 0 (off) or a port number, got {args.dicom_port}")
     # Fail here with one clear line, before any worker starts, if the model cannot be had or the
     # registry's copy is unsigned (where required), signed by a foreign key, or altered.
     model_path, manifest = fetch_model(settings, ref, refresh=True)
@@ -50,6 +53,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         "MLOPS_API_MODEL_REF": _pinned(ref, manifest),
         "MLOPS_REGISTRY": settings.registry_uri,
         "MLOPS_HOME": str(settings.home),
+        # The optional DIMSE Storage SCP (model_api/dimse.py), started by gunicorn's master.
+        "MLOPS_DICOM_PORT": str(settings.dicom.port if args.dicom_port is None else args.dicom_port),
     }
     banner = (
         f"serving {manifest.name or model_path.stem} version {manifest.version or '?'} "
@@ -74,6 +79,12 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         "with manifest.json beside it (default: settings api.model_ref)",
     )
     gunicorn.add_server_options(parser, "api", ApiSettings())
+    parser.add_argument(
+        "--dicom-port",
+        type=int,
+        metavar="PORT",
+        help="also run a DIMSE Storage SCP (C-STORE, C-ECHO) on PORT; 0 or absent: off",
+    )
     parser.set_defaults(handler=serve)
 
 

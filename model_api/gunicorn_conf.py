@@ -66,7 +66,23 @@ def worker_exit(server, worker) -> None:
         monitoring.close()
 
 
+_dimse: list = []  # the Storage SCP process started by when_ready (mlops serve --dicom-port)
+
+
+def when_ready(server) -> None:
+    """Start the DIMSE Storage SCP beside the workers when MLOPS_DICOM_PORT asks for one."""
+    if load_settings().dicom.port > 0:
+        import subprocess
+        import sys
+
+        _dimse.append(subprocess.Popen([sys.executable, "-m", "model_api.dimse"]))
+
+
 def on_exit(server) -> None:
-    """Remove the metrics folder this config created."""
+    """Stop the Storage SCP; remove the metrics folder this config created."""
+    from core.processes import terminate
+
+    for process in _dimse:
+        terminate(process, 10)
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -20,7 +20,12 @@ from registry.manifest import Manifest
 
 
 def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, Manifest]:
-    """Resolve REF to (local model file, manifest), every file's sha256 and the signature verified.
+    """Resolve REF to (local model file, manifest); see fetch_verified."""
+    return fetch_verified(settings, ref, refresh)[:2]
+
+
+def fetch_verified(settings: Settings, ref: str, refresh: bool = False) -> tuple[Path, Manifest, str]:
+    """Resolve REF to (local model file, manifest, version digest), every file and the signature verified.
 
     REF is a registry ref (production:current, testing:latest, testing:7, ...) or a plain path to
     a .keras file with its manifest.json beside it (docs/manifest.md: classes, preprocessing).
@@ -45,7 +50,7 @@ def fetch_model(settings: Settings, ref: str, refresh: bool = False) -> tuple[Pa
             f"model {ref} has no manifest with 'classes' and 'preprocessing' (docs/manifest.md); "
             "a local model file needs its manifest.json beside it"
         )
-    return Path(fetched.model_path), manifest
+    return Path(fetched.model_path), manifest, str(getattr(fetched, "digest", "") or "")
 
 
 def _record_refusal(reg: Any, ref: str, exc: Exception) -> None:

@@ -61,6 +61,13 @@ class ApiMetrics:
             ["label", "version"],
             registry=self.registry,
         )
+        # Deferral rate = deferrals / predictions: cases below the version's abstention threshold.
+        self.deferrals = Counter(
+            "mlops_api_deferrals",
+            "Predictions deferred to a radiologist (top probability below the version's threshold)",
+            ["source", "version"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "mlops_api_model_info",
             "The model this API serves (value 1)",

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 
 from model_api import monitoring
 from model_api.bundle import BadImageError, ModelBundle
+from model_api.dicom_intake import DEFER
 from model_api.images import ImageRejected, Limits, prepare_images
 
 bp = Blueprint("api", __name__)
@@ -127,6 +128,17 @@ def explain_images(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[di
     return probabilities, explanations
 
 
+def decide(row: np.ndarray, source: str) -> str:
+    """The top class, or DEFER below the version's abstention threshold (counted in /metrics)."""
+    model = bundle()
+    deferral = model.manifest.deferral
+    if deferral is not None and deferral.defers(row):
+        metrics = current_app.extensions["mlops_metrics"]
+        metrics.deferrals.labels(source, metrics.version).inc()
+        return DEFER
+    return model.classes[int(np.argmax(row))]
+
+
 def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> list[dict[str, Any]]:
     """One response object per row of probabilities."""
     model = bundle()
@@ -138,6 +150,8 @@ def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> li
         results.append(
             {
                 "label": label,
+                # Below the version's abstention threshold the answer is a referral, not a class.
+                "decision": decide(row, "predict"),
                 "probabilities": {c: round(float(p), 6) for c, p in zip(model.classes, row, strict=True)},
                 "model": {"name": model.name, "version": model.version},
                 "latency_ms": latency_ms,
@@ -188,6 +202,15 @@ def readyz() -> Response:
 def model_summary() -> Response:
     """The served model's manifest summary."""
     return jsonify(bundle().summary())
+
+
+@bp.get("/model/card")
+def model_card() -> Response | tuple[Response, int]:
+    """The served version's model card (training/model_card.py), signed with its files."""
+    path = bundle().model_path.parent / "model_card.md"
+    if not path.is_file():
+        return jsonify(error="this version has no model card (registered before cards existed)"), 404
+    return Response(path.read_text(), content_type="text/markdown; charset=utf-8")
 
 
 @bp.get("/metrics")

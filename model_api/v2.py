@@ -24,7 +24,7 @@ from core import __version__
 from core.numbers import ascii_int
 from model_api import monitoring
 from model_api.images import ImageRejected
-from model_api.routes import bundle, classify, reject
+from model_api.routes import bundle, classify, decide, reject
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -113,7 +113,9 @@ def infer(name: str, version: str | None = None) -> Response | tuple[Response, i
     if isinstance(payload.get("id"), str):
         header["id"] = payload["id"]
     # The prediction ids POST /feedback takes (X-Request-Id holds the request's).
-    header["parameters"] = {"request_id": g.request_id, "prediction_ids": ids}
+    # "decisions": per image, the top class or "defer to radiologist" below the version's threshold.
+    decisions = [decide(row, "v2") for row in probabilities]
+    header["parameters"] = {"request_id": g.request_id, "prediction_ids": ids, "decisions": decisions}
     output: dict[str, Any] = {"name": OUTPUT, "datatype": "FP32", "shape": list(probabilities.shape)}
     if not binary_out:
         output["data"] = probabilities.reshape(-1).tolist()

@@ -210,6 +210,40 @@ class Reference:
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 
+@dataclass(frozen=True)
+class CoveragePoint:
+    """One point of the accuracy-vs-coverage curve: keep cases at or above a confidence threshold."""
+
+    threshold: float
+    coverage: float
+    accuracy: float | None = None  # None: nothing kept
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """When the version defers to a radiologist: top probability below `threshold` (chosen on `split`).
+
+    `reached` false: no threshold kept `target_accuracy` on the split, so every case is deferred.
+    """
+
+    threshold: float
+    target_accuracy: float
+    coverage: float
+    accuracy_kept: float | None
+    n: int
+    split: str = "val"
+    reached: bool = True
+    curve: tuple[CoveragePoint, ...] = ()
+    test_coverage: float | None = None  # the same threshold on the test split: what the report shows
+    test_accuracy_kept: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+    def defers(self, probabilities: Any) -> bool:
+        """Whether a prediction with these probabilities goes to a radiologist instead."""
+        return not self.reached or float(max(probabilities)) < self.threshold
+
+
 # -- annotations: appended after registration, each through its typed constructor ----------------
 
 
@@ -363,6 +397,7 @@ class Manifest:
     parent: Parent | None = None
     signed_by: str | None = None
     reference: Reference | None = None
+    deferral: Deferral | None = None
     attestations: tuple[Attestation, ...] = ()
     annotations: Annotations = field(default_factory=Annotations)  # not stored: merged in on read
     extra: Mapping[str, Any] = field(default_factory=_empty)

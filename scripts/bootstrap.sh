@@ -38,8 +38,8 @@ fi
 
 if [ "$mode" = "test" ]; then
     # Browser tests drive Debian's Chromium; the Jenkinsfile lint runs on Java 17; the alert rules
-    # are checked with promtool (Debian's prometheus package).
-    need_root_apt chromium chromium-driver openjdk-17-jre-headless prometheus || true
+    # are checked with promtool (Debian's prometheus package); the DIMSE tests use dcmtk's storescu/echoscu.
+    need_root_apt chromium chromium-driver openjdk-17-jre-headless prometheus dcmtk || true
     if [ -f package-lock.json ]; then
         if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
             log "npm ci (npm-groovy-lint)"

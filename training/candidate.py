@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from core.settings import Settings
 from training.split import split_rule, write_test_split
 from training.stage_results import Candidate, Gated, Split
 
 if TYPE_CHECKING:
-    from registry.manifest import Manifest
+    from registry.manifest import Deferral, Manifest
 
 GENERATIONS_FILE = "dataset_generations.json"  # gs:// datasets: every object read and its generation
 
@@ -60,10 +62,26 @@ def build_manifest(
     })  # fmt: skip
 
 
+def _deferral(settings: Settings, prepared: Split, model) -> Deferral:
+    """The abstention threshold, chosen on the validation split (training/deferral.py)."""
+    from training.deferral import choose_threshold
+    from training.evaluate import predict_files
+
+    val = prepared.splits.get("val", [])
+    paths = [prepared.dataset.path_of(i) for i in val]
+    probabilities = (
+        predict_files(model, paths, prepared.spec) if paths else np.zeros((0, len(prepared.dataset.classes)))
+    )
+    target = settings.api.target_accuracy
+    return choose_threshold(probabilities, prepared.dataset.classes, [i.label for i in val], target, "val")
+
+
 def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     """The run folder: model, test split, golden examples, reference profile, report and manifest."""
     from registry.manifest import Reference, load
+    from training.deferral import on_split
     from training.golden import write_golden
+    from training.model_card import write_model_card
     from training.reference_profile import build_reference_profile, write_reference_profile
     from training.report import write_report
 
@@ -89,6 +107,16 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     reference = build_reference_profile(model, classes, files, prepared.spec)
     summary = write_reference_profile(folder, reference)
     manifest = manifest.evolve(reference=load(Reference, summary, "manifest.reference"))
+    deferral = on_split(_deferral(settings, prepared, model), probs, classes, labels)
+    manifest = manifest.evolve(deferral=deferral)
+    if manifest.deferral is not None:
+        d = manifest.deferral
+        log(
+            f"deferral: threshold {d.threshold:.3f} keeps {d.coverage:.0%} of the validation split at "
+            f"accuracy {d.accuracy_kept if d.accuracy_kept is not None else 0:.3f} "
+            f"(target {d.target_accuracy})" + ("" if d.reached else ": target not reached, all deferred")
+        )
     report = write_report(folder, manifest, trained.history)
+    write_model_card(folder, manifest, settings)
     (run / "manifest.json").write_text(json.dumps(manifest.to_dict(annotations=False), indent=1) + "\n")
     return Candidate(gated, manifest, run, folder, report)

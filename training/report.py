@@ -105,6 +105,7 @@ def report_context(manifest: Manifest) -> dict:
         "code": [str(v) for v in (code.commit, code.repo, code.build_url) if v],
         "parent": parent.ref if parent else None,
         "plots": PLOTS,
+        "deferral": to_json(manifest.deferral) if manifest.deferral is not None else None,
     }
 
 

@@ -21,8 +21,8 @@ bp = Blueprint("ui", __name__)
 # Refs a visitor may type. Never a file path: parse_ref would look at this machine's disk.
 _REF = re.compile(r"^(testing|production):(latest|current|previous|[1-9][0-9]*)$")
 # Files of a version the browser shows; the model itself is fetched with the CLI.
-_SHOWN = re.compile(r"^(report\.html|test_split\.json|plots/[A-Za-z0-9._-]+\.png)$")
-_TYPES = {".html": "text/html", ".json": "application/json", ".png": "image/png"}
+_SHOWN = re.compile(r"^(report\.html|model_card\.md|test_split\.json|plots/[A-Za-z0-9._-]+\.png)$")
+_TYPES = {".html": "text/html", ".json": "application/json", ".png": "image/png", ".md": "text/plain"}
 _WHOLE = re.compile(r"^[0-9]{1,9}$")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 
 
@@ -85,6 +85,7 @@ def version(number: int) -> str:
         others={k: v for k, v in to_json(annotations).items() if k not in known and v},
         plots=[rel for rel in files if _SHOWN.match(rel) and rel.startswith("plots/")],
         has_report="report.html" in files,
+        has_card="model_card.md" in files,
         matrix=shaded_matrix(to_json(manifest.metrics)),
         signature=signature_state(manifest),
         approve=approval(settings(), manifest, where),
@@ -110,7 +111,8 @@ def version_file(number: int, rel: str) -> Response:
     """A version's report, plots or test split, checked against the manifest's sha256."""
     if not _SHOWN.match(rel):
         raise NotFoundError(
-            f"{rel!r} is not shown here: only report.html, plots/*.png and test_split.json (the model: mlops)"
+            f"{rel!r} is not shown here: only report.html, model_card.md, plots/*.png and test_split.json "
+            "(the model: mlops)"
         )
     mv = registry().resolve(f"testing:{number}")
     data = registry().version_file(mv, rel)

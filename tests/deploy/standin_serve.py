@@ -60,8 +60,10 @@ def create_app(ref: str):
         image = Image.open(io.BytesIO(data)).convert("L")
         bright = ImageStat.Stat(image).mean[0] / 255.0
         request_id = uuid.uuid4().hex  # as the real API: in the body and the X-Request-Id header
+        label = CLASSES[0] if bright >= 0.5 else CLASSES[1]
         response = jsonify(
-            label=CLASSES[0] if bright >= 0.5 else CLASSES[1],
+            label=label,
+            decision=label,  # the stand-in version has no deferral threshold: it never defers
             probabilities={CLASSES[0]: round(bright, 6), CLASSES[1]: round(1 - bright, 6)},
             model=identity,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),

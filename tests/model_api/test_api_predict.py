@@ -26,7 +26,8 @@ def test_multipart_upload_returns_label_probabilities_model_and_latency(client, 
     response = client.post("/predict", data={"file": (io.BytesIO(data), "xray.png")})
     assert response.status_code == 200, response.json
     body = response.json
-    assert list(body) == ["label", "probabilities", "model", "latency_ms", "request_id"]
+    assert list(body) == ["label", "decision", "probabilities", "model", "latency_ms", "request_id"]
+    assert body["decision"] == body["label"]  # a version without a deferral threshold never defers
     assert response.headers["X-Request-Id"] == body["request_id"]
     assert list(body["probabilities"]) == CLASSES
     assert body["model"] == {"name": MODEL_NAME, "version": 7}

@@ -81,6 +81,7 @@ def run_folder(tmp: Path, n: int, split: list[dict[str, Any]]) -> Path:
     (folder / "model.keras").write_bytes(os.urandom(512))
     report = f"<html><body><h1>Report {n}</h1><img src='plots/confusion_matrix.png' alt='cm'></body></html>"
     (folder / "report.html").write_text(report)
+    (folder / "model_card.md").write_text(f"# Model card: version {n}\n\n## Intended use\ntriage\n")
     pixels = np.full((60, 90, 3), 240, np.uint8)
     pixels[10:50, 10 + n % 40 : 30 + n % 40] = (31, 79, 196)
     out = io.BytesIO()

@@ -101,6 +101,18 @@ def test_report_and_plots_are_served_verified_and_sandboxed(client, versions, re
     assert tampered.status_code == 503 and b"does not match the sha256" in tampered.data
 
 
+def test_the_model_card_is_linked_and_served_verified(client, versions, registry_uri):
+    html = page(client, f"/versions/{versions['v3']}")
+    href = by_id(html, "card-link")["attrs"]["href"]
+    assert href == f"/versions/{versions['v3']}/files/model_card.md"
+    card = client.get(href)
+    assert card.status_code == 200 and card.mimetype == "text/plain"
+    assert card.data.startswith(b"# Model card: version 3") and b"## Intended use" in card.data
+    stored = Path(registry_uri.removeprefix("file://")) / "testing/xray-classifier/3/model_card.md"
+    stored.write_text("# tampered")
+    assert client.get(href).status_code == 503
+
+
 def test_comparison_is_side_by_side_on_the_same_split(client, versions):
     html = page(client, "/compare")  # defaults: testing:latest vs production:current
     assert "same test split" in text(by_id(html, "split-note"))
