@@ -19,6 +19,7 @@ from werkzeug.http import parse_options_header
 from model_api.dicom_intake import CLASSIFIED, DEFER, FAILED, Intake, Outcome
 from model_api.dicom_store import BadUid, ResultStore, check_uid
 from model_api.images import ImageRejected, Limits
+from model_api.routes import explain_requested  # ?explain=1: a saliency Secondary Capture beside each SR
 
 bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
 
@@ -90,16 +91,6 @@ def split_related(body: bytes, content_type: str) -> list[bytes]:
 def _header(line: bytes) -> tuple[str, str]:
     name, _, value = line.decode("latin-1").partition(":")
     return name.strip().lower(), value.strip()
-
-
-def explain_requested() -> bool:
-    """?explain=1 asks for a saliency Secondary Capture beside each SR."""
-    value = request.args.get("explain", "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ImageRejected(f"explain={value!r} is not a yes/no value; use ?explain=1 or leave it out")
 
 
 @bp.post("/studies")
