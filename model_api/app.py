@@ -11,6 +11,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from core.errors import MlopsError
 from core.settings import load_settings
+from model_api import json_provider
 from model_api.metrics import ApiMetrics
 from model_api.request_ids import unsigned_id
 
@@ -47,13 +48,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(_defaults())
     if test_config is not None:
         app.config.from_mapping(test_config)
-    app.json.sort_keys = False  # keep class order as the model outputs it
+    json_provider.install(app)  # keeps keys in insertion order: class order as the model outputs it
 
     bundle = app.config["MODEL_BUNDLE"]
     if bundle is None:
         bundle = _load(app)
     app.extensions["mlops_bundle"] = bundle
-    metrics = ApiMetrics(str(bundle.version))
+    metrics = ApiMetrics(str(bundle.version), list(bundle.classes))
     metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
     app.extensions["mlops_metrics"] = metrics
 
@@ -111,18 +112,16 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
-        # Replaced by a signed id once the request predicts (monitoring.prediction_ids).
-        g.request_id = unsigned_id()
 
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(endpoint, request.method, str(response.status_code), metrics.version).inc()
-        metrics.latency.labels(endpoint, metrics.version).observe(
-            time.perf_counter() - g.get("started", time.perf_counter())
+        now = time.perf_counter()
+        metrics.observe_request(
+            endpoint, request.method, str(response.status_code), now - g.get("started", now)
         )
-        if "request_id" in g:
-            response.headers["X-Request-Id"] = g.request_id
+        # A request that predicted has a signed id (monitoring.prediction_ids); any other a random one.
+        response.headers["X-Request-Id"] = g.get("request_id") or unsigned_id()
         discard_unread_body()
         return response
 

@@ -68,7 +68,7 @@ def prepare(images: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], l
     return [(what, data) for what, data, _ in prepared], [header for _, _, header in prepared]
 
 
-def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, monitoring.Inputs | None]:
     """Check every image, then run one batched graph call; ImageRejected names the bad one.
 
     Returns the probabilities and, when monitoring is on, each input's statistics.
@@ -134,7 +134,7 @@ def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> li
     results = []
     for row, prediction_id in zip(probabilities, ids, strict=True):
         label = model.classes[int(np.argmax(row))]
-        metrics.predictions.labels(label, metrics.version).inc()
+        metrics.prediction_count[label].inc()
         results.append(
             {
                 "label": label,

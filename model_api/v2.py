@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import struct
 import time
 from typing import Any
 
 import numpy as np
+import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from core import __version__
@@ -122,7 +122,7 @@ def infer(name: str, version: str | None = None) -> Response | tuple[Response, i
     raw = probabilities.astype("<f4").tobytes()
     output["parameters"] = {"binary_data_size": len(raw)}
     header["outputs"] = [output]
-    head = json.dumps(header).encode()
+    head = orjson.dumps(header)
     response = Response(head + raw, content_type="application/octet-stream")
     response.headers[HEADER_LENGTH] = str(len(head))
     return response
@@ -142,8 +142,8 @@ def _split_body() -> tuple[dict[str, Any], bytes]:
     if not head:
         raise TensorError("empty request; send an inference request JSON with one input tensor")
     try:
-        payload = json.loads(head)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = orjson.loads(head)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TensorError(f"the inference request is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise TensorError("the inference request must be a JSON object with an 'inputs' list")
@@ -188,7 +188,7 @@ def _binary_part(tensor: dict[str, Any], binary: bytes) -> bytes | None:
     return binary[:size]
 
 
-def _run(tensor: dict[str, Any], binary: bytes) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+def _run(tensor: dict[str, Any], binary: bytes) -> tuple[np.ndarray, monitoring.Inputs | None]:
     shape: list[int] = tensor["shape"]
     limit = int(current_app.config["MAX_BATCH"])
     if tensor["datatype"] == "FP32":
