@@ -93,6 +93,11 @@ class ApiSettings:
     max_request_decoded_bytes: int = 200 * 1024 * 1024
     max_batch: int = 16
     tf_threads: int = 1  # TensorFlow intra-op threads per worker; 0: TensorFlow's default (all cores)
+    grpc_port: int = 8081  # OIP v2 over gRPC beside REST (model_api/grpc_server.py); 0: off
+    # Adaptive batching inside a worker (model_api/batching.py): concurrent requests share one graph
+    # call of up to batch_max_size images, waiting at most batch_max_wait_ms for company; 1: off.
+    batch_max_size: int = 1
+    batch_max_wait_ms: float = 2.0
 
 
 @dataclass(frozen=True)

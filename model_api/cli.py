@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+from core.errors import UsageError
 from core.processes import check_server_options, exec_server
 from core.settings import Settings
 
@@ -26,6 +28,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     api = settings.api
     ref = args.model or api.model_ref
     check_server_options(args)
+    _check_grpc_port(args, api)
     # Fail here with one clear line, before any worker starts, if the model cannot be had or the
     # registry's copy is unsigned (where required), signed by a foreign key, or altered.
     model_path, manifest = fetch_model(settings, ref, refresh=True)
@@ -40,6 +43,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             "MLOPS_API_PORT": str(api.port if args.port is None else args.port),
             "MLOPS_API_WORKERS": str(args.workers or api.workers),
             "MLOPS_API_THREADS": str(args.threads or api.threads),
+            "MLOPS_API_GRPC_PORT": str(api.grpc_port if args.grpc_port is None else args.grpc_port),
             "MLOPS_REGISTRY": settings.registry_uri,
             "MLOPS_HOME": str(settings.home),
         }
@@ -47,12 +51,23 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"serving {manifest.get('name', model_path.stem)} version {manifest.get('version', '?')} "
         f"({ref}) on http://{env['MLOPS_API_HOST']}:{env['MLOPS_API_PORT']} "
-        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads",
+        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads"
+        + (f"; gRPC on port {env['MLOPS_API_GRPC_PORT']}" if env["MLOPS_API_GRPC_PORT"] != "0" else ""),
         flush=True,
     )
     # exec: gunicorn inherits the listening socket `mlops deploy` hands over (LISTEN_FDS, socket
     # activation) for a switch with no dropped requests.
     exec_server(gunicorn_command(), env)
+
+
+def _check_grpc_port(args: argparse.Namespace, api: Any) -> None:
+    """--grpc-port: 0 (off) or a TCP port other than the REST one (UsageError)."""
+    grpc_port = api.grpc_port if args.grpc_port is None else args.grpc_port
+    rest_port = api.port if args.port is None else args.port
+    if not 0 <= grpc_port <= 65535:
+        raise UsageError(f"--grpc-port must be 0 (off) or a TCP port, got {grpc_port}")
+    if grpc_port and grpc_port == rest_port:
+        raise UsageError(f"--grpc-port {grpc_port} is the REST port too; give gRPC a port of its own, or 0")
 
 
 def _pinned(ref: str, manifest: dict) -> str:
@@ -77,6 +92,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", help="address to bind (default: settings api.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default: settings api.port, 8080)")
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        help="port for OIP v2 over gRPC beside REST, shared by the workers (default: settings "
+        "api.grpc_port, 8081; 0: REST only)",
+    )
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: api.workers)")
     parser.add_argument("--threads", type=int, help="threads per worker (default: api.threads)")
     parser.set_defaults(handler=serve)
