@@ -31,6 +31,8 @@ def _defaults() -> dict[str, Any]:
         "MAX_REQUEST_DECODED_BYTES": api.max_request_decoded_bytes,
         "MAX_BATCH": api.max_batch,
         "TF_THREADS": api.tf_threads,
+        "BATCH_MAX_SIZE": api.batch_max_size,
+        "BATCH_MAX_WAIT_MS": api.batch_max_wait_ms,
         # A preloaded ModelBundle (tests share one); None: load MODEL_REF at startup.
         "MODEL_BUNDLE": None,
         "PREDICTION_LOG": settings.monitor.log_predictions,
@@ -54,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if bundle is None:
         bundle = _load(app)
     app.extensions["mlops_bundle"] = bundle
+    app.extensions["mlops_batcher"] = _batcher(app, bundle)
     metrics = ApiMetrics(str(bundle.version), list(bundle.classes))
     metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
     app.extensions["mlops_metrics"] = metrics
@@ -69,6 +72,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(feedback_bp)
     _install_hooks(app, metrics)
     return app
+
+
+def _batcher(app: Flask, bundle: Any) -> Any:
+    """The worker's adaptive batcher (model_api/batching.py), or None when batch_max_size is 1 (off)."""
+    size = int(app.config["BATCH_MAX_SIZE"])
+    if size <= 1:
+        return None
+    from model_api.batching import Batcher
+
+    return Batcher(bundle.predict_encoded_with_stats, size, float(app.config["BATCH_MAX_WAIT_MS"]) / 1000)
 
 
 def _load(app: Flask) -> Any:

@@ -75,10 +75,16 @@ def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, monitoring.In
     """
     images, headers = prepare(images)
     model = bundle()
+    batcher = current_app.extensions.get("mlops_batcher")
     try:
-        if not monitoring.describe_enabled():
+        if batcher is not None:  # concurrent requests share a graph call (model_api/batching.py)
+            probabilities, stats = batcher([data for _, data in images])
+        elif not monitoring.describe_enabled():
             return model.predict_encoded([data for _, data in images]), None
-        probabilities, stats = model.predict_encoded_with_stats([data for _, data in images])
+        else:
+            probabilities, stats = model.predict_encoded_with_stats([data for _, data in images])
+        if not monitoring.describe_enabled():
+            return probabilities, None
         return probabilities, monitoring.describe_inputs(stats, headers)
     except BadImageError as batch_error:
         raise undecodable(images, batch_error) from None
