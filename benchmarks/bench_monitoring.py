@@ -51,6 +51,7 @@ def start_api(port: int, model_path: Path, folder: Path, logging: bool) -> subpr
             "MLOPS_MONITOR_LOG_PREDICTIONS": "true" if logging else "false",
             "MLOPS_MONITOR_STORE": f"file://{folder / 'store'}",
             "MLOPS_MONITOR_LOG_FLUSH_INTERVAL_S": "1",
+            "MLOPS_API_GRPC_PORT": "0",  # REST only: two servers at once must not share gRPC's port
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
     )
