@@ -190,7 +190,7 @@ class PendingPrediction:
     image: bytes | None
 
     def record(self) -> dict[str, Any]:
-        """The prediction-log record (docs/monitoring.md), `_image` when the image was sampled."""
+        """The prediction-log record (model_api/README.md), `_image` when the image was sampled."""
         row = self.probabilities
         at = datetime.fromtimestamp(self.t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         record = {
