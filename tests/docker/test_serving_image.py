@@ -15,7 +15,9 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 from containers import (
     API_IMAGE,
     PUBLIC_KEY_MOUNT,
@@ -60,7 +62,7 @@ def logged_request_ids(registry: Path, kind: str = "predictions") -> set[str]:
     return ids
 
 
-def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> DockerRun:
+def deployment_run(overlay: str, registry: Path, keys: Path, port: int, grpc_port: int) -> DockerRun:
     """The overlay's API container as `docker run` flags, registry and signing Secret from host folders."""
     documents = render(f"overlays/{overlay}")
     pod = one(documents, "Deployment")["spec"]["template"]["spec"]
@@ -72,7 +74,7 @@ def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> Docke
         env_overrides={"MLOPS_REGISTRY": "file:///registry"},
         host_mounts={PUBLIC_KEY_MOUNT: str(keys)},
         secrets={"xray-api-feedback": {"token": FEEDBACK_TOKEN}},  # the Secret the overlays' component reads
-        published={8080: port},
+        published={8080: port, 8081: grpc_port},
     )
     # Read-write: the API appends its prediction log to the store's monitoring/ area (one object a batch).
     run.flags += ["-v", f"{registry}:/registry"]
@@ -83,8 +85,8 @@ def deployment_run(overlay: str, registry: Path, keys: Path, port: int) -> Docke
 def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
     overlay, images, production_registry, keys, demo_data, container_name
 ):
-    port = free_port()
-    run = deployment_run(overlay, production_registry, keys, port)
+    port, grpc_port = free_port(), free_port()
+    run = deployment_run(overlay, production_registry, keys, port, grpc_port)
     base = f"http://127.0.0.1:{port}"
     with Container(run, container_name) as box:
         box.wait_http(base + run.probe_path("startupProbe"), run.startup_budget_s())
@@ -118,6 +120,15 @@ def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
         assert status == 200, raw
         outputs = json.loads(raw)["outputs"]
         assert outputs and outputs[0]["shape"][0] == 1
+
+        # The same model over OIP v2 gRPC on the Deployment's `grpc` port (tritonclient.grpc, unchanged).
+        client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        assert client.is_server_ready() and client.is_model_ready(name)
+        tensor = triton_grpc.InferInput("images", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([image_file.read_bytes()], dtype=object))
+        by_grpc = client.infer(name, [tensor]).as_numpy("probabilities")
+        assert by_grpc.shape == (1, 3) and abs(float(by_grpc.sum()) - 1) < 1e-4
+        client.close()
 
         # Ground truth for that prediction: only with the token from the overlay's Secret.
         truth = json.dumps({"request_id": answer["request_id"], "label": "covid"}).encode()
@@ -177,7 +188,7 @@ def test_the_deployment_spec_refuses_a_version_signed_by_another_key(
 ):
     """Signatures are required in the overlays: a foreign public key means the API never serves."""
     foreign = signing_keys(tmp_path / "foreign")
-    run = deployment_run("production", production_registry, foreign, free_port())
+    run = deployment_run("production", production_registry, foreign, free_port(), free_port())
     with Container(run, container_name) as box:
         deadline = time.monotonic() + 120
         while container_state(container_name)["Running"] and time.monotonic() < deadline:
