@@ -140,12 +140,14 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def time_calls(fn: Callable[[], object], count: int) -> list[float]:
+def time_calls(fn: Callable[[], object], count: int, pause_s: float = 0.0) -> list[float]:
     times = []
     for _ in range(count):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+        if pause_s:
+            time.sleep(pause_s)
     return times
 
 
@@ -220,11 +222,19 @@ def http_bench(
     return http_load(port, path, body, {"Content-Type": "image/png"}, latency_n, throughput_n)[:3]
 
 
+Samples = tuple[list[float], list[float], float]  # sequential times, times under load, load seconds
+
+
 def http_load(
     port: int, path: str, body: bytes, headers: dict[str, str], latency_n: int, throughput_n: int
 ) -> tuple[float, float, float, float, float]:
     """p50/p99 sequential, req/s with CLIENTS connections, and p50/p99 under that load (ms)."""
+    return summarize([http_sample(port, path, body, headers, latency_n, throughput_n)])
 
+
+def http_sample(
+    port: int, path: str, body: bytes, headers: dict[str, str], latency_n: int, throughput_n: int
+) -> Samples:
     def post(conn: http.client.HTTPConnection) -> None:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
@@ -235,13 +245,11 @@ def http_load(
     def connect() -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    return load(connect, post, lambda conn: conn.close(), latency_n, throughput_n)
+    return sample(connect, post, lambda conn: conn.close(), latency_n, throughput_n)
 
 
-def grpc_load(
-    port: int, request: bytes, latency_n: int, throughput_n: int
-) -> tuple[float, float, float, float, float]:
-    """The same as http_load for ModelInfer: prebuilt request bytes, one channel (connection) per client."""
+def grpc_sample(port: int, request: bytes, latency_n: int, throughput_n: int) -> Samples:
+    """The same as http_sample for ModelInfer: prebuilt request bytes, one channel (connection) per client."""
     import grpc
 
     def connect():
@@ -249,16 +257,18 @@ def grpc_load(
         channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
         return channel, channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
 
-    return load(connect, lambda c: c[1](request, timeout=60), lambda c: c[0].close(), latency_n, throughput_n)
+    return sample(
+        connect, lambda c: c[1](request, timeout=60), lambda c: c[0].close(), latency_n, throughput_n
+    )
 
 
-def load(connect, call, close, latency_n: int, throughput_n: int) -> tuple[float, float, float, float, float]:
+def sample(connect, call, close, latency_n: int, throughput_n: int) -> Samples:
     conn = connect()
-    for _ in range(10):
+    for _ in range(5):
         call(conn)  # warm the connection and the worker behind it
-    p50, p99 = percentiles(time_calls(lambda: call(conn), latency_n))
+    sequential = time_calls(lambda: call(conn), latency_n)
     close(conn)
-    each = throughput_n // CLIENTS
+    each = max(throughput_n // CLIENTS, 1)
 
     def client(_: int) -> list[float]:
         own = connect()
@@ -270,9 +280,16 @@ def load(connect, call, close, latency_n: int, throughput_n: int) -> tuple[float
 
     start = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        times = [t for run in pool.map(client, range(CLIENTS)) for t in run]
-    rate = len(times) / (time.perf_counter() - start)
-    return (p50, p99, rate, *percentiles(times))
+        loaded = [t for run in pool.map(client, range(CLIENTS)) for t in run]
+    return sequential, loaded, time.perf_counter() - start
+
+
+def summarize(samples: list[Samples]) -> tuple[float, float, float, float, float]:
+    """Pooled rounds: p50/p99 sequential, req/s under load (requests / seconds), p50/p99 under load."""
+    sequential = [t for run in samples for t in run[0]]
+    loaded = [t for run in samples for t in run[1]]
+    rate = len(loaded) / sum(run[2] for run in samples)
+    return (*percentiles(sequential), rate, *percentiles(loaded))
 
 
 def v2_json(image: bytes) -> tuple[bytes, dict[str, str]]:
@@ -336,47 +353,56 @@ def branch_point() -> str:
 Row = tuple[str, float, float, float, float, float]  # label, p50, p99, req/s, p50 / p99 under load
 
 
-def serve_rows(
-    label: str,
-    model_path: Path,
-    args,
-    image: bytes,
-    counts: tuple[int, int],
-    protocols: tuple[str, ...],
-    code: Path | None = None,
-    extra_env: dict[str, str] | None = None,
-) -> list[Row]:
-    """Start one server and measure each of PROTOCOLS on it (predict, json, binary, grpc)."""
-    port = free_port()
-    env = dict(extra_env or {})
-    grpc_port = free_port() if "grpc" in protocols else 0
+def start_api(label: str, model_path: Path, args, code: Path | None = None, env: dict | None = None):
+    """One server (this checkout's, or CODE's): (process, REST port, gRPC port or 0)."""
+    port, grpc_port = free_port(), 0
+    env = dict(env or {})
     if code is None:
+        grpc_port = free_port()
         env["MLOPS_API_GRPC_PORT"] = str(grpc_port)
     print(f"{label}: starting {args.workers} workers x {args.threads} threads ...", flush=True)
     process = start_gunicorn(
         "model_api:create_app()", port, model_path, args.workers, args.threads, None, env, code
     )
-    rows = []
-    try:
-        for protocol in protocols:
-            if protocol == "grpc":
-                rows.append((f"{label} gRPC", *grpc_load(grpc_port, grpc_request(image), *counts)))
-                continue
-            path, (body, headers) = {
-                "predict": ("/predict", (image, {"Content-Type": "image/png"})),
-                "json": (f"/v2/models/{MODEL_NAME}/infer", v2_json(image)),
-                "binary": (f"/v2/models/{MODEL_NAME}/infer", v2_binary(image)),
-            }[protocol]
-            name = {"predict": "/predict", "json": "REST JSON", "binary": "REST binary"}[protocol]
-            rows.append((f"{label} {name}", *http_load(port, path, body, headers, *counts)))
-    finally:
-        stop(process)
-    return rows
+    return process, port, grpc_port
+
+
+def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], image: bytes):
+    """(row label, sampler(latency_n, throughput_n)) for each of PROTOCOLS on one server."""
+    out = []
+    for protocol in protocols:
+        if protocol == "grpc":
+            request = grpc_request(image)
+            out.append((f"{label} gRPC", lambda n, m, request=request: grpc_sample(grpc_port, request, n, m)))
+            continue
+        path, (body, headers) = {
+            "predict": ("/predict", (image, {"Content-Type": "image/png"})),
+            "json": (f"/v2/models/{MODEL_NAME}/infer", v2_json(image)),
+            "binary": (f"/v2/models/{MODEL_NAME}/infer", v2_binary(image)),
+        }[protocol]
+        name = {"predict": "/predict", "json": "REST JSON", "binary": "REST binary"}[protocol]
+        out.append(
+            (f"{label} {name}", lambda n, m, p=path, b=body, h=headers: http_sample(port, p, b, h, n, m))
+        )
+    return out
+
+
+def interleave(targets, rounds: int, counts: tuple[int, int]) -> list[Row]:
+    """Measure every target in each of ROUNDS short rounds, in turn: a shared machine's load changes
+    over minutes and hits every row alike; samples are pooled over the rounds."""
+    samples: dict[str, list[Samples]] = {label: [] for label, _ in targets}
+    for done in range(rounds):
+        print(f"  round {done + 1}/{rounds}", flush=True)
+        for label, sampler in targets:
+            samples[label].append(sampler(counts[0] // rounds, counts[1] // rounds))
+    return [(label, *summarize(runs)) for label, runs in samples.items()]
 
 
 def raw_row(bundle, image: bytes, count: int) -> Row:
     time_calls(lambda: bundle.predict_encoded_with_stats([image]), 20)
-    raw = time_calls(lambda: bundle.predict_encoded_with_stats([image]), count)
+    # A pause between calls, as between a client's requests: on a loaded machine a thread that never
+    # sleeps is scheduled worse than a server woken per request, which would flatter the servers.
+    raw = time_calls(lambda: bundle.predict_encoded_with_stats([image]), count, pause_s=0.002)
     return ("raw graph call (in-process)", *percentiles(raw), 1 / statistics.mean(raw), 0.0, 0.0)
 
 
@@ -399,9 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-batching", action="store_true", help="skip the batching table")
     parser.add_argument("--batch", default="8,2", help="batching on: MAX_SIZE,MAX_WAIT_MS (default 8,2)")
     parser.add_argument("--extras", action="store_true", help="explain, model.predict and naive Flask rows")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per comparison (default 4, --quick 2)")
     args = parser.parse_args(argv)
     latency_n, throughput_n = (100, 400) if args.quick else (300, 1200)
     counts = (latency_n, throughput_n)
+    args.rounds = args.rounds or (2 if args.quick else 4)
     batch_size, batch_wait = args.batch.split(",")
     batching = {"MLOPS_API_BATCH_MAX_SIZE": batch_size, "MLOPS_API_BATCH_MAX_WAIT_MS": batch_wait}
 
@@ -418,13 +446,22 @@ def main(argv: list[str] | None = None) -> int:
         raw = raw_row(bundle, image, latency_n)
 
         rows: list[Row] = []
-        if not args.no_baseline:
-            ref = args.baseline_ref or branch_point()
-            base = export_baseline(ref, Path(tmp) / "baseline")
-            rows += serve_rows(
-                f"base {ref[:7]}", model_path, args, image, counts, ("predict", "binary"), code=base
-            )
-        rows += serve_rows("API", model_path, args, image, counts, ("predict", "json", "binary", "grpc"))
+        servers = []
+        try:
+            targets = []
+            if not args.no_baseline:
+                ref = args.baseline_ref or branch_point()
+                base = export_baseline(ref, Path(tmp) / "baseline")
+                process, port, _ = start_api(f"base {ref[:7]}", model_path, args, code=base)
+                servers.append(process)
+                targets += samplers(f"base {ref[:7]}", port, 0, ("predict", "binary"), image)
+            process, port, grpc_port = start_api("API", model_path, args)
+            servers.append(process)
+            targets += samplers("API", port, grpc_port, ("predict", "json", "binary", "grpc"), image)
+            rows += interleave(targets, args.rounds, counts)
+        finally:
+            for process in servers:
+                stop(process)
         if args.extras:
             rows += extras(bundle, model_path, args, image, latency_n)
         # Measured again after the servers: the machine is shared, so keep the faster (stricter) run.
@@ -433,34 +470,27 @@ def main(argv: list[str] | None = None) -> int:
 
         batch_rows: list[tuple[str, Row, Row, float]] = []
         if not args.no_batching:
-            batch_counts = (latency_n // 2, throughput_n // 2)
-            off, on = (
-                serve_rows(
-                    f"small CNN batch {mode}",
-                    model_path,
-                    args,
-                    image,
-                    batch_counts,
-                    ("predict",),
-                    extra_env=env,
-                )[0]
-                for mode, env in (("off", {}), ("on", batching))
+            batch_rows.append(
+                (
+                    "small CNN 64x64x1",
+                    *batching_pair("small CNN", model_path, args, image, counts, batching),
+                    raw[1],
+                )
             )
-            batch_rows.append(("small CNN 64x64x1", off, on, raw[1]))
             effnet = build_efficientnet(Path(tmp) / "effnet")
             rgb = test_image("RGB")
             print("EfficientNetB0 raw calls in-process ...", flush=True)
             eff_bundle = load_bundle(effnet, json.loads((effnet.parent / "manifest.json").read_text()))
             eff_raw = raw_row(eff_bundle, rgb, 30)
             del eff_bundle
-            eff_counts = (30, 160) if args.quick else (60, 320)
-            off, on = (
-                serve_rows(
-                    f"effnet batch {mode}", effnet, args, rgb, eff_counts, ("predict",), extra_env=env
-                )[0]
-                for mode, env in (("off", {}), ("on", batching))
+            eff_counts = (20, 120) if args.quick else (40, 240)
+            batch_rows.append(
+                (
+                    "efficientnet_b0 224x224x3",
+                    *batching_pair("effnet", effnet, args, rgb, eff_counts, batching),
+                    eff_raw[1],
+                )
             )
-            batch_rows.append(("efficientnet_b0 224x224x3", off, on, eff_raw[1]))
 
     raw_p50 = rows[0][1]
     print(
@@ -498,6 +528,24 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"{'':28} on/off throughput {on[3] / off[3]:.2f}x, load p99 {on[5] / off[5]:.2f}x")
     return 0
+
+
+def batching_pair(label: str, model_path: Path, args, image: bytes, counts, batching) -> tuple[Row, Row]:
+    """/predict with batching off and on, two servers at once, measured in alternating rounds."""
+    servers = []
+    try:
+        targets = []
+        for mode, env in (("off", {}), ("on", batching)):
+            process, port, _ = start_api(
+                f"{label} batch {mode}", model_path, args, env={**env, "MLOPS_API_GRPC_PORT": "0"}
+            )
+            servers.append(process)
+            targets += samplers(f"{label} batch {mode}", port, 0, ("predict",), image)
+        off, on = interleave(targets, args.rounds, counts)
+    finally:
+        for process in servers:
+            stop(process)
+    return off, on
 
 
 def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list[Row]:
