@@ -234,8 +234,8 @@ def record_predictions(
     metrics = current_app.extensions["mlops_metrics"]
     ids = prediction_ids(len(probabilities))
     now = time.time()
-    for conf in np.max(probabilities, axis=1).round(5).tolist():
-        metrics.confidence_seen.observe(conf)
+    for row in probabilities.tolist():  # plain floats: numpy's reductions cost more on 3 numbers
+        metrics.confidence_seen.observe(round(max(row), 5))
     if inputs is None:
         return ids
     for i, (mean, std) in enumerate(inputs.stats[:, :2].round(5).tolist()):
