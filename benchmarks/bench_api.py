@@ -211,6 +211,19 @@ def wait_workers(port: int, workers: int, process: subprocess.Popen, timeout_s: 
             conn.close()
 
 
+def cpu_seconds(master: int) -> float:
+    """User + system CPU seconds of gunicorn's master and its workers so far (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [master]
+    for task in Path(f"/proc/{master}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def stop(process: subprocess.Popen) -> None:
     terminate(process, 30)
 
@@ -222,18 +235,25 @@ def http_bench(
     return http_load(port, path, body, {"Content-Type": "image/png"}, latency_n, throughput_n)[:3]
 
 
-Samples = tuple[list[float], list[float], float]  # sequential times, times under load, load seconds
+# sequential times, times under load, load seconds, CPU seconds (server, or this process), calls
+Samples = tuple[list[float], list[float], float, float, int]
 
 
 def http_load(
     port: int, path: str, body: bytes, headers: dict[str, str], latency_n: int, throughput_n: int
 ) -> tuple[float, float, float, float, float]:
     """p50/p99 sequential, req/s with CLIENTS connections, and p50/p99 under that load (ms)."""
-    return summarize([http_sample(port, path, body, headers, latency_n, throughput_n)])
+    return summarize([http_sample(port, path, body, headers, latency_n, throughput_n)])[:5]
 
 
 def http_sample(
-    port: int, path: str, body: bytes, headers: dict[str, str], latency_n: int, throughput_n: int
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    latency_n: int,
+    throughput_n: int,
+    pid: int = 0,
 ) -> Samples:
     def post(conn: http.client.HTTPConnection) -> None:
         conn.request("POST", path, body=body, headers=headers)
@@ -245,10 +265,10 @@ def http_sample(
     def connect() -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    return sample(connect, post, lambda conn: conn.close(), latency_n, throughput_n)
+    return sample(connect, post, lambda conn: conn.close(), latency_n, throughput_n, pid)
 
 
-def grpc_sample(port: int, request: bytes, latency_n: int, throughput_n: int) -> Samples:
+def grpc_sample(port: int, request: bytes, latency_n: int, throughput_n: int, pid: int = 0) -> Samples:
     """The same as http_sample for ModelInfer: prebuilt request bytes, one channel (connection) per client."""
     import grpc
 
@@ -262,7 +282,9 @@ def grpc_sample(port: int, request: bytes, latency_n: int, throughput_n: int) ->
     )
 
 
-def sample(connect, call, close, latency_n: int, throughput_n: int) -> Samples:
+def sample(connect, call, close, latency_n: int, throughput_n: int, pid: int = 0) -> Samples:
+    """Sequential then concurrent calls; with PID (gunicorn's master), the server's CPU seconds too."""
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     conn = connect()
     for _ in range(5):
         call(conn)  # warm the connection and the worker behind it
@@ -281,17 +303,20 @@ def sample(connect, call, close, latency_n: int, throughput_n: int) -> Samples:
     start = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
         loaded = [t for run in pool.map(client, range(CLIENTS)) for t in run]
-    return sequential, loaded, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    calls = 5 + len(sequential) + CLIENTS + len(loaded)
+    return sequential, loaded, seconds, (cpu_seconds(pid) - cpu_before) if pid else 0.0, calls
 
 
-def summarize(samples: list[Samples]) -> tuple[float, float, float, float, float]:
+def summarize(samples: list[Samples]) -> tuple[float, float, float, float, float, float]:
     """Pooled rounds: p50/p99 sequential, req/s under load (requests / seconds), p50/p99 under load."""
     sequential = [t for run in samples for t in run[0]]
     loaded = [t for run in samples for t in run[1]]
+    cpu_ms = 1000 * sum(run[3] for run in samples) / sum(run[4] for run in samples)
     if not loaded:  # an in-process row: one thread, sequential
-        return (*percentiles(sequential), 1 / statistics.mean(sequential), 0.0, 0.0)
+        return (*percentiles(sequential), 1 / statistics.mean(sequential), 0.0, 0.0, cpu_ms)
     rate = len(loaded) / sum(run[2] for run in samples)
-    return (*percentiles(sequential), rate, *percentiles(loaded))
+    return (*percentiles(sequential), rate, *percentiles(loaded), cpu_ms)
 
 
 def v2_json(image: bytes) -> tuple[bytes, dict[str, str]]:
@@ -352,7 +377,7 @@ def branch_point() -> str:
     raise SystemExit("no baseline commit: pass --baseline-ref")
 
 
-Row = tuple[str, float, float, float, float, float]  # label, p50, p99, req/s, p50 / p99 under load
+Row = tuple[str, float, float, float, float, float, float]  # label, p50, p99, req/s, load p50/p99, CPU ms
 
 
 def start_api(label: str, model_path: Path, args, code: Path | None = None, env: dict | None = None):
@@ -369,13 +394,15 @@ def start_api(label: str, model_path: Path, args, code: Path | None = None, env:
     return process, port, grpc_port
 
 
-def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], image: bytes):
+def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], image: bytes, pid: int = 0):
     """(row label, sampler(latency_n, throughput_n)) for each of PROTOCOLS on one server."""
     out = []
     for protocol in protocols:
         if protocol == "grpc":
             request = grpc_request(image)
-            out.append((f"{label} gRPC", lambda n, m, request=request: grpc_sample(grpc_port, request, n, m)))
+            out.append(
+                (f"{label} gRPC", lambda n, m, request=request: grpc_sample(grpc_port, request, n, m, pid))
+            )
             continue
         path, (body, headers) = {
             "predict": ("/predict", (image, {"Content-Type": "image/png"})),
@@ -384,7 +411,7 @@ def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], 
         }[protocol]
         name = {"predict": "/predict", "json": "REST JSON", "binary": "REST binary"}[protocol]
         out.append(
-            (f"{label} {name}", lambda n, m, p=path, b=body, h=headers: http_sample(port, p, b, h, n, m))
+            (f"{label} {name}", lambda n, m, p=path, b=body, h=headers: http_sample(port, p, b, h, n, m, pid))
         )
     return out
 
@@ -405,14 +432,20 @@ def raw_row(bundle, image: bytes, count: int) -> Row:
     # A pause between calls, as between a client's requests: on a loaded machine a thread that never
     # sleeps is scheduled worse than a server woken per request, which would flatter the servers.
     raw = time_calls(lambda: bundle.predict_encoded_with_stats([image]), count, pause_s=0.002)
-    return ("raw graph call (in-process)", *percentiles(raw), 1 / statistics.mean(raw), 0.0, 0.0)
+    return ("raw graph call (in-process)", *percentiles(raw), 1 / statistics.mean(raw), 0.0, 0.0, 0.0)
 
 
 def print_table(title: str, rows: list[Row], raw_p50: float) -> None:
     print(f"\n{title}")
-    print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50/raw':>8} {'load p50':>9} {'load p99':>9}")
-    for label, p50, p99, rate, lp50, lp99 in rows:
-        print(f"{label:34} {p50:8.2f} {p99:8.2f} {rate:8.1f} {p50 / raw_p50:7.2f}x {lp50:9.2f} {lp99:9.2f}")
+    print(
+        f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50/raw':>8} {'load p50':>9} {'load p99':>9} "
+        f"{'CPU ms/req':>10}"
+    )
+    for label, p50, p99, rate, lp50, lp99, cpu in rows:
+        print(
+            f"{label:34} {p50:8.2f} {p99:8.2f} {rate:8.1f} {p50 / raw_p50:7.2f}x {lp50:9.2f} {lp99:9.2f} "
+            f"{cpu:10.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         def raw_sampler(n: int, m: int) -> Samples:
             # Paced like requests: on a loaded machine a thread that never sleeps is scheduled worse
             # than a server woken per request, which would flatter the servers.
-            return time_calls(lambda: bundle.predict_encoded_with_stats([image]), n, pause_s=0.002), [], 0.0
+            cpu = time.process_time()
+            times = time_calls(lambda: bundle.predict_encoded_with_stats([image]), n, pause_s=0.002)
+            return times, [], 0.0, time.process_time() - cpu, n
 
         rows: list[Row] = []
         servers = []
@@ -462,10 +497,12 @@ def main(argv: list[str] | None = None) -> int:
                 base = export_baseline(ref, Path(tmp) / "baseline")
                 process, port, _ = start_api(f"base {ref[:7]}", model_path, args, code=base)
                 servers.append(process)
-                targets += samplers(f"base {ref[:7]}", port, 0, ("predict", "binary"), image)
+                targets += samplers(f"base {ref[:7]}", port, 0, ("predict", "binary"), image, process.pid)
             process, port, grpc_port = start_api("API", model_path, args)
             servers.append(process)
-            targets += samplers("API", port, grpc_port, ("predict", "json", "binary", "grpc"), image)
+            targets += samplers(
+                "API", port, grpc_port, ("predict", "json", "binary", "grpc"), image, process.pid
+            )
             rows += interleave(targets, args.rounds, counts)
         finally:
             for process in servers:
@@ -510,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     grpc_row, binary = by["API gRPC"], by["API REST binary"]
     print(
         f"gRPC / REST binary throughput: {grpc_row[3] / binary[3]:.2f}x (goal >= 1.3x); "
-        f"p50 {grpc_row[1]:.2f} vs {binary[1]:.2f} ms"
+        f"p50 {grpc_row[1]:.2f} vs {binary[1]:.2f} ms; server CPU per request {grpc_row[6] / binary[6]:.2f}x"
     )
     for name in ("/predict", "REST binary"):
         base_row = next((r for r in rows if r[0].startswith("base ") and r[0].endswith(name)), None)
@@ -518,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
             ours = by[f"API {name}"]
             print(
                 f"{name} vs baseline: throughput {ours[3] / base_row[3]:.2f}x (goal >= 1.3x), "
-                f"p99 {ours[2] / base_row[2]:.2f}x, load p99 {ours[5] / base_row[5]:.2f}x (goal: not worse)"
+                f"p99 {ours[2] / base_row[2]:.2f}x, load p99 {ours[5] / base_row[5]:.2f}x (goal: not worse), "
+                f"server CPU per request {ours[6] / base_row[6]:.2f}x"
             )
     if batch_rows:
         print(
@@ -546,7 +584,7 @@ def batching_pair(label: str, model_path: Path, args, image: bytes, counts, batc
                 f"{label} batch {mode}", model_path, args, env={**env, "MLOPS_API_GRPC_PORT": "0"}
             )
             servers.append(process)
-            targets += samplers(f"{label} batch {mode}", port, 0, ("predict",), image)
+            targets += samplers(f"{label} batch {mode}", port, 0, ("predict",), image, process.pid)
         off, on = interleave(targets, args.rounds, counts)
     finally:
         for process in servers:
@@ -562,13 +600,15 @@ def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list
     time_calls(lambda: bundle.explain_encoded([image]), 20)
     explain = time_calls(lambda: bundle.explain_encoded([image]), latency_n)
     rows.append(
-        ("explain graph call (in-process)", *percentiles(explain), 1 / statistics.mean(explain), 0, 0)
+        ("explain graph call (in-process)", *percentiles(explain), 1 / statistics.mean(explain), 0, 0, 0)
     )
     model = keras.saving.load_model(model_path, compile=False)
     pixels = np.zeros((1, 64, 64, 1), np.float32)
     time_calls(lambda: model.predict(pixels, verbose=0), 5)
     naive_raw = time_calls(lambda: model.predict(pixels, verbose=0), 40)
-    rows.append(("model.predict (in-process)", *percentiles(naive_raw), 1 / statistics.mean(naive_raw), 0, 0))
+    rows.append(
+        ("model.predict (in-process)", *percentiles(naive_raw), 1 / statistics.mean(naive_raw), 0, 0, 0)
+    )
     port = free_port()
     process = start_gunicorn(
         "model_api:create_app()",
@@ -584,6 +624,7 @@ def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list
             (
                 "API /predict?explain=1",
                 *http_load(port, "/predict?explain=1", image, {"Content-Type": "image/png"}, 60, 200),
+                0.0,
             )
         )
     finally:
@@ -603,6 +644,7 @@ def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list
             (
                 "naive Flask (gunicorn)",
                 *http_load(port, "/predict", image, {"Content-Type": "image/png"}, 40, 120),
+                0.0,
             )
         )
     finally:
