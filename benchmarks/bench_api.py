@@ -278,7 +278,7 @@ def grpc_sample(port: int, request: bytes, latency_n: int, throughput_n: int, pi
         return channel, channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
 
     return sample(
-        connect, lambda c: c[1](request, timeout=60), lambda c: c[0].close(), latency_n, throughput_n
+        connect, lambda c: c[1](request, timeout=60), lambda c: c[0].close(), latency_n, throughput_n, pid
     )
 
 
