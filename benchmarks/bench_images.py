@@ -117,7 +117,7 @@ def host_start(registry: Path, work: Path) -> float:
     env = {**os.environ, "MLOPS_HOME": str(work / f"serve-{port}"), "MLOPS_REGISTRY": f"file://{registry}"}
     start = time.perf_counter()
     server = subprocess.Popen(
-        [MLOPS, "serve", "--model", "testing:1", "--port", str(port)],
+        [MLOPS, "serve", "--model", "testing:1", "--port", str(port), "--grpc-port", "0"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

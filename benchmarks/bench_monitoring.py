@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_api import build_model, http_bench, stop, test_image
+from bench_api import build_model, cpu_seconds, http_bench, stop, test_image
 
 from core.processes import free_port
 
@@ -51,6 +51,7 @@ def start_api(port: int, model_path: Path, folder: Path, logging: bool) -> subpr
             "MLOPS_MONITOR_LOG_PREDICTIONS": "true" if logging else "false",
             "MLOPS_MONITOR_STORE": f"file://{folder / 'store'}",
             "MLOPS_MONITOR_LOG_FLUSH_INTERVAL_S": "1",
+            "MLOPS_API_GRPC_PORT": "0",  # REST only: two servers at once must not share gRPC's port
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
     )
@@ -72,19 +73,6 @@ def start_api(port: int, model_path: Path, folder: Path, logging: bool) -> subpr
         time.sleep(0.5)
     process.kill()
     raise SystemExit("API did not become ready")
-
-
-def cpu_seconds(master: int) -> float:
-    """User + system CPU seconds of gunicorn's master and its workers so far (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = [master]
-    for task in Path(f"/proc/{master}/task").iterdir():
-        pids += [int(p) for p in (task / "children").read_text().split()]
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
 
 
 def bench_api(rounds: int, latency_n: int, throughput_n: int) -> tuple[list[tuple], float, float]:

@@ -98,6 +98,11 @@ class ApiSettings:
     # Deferral: each version's abstention threshold is chosen on its validation split so the cases it
     # keeps reach this accuracy; below it the API answers "defer to radiologist" (training/deferral.py).
     target_accuracy: float = 0.98
+    grpc_port: int = 8081  # OIP v2 over gRPC beside REST (model_api/grpc_server.py); 0: off
+    # Adaptive batching inside a worker (model_api/batching.py): concurrent requests share one graph
+    # call of up to batch_max_size images, waiting at most batch_max_wait_ms for company; 1: off.
+    batch_max_size: int = 1
+    batch_max_wait_ms: float = 2.0
 
 
 @dataclass(frozen=True)

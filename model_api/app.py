@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, request
-from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from core.errors import MlopsError
 from core.settings import load_settings
+from model_api import json_provider
 from model_api.metrics import ApiMetrics
 from model_api.request_ids import unsigned_id
 
@@ -31,6 +31,8 @@ def _defaults() -> dict[str, Any]:
         "MAX_REQUEST_DECODED_BYTES": api.max_request_decoded_bytes,
         "MAX_BATCH": api.max_batch,
         "TF_THREADS": api.tf_threads,
+        "BATCH_MAX_SIZE": api.batch_max_size,
+        "BATCH_MAX_WAIT_MS": api.batch_max_wait_ms,
         # A preloaded ModelBundle (tests share one); None: load MODEL_REF at startup.
         "MODEL_BUNDLE": None,
         "PREDICTION_LOG": settings.monitor.log_predictions,
@@ -49,14 +51,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(_defaults())
     if test_config is not None:
         app.config.from_mapping(test_config)
-    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own; typed as the base class
-    app.json.sort_keys = False  # keep class order as the model outputs it
+    json_provider.install(app)  # keeps keys in insertion order: class order as the model outputs it
 
     bundle = app.config["MODEL_BUNDLE"]
     if bundle is None:
         bundle = _load(app)
     app.extensions["mlops_bundle"] = bundle
-    metrics = ApiMetrics(str(bundle.version))
+    app.extensions["mlops_batcher"] = _batcher(app, bundle)
+    metrics = ApiMetrics(str(bundle.version), list(bundle.classes))
     metrics.model_info.labels(name=bundle.name, version=str(bundle.version)).set(1)
     app.extensions["mlops_metrics"] = metrics
     ref = str(app.config["MODEL_REF"])
@@ -80,6 +82,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(dicomweb_bp)
     _install_hooks(app, metrics)
     return app
+
+
+def _batcher(app: Flask, bundle: Any) -> Any:
+    """The worker's adaptive batcher (model_api/batching.py), or None when batch_max_size is 1 (off)."""
+    size = int(app.config["BATCH_MAX_SIZE"])
+    if size <= 1:
+        return None
+    from model_api.batching import Batcher
+
+    return Batcher(bundle.predict_encoded_with_stats, size, float(app.config["BATCH_MAX_WAIT_MS"]) / 1000)
 
 
 def _load(app: Flask) -> Any:
@@ -124,18 +136,16 @@ def _install_hooks(app: Flask, metrics: ApiMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
-        # Replaced by a signed id once the request predicts (monitoring.prediction_ids).
-        g.request_id = unsigned_id()
 
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(endpoint, request.method, str(response.status_code), metrics.version).inc()
-        metrics.latency.labels(endpoint, metrics.version).observe(
-            time.perf_counter() - g.get("started", time.perf_counter())
+        now = time.perf_counter()
+        metrics.observe_request(
+            endpoint, request.method, str(response.status_code), now - g.get("started", now)
         )
-        if "request_id" in g:
-            response.headers["X-Request-Id"] = g.request_id
+        # A request that predicted has a signed id (monitoring.prediction_ids); any other a random one.
+        response.headers["X-Request-Id"] = g.get("request_id") or unsigned_id()
         discard_unread_body()
         return response
 

@@ -41,6 +41,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     server = gunicorn.server_env("api", args, api)
     if args.dicom_port is not None and not 0 <= args.dicom_port < 65536:
         raise UsageError(f"--dicom-port must be 0 (off) or a port number, got {args.dicom_port}")
+    _check_grpc_port(args, api)
     # Fail here with one clear line, before any worker starts, if the model cannot be had or the
     # registry's copy is unsigned (where required), signed by a foreign key, or altered.
     model_path, manifest = fetch_model(settings, ref, refresh=True)
@@ -51,17 +52,29 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # Pinned to the version just verified: a worker respawned later loads that version, never
         # whatever the pointer names by then (which nobody has verified for this server).
         "MLOPS_API_MODEL_REF": _pinned(ref, manifest),
+        "MLOPS_API_GRPC_PORT": str(api.grpc_port if args.grpc_port is None else args.grpc_port),
         "MLOPS_REGISTRY": settings.registry_uri,
         "MLOPS_HOME": str(settings.home),
         # The optional DIMSE Storage SCP (model_api/dimse.py), started by gunicorn's master.
         "MLOPS_DICOM_PORT": str(settings.dicom.port if args.dicom_port is None else args.dicom_port),
     }
+    grpc = f"; gRPC on port {env['MLOPS_API_GRPC_PORT']}" if env["MLOPS_API_GRPC_PORT"] != "0" else ""
     banner = (
         f"serving {manifest.name or model_path.stem} version {manifest.version or '?'} "
         f"({ref}) on http://{env['MLOPS_API_HOST']}:{env['MLOPS_API_PORT']} "
-        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads"
+        f"with {env['MLOPS_API_WORKERS']} workers x {env['MLOPS_API_THREADS']} threads{grpc}"
     )
     gunicorn.exec_gunicorn(gunicorn_command(), env, banner)
+
+
+def _check_grpc_port(args: argparse.Namespace, api: ApiSettings) -> None:
+    """--grpc-port: 0 (off) or a TCP port other than the REST one (UsageError)."""
+    grpc_port = api.grpc_port if args.grpc_port is None else args.grpc_port
+    rest_port = api.port if args.port is None else args.port
+    if not 0 <= grpc_port <= 65535:
+        raise UsageError(f"--grpc-port must be 0 (off) or a TCP port, got {grpc_port}")
+    if grpc_port and grpc_port == rest_port:
+        raise UsageError(f"--grpc-port {grpc_port} is the REST port too; give gRPC a port of its own, or 0")
 
 
 def _pinned(ref: str, manifest: Manifest) -> str:
@@ -79,6 +92,12 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         "with manifest.json beside it (default: settings api.model_ref)",
     )
     gunicorn.add_server_options(parser, "api", ApiSettings())
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        help="port for OIP v2 over gRPC beside REST, shared by the workers (default: settings "
+        "api.grpc_port, 8081; 0: REST only)",
+    )
     parser.add_argument(
         "--dicom-port",
         type=int,

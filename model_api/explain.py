@@ -112,8 +112,14 @@ def build_explainer(model: Any, spec: PreprocessSpec) -> Explainer:
     # The chain replays the top-level layers one after another; a model with branches at the top
     # level would compute something else, so check it reproduces the model before trusting it.
     probe = tf.random.stateless_uniform((2, *shape), seed=(1, 2))
-    _, _, replayed = forward(probe)
-    if not np.allclose(replayed.numpy(), np.asarray(model(probe, training=False)), atol=1e-5):
+    try:
+        _, _, replayed = forward(probe)
+    except (ValueError, TypeError):
+        # A merge layer (Add, Multiply: EfficientNet's squeeze-excite) fed one tensor by the replay.
+        replayed = None
+    if replayed is None or not np.allclose(
+        replayed.numpy(), np.asarray(model(probe, training=False)), atol=1e-5
+    ):
         raise ExplainUnavailable(
             f"model {model.name!r} is not a chain of layers at its top level; Grad-CAM is not available"
         )

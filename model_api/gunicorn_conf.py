@@ -52,6 +52,26 @@ def pre_request(worker, req) -> None:
         req.must_close = True
 
 
+def post_worker_init(worker) -> None:
+    """In each worker, once its app has loaded and warmed the model: serve gRPC on the shared port.
+
+    One gRPC server per worker (SO_REUSEPORT) rather than a separate process: it shares the worker's
+    model, metrics and prediction log, and gunicorn supervises it with the worker (a dead worker is
+    respawned, binds again). A port it cannot bind stops the worker from booting, so gunicorn halts
+    with the reason instead of serving REST alone.
+    """
+    if _api.grpc_port <= 0:
+        return
+    from model_api.grpc_server import start
+
+    try:
+        worker.grpc_server = start(worker.wsgi, _api.host, _api.grpc_port, _api.threads)
+    except RuntimeError as exc:
+        worker.log.error("gRPC: %s; pass --grpc-port with a free port, or 0 to serve REST only", exc)
+        raise SystemExit(3) from None  # gunicorn's WORKER_BOOT_ERROR: the arbiter stops, says why
+    worker.log.info("gRPC inference service on %s:%d", _api.host, _api.grpc_port)
+
+
 def child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges (the model info) from /metrics."""
     from prometheus_client import multiprocess
@@ -60,7 +80,11 @@ def child_exit(server, worker) -> None:
 
 
 def worker_exit(server, worker) -> None:
-    """In the stopping worker: flush its prediction log and feedback (bounded by log_shutdown_timeout_s)."""
+    """In the stopping worker: stop gRPC (calls in flight finish), flush its prediction log and feedback
+    (bounded by log_shutdown_timeout_s)."""
+    grpc_server = getattr(worker, "grpc_server", None)
+    if grpc_server is not None:
+        grpc_server.stop(graceful_timeout / 2).wait()
     monitoring = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("mlops_monitoring")
     if monitoring is not None:
         monitoring.close()

@@ -58,8 +58,10 @@ def prepare_images(
     parsing only; ImageRejected names the image that broke a limit.
     """
     pixels = decoded = 0
+    headers = []
     for what, data in images:
         declared = declared_size(data, limits.image_pixels, what)
+        headers.append(declared)
         pixels, decoded = pixels + declared.pixels, decoded + declared.decoded_bytes
         if pixels > limits.request_pixels or decoded > limits.request_bytes:
             raise ImageRejected(
@@ -69,7 +71,13 @@ def prepare_images(
                 "(checked from the headers, nothing was decoded): send fewer or smaller images",
                 413,
             )
-    return [(what, *prepare_image(data, limits.image_pixels, what)) for what, data in images]
+    # A PNG/JPEG goes as is with the header just read (reading it twice was 8 % of a request).
+    return [
+        (what, data, (declared.fmt, declared.width, declared.height))
+        if declared.fmt != "DICOM"
+        else (what, *prepare_image(data, limits.image_pixels, what))
+        for (what, data), declared in zip(images, headers, strict=True)
+    ]
 
 
 def declared_size(data: bytes, max_pixels: int, what: str = "the upload") -> Declared:

@@ -11,6 +11,7 @@ registry is served.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,7 +39,7 @@ class ApiMetrics:
     alert rules sum over it.
     """
 
-    def __init__(self, version: str = "") -> None:
+    def __init__(self, version: str = "", classes: list[str] | None = None) -> None:
         self.version = version
         self.registry = CollectorRegistry()
         self.collectors: list[Collector] = []  # read at scrape time, in every worker (trust_metrics)
@@ -131,6 +132,28 @@ class ApiMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.bind(list(classes or []))
+
+    def bind(self, classes: list[str]) -> None:
+        """Bind the labelled children the request path uses, once (a `.labels()` lookup per request
+        and per prediction took a lock and a dict lookup each under load)."""
+        self.prediction_count = {label: self.predictions.labels(label, self.version) for label in classes}
+        self.confidence_seen = self.confidence.labels(self.version)
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def observe_request(self, endpoint: str, method: str, status: str, seconds: float) -> None:
+        """Count one request and observe its latency (children bound on first use of each label set)."""
+        key = (endpoint, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, method, status, self.version),
+                self.latency.labels(endpoint, self.version),
+            )
+            if len(self._request_children) < 512:  # bounded: a method is whatever the client sent
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format body and its content type, across every worker when multiprocess."""

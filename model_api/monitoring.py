@@ -19,13 +19,14 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from flask import Flask, Response, current_app, g, jsonify, request
 
-from core.image_stats import confidence, describe_image, describe_pixels
+from core.image_stats import confidence, describe_image
 from core.traffic import TRAFFIC_HEADER
 from model_api.prediction_log import BatchWriter
 from model_api.rate_limit import TokenBucket
@@ -97,10 +98,11 @@ class Monitoring:
         # No secret and no feedback: nobody checks the ids, a key of this process will do.
         return derive_key(secret) if secret else secrets.token_bytes(32)
 
-    def _store_predictions(self, batch: Sequence[dict[str, Any]]) -> None:
+    def _store_predictions(self, batch: Sequence[dict[str, Any] | PendingPrediction]) -> None:
         """Write a batch; a sampled image first, as its own object, and the record names it."""
         records = []
-        for record in batch:
+        for item in batch:
+            record = item.record() if isinstance(item, PendingPrediction) else item
             image = record.get("_image")
             if image is None:
                 records.append(record)
@@ -198,17 +200,71 @@ def current() -> Monitoring:
     return current_app.extensions["mlops_monitoring"]
 
 
-def describe_inputs(stats: np.ndarray, headers: Sequence[Header]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """A request's input statistics as the graph returned them (rows of pixel_statistics) with each
+    image's header; turned into log dicts on the writer thread, not in the request path."""
+
+    stats: np.ndarray
+    headers: Sequence[Header] | None  # None: already preprocessed pixels (no format or original size)
+
+    def describe(self, i: int) -> dict[str, Any]:
+        """Image I's description, as core.image_stats writes it everywhere."""
+        fmt, width, height = self.headers[i] if self.headers is not None else (None, None, None)
+        return describe_image(self.stats[i], fmt=fmt, width=width, height=height)
+
+
+def describe_inputs(stats: np.ndarray, headers: Sequence[Header]) -> Inputs:
     """Statistics of each preprocessed image (rows of pixel_statistics), with its header's format and size."""
-    return [
-        describe_image(row, fmt=fmt, width=width, height=height)
-        for row, (fmt, width, height) in zip(stats, headers, strict=True)
-    ]
+    if len(headers) != len(stats):
+        raise ValueError(f"{len(stats)} rows of statistics for {len(headers)} headers")
+    return Inputs(stats, headers)
 
 
-def describe_tensors(stats: np.ndarray) -> list[dict[str, Any]]:
+def describe_tensors(stats: np.ndarray) -> Inputs:
     """Statistics of already preprocessed pixels (v2 FP32 input): no format or original size."""
-    return [{"format": None, "width": None, "height": None, **describe_pixels(row)} for row in stats]
+    return Inputs(stats, None)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPrediction:
+    """What the request path queues for one prediction; `record()` (on the writer thread) builds the
+    log record, so formatting times, rounding and describing cost the request nothing."""
+
+    id: str
+    t: float
+    model: str
+    version: int | str
+    endpoint: str
+    traffic_class: str
+    classes: Sequence[str]
+    probabilities: np.ndarray
+    inputs: Inputs
+    index: int
+    latency_ms: float
+    image: bytes | None
+
+    def record(self) -> dict[str, Any]:
+        """The prediction-log record (model_api/README.md), `_image` when the image was sampled."""
+        row = self.probabilities
+        at = datetime.fromtimestamp(self.t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record = {
+            "id": self.id,
+            "t": self.t,
+            "at": at,
+            "model": self.model,
+            "version": self.version,
+            "endpoint": self.endpoint,
+            "traffic_class": self.traffic_class,
+            "label": self.classes[int(np.argmax(row))],
+            "confidence": confidence(row),
+            "probabilities": {c: round(float(p), 5) for c, p in zip(self.classes, row, strict=True)},
+            "input": self.inputs.describe(self.index),
+            "latency_ms": self.latency_ms,
+        }
+        if self.image is not None:
+            record["_image"] = self.image
+        return record
 
 
 def prediction_ids(count: int) -> list[str]:
@@ -223,7 +279,7 @@ def prediction_ids(count: int) -> list[str]:
 
 def record_predictions(
     probabilities: np.ndarray,
-    inputs: Sequence[dict[str, Any]] | None,
+    inputs: Inputs | None,
     endpoint: str,
     latency_ms: float,
     images: Sequence[bytes] | None = None,
@@ -234,36 +290,36 @@ def record_predictions(
     metrics = current_app.extensions["mlops_metrics"]
     ids = prediction_ids(len(probabilities))
     now = time.time()
-    at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    for i, row in enumerate(probabilities):
-        conf = confidence(row)
-        metrics.confidence.labels(metrics.version).observe(conf)
-        if inputs is None:
-            continue
-        stats = inputs[i]
-        metrics.input_mean.observe(stats["mean"])
-        metrics.input_std.observe(stats["std"])
-        if stats["width"] is not None:
-            metrics.input_width.observe(stats["width"])
+    for row in probabilities.tolist():  # plain floats: numpy's reductions cost more on 3 numbers
+        metrics.confidence_seen.observe(round(max(row), 5))
+    if inputs is None:
+        return ids
+    for i, (mean, std) in enumerate(inputs.stats[:, :2].round(5).tolist()):
+        metrics.input_mean.observe(mean)
+        metrics.input_std.observe(std)
+        if inputs.headers is not None and inputs.headers[i][1] is not None:
+            metrics.input_width.observe(inputs.headers[i][1])
         if monitoring.predictions is None:
             continue
-        record = {
-            "id": ids[i],
-            "t": now,
-            "at": at,
-            "model": model.name,
-            "version": model.version,
-            "endpoint": endpoint,
-            "traffic_class": g.get("traffic_class", DEFAULT_TRAFFIC_CLASS),
-            "label": model.classes[int(np.argmax(row))],
-            "confidence": conf,
-            "probabilities": {c: round(float(p), 5) for c, p in zip(model.classes, row, strict=True)},
-            "input": stats,
-            "latency_ms": latency_ms,
-        }
-        if images is not None and monitoring.sample_images > 0 and random.random() < monitoring.sample_images:
-            record["_image"] = images[i]
-        monitoring.predictions.put(record)
+        sampled = (
+            images is not None and monitoring.sample_images > 0 and random.random() < monitoring.sample_images
+        )
+        monitoring.predictions.put(
+            PendingPrediction(  # type: ignore[arg-type]  # the sink expands it (_store_predictions)
+                ids[i],
+                now,
+                model.name,
+                model.version,
+                endpoint,
+                g.get("traffic_class", DEFAULT_TRAFFIC_CLASS),
+                model.classes,
+                probabilities[i],
+                inputs,
+                i,
+                latency_ms,
+                images[i] if sampled and images is not None else None,
+            )
+        )
     return ids
 
 

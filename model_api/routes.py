@@ -69,17 +69,23 @@ def prepare(images: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], l
     return [(what, data) for what, data, _ in prepared], [header for _, _, header in prepared]
 
 
-def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+def classify(images: list[tuple[str, bytes]]) -> tuple[np.ndarray, monitoring.Inputs | None]:
     """Check every image, then run one batched graph call; ImageRejected names the bad one.
 
     Returns the probabilities and, when monitoring is on, each input's statistics.
     """
     images, headers = prepare(images)
     model = bundle()
+    batcher = current_app.extensions.get("mlops_batcher")
     try:
-        if not monitoring.describe_enabled():
+        if batcher is not None:  # concurrent requests share a graph call (model_api/batching.py)
+            probabilities, stats = batcher([data for _, data in images])
+        elif not monitoring.describe_enabled():
             return model.predict_encoded([data for _, data in images]), None
-        probabilities, stats = model.predict_encoded_with_stats([data for _, data in images])
+        else:
+            probabilities, stats = model.predict_encoded_with_stats([data for _, data in images])
+        if not monitoring.describe_enabled():
+            return probabilities, None
         return probabilities, monitoring.describe_inputs(stats, headers)
     except BadImageError as batch_error:
         raise undecodable(images, batch_error) from None
@@ -146,7 +152,7 @@ def describe(probabilities: np.ndarray, latency_ms: float, ids: list[str]) -> li
     results = []
     for row, prediction_id in zip(probabilities, ids, strict=True):
         label = model.classes[int(np.argmax(row))]
-        metrics.predictions.labels(label, metrics.version).inc()
+        metrics.prediction_count[label].inc()
         results.append(
             {
                 "label": label,

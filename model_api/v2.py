@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import struct
 import time
 from typing import Any
 
 import numpy as np
+import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from core import __version__
@@ -40,13 +40,35 @@ class TensorError(ValueError):
         self.status = status
 
 
-def _unknown(name: str, version: str | None) -> tuple[Response, int] | None:
+def unknown_model(name: str, version: str | None) -> str | None:
+    """Why NAME (and VERSION, when given) is not the model this server serves; None when it is."""
     model = bundle()
     if name != model.name:
-        return jsonify(error=f"unknown model {name!r}; this server serves {model.name!r}"), 404
+        return f"unknown model {name!r}; this server serves {model.name!r}"
     if version is not None and version != str(model.version):
-        return jsonify(error=f"model {name!r} has no version {version!r}; it serves {model.version}"), 404
+        return f"model {name!r} has no version {version!r}; it serves {model.version}"
     return None
+
+
+def _unknown(name: str, version: str | None) -> tuple[Response, int] | None:
+    message = unknown_model(name, version)
+    return None if message is None else (jsonify(error=message), 404)
+
+
+def metadata() -> dict[str, Any]:
+    """The served model's OIP metadata: its inputs (encoded images or pixels) and one output."""
+    model = bundle()
+    return {
+        "name": model.name,
+        "versions": [str(model.version)],
+        "platform": "tensorflow_keras",
+        "inputs": [
+            {"name": "images", "datatype": "BYTES", "shape": [-1]},
+            {"name": "pixels", "datatype": "FP32", "shape": [-1, *model.input_shape]},
+        ],
+        "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(model.classes)]}],
+        "parameters": {"classes": model.classes},
+    }
 
 
 @bp.get("")
@@ -69,18 +91,7 @@ def ready() -> Response:
 def model_metadata(name: str, version: str | None = None) -> Response | tuple[Response, int]:
     if (error := _unknown(name, version)) is not None:
         return error
-    model = bundle()
-    return jsonify(
-        name=model.name,
-        versions=[str(model.version)],
-        platform="tensorflow_keras",
-        inputs=[
-            {"name": "images", "datatype": "BYTES", "shape": [-1]},
-            {"name": "pixels", "datatype": "FP32", "shape": [-1, *model.input_shape]},
-        ],
-        outputs=[{"name": OUTPUT, "datatype": "FP32", "shape": [-1, len(model.classes)]}],
-        parameters={"classes": model.classes},
-    )
+    return jsonify(metadata())
 
 
 @bp.get("/models/<name>/ready")
@@ -124,7 +135,7 @@ def infer(name: str, version: str | None = None) -> Response | tuple[Response, i
     raw = probabilities.astype("<f4").tobytes()
     output["parameters"] = {"binary_data_size": len(raw)}
     header["outputs"] = [output]
-    head = json.dumps(header).encode()
+    head = orjson.dumps(header)
     response = Response(head + raw, content_type="application/octet-stream")
     response.headers[HEADER_LENGTH] = str(len(head))
     return response
@@ -144,8 +155,8 @@ def _split_body() -> tuple[dict[str, Any], bytes]:
     if not head:
         raise TensorError("empty request; send an inference request JSON with one input tensor")
     try:
-        payload = json.loads(head)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = orjson.loads(head)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TensorError(f"the inference request is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise TensorError("the inference request must be a JSON object with an 'inputs' list")
@@ -190,24 +201,39 @@ def _binary_part(tensor: dict[str, Any], binary: bytes) -> bytes | None:
     return binary[:size]
 
 
-def _run(tensor: dict[str, Any], binary: bytes) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+def _run(tensor: dict[str, Any], binary: bytes) -> tuple[np.ndarray, monitoring.Inputs | None]:
     shape: list[int] = tensor["shape"]
-    limit = int(current_app.config["MAX_BATCH"])
+    check_shape(tensor["datatype"], shape)
     if tensor["datatype"] == "FP32":
+        return run_pixels(_fp32(tensor, binary, int(np.prod(shape))), shape)
+    return run_images(_bytes(tensor, binary), shape)
+
+
+def check_shape(datatype: str, shape: list[int]) -> None:
+    """Refuse a shape this model cannot take, or a batch over MAX_BATCH (413), before reading the data."""
+    limit = int(current_app.config["MAX_BATCH"])
+    if datatype == "FP32":
         expected = [bundle().input_shape[i] for i in range(3)]
         if len(shape) != 4 or shape[1:] != expected:
             raise TensorError(f"FP32 input shape {shape} must be [N, {', '.join(map(str, expected))}]", 422)
-        count = int(np.prod(shape))
-        if shape[0] == 0 or shape[0] > limit:
-            raise TensorError(f"batch of {shape[0]}; send 1 to {limit} images", 413 if shape[0] else 422)
-        pixels = _fp32(tensor, binary, count).reshape(shape)
-        probabilities, stats = bundle().predict_pixels_with_stats(pixels)
-        return probabilities, monitoring.describe_tensors(stats) if monitoring.describe_enabled() else None
-    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+    elif len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise TensorError(f"BYTES input shape {shape} must be [N] (one encoded image per element)", 422)
     if shape[0] == 0 or shape[0] > limit:
         raise TensorError(f"batch of {shape[0]}; send 1 to {limit} images", 413 if shape[0] else 422)
-    images = _bytes(tensor, binary)
+
+
+def run_pixels(values: np.ndarray, shape: list[int]) -> tuple[np.ndarray, monitoring.Inputs | None]:
+    """Probabilities (and input statistics when monitoring) for flat FP32 VALUES of a checked SHAPE."""
+    if values.size != int(np.prod(shape)):
+        raise TensorError(f"{values.size} FP32 values do not fill shape {shape}", 422)
+    if not np.all(np.isfinite(values)):
+        raise TensorError("FP32 input holds NaN or infinite values")
+    probabilities, stats = bundle().predict_pixels_with_stats(values.reshape(shape))
+    return probabilities, monitoring.describe_tensors(stats) if monitoring.describe_enabled() else None
+
+
+def run_images(images: list[bytes], shape: list[int]) -> tuple[np.ndarray, monitoring.Inputs | None]:
+    """Probabilities (and input statistics when monitoring) for encoded IMAGES of a checked SHAPE."""
     if len(images) != shape[0]:
         raise TensorError(f"shape {shape} says {shape[0]} images but {len(images)} were sent", 422)
     return classify([(f"image {i}", data) for i, data in enumerate(images)])
@@ -229,27 +255,13 @@ def _fp32(tensor: dict[str, Any], binary: bytes, count: int) -> np.ndarray:
             values = np.asarray(tensor.get("data"), dtype=np.float32).reshape(-1)
     except (TypeError, ValueError):
         raise TensorError("FP32 input 'data' must be a (flat or nested) list of numbers") from None
-    if values.size != count:
-        raise TensorError(f"{values.size} FP32 values do not fill shape {tensor['shape']}", 422)
-    if not np.all(np.isfinite(values)):
-        raise TensorError("FP32 input holds NaN or infinite values")
     return values
 
 
 def _bytes(tensor: dict[str, Any], binary: bytes) -> list[bytes]:
     raw = _binary_part(tensor, binary)
     if raw is not None:
-        # Binary BYTES: each element is a 4-byte little-endian length, then the bytes.
-        items, pos = [], 0
-        while pos < len(raw):
-            if pos + 4 > len(raw):
-                raise TensorError("binary BYTES data ends inside an element length")
-            (size,) = struct.unpack_from("<I", raw, pos)
-            if pos + 4 + size > len(raw):
-                raise TensorError("binary BYTES data ends inside an element")
-            items.append(raw[pos + 4 : pos + 4 + size])
-            pos += 4 + size
-        return items
+        return split_bytes(raw)
     data = tensor.get("data")
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
         raise TensorError("BYTES input 'data' must be a list of base64 strings (or use binary data)")
@@ -257,3 +269,17 @@ def _bytes(tensor: dict[str, Any], binary: bytes) -> list[bytes]:
         return [base64.b64decode(item, validate=True) for item in data]
     except (binascii.Error, ValueError):
         raise TensorError("BYTES input 'data' must hold base64-encoded images") from None
+
+
+def split_bytes(raw: bytes) -> list[bytes]:
+    """Binary BYTES tensor data: each element is a 4-byte little-endian length, then the bytes."""
+    items, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise TensorError("binary BYTES data ends inside an element length")
+        (size,) = struct.unpack_from("<I", raw, pos)
+        if pos + 4 + size > len(raw):
+            raise TensorError("binary BYTES data ends inside an element")
+        items.append(raw[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+    return items

@@ -25,6 +25,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("MLOPS_HOME", str(work / ".mlops"))
+    # Servers a test starts serve no gRPC unless it asks: every worker of every `mlops serve` on port
+    # 8081 would share it (SO_REUSEPORT) with the other tests' servers.
+    monkeypatch.setenv("MLOPS_API_GRPC_PORT", "0")
     yield
 
 

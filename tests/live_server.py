@@ -36,7 +36,15 @@ def start_serve(
     """`mlops-serve --model MODEL` in FOLDER with a clean MLOPS_* environment plus ENV; waits for /readyz."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PROMETHEUS_"))}
-    environ.update({"MLOPS_HOME": str(folder / ".mlops"), "MLOPS_API_TF_THREADS": "1", **(env or {})})
+    # gRPC off unless asked for (env MLOPS_API_GRPC_PORT): test servers must not share port 8081.
+    environ.update(
+        {
+            "MLOPS_HOME": str(folder / ".mlops"),
+            "MLOPS_API_TF_THREADS": "1",
+            "MLOPS_API_GRPC_PORT": "0",
+            **(env or {}),
+        }
+    )
     log = folder / f"server-{port}.log"
     command = [sys.executable, "-m", "model_api", "--model", model]
     command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]

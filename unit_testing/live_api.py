@@ -26,7 +26,8 @@ def serve_candidate(ref: str, settings: Settings) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "model_api", "--model", ref, "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
+    # No gRPC: a candidate must never join (SO_REUSEPORT) a production server's gRPC port on this host.
+    command += ["--port", str(port), "--grpc-port", "0"]
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tempfile.NamedTemporaryFile(prefix="mlops-serve-", suffix=".log", delete=False)  # noqa: SIM115
     print(f"starting the API on {ref} at {url} (log: {log.name})", file=sys.stderr, flush=True)

@@ -9,13 +9,14 @@ image filled (trained, model-tested and promoted in containers).
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 from containers import (
     API_IMAGE,
     PUBLIC_KEY_MOUNT,
@@ -36,6 +37,7 @@ from containers import (
 from podspec import DockerRun, docker_run_for
 
 from core.processes import free_port
+from registry.monitoring_log import decode_batch
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 OVERLAYS = ["staging", "production"]
@@ -59,18 +61,24 @@ def multipart(field: str, filename: str, payload: bytes, content_type: str) -> t
 def logged_request_ids(registry: Path, kind: str = "predictions") -> set[str]:
     """Request ids of every record of KIND (predictions, feedback) in the registry's monitoring/ area."""
     ids = set()
-    for batch in registry.glob(f"monitoring/*/{kind}/*/*.jsonl.gz"):
-        for line in gzip.decompress(batch.read_bytes()).decode().splitlines():
-            ids.add(json.loads(line).get("id"))
+    for batch in registry.glob(f"monitoring/*/{kind}/*/*.parquet"):
+        ids |= {record.get("id") for record in decode_batch(batch.read_bytes(), batch.name, kind)}
     return ids
 
 
 def deployment_run(
-    overlay: str, registry: Path, keys: Path, port: int, volumes: Path, trust_keys: Path | None = None
+    overlay: str,
+    registry: Path,
+    keys: Path,
+    port: int,
+    volumes: Path,
+    trust_keys: Path | None = None,
+    grpc_port: int | None = None,
 ) -> DockerRun:
     """The overlay's API container as `docker run` flags: the registry and signing Secret from host
     folders, the mlops-trust-policy Secret written under VOLUMES as the kubelet mounts it (read-only,
-    one file per key). TRUST_KEYS: whose trust policy the Secret holds (default: KEYS')."""
+    one file per key). TRUST_KEYS: whose trust policy the Secret holds (default: KEYS'). GRPC_PORT:
+    the host port for the container's gRPC port 8081 (unpublished when None)."""
     documents = render(f"overlays/{overlay}")
     pod = one(documents, "Deployment")["spec"]["template"]["spec"]
     run = docker_run_for(
@@ -84,7 +92,7 @@ def deployment_run(
             "xray-api-feedback": {"token": FEEDBACK_TOKEN},  # the Secret the overlays' component reads
             TRUST_SECRET: trust_secret(trust_keys or keys),
         },
-        published={8080: port},
+        published={8080: port} if grpc_port is None else {8080: port, 8081: grpc_port},
         volume_root=volumes,
     )
     # Read-write: the API appends its prediction log to the store's monitoring/ area (one object a batch).
@@ -96,8 +104,8 @@ def deployment_run(
 def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
     overlay, images, production_registry, keys, demo_data, container_name, tmp_path
 ):
-    port = free_port()
-    run = deployment_run(overlay, production_registry, keys, port, tmp_path / "volumes")
+    port, grpc_port = free_port(), free_port()
+    run = deployment_run(overlay, production_registry, keys, port, tmp_path / "volumes", grpc_port=grpc_port)
     assert any(flag.endswith(f":{TRUST_MOUNT}:ro") for flag in run.flags)  # the policy, mounted read-only
     base = f"http://127.0.0.1:{port}"
     with Container(run, container_name) as box:
@@ -132,6 +140,15 @@ def test_deployment_spec_serves_probes_predictions_and_stops_on_sigterm(
         assert status == 200, raw
         outputs = json.loads(raw)["outputs"]
         assert outputs and outputs[0]["shape"][0] == 1
+
+        # The same model over OIP v2 gRPC on the Deployment's `grpc` port (tritonclient.grpc, unchanged).
+        client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        assert client.is_server_ready() and client.is_model_ready(name)
+        tensor = triton_grpc.InferInput("images", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([image_file.read_bytes()], dtype=object))
+        by_grpc = client.infer(name, [tensor]).as_numpy("probabilities")
+        assert by_grpc.shape == (1, 3) and abs(float(by_grpc.sum()) - 1) < 1e-4
+        client.close()
 
         # Ground truth for that prediction: only with the token from the overlay's Secret.
         truth = json.dumps({"request_id": answer["request_id"], "label": "covid"}).encode()

@@ -32,6 +32,14 @@ def test_serve_rejects_nonpositive_workers(cli, model_dir):
     assert result.code == 2 and "--workers" in result.err
 
 
+def test_serve_refuses_a_grpc_port_it_cannot_have(cli, model_dir):
+    model = str(model_dir / "model.keras")
+    clash = cli("serve", "--model", model, "--port", "9123", "--grpc-port", "9123")
+    assert clash.code == 2 and "--grpc-port 9123 is the REST port" in clash.err
+    out_of_range = cli("serve", "--model", model, "--grpc-port", "70000")
+    assert out_of_range.code == 2 and "--grpc-port" in out_of_range.err
+
+
 def test_model_file_without_manifest_is_refused(cli, model_dir, tmp_path):
     lonely = tmp_path / "lonely"
     lonely.mkdir()

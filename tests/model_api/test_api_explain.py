@@ -132,6 +132,30 @@ def test_a_model_with_no_convolution_serves_but_cannot_explain(tmp_path):
     assert response.status_code == 422 and "no convolutional" in response.json["error"]
 
 
+def test_a_model_with_a_merge_at_the_top_serves_but_cannot_explain(tmp_path):
+    """A bare functional model whose top level multiplies two branches (EfficientNet's squeeze-excite,
+    keras.applications.EfficientNetB0 as is) used to fail to load: the explainer's replay crashed."""
+    import keras
+
+    from model_api import create_app
+    from model_api.bundle import load_bundle
+
+    inputs = keras.Input((64, 64, 1))
+    features = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    gate = keras.layers.Conv2D(4, 1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D(keepdims=True)(features)
+    )
+    merged = keras.layers.Multiply()([features, gate])
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(merged))
+    keras.Model(inputs, outputs).save(tmp_path / "model.keras")
+    manifest = {"classes": CLASSES, "preprocessing": {"image_size": 64, "channels": 1}}
+    served = load_bundle(tmp_path / "model.keras", manifest)
+    app = create_app({"TESTING": True, "MODEL_BUNDLE": served}).test_client()
+    assert app.post("/predict", data=image_bytes(seed=1), content_type="image/png").status_code == 200
+    response = app.post("/predict?explain=1", data=image_bytes(seed=1), content_type="image/png")
+    assert response.status_code == 422 and "not a chain of layers" in response.json["error"]
+
+
 def test_plain_predictions_never_run_the_explainer(bundle):
     from model_api import create_app
 
