@@ -221,6 +221,36 @@ def prediction_ids(count: int) -> list[str]:
     return [request_id] if count == 1 else [f"{request_id}-{i}" for i in range(count)]
 
 
+def prediction_record(
+    model: Any,
+    row: np.ndarray,
+    stats: dict[str, Any],
+    prediction_id: str,
+    endpoint: str,
+    traffic: str,
+    latency_ms: float,
+    now: float,
+) -> dict[str, Any]:
+    """One prediction-log record of MODEL's answer ROW (the same shape from /predict, v2 and DICOM)."""
+    deferral = model.manifest.deferral
+    return {
+        "id": prediction_id,
+        "t": now,
+        "at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "model": model.name,
+        "version": model.version,
+        "endpoint": endpoint,
+        "traffic_class": traffic,
+        "label": model.classes[int(np.argmax(row))],
+        "confidence": confidence(row),
+        "probabilities": {c: round(float(p), 5) for c, p in zip(model.classes, row, strict=True)},
+        # Whether the answer was "defer to radiologist": monitoring compares the rate with the version's.
+        "deferred": deferral is not None and deferral.defers(row),
+        "input": stats,
+        "latency_ms": latency_ms,
+    }
+
+
 def record_predictions(
     probabilities: np.ndarray,
     inputs: Sequence[dict[str, Any]] | None,
@@ -234,7 +264,6 @@ def record_predictions(
     metrics = current_app.extensions["mlops_metrics"]
     ids = prediction_ids(len(probabilities))
     now = time.time()
-    at = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for i, row in enumerate(probabilities):
         conf = confidence(row)
         metrics.confidence.labels(metrics.version).observe(conf)
@@ -247,20 +276,8 @@ def record_predictions(
             metrics.input_width.observe(stats["width"])
         if monitoring.predictions is None:
             continue
-        record = {
-            "id": ids[i],
-            "t": now,
-            "at": at,
-            "model": model.name,
-            "version": model.version,
-            "endpoint": endpoint,
-            "traffic_class": g.get("traffic_class", DEFAULT_TRAFFIC_CLASS),
-            "label": model.classes[int(np.argmax(row))],
-            "confidence": conf,
-            "probabilities": {c: round(float(p), 5) for c, p in zip(model.classes, row, strict=True)},
-            "input": stats,
-            "latency_ms": latency_ms,
-        }
+        traffic = g.get("traffic_class", DEFAULT_TRAFFIC_CLASS)
+        record = prediction_record(model, row, stats, ids[i], endpoint, traffic, latency_ms, now)
         if images is not None and monitoring.sample_images > 0 and random.random() < monitoring.sample_images:
             record["_image"] = images[i]
         monitoring.predictions.put(record)
