@@ -1,7 +1,8 @@
-"""Per-subgroup scores of the test split from DICOM tags and `<key>=<value>` folders, in the card and report."""
+"""Per-subgroup scores of the test split (DICOM tags, `<key>=<value>` folders), in the card and report."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -124,9 +125,7 @@ def test_the_card_and_the_report_show_them_and_the_manifest_keeps_them(test_spli
         {"name": "xray-classifier", "params": {"mode": "train"}, "metrics": metrics,
          "gate": decide(metrics, GateSettings(), None)}
     )  # fmt: skip
-    manifest = manifest.evolve(
-        metrics=manifest.metrics.__class__(**{**vars(manifest.metrics), "subgroups": groups})
-    )
+    manifest = manifest.evolve(metrics=dataclasses.replace(manifest.metrics, subgroups=groups))
     again = Manifest.from_dict(manifest.to_dict())
     assert again.metrics.subgroups == groups
     card = render(again, load_settings())
