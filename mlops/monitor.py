@@ -95,6 +95,12 @@ def _lines(summary: dict[str, Any]) -> list[str]:
         low, high = est["interval"]
         ref = "" if est.get("reference") is None else f" (reference {est['reference']:.3f})"
         out.append(f"estimated accuracy (no labels): {est['accuracy']:.3f} [{low:.3f}, {high:.3f}]{ref}")
+    deferral = summary.get("deferral") or {}
+    if deferral.get("judged"):
+        out.append(
+            f"deferral rate: {deferral['rate']:.3f} ({deferral['deferred']} of {deferral['n']}; "
+            f"expected {deferral['expected']:.3f}, p {deferral['p_value']:.2g})"
+        )
     if summary["passed"]:
         out.append("PASSED: no threshold crossed")
     else:

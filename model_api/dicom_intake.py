@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from core.image_stats import describe_image
 from core.settings import DicomSettings
 from model_api.bundle import BadImageError, ModelBundle
 from model_api.dicom_results import (
@@ -54,6 +55,10 @@ class Outcome:
     failure_reason: int | None = None
     finding: Finding | None = None
     results: list[tuple[str, str, str]] = field(default_factory=list)  # (study, series, sop) kept
+    input: dict[str, Any] | None = None  # the image's statistics for the prediction log (None: explained)
+    # The same as the graph returned them (a pixel_statistics row) with the header: the API's log path.
+    stats: np.ndarray | None = None
+    header: tuple[str, int, int] | None = None
 
 
 @dataclass
@@ -63,6 +68,7 @@ class _Selected:
     outcome: Outcome
     dataset: Any
     png: bytes
+    header: tuple[str, int, int]  # format, width, height
 
 
 def identity(bundle: ModelBundle, settings: DicomSettings) -> ModelIdentity:
@@ -146,11 +152,11 @@ class Intake:
                     )
                 # Counted before decoding, as /predict does: the budget bounds what is decoded.
                 pixels, decoded = more_pixels, more_bytes
-                png, _ = prepare_image(data, self.limits.image_pixels, "the instance")
+                png, header = prepare_image(data, self.limits.image_pixels, "the instance")
             except ImageRejected as exc:
                 _fail(outcome, _code(exc), str(exc))
                 continue
-            selected.append(_Selected(outcome, ds, png))
+            selected.append(_Selected(outcome, ds, png, header))
         for start in range(0, len(selected), self.max_batch):
             self._classify(selected[start : start + self.max_batch], explain)
         return outcomes
@@ -183,12 +189,14 @@ class Intake:
         """One graph call for BATCH (one per instance when a file fails to decode), then the results."""
         images = [item.png for item in batch]
         heatmaps: list[tuple[bytes, bytes]] | None = None
+        stats = None
         try:
             if explain and self.bundle.explainer is not None:
                 probabilities, heat, seen = self.bundle.explain_encoded(images)
                 heatmaps = list(zip(heat, seen, strict=True))
             else:
-                probabilities = self.bundle.predict_encoded(images)
+                # Statistics as /predict logs them (the graph computes them beside the classes).
+                probabilities, stats = self.bundle.predict_encoded_with_stats(images)
         except BadImageError:
             if len(batch) > 1:
                 for item in batch:
@@ -202,6 +210,10 @@ class Intake:
                 tuple(self.bundle.classes), tuple(float(p) for p in row), decide(self.bundle, row)
             )
             item.outcome.finding = finding
+            if stats is not None:
+                fmt, width, height = item.header
+                item.outcome.input = describe_image(stats[i], fmt=fmt, width=width, height=height)
+                item.outcome.stats, item.outcome.header = stats[i], (fmt, width, height)
             try:
                 self._keep(item, finding, heatmaps[i] if heatmaps else None)
             except Exception as exc:  # a result we could not build or store fails this instance only

@@ -11,11 +11,14 @@ why, the decision, and the WADO-RS URL of each result.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+import numpy as np
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.http import parse_options_header
 
+from model_api import monitoring
 from model_api.dicom_intake import CLASSIFIED, DEFER, FAILED, Intake, Outcome
 from model_api.dicom_store import BadUid, ResultStore, check_uid
 from model_api.images import ImageRejected, Limits
@@ -50,6 +53,24 @@ def intake() -> Intake:
         found = Intake(bundle, settings.dicom, limits, int(config["MAX_BATCH"]), results)
         current_app.extensions["mlops_dicom"] = found
     return found
+
+
+def log_outcomes(outcomes: list[Outcome]) -> None:
+    """Log each classified instance as /predict logs a prediction (this request's id and traffic class)."""
+    logged = [
+        (o.finding, o.stats, o.header)
+        for o in outcomes
+        if o.status == CLASSIFIED and o.finding is not None and o.stats is not None and o.header is not None
+    ]
+    if not logged:
+        return
+    rows = np.array([finding.probabilities for finding, _, _ in logged], dtype=np.float64)
+    inputs = monitoring.describe_inputs(
+        np.stack([stats for _, stats, _ in logged]), [h for _, _, h in logged]
+    )
+    latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
+    # No image is sampled: a DICOM instance carries the patient's identity in its header.
+    monitoring.record_predictions(rows, inputs, "dicomweb", latency_ms)
 
 
 def split_related(body: bytes, content_type: str) -> list[bytes]:
@@ -122,6 +143,7 @@ def store_instances(study: str | None = None) -> Response | tuple[Response, int]
             if outcome.status != FAILED and not _in_study(data, study):
                 outcome.status, outcome.failure_reason = FAILED, 0xA900
                 outcome.reason = f"the instance is not of study {study} named in the path"
+    log_outcomes(outcomes)
     failed = sum(o.status == FAILED for o in outcomes)
     status = 200 if failed == 0 else 409 if failed == len(outcomes) else 202
     body = response_dataset(outcomes, request.host_url.rstrip("/") + (bp.url_prefix or ""))

@@ -14,13 +14,21 @@ import re
 import signal
 import sys
 import threading
+import time
 from typing import Any
+
+import numpy as np
 
 from core.errors import UsageError
 from core.settings import Settings, load_settings
-from model_api.dicom_intake import FAILED, Intake, Outcome
+from model_api.dicom_intake import CLASSIFIED, FAILED, Intake, Outcome
 from model_api.dicom_store import ResultStore
 from model_api.images import Limits
+from model_api.monitoring import prediction_record
+from model_api.prediction_log import BatchWriter
+from model_api.request_ids import unsigned_id
+from registry.monitoring_log import DEFAULT_TRAFFIC_CLASS, write_batch
+from registry.store import open_store
 
 log = logging.getLogger("model_api.dimse")
 _DESTINATION = re.compile(r"^([ -~]{1,16})@([A-Za-z0-9.\-]+):([0-9]{1,5})$")
@@ -50,7 +58,6 @@ def build_intake(settings: Settings, ref: str) -> Intake:
     """Load the version REF names (verified, as a worker does) and the pipeline around it."""
     from model_api.bundle import configure_threads, load_bundle
     from model_api.loading import fetch_verified
-    from registry.store import open_store
 
     api = settings.api
     configure_threads(api.tf_threads)
@@ -64,7 +71,45 @@ def build_intake(settings: Settings, ref: str) -> Intake:
     return Intake(bundle, settings.dicom, limits, api.max_batch, results)
 
 
-def make_ae(settings: Settings, intake: Intake) -> tuple[Any, list[Any]]:
+def prediction_writer(settings: Settings, intake: Intake) -> BatchWriter | None:
+    """The prediction log's writer, as the API's (None when `monitor.log_predictions` is off)."""
+    monitor = settings.monitor
+    if not monitor.log_predictions:
+        return None
+    store = open_store(settings.monitor_store_uri)
+    name = intake.bundle.name
+    return BatchWriter(
+        "predictions",
+        lambda batch: write_batch(store, name, "predictions", batch),
+        batch_size=monitor.log_batch_size,
+        flush_interval_s=monitor.log_flush_interval_s,
+        queue_size=monitor.log_queue_size,
+    )
+
+
+def log_outcome(predictions: BatchWriter, intake: Intake, outcome: Outcome, latency_ms: float) -> None:
+    """Log a classified instance as the API logs a prediction: production traffic (DIMSE has no traffic
+    token), a fresh request id; no image is sampled (its header names the patient)."""
+    if outcome.status != CLASSIFIED or outcome.finding is None or outcome.input is None:
+        return
+    row = np.asarray(outcome.finding.probabilities, dtype=np.float64)
+    predictions.put(
+        prediction_record(
+            intake.bundle,
+            row,
+            outcome.input,
+            unsigned_id(),
+            "dimse",
+            DEFAULT_TRAFFIC_CLASS,
+            latency_ms,
+            time.time(),
+        )
+    )
+
+
+def make_ae(
+    settings: Settings, intake: Intake, predictions: BatchWriter | None = None
+) -> tuple[Any, list[Any]]:
     """The application entity (every storage SOP class, and verification) and its event handlers."""
     from pynetdicom import AE, AllStoragePresentationContexts, evt
     from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import time
@@ -75,7 +120,10 @@ def make_ae(settings: Settings, intake: Intake) -> tuple[Any, list[Any]]:
     send_to = destination(settings.dicom.destination)
 
     def on_store(event: Any) -> int:
+        started = time.perf_counter()
         outcome = intake.process([event.encoded_dataset()])[0]
+        if predictions is not None:
+            log_outcome(predictions, intake, outcome, round((time.perf_counter() - started) * 1000, 3))
         log.info(
             "C-STORE %s from %s: %s %s",
             outcome.sop_instance,
@@ -132,7 +180,8 @@ def main() -> int:
         print("mlops-dimse: dicom.port (MLOPS_DICOM_PORT) is 0; nothing to serve", file=sys.stderr)
         return 2
     intake = build_intake(settings, settings.api.model_ref)
-    ae, handlers = make_ae(settings, intake)
+    predictions = prediction_writer(settings, intake)
+    ae, handlers = make_ae(settings, intake, predictions)
     server = ae.start_server((settings.api.host, port), block=False, evt_handlers=handlers)
     log.info("Storage SCP %s on %s:%d", settings.dicom.ae_title, settings.api.host, port)
     stop = threading.Event()
@@ -144,6 +193,10 @@ def main() -> int:
         pass
     finally:
         server.shutdown()
+        if predictions is not None:
+            lost = predictions.close(settings.monitor.log_shutdown_timeout_s)
+            if lost:
+                log.warning("prediction log: %d records lost at shutdown", lost)
     return 0
 
 

@@ -233,11 +233,9 @@ class PendingPrediction:
 
     id: str
     t: float
-    model: str
-    version: int | str
+    model: Any  # the served ModelBundle (name, version, classes, manifest)
     endpoint: str
     traffic_class: str
-    classes: Sequence[str]
     probabilities: np.ndarray
     inputs: Inputs
     index: int
@@ -246,22 +244,17 @@ class PendingPrediction:
 
     def record(self) -> dict[str, Any]:
         """The prediction-log record (model_api/README.md), `_image` when the image was sampled."""
-        row = self.probabilities
-        at = datetime.fromtimestamp(self.t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        record = {
-            "id": self.id,
-            "t": self.t,
-            "at": at,
-            "model": self.model,
-            "version": self.version,
-            "endpoint": self.endpoint,
-            "traffic_class": self.traffic_class,
-            "label": self.classes[int(np.argmax(row))],
-            "confidence": confidence(row),
-            "probabilities": {c: round(float(p), 5) for c, p in zip(self.classes, row, strict=True)},
-            "input": self.inputs.describe(self.index),
-            "latency_ms": self.latency_ms,
-        }
+        stats = self.inputs.describe(self.index)
+        record = prediction_record(
+            self.model,
+            self.probabilities,
+            stats,
+            self.id,
+            self.endpoint,
+            self.traffic_class,
+            self.latency_ms,
+            self.t,
+        )
         if self.image is not None:
             record["_image"] = self.image
         return record
@@ -275,6 +268,36 @@ def prediction_ids(count: int) -> list[str]:
     """
     request_id = g.request_id = current().request_ids.issue(count)
     return [request_id] if count == 1 else [f"{request_id}-{i}" for i in range(count)]
+
+
+def prediction_record(
+    model: Any,
+    row: np.ndarray,
+    stats: dict[str, Any],
+    prediction_id: str,
+    endpoint: str,
+    traffic: str,
+    latency_ms: float,
+    now: float,
+) -> dict[str, Any]:
+    """One prediction-log record of MODEL's answer ROW (the same shape from /predict, v2 and DICOM)."""
+    deferral = model.manifest.deferral
+    return {
+        "id": prediction_id,
+        "t": now,
+        "at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "model": model.name,
+        "version": model.version,
+        "endpoint": endpoint,
+        "traffic_class": traffic,
+        "label": model.classes[int(np.argmax(row))],
+        "confidence": confidence(row),
+        "probabilities": {c: round(float(p), 5) for c, p in zip(model.classes, row, strict=True)},
+        # Whether the answer was "defer to radiologist": monitoring compares the rate with the version's.
+        "deferred": deferral is not None and deferral.defers(row),
+        "input": stats,
+        "latency_ms": latency_ms,
+    }
 
 
 def record_predictions(
@@ -308,11 +331,9 @@ def record_predictions(
             PendingPrediction(  # type: ignore[arg-type]  # the sink expands it (_store_predictions)
                 ids[i],
                 now,
-                model.name,
-                model.version,
+                model,
                 endpoint,
                 g.get("traffic_class", DEFAULT_TRAFFIC_CLASS),
-                model.classes,
                 probabilities[i],
                 inputs,
                 i,

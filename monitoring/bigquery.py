@@ -15,7 +15,7 @@ from typing import Any
 from core.errors import MlopsError
 from monitoring.query import sql_text
 
-QUERIES = ("window_counts", "window_numeric", "window_shares", "window_labelled")
+QUERIES = ("window_counts", "window_numeric", "window_shares", "window_labelled", "window_deferrals")
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _TYPES = {float: "FLOAT64", str: "STRING", int: "INT64"}
 

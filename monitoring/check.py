@@ -13,6 +13,7 @@ from core.image_stats import profile_from_json
 from core.safe_paths import safe_join
 from core.settings import Settings
 from monitoring.accuracy import against_reference, live_accuracy
+from monitoring.deferral_rate import deferral_rate
 from monitoring.drift import compare_profiles, drifted_features
 from monitoring.estimate import estimate
 from monitoring.live import load_window
@@ -220,6 +221,28 @@ def run_check(
                 p_value=estimated["p_value"],
             )
         )
+    deferrals = deferral_rate(
+        manifest.deferral,
+        traffic.deferrals[1],
+        traffic.deferrals[0],
+        alpha=m.alpha,
+        min_records=m.min_records,
+    )
+    if deferrals["higher"]:
+        alerts.append(
+            _alert(
+                "deferral_rate",
+                f"deferral rate {deferrals['rate']:.3f} ({deferrals['deferred']} of {deferrals['n']}) is "
+                f"significantly above the {deferrals['expected']:.3f} expected from the "
+                f"{deferrals['split']} split (p {deferrals['p_value']:.2g} < {m.alpha})",
+                "the inputs it defers on: a new source or population the model is unsure about; "
+                "radiologists read every deferred case, so their workload rose too",
+                value=deferrals["rate"],
+                expected=deferrals["expected"],
+                p_value=deferrals["p_value"],
+                n=deferrals["n"],
+            )
+        )
 
     excluded = ", ".join(f"{n} {c}" for c, n in sorted(traffic.other_classes.items()))
     note = ""
@@ -255,6 +278,7 @@ def run_check(
             "against_held_out": tested,
         },
         "estimate": estimated,
+        "deferral": deferrals,
         "thresholds": {
             "psi": m.psi_threshold,
             "p_value": m.p_value,

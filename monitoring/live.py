@@ -31,6 +31,7 @@ class LiveTraffic:
     other_classes: dict[str, int] = field(default_factory=dict)  # this version's other traffic classes
     damaged: list[str] = field(default_factory=list)  # objects left out, named
     batches: dict[str, int] = field(default_factory=dict)
+    deferrals: tuple[int, int] = (0, 0)  # (predictions saying whether they deferred, those that did)
 
 
 def load_window(
@@ -73,6 +74,7 @@ def load_window(
         conf["sum"] += sums[HIST_BINS + 1] or 0.0
         conf["sq_sum"] += sums[HIST_BINS + 2] or 0.0
     total = sum(labels.values())
+    known, deferred = tables.run("window_deferrals", params)[0]
     confusion: dict[tuple[str, str], int] = {}
     received = unmatched = 0
     for predicted, truth, n in tables.run("window_labelled", params):
@@ -104,4 +106,5 @@ def load_window(
         dict(other_classes),
         tables.damaged,
         tables.batches,
+        (int(known or 0), int(deferred or 0)),
     )

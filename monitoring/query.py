@@ -113,9 +113,12 @@ def _view(connection: Any, store: Store, model: str, kind: str, since: float, un
         tables.damaged += [_key(f, store) for f in bad]
         files = [f for f in files if f not in bad]
     if files:
-        columns = ", ".join(f'"{name}"' for name in SCHEMAS[kind].names)
+        # The schema's columns the files have: a column added later (deferred) is absent from older
+        # batches, and UNION ALL BY NAME with the Arrow part (every column) fills it with NULL.
+        columns = ", ".join(f"'{name}'" for name in SCHEMAS[kind].names)
         parts.append(
-            f"SELECT {columns}, CAST(date AS DATE) AS date FROM read_parquet("
+            f"SELECT COLUMNS(c -> list_contains([{columns}], c)), CAST(date AS DATE) AS date "
+            "FROM read_parquet("
             f"[{_values(files)}], hive_partitioning = true, union_by_name = true)"
         )
     connection.execute(f"CREATE VIEW {kind} AS " + " UNION ALL BY NAME ".join(parts))

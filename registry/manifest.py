@@ -141,6 +141,27 @@ class ClassMetrics:
 
 
 @dataclass(frozen=True)
+class SubgroupMetrics:
+    """Scores of one subgroup of the test split: a DICOM tag's band (sex, age band, view position) or
+    a `<key>=<value>` folder of the dataset. Under `min_support` images no score is given (too few)."""
+
+    attribute: str  # "sex", "age band", "view position", or the folder's key
+    value: str
+    n: int
+    min_support: int
+    source: str = "dicom"  # "dicom" (the file's tags) or "folder" (its path)
+    accuracy: float | None = None  # None: fewer than min_support images
+    recall: Mapping[str, float | None] = field(default_factory=_empty)  # per class; None: no such case
+    support: Mapping[str, int] = field(default_factory=_empty)  # per class
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+    @property
+    def too_few(self) -> bool:
+        """Whether the subgroup is too small to be scored."""
+        return self.n < self.min_support
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Scores on the test split."""
 
@@ -149,6 +170,7 @@ class Metrics:
     per_class: Mapping[str, ClassMetrics] = field(default_factory=_empty)
     confusion_matrix: tuple[tuple[int, ...], ...] = ()
     labels: tuple[str, ...] = ()
+    subgroups: tuple[SubgroupMetrics, ...] = ()  # training/subgroups.py
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 

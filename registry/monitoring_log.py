@@ -64,6 +64,7 @@ SCHEMAS = {
             ("label", pa.string()),
             ("confidence", pa.float64()),
             ("probabilities", pa.map_(pa.string(), pa.float64())),
+            ("deferred", pa.bool_()),  # null: logged before deferral (or by a version without one)
             ("input_format", pa.string()),
             ("input_width", pa.int64()),
             ("input_height", pa.int64()),
@@ -129,6 +130,7 @@ def _row(record: dict[str, Any], kind: str) -> dict[str, Any]:
         "label": None if record.get("label") is None else str(record.get("label")),
         "confidence": _number(record.get("confidence")),
         "probabilities": list(probabilities.items()) if isinstance(probabilities, dict) else None,
+        "deferred": record.get("deferred") if isinstance(record.get("deferred"), bool) else None,
         "input_format": item.get("format"),
         "input_width": item.get("width") if isinstance(item.get("width"), int) else None,
         "input_height": item.get("height") if isinstance(item.get("height"), int) else None,

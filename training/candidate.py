@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,6 +85,7 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     from training.model_card import write_model_card
     from training.reference_profile import build_reference_profile, write_reference_profile
     from training.report import write_report
+    from training.subgroups import subgroup_metrics
 
     trained = gated.evaluated.trained
     prepared, model, params = trained.split, trained.model, trained.params
@@ -107,6 +109,11 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     reference = build_reference_profile(model, classes, files, prepared.spec)
     summary = write_reference_profile(folder, reference)
     manifest = manifest.evolve(reference=load(Reference, summary, "manifest.reference"))
+    # Per-subgroup scores (DICOM tags, `<key>=<value>` folders): training/subgroups.py.
+    subgroups = subgroup_metrics(files, [i.path for i in test], labels, probs, classes)
+    manifest = manifest.evolve(metrics=replace(manifest.metrics, subgroups=subgroups))
+    if subgroups:
+        log(f"subgroups: {len(subgroups)} on the test split ({sum(not s.too_few for s in subgroups)} scored)")
     deferral = on_split(_deferral(settings, prepared, model), probs, classes, labels)
     manifest = manifest.evolve(deferral=deferral)
     if manifest.deferral is not None:

@@ -39,6 +39,32 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _subgroups(manifest: Manifest) -> list[str]:
+    """The per-subgroup table (training/subgroups.py), or why there is none."""
+    groups = manifest.metrics.subgroups
+    if not groups:
+        return [
+            "Subgroups: the dataset records no sex, age band or view position (DICOM tags) and has no "
+            "`<key>=<value>` folders; none are reported."
+        ]
+    classes = list(manifest.metrics.per_class) or list(manifest.classes)
+    lines = [
+        "### Subgroups",
+        "",
+        "| subgroup | from | images | accuracy | " + " | ".join(f"recall {c} (n)" for c in classes) + " |",
+        "|---|---|---|---|" + "---|" * len(classes),
+    ]
+    for g in groups:
+        if g.too_few:
+            scores = [f"too few images (< {g.min_support})"] + [""] * len(classes)
+        else:
+            scores = [_pct(g.accuracy)] + [
+                f"{_pct(g.recall.get(c))} ({g.support.get(c, 0)})" for c in classes
+            ]
+        lines.append(f"| {g.attribute} = {g.value} | {g.source} | {g.n} | " + " | ".join(scores) + " |")
+    return lines
+
+
 def render(manifest: Manifest, settings: Settings) -> str:
     """The card as Markdown."""
     m, ds, gate = manifest.metrics, manifest.dataset, manifest.gate
@@ -71,7 +97,7 @@ def render(manifest: Manifest, settings: Settings) -> str:
     ]
     for label, c in m.per_class.items():
         lines.append(f"| {label} | {_pct(c.precision)} | {_pct(c.recall)} | {_pct(c.f1)} | {c.support} |")
-    lines += ["", "Subgroups: the dataset records no sex, age band or view position; none are reported.", ""]
+    lines += ["", *_subgroups(manifest), ""]
     lines += ["## Calibration"]
     # Added by the evaluation work (temperature scaling); a manifest without it has none.
     calibration = getattr(manifest, "calibration", None) or manifest.extra.get("calibration")

@@ -84,6 +84,7 @@ def report_context(manifest: Manifest) -> dict:
         "accuracy": metrics.accuracy,
         "n": metrics.n,
         "per_class": to_json(metrics.per_class),
+        "subgroups": [{**to_json(g), "too_few": g.too_few} for g in metrics.subgroups],
         "gate": {"passed": gate.passed, "criteria": to_json(gate.criteria), "notes": list(gate.notes)},
         "dataset": {
             "uri": ds.uri,

@@ -15,7 +15,7 @@ from registry.manifest import Deferral
 DEFER = "defer to radiologist"
 
 
-def app_with(bundle, tmp_path, threshold: float | None):
+def app_with(bundle, tmp_path, threshold: float | None, **config):
     """The app serving BUNDLE with a deferral threshold in its manifest (None: the version has none)."""
     from model_api import create_app
     from registry.store import open_store
@@ -28,8 +28,19 @@ def app_with(bundle, tmp_path, threshold: float | None):
             "MODEL_BUNDLE": served,
             "PREDICTION_LOG": False,
             "MONITOR_STORE": open_store(str(tmp_path)),
+            **config,
         }
     )
+
+
+def stow_body(*datasets: pydicom.Dataset) -> bytes:
+    """A STOW-RS multipart/related body (boundary b) of DATASETS as Part 10 files."""
+    body = b""
+    for ds in datasets:
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        body += b"--b\r\nContent-Type: application/dicom\r\n\r\n" + out.getvalue() + b"\r\n"
+    return body + b"--b--\r\n"
 
 
 def deferrals(client, source: str) -> float:
@@ -104,3 +115,42 @@ def test_model_card_is_served_or_said_missing(bundle, tmp_path):
     answer = client.get("/model/card")
     assert answer.status_code == 200 and answer.mimetype == "text/markdown"
     assert answer.get_data(as_text=True) == "# Model card: test\n## Intended use\ntriage\n"
+
+
+@pytest.mark.parametrize("threshold", [1.01, 0.0])
+def test_stow_rs_and_predict_are_logged_alike_saying_whether_they_deferred(bundle, tmp_path, threshold):
+    from core.settings import load_settings
+    from registry.monitoring_log import read_records
+    from registry.store import open_store
+
+    settings = load_settings(overrides={"monitor.log_flush_interval_s": 0.1})
+    app = app_with(bundle, tmp_path, threshold, PREDICTION_LOG=True, SETTINGS=settings, TRAFFIC_TOKEN="t0k")
+    client = app.test_client()
+    predicted = client.post("/predict", data=image_bytes(), content_type="image/png")
+    cr = pydicom.dcmread(dicom_path("dicomdirtests/77654033/CR1/6154"))
+    ct = pydicom.dcmread(dicom_path("CT_small.dcm"))  # received, not processed: no prediction to log
+    related = 'multipart/related; type="application/dicom"; boundary=b'
+    stored = client.post("/dicomweb/studies", data=stow_body(cr, ct), content_type=related)
+    smoke = client.post(
+        "/dicomweb/studies",
+        data=stow_body(cr),
+        content_type=related,
+        headers={"X-MLOps-Traffic-Class": "smoke", "Authorization": "Bearer t0k"},
+    )
+    assert predicted.status_code == stored.status_code == smoke.status_code == 200, stored.get_data()
+    app.extensions["mlops_monitoring"].close()
+
+    logged = {r["id"]: r for r in read_records(open_store(str(tmp_path)), bundle.name, "predictions", 0, 2e9)}
+    stow_id, smoke_id = stored.headers["X-Request-Id"], smoke.headers["X-Request-Id"]
+    assert set(logged) == {predicted.get_json()["request_id"], stow_id, smoke_id}
+    record, plain = logged[stow_id], logged[predicted.get_json()["request_id"]]
+    assert (record["endpoint"], record["traffic_class"]) == ("dicomweb", "production")
+    assert logged[smoke_id]["traffic_class"] == "smoke"
+    assert set(record) == set(plain) and set(record["input"]) == set(plain["input"])  # the same shape
+    assert (record["input"]["format"], record["input"]["width"], record["input"]["height"]) == (
+        "DICOM",
+        16,
+        16,
+    )
+    # A threshold above 1 defers everything, 0 nothing: the log says so for every endpoint.
+    assert {r["deferred"] for r in logged.values()} == {threshold > 1}

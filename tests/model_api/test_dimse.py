@@ -52,6 +52,7 @@ def scp(model_dir: Path, tmp_path_factory, pacs):
         MLOPS_MONITOR_STORE=str(folder / "store"),
         MLOPS_API_TF_THREADS="1",
         MLOPS_DICOM_DESTINATION=f"PACS@127.0.0.1:{pacs[0]}",
+        MLOPS_MONITOR_LOG_FLUSH_INTERVAL_S="0.2",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
     log = (folder / "scp.log").open("wb")
@@ -103,6 +104,19 @@ def test_storescu_image_is_classified_and_its_sr_kept_and_sent(scp, pacs):
     # And sent to the destination AE (dcmtk's storescp wrote what it received).
     received = [pydicom.dcmread(path) for path in pacs[1].iterdir() if path.is_file()]
     assert [ds.SOPInstanceUID for ds in received] == [sr.SOPInstanceUID]
+    # And logged as /predict logs a prediction, so `mlops monitor` sees it: production traffic.
+    from polling import wait_for
+
+    from registry.monitoring_log import read_records
+
+    def logged() -> list[dict]:
+        return list(read_records(store, MODEL_NAME, "predictions", 0, time.time() + 60))
+
+    wait_for("the C-STORE's prediction record", logged, 30)
+    (record,) = logged()
+    assert (record["endpoint"], record["traffic_class"]) == ("dimse", "production")
+    assert record["input"]["format"] == "DICOM" and record["label"] in record["probabilities"]
+    assert isinstance(record["deferred"], bool)
 
 
 def test_storescu_of_a_ct_is_accepted_but_not_classified(scp):

@@ -57,7 +57,11 @@ def reference_profile(seed: int = 0, n: int = 400) -> dict[str, Any]:
 
 
 def register_version(
-    registry, tmp_path: Path, profile: dict[str, Any], metrics: dict[str, Any] | None = None
+    registry,
+    tmp_path: Path,
+    profile: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    deferral: dict[str, Any] | None = None,
 ) -> int:
     """Register a version whose files include the reference profile; the monitor never loads its model."""
     src = tmp_path / f"run-{time.monotonic_ns()}"
@@ -72,6 +76,8 @@ def register_version(
     }
     if metrics is not None:
         manifest["metrics"] = metrics
+    if deferral is not None:
+        manifest["deferral"] = deferral
     return registry.register(src, lineage(**manifest), actor="tester").version
 
 

@@ -197,3 +197,38 @@ def test_the_bigquery_engine_prints_tables_and_the_same_queries(cli, settings, v
     for name in bigquery.QUERIES:
         assert sql_text(name) in text  # the very text DuckDB runs
     assert "--parameter='since:FLOAT64:1.0'" in text and "--parameter='first_day:DATE:2025-03-01'" in text
+
+
+# Chosen on validation where it kept 90% of the cases: it should defer about 10% of live predictions.
+DEFERRAL = {"threshold": 0.7, "target_accuracy": 0.98, "coverage": 0.9, "accuracy_kept": 0.98, "n": 200}
+
+
+@pytest.mark.parametrize(
+    ("deferred", "alerts"),
+    [(30, False), (60, True)],  # 10% as on validation; 20%: P(X >= 60 | 300, 0.1) is about 1e-7
+)
+def test_the_deferral_rate_is_tested_against_the_validation_split(cli, settings, tmp_path, deferred, alerts):
+    version = register_version(
+        open_registry(settings), tmp_path, reference_profile(), metrics=HELD_OUT, deferral=DEFERRAL
+    )
+    now = time.time()
+    # Logged before the log said whether a prediction deferred: read (no column) and not counted.
+    log(settings, records(np.random.default_rng(7), 200, version, now - 900))
+    logged = records(np.random.default_rng(8), 300, version, now - 600)
+    log(settings, [{**r, "deferred": i < deferred} for i, r in enumerate(logged)])
+    result, summary = run(cli)
+    rate = summary["deferral"]
+    assert (rate["n"], rate["deferred"], rate["expected"]) == (300, deferred, pytest.approx(0.1))
+    assert rate["rate"] == pytest.approx(deferred / 300) and rate["judged"] is True
+    assert summary["records"] == 500  # the old batch still counts as traffic
+    statistics = {a["statistic"] for a in summary["alerts"]}
+    assert ("deferral_rate" in statistics) is alerts, summary["alerts"]
+    if alerts:
+        assert rate["p_value"] < 1e-5 and result.code == 3
+    else:
+        assert rate["p_value"] > 0.3
+    human = cli("monitor", "--model", "testing:1", "--window", "1h", "--no-record")
+    assert f"deferral rate: {deferred / 300:.3f} ({deferred} of 300; expected 0.100" in human.out
+    html = tmp_path / "report.html"
+    cli("monitor", "--model", "testing:1", "--window", "1h", "--no-record", "--report", str(html))
+    assert f"{deferred} of 300 predictions deferred" in html.read_text()

@@ -54,6 +54,7 @@ def test_report_has_plots_gate_per_class_numbers_and_lineage(tmp_path):
     assert text(find_all(doc, "h1")[0]) == "Model report: xray-classifier (train)"
     assert [text(h) for h in find_all(doc, "h2")] == [
         "Per-class metrics",
+        "Subgroups",
         "Confusion matrix",
         "Training curves",
         "Lineage",
