@@ -75,7 +75,11 @@ class TrainSettings:
 class GateSettings:
     accuracy_threshold: float = 0.80
     recall_floor: float = 0.60
-    regression_tolerance: float = 0.02
+    regression_tolerance: float = 0.02  # a drop this small is not a regression, however certain
+    confidence: float = 0.95  # of the Wilson and bootstrap intervals (training/paired.py)
+    bootstrap_resamples: int = 2000
+    bootstrap_seed: int = 0  # fixed: the same candidate and data give the same decision
+    max_ece: float = 0.15  # expected calibration error after temperature scaling (10 bins)
 
 
 @dataclass(frozen=True)

@@ -154,8 +154,63 @@ class Criterion:
 
     name: str
     passed: bool
-    value: Any = None
+    value: Any = None  # what is compared with the threshold (a bound of the interval where there is one)
     threshold: Any = None
+    estimate: float | None = None  # the point estimate (recall, or candidate - production)
+    low: float | None = None  # the interval at the gate's confidence
+    high: float | None = None
+    support: int | None = None  # images behind the figure
+    test: str | None = None  # wilson | paired_bootstrap_percentile
+    p_value: float | None = None  # McNemar's exact test (the accuracy comparison)
+    baseline_ref: str | None = None
+    note: str | None = None  # e.g. "too few images to judge"
+    direction: str | None = None  # "<=" where lower is better (ECE); absent: ">="
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Candidate - production on one figure, with its bootstrap interval."""
+
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    support: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired comparison of candidate and production on the same images (training/paired.py)."""
+
+    on: str  # "test split", or the reference set's ref
+    baseline_ref: str | None = None
+    test: str = "mcnemar_exact"
+    p_value: float | None = None
+    candidate_only: int | None = None  # discordant pairs: images only the candidate gets right
+    baseline_only: int | None = None
+    bootstrap: str | None = None
+    confidence: float | None = None
+    resamples: int | None = None
+    seed: int | None = None
+    n: int | None = None
+    accuracy: Difference = field(default_factory=Difference)
+    recall: Mapping[str, Difference] = field(default_factory=_empty)
+    verdict: str | None = None  # in words, as the approver reads it
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling fitted on the validation split: served probabilities are softmax(log p / T)."""
+
+    temperature: float
+    method: str = "temperature_scaling"
+    fitted_on: str = "validation split"
+    n: int | None = None
+    ece_before: float | None = None  # on the test split, 10 equal-width confidence bins
+    ece_after: float | None = None
+    bins: int | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 
@@ -179,6 +234,7 @@ class Gate:
     criteria: tuple[Criterion, ...] = ()
     notes: tuple[str, ...] = ()
     baseline: Baseline | None = None
+    comparisons: tuple[Comparison, ...] = ()  # paired, on the test split and the reference set
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 
@@ -356,6 +412,7 @@ class Manifest:
     frameworks: Mapping[str, str | None] = field(default_factory=_empty)
     metrics: Metrics = field(default_factory=Metrics)
     gate: Gate | None = None
+    calibration: Calibration | None = None  # None: served probabilities are the model's own
     parent: Parent | None = None
     signed_by: str | None = None
     reference: Reference | None = None

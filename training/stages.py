@@ -200,22 +200,40 @@ def worker_summary(distribution: Distribution, log: Log) -> dict[str, Any]:
 
 
 def evaluate(trained: Trained, log: Log) -> Evaluated:
-    """The trained model's metrics on the test split (never seen by the fit)."""
+    """The trained model's metrics on the test split (never seen by the fit), and its temperature
+    fitted on the validation split (training/calibration.py)."""
+    import numpy as np
+
+    from training.calibration import calibrate
     from training.evaluate import metrics_from_probabilities, predict_files
 
     data = trained.split
+    classes = data.dataset.classes
     probabilities = predict_files(trained.model, data.test_files(), data.spec)
-    metrics = metrics_from_probabilities(probabilities, data.dataset.classes, data.test_labels())
+    metrics = metrics_from_probabilities(probabilities, classes, data.test_labels())
     log(f"test accuracy {metrics['accuracy']:.3f} on {metrics['n']} images")
-    return Evaluated(trained, probabilities, metrics)
+    index = {c: i for i, c in enumerate(classes)}
+    val = predict_files(trained.model, data.val_files(), data.spec)
+    calibration = calibrate(
+        val,
+        np.array([index[label] for label in data.val_labels()], dtype=int),
+        probabilities,
+        np.array([index[label] for label in data.test_labels()], dtype=int),
+    )
+    log(
+        f"temperature {calibration['temperature']:.3f} (fitted on {calibration['n']} validation images): "
+        f"ECE on the test split {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+    )
+    return Evaluated(trained, probabilities, metrics, calibration)
 
 
-def production_baseline(settings: Settings, data: Split, log: Log) -> dict | None:
-    """Production:current on THIS test split: {"ref", "version", "accuracy", "metrics"}, or None if empty."""
+def production_baseline(settings: Settings, data: Split, log: Log) -> tuple[dict, list[str]] | None:
+    """Production:current on THIS test split: ({"ref", "version", "accuracy", "metrics"}, its predicted
+    label per test image), or None when production is empty."""
     import keras
 
     from registry import NotFoundError, open_registry
-    from training.evaluate import evaluate_model
+    from training.evaluate import metrics_from_probabilities, predict_files
 
     registry = open_registry(settings)
     try:
@@ -228,19 +246,34 @@ def production_baseline(settings: Settings, data: Split, log: Log) -> dict | Non
         raise MlopsError(f"production:{local.version} records no preprocessing; it cannot be a baseline")
     spec = PreprocessSpec(recorded.image_size, recorded.channels)
     classes = list(local.manifest.classes)
-    metrics = evaluate_model(model, classes, data.test_files(), data.test_labels(), spec)
+    probabilities = predict_files(model, data.test_files(), spec)
+    metrics = metrics_from_probabilities(probabilities, classes, data.test_labels())
     ref = f"production:{local.version}"
     log(f"production baseline {ref}: accuracy {metrics['accuracy']:.3f} on the same test split")
     # The full metrics too: `mlops ui` shows candidate and production side by side on this split.
-    return {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"], "metrics": metrics}
+    baseline = {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"], "metrics": metrics}
+    return baseline, [classes[i] for i in probabilities.argmax(axis=1)]
 
 
 def gate(settings: Settings, evaluated: Evaluated, log: Log) -> Gated:
-    """The gate's decision: thresholds, and no regression against production on the same test split."""
+    """The gate's decision: thresholds, and no regression against production on the same test split
+    (paired: McNemar and bootstrap intervals, training/paired.py)."""
     from training import gate as gating
+    from training.paired import compare
 
-    baseline = production_baseline(settings, evaluated.trained.split, log)
-    return Gated(evaluated, baseline, gating.decide(evaluated.metrics, settings.gate, baseline))
+    data, cfg = evaluated.trained.split, settings.gate
+    found = production_baseline(settings, data, log)
+    baseline, comparison = None, None
+    if found is not None:
+        baseline, production_predicted = found
+        classes = data.dataset.classes
+        candidate_predicted = [classes[i] for i in evaluated.probabilities.argmax(axis=1)]
+        comparison = compare(
+            data.test_labels(), candidate_predicted, production_predicted, classes,
+            confidence=cfg.confidence, resamples=cfg.bootstrap_resamples, seed=cfg.bootstrap_seed,
+        )  # fmt: skip
+    decision = gating.decide(evaluated.metrics, cfg, baseline, comparison, evaluated.calibration)
+    return Gated(evaluated, baseline, decision)
 
 
 def register(settings: Settings, gated: Gated, *, actor: str | None, reason: str, log: Log) -> Registered:
