@@ -210,6 +210,8 @@ class Calibration:
     n: int | None = None
     ece_before: float | None = None  # on the test split, 10 equal-width confidence bins
     ece_after: float | None = None
+    ece_noise: float | None = None  # the ECE a perfectly calibrated model reaches by chance (95th pct)
+    test_n: int | None = None
     bins: int | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 

@@ -199,7 +199,7 @@ def worker_summary(distribution: Distribution, log: Log) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def evaluate(trained: Trained, log: Log) -> Evaluated:
+def evaluate(trained: Trained, log: Log, confidence: float = 0.95) -> Evaluated:
     """The trained model's metrics on the test split (never seen by the fit), and its temperature
     fitted on the validation split (training/calibration.py)."""
     import numpy as np
@@ -219,9 +219,11 @@ def evaluate(trained: Trained, log: Log) -> Evaluated:
         np.array([index[label] for label in data.val_labels()], dtype=int),
         probabilities,
         np.array([index[label] for label in data.test_labels()], dtype=int),
+        confidence,
     )
     log(
-        f"temperature {calibration['temperature']:.3f} (fitted on {calibration['n']} validation images): "
+        f"temperature {calibration['temperature']:.3f} ({calibration['method']}; "
+        f"{calibration['n']} validation images): "
         f"ECE on the test split {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
     )
     return Evaluated(trained, probabilities, metrics, calibration)

@@ -1,4 +1,4 @@
-"""Served probabilities are the calibrated ones: softmax(log p / T) of the model's own, T from the manifest."""
+"""Served probabilities are the calibrated ones: softmax(log p / T), T from the manifest."""
 
 from __future__ import annotations
 

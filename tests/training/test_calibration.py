@@ -45,3 +45,30 @@ def test_ece_by_hand():
 def test_temperature_one_changes_nothing():
     probs, _ = _overconfident(50, 1.0, seed=4)
     np.testing.assert_allclose(apply_temperature(probs, 1.0), probs, atol=1e-12)
+
+
+def test_too_few_validation_images_fit_nothing():
+    val, val_labels = _overconfident(12, 2.0, seed=5)
+    test, test_labels = _overconfident(40, 2.0, seed=6)
+    result = calibrate(val, val_labels, test, test_labels)
+    assert result["temperature"] == 1.0 and result["method"].startswith("none: fewer than")
+    assert result["ece_after"] == pytest.approx(result["ece_before"], abs=1e-9)
+
+
+def test_chance_ece_shrinks_with_more_images():
+    from training.calibration import ece_noise
+
+    small, _ = _overconfident(20, 1.0, seed=7)
+    large, _ = _overconfident(2000, 1.0, seed=8)
+    assert ece_noise(small) > 0.1 > 0.05 > ece_noise(large)
+
+
+def test_gate_fails_miscalibration_only_beyond_chance():
+    from core.settings import GateSettings
+    from training.gate import decide
+
+    metrics = {"accuracy": 0.9, "per_class": {}}
+    noisy = decide(metrics, GateSettings(), None, calibration={"ece_after": 0.2, "ece_noise": 0.25})
+    real = decide(metrics, GateSettings(), None, calibration={"ece_after": 0.2, "ece_noise": 0.05})
+    assert noisy["passed"] and not real["passed"]
+    assert real["reasons"] == ["calibration_ece 0.200 > 0.150 and above chance (0.050)"]
