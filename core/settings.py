@@ -80,6 +80,7 @@ class GateSettings:
     bootstrap_resamples: int = 2000
     bootstrap_seed: int = 0  # fixed: the same candidate and data give the same decision
     max_ece: float = 0.15  # expected calibration error after temperature scaling (10 bins)
+    reference_set: str = "latest"  # the locked reference set in force: latest | none | its number
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,18 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class ReferenceCheck:
+    """The candidate (and production) on the locked reference set in force (registry/reference_sets.py)."""
+
+    version: int
+    fingerprint: str | None = None
+    n: int | None = None
+    metrics: Metrics | None = None
+    baseline: Baseline | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
 class Gate:
     """The gate's decision with every reason and criterion."""
 
@@ -237,6 +249,7 @@ class Gate:
     notes: tuple[str, ...] = ()
     baseline: Baseline | None = None
     comparisons: tuple[Comparison, ...] = ()  # paired, on the test split and the reference set
+    reference: ReferenceCheck | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 

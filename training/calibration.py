@@ -15,6 +15,7 @@ import numpy as np
 EPS = 1e-12  # log(0) guard; the API applies the same (model_api/bundle.py)
 BINS = 10
 T_RANGE = (0.05, 20.0)
+DEGENERATE = "none: the validation NLL has no interior minimum (e.g. perfectly separated); T = 1 kept"
 # Fewer validation images than this: no temperature is fitted (T = 1). One parameter fitted on a
 # dozen images overfits (a tiny demo run fitted T = 0.17 on 12 images and doubled the test ECE).
 MIN_FIT = 30
@@ -34,8 +35,10 @@ def _nll(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> f
     return float(-np.mean(np.log(np.clip(p, EPS, 1.0))))
 
 
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The T in T_RANGE minimising the NLL of the labelled PROBABILITIES (1.0 when there is nothing)."""
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
+    """The T in T_RANGE minimising the NLL of the labelled PROBABILITIES (1.0 when there is nothing);
+    None when the minimum lies on the range's edge: a validation split the model gets all right pulls
+    T towards 0 without limit, and that says nothing about unseen images."""
     from scipy.optimize import minimize_scalar
 
     if len(labels) == 0:
@@ -44,7 +47,10 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     best = minimize_scalar(
         lambda log_t: _nll(probabilities, labels, float(np.exp(log_t))), bounds=(lo, hi), method="bounded"
     )
-    return float(np.exp(best.x))
+    temperature = float(np.exp(best.x))
+    if not T_RANGE[0] * 1.01 < temperature < T_RANGE[1] / 1.01:
+        return None
+    return temperature
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> list[dict[str, Any]]:
@@ -106,12 +112,17 @@ def calibrate(
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     """Fit T on validation, measure ECE before/after on test: the manifest's `calibration` part."""
-    fitted = len(val_labels) >= MIN_FIT
-    temperature = fit_temperature(val_probabilities, val_labels) if fitted else 1.0
+    method = "temperature_scaling"
+    fitted = fit_temperature(val_probabilities, val_labels) if len(val_labels) >= MIN_FIT else 1.0
+    if len(val_labels) < MIN_FIT:
+        method = f"none: fewer than {MIN_FIT} validation images"
+    elif fitted is None:
+        method = DEGENERATE
+    temperature = fitted or 1.0
     calibrated = apply_temperature(test_probabilities, temperature)
     return {
         "temperature": temperature,
-        "method": "temperature_scaling" if fitted else f"none: fewer than {MIN_FIT} validation images",
+        "method": method,
         "fitted_on": "validation split",
         "n": len(val_labels),
         "ece_before": expected_calibration_error(test_probabilities, test_labels),

@@ -26,11 +26,13 @@ def decide(
     baseline: dict | None,
     comparison: dict | None = None,
     calibration: dict | None = None,
+    reference: dict | None = None,
 ) -> dict:
     """The gate decision as stored in the manifest.
 
     baseline is production's {"ref", "version", "accuracy", "metrics"} on the same test split and
-    comparison its paired comparison (training.paired.compare); calibration is {"ece_after", ...}.
+    comparison its paired comparison (training.paired.compare); calibration is {"ece_after", ...};
+    reference is the locked reference set's check (training.stages.reference_check).
     """
     criteria = [
         {
@@ -49,9 +51,35 @@ def decide(
     else:
         if comparison is None:
             raise ValueError("a production baseline needs its paired comparison (training.paired.compare)")
-        criteria.extend(regression_criteria(comparison, gate, baseline["ref"], "test split"))
-        words = verdict(comparison, gate, baseline["ref"], "test split")
-        notes.append(words)
+        criteria.extend(regression_criteria(comparison, gate, baseline["ref"], "not_worse_than_production"))
+        notes.append(verdict(comparison, gate, baseline["ref"], "test split"))
+    comparisons = []
+    if comparison is not None and baseline is not None:
+        comparisons.append(
+            {"on": "test split", "baseline_ref": baseline["ref"], **comparison, "verdict": notes[-1]}
+        )
+    if reference is not None:
+        key, on = reference["key"], reference["on"]
+        criteria.append(
+            {
+                "name": f"{key}:accuracy",
+                "passed": reference["metrics"]["accuracy"] >= gate.accuracy_threshold,
+                "value": reference["metrics"]["accuracy"],
+                "threshold": gate.accuracy_threshold,
+                "support": reference["n"],
+            }
+        )
+        if reference["comparison"] is not None:
+            ref = reference["baseline"]["ref"]
+            criteria.extend(
+                regression_criteria(reference["comparison"], gate, ref, f"{key}:not_worse_than_production")
+            )
+            notes.append(verdict(reference["comparison"], gate, ref, on))
+            comparisons.append(
+                {"on": on, "baseline_ref": ref, **reference["comparison"], "verdict": notes[-1]}
+            )
+        else:
+            notes.append(f"{on}: production comparison skipped: production is empty")
     reasons = [_reason(c) for c in criteria if not c["passed"]]
     out = {
         "passed": not reasons,
@@ -60,9 +88,16 @@ def decide(
         "baseline": baseline,
         "notes": notes,
     }
-    if comparison is not None:
-        ref = baseline["ref"] if baseline else None
-        out["comparisons"] = [{"on": "test split", "baseline_ref": ref, **comparison, "verdict": notes[-1]}]
+    if comparisons:
+        out["comparisons"] = comparisons
+    if reference is not None:
+        out["reference"] = {
+            "version": reference["version"],
+            "fingerprint": reference["fingerprint"],
+            "n": reference["n"],
+            "metrics": reference["metrics"],
+            "baseline": reference["baseline"],
+        }
     return out
 
 
@@ -105,9 +140,8 @@ def _calibration(calibration: dict, gate: GateSettings) -> dict:
     }
 
 
-def regression_criteria(comparison: dict, gate: GateSettings, ref: str, on: str) -> list[dict]:
-    """No-regression criteria against REF ON a split: accuracy, then each class's recall."""
-    prefix = "not_worse_than_production" if on == "test split" else f"{on}:not_worse_than_production"
+def regression_criteria(comparison: dict, gate: GateSettings, ref: str, prefix: str) -> list[dict]:
+    """No-regression criteria against REF named PREFIX[:recall:<class>]: accuracy, each class recall."""
     rows = [(prefix, comparison["accuracy"])]
     rows += [(f"{prefix}:recall:{c}", row) for c, row in comparison["recall"].items() if row["support"]]
     out = []

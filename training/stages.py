@@ -229,17 +229,14 @@ def evaluate(trained: Trained, log: Log, confidence: float = 0.95) -> Evaluated:
     return Evaluated(trained, probabilities, metrics, calibration)
 
 
-def production_baseline(settings: Settings, data: Split, log: Log) -> tuple[dict, list[str]] | None:
-    """Production:current on THIS test split: ({"ref", "version", "accuracy", "metrics"}, its predicted
-    label per test image), or None when production is empty."""
+def production_model(settings: Settings) -> tuple[str, int, Any, PreprocessSpec, list[str]] | None:
+    """Production:current loaded: (ref, version, keras model, its spec, its classes), None when empty."""
     import keras
 
     from registry import NotFoundError, open_registry
-    from training.evaluate import metrics_from_probabilities, predict_files
 
-    registry = open_registry(settings)
     try:
-        local = registry.fetch("production:current")
+        local = open_registry(settings).fetch("production:current")
     except NotFoundError:
         return None
     model = keras.models.load_model(local.model_path, compile=False)
@@ -247,34 +244,101 @@ def production_baseline(settings: Settings, data: Split, log: Log) -> tuple[dict
     if recorded is None:
         raise MlopsError(f"production:{local.version} records no preprocessing; it cannot be a baseline")
     spec = PreprocessSpec(recorded.image_size, recorded.channels)
-    classes = list(local.manifest.classes)
-    probabilities = predict_files(model, data.test_files(), spec)
-    metrics = metrics_from_probabilities(probabilities, classes, data.test_labels())
-    ref = f"production:{local.version}"
-    log(f"production baseline {ref}: accuracy {metrics['accuracy']:.3f} on the same test split")
+    return f"production:{local.version}", local.version, model, spec, list(local.manifest.classes)
+
+
+def _predicted(
+    model: Any, classes: list[str], files: list[Any], spec: PreprocessSpec
+) -> tuple[dict, list[str]]:
+    """A model's metrics-ready probabilities as (probabilities, predicted label per file)."""
+    from training.evaluate import predict_files
+
+    probabilities = predict_files(model, files, spec)
+    return probabilities, [classes[i] for i in probabilities.argmax(axis=1)] if len(probabilities) else []
+
+
+def production_baseline(
+    production: tuple[str, int, Any, PreprocessSpec, list[str]] | None,
+    files: list[Any],
+    labels: list[str],
+    log: Log,
+) -> tuple[dict, list[str]] | None:
+    """Production on these labelled files: ({"ref", "version", "accuracy", "metrics"}, its predicted
+    label per file), or None when production is empty."""
+    from training.evaluate import metrics_from_probabilities
+
+    if production is None:
+        return None
+    ref, version, model, spec, classes = production
+    probabilities, predicted = _predicted(model, classes, files, spec)
+    metrics = metrics_from_probabilities(probabilities, classes, labels)
     # The full metrics too: `mlops ui` shows candidate and production side by side on this split.
-    baseline = {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"], "metrics": metrics}
-    return baseline, [classes[i] for i in probabilities.argmax(axis=1)]
+    return {"ref": ref, "version": version, "accuracy": metrics["accuracy"], "metrics": metrics}, predicted
+
+
+def _paired(
+    settings: Settings, labels: list[str], candidate: list[str], baseline: list[str], classes
+) -> dict:
+    from training.paired import compare
+
+    cfg = settings.gate
+    return compare(
+        labels, candidate, baseline, classes,
+        confidence=cfg.confidence, resamples=cfg.bootstrap_resamples, seed=cfg.bootstrap_seed,
+    )  # fmt: skip
+
+
+def reference_check(settings: Settings, evaluated: Evaluated, production: Any, log: Log) -> dict | None:
+    """The candidate (and production) on the locked reference set in force, or None when there is none."""
+    from training.evaluate import metrics_from_probabilities
+    from training.reference_set import in_force, load_reference
+
+    number = in_force(settings)
+    if number is None:
+        log("reference set: none in force (mlops reference set --data DIR registers one)")
+        return None
+    manifest, files, labels = load_reference(settings, number)
+    data = evaluated.trained.split
+    classes = list(data.dataset.classes)
+    probabilities, predicted = _predicted(evaluated.trained.model, classes, files, data.spec)
+    metrics = metrics_from_probabilities(probabilities, classes, labels)
+    out = {
+        "version": number, "key": f"reference:{number}", "on": f"reference set {number}",
+        "fingerprint": manifest["fingerprint"], "n": len(files), "metrics": metrics,
+        "baseline": None, "comparison": None,
+    }  # fmt: skip
+    line = f"reference set {number} ({len(files)} images): candidate accuracy {metrics['accuracy']:.3f}"
+    found = production_baseline(production, files, labels, log)
+    if found is not None:
+        out["baseline"], production_predicted = found
+        out["comparison"] = _paired(settings, labels, predicted, production_predicted, classes)
+        line += f", {out['baseline']['ref']} {out['baseline']['accuracy']:.3f}"
+    log(line)
+    return out
 
 
 def gate(settings: Settings, evaluated: Evaluated, log: Log) -> Gated:
     """The gate's decision: thresholds, and no regression against production on the same test split
-    (paired: McNemar and bootstrap intervals, training/paired.py)."""
+    and on the locked reference set (paired: McNemar and bootstrap intervals, training/paired.py)."""
     from training import gate as gating
-    from training.paired import compare
 
-    data, cfg = evaluated.trained.split, settings.gate
-    found = production_baseline(settings, data, log)
+    data = evaluated.trained.split
+    classes = list(data.dataset.classes)
+    production = production_model(settings)
+    found = production_baseline(production, data.test_files(), data.test_labels(), log)
     baseline, comparison = None, None
     if found is not None:
         baseline, production_predicted = found
-        classes = data.dataset.classes
+        log(
+            f"production baseline {baseline['ref']}: accuracy {baseline['accuracy']:.3f} "
+            "on the same test split"
+        )
         candidate_predicted = [classes[i] for i in evaluated.probabilities.argmax(axis=1)]
-        comparison = compare(
-            data.test_labels(), candidate_predicted, production_predicted, classes,
-            confidence=cfg.confidence, resamples=cfg.bootstrap_resamples, seed=cfg.bootstrap_seed,
-        )  # fmt: skip
-    decision = gating.decide(evaluated.metrics, cfg, baseline, comparison, evaluated.calibration)
+        comparison = _paired(settings, data.test_labels(), candidate_predicted, production_predicted, classes)
+    reference = reference_check(settings, evaluated, production, log)
+    decision = gating.decide(
+        evaluated.metrics, settings.gate, baseline, comparison, evaluated.calibration, reference
+    )
     return Gated(evaluated, baseline, decision)
 
 

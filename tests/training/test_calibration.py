@@ -72,3 +72,12 @@ def test_gate_fails_miscalibration_only_beyond_chance():
     real = decide(metrics, GateSettings(), None, calibration={"ece_after": 0.2, "ece_noise": 0.05})
     assert noisy["passed"] and not real["passed"]
     assert real["reasons"] == ["calibration_ece 0.200 > 0.150 and above chance (0.050)"]
+
+
+def test_a_perfectly_separated_validation_split_fits_no_temperature():
+    from training.calibration import DEGENERATE
+
+    val = np.array([[0.9, 0.1], [0.2, 0.8]] * 20)
+    labels = np.array([0, 1] * 20)  # all right: the NLL falls as T -> 0, without a minimum
+    result = calibrate(val, labels, val, labels)
+    assert result["method"] == DEGENERATE and result["temperature"] == 1.0
