@@ -195,6 +195,9 @@ class ValidationSettings:
     contrast_max_shift: float = 0.08  # mean per-image standard deviation of intensity in [0, 1]
     stats_sample: int = 300  # images per dataset whose statistics are computed (a content-hash sample)
     stop_on_value_skew: bool = False  # true: value skew stops the data pipeline like schema skew
+    # Label checks (training/label_check.py): a larger share of pushed files that look mislabelled to
+    # the production model stops the data pipeline; any flagged file is a warning naming the classes.
+    max_label_issue_share: float = 0.10
 
 
 @dataclass(frozen=True)

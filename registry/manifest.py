@@ -91,6 +91,8 @@ class Validation:
     stops: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # training.label_check: {"method", "n", "flagged", "share", "pairs": [{given, suggested, count}], "files"}
+    label_issues: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 

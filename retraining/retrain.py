@@ -162,10 +162,14 @@ def retrain_and_register(
         raise MlopsError(f"{parent_ref} records no preprocessing; it cannot be fine-tuned")
     spec = PreprocessSpec(recorded.image_size, recorded.channels)
     checked = stages.validate(settings, dataset, spec, (parent_ref, parent.manifest), "retrain", log)
+    import keras
+
+    if not checked.check.stopped:  # the parent scores the pushed files: do they look mislabelled?
+        scorer = keras.models.load_model(parent.model_path, compile=False)
+        stages.check_labels(settings, checked, (parent_ref, scorer), log)
     if checked.check.stopped:
         raise _refuse(registry, snapshot, dataset, checked.check, parent_info, actor)
     _warn_split_rule(cfg, parent_dataset, parent_ref, log)
-    import keras
 
     keras.utils.set_random_seed(cfg.seed)
     data = stages.split(settings, checked, log, distribution)

@@ -98,6 +98,38 @@ def validate(
     return Validated(dataset, spec, statistics, check)
 
 
+def check_labels(settings: Settings, data: Validated, scorer: tuple[str, Any], log: Log) -> None:
+    """Score every pushed file with SCORER (ref, keras model) and add cleanlab's label issues to the
+    data check: a warning naming the class pairs, a stop above [validation] max_label_issue_share."""
+    from training.evaluate import predict_files
+    from training.label_check import describe, find_label_issues
+
+    dataset, check = data.dataset, data.check
+    ref, model = scorer
+    if dataset.records is not None:
+        check.notes.append("label check skipped: a TFRecord snapshot holds no image files to score")
+        return
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(dataset.classes):
+        check.notes.append(
+            f"label check skipped: {ref} has {outputs} classes, the data {len(dataset.classes)}"
+        )
+        return
+    paths = [dataset.path_of(i) for i in dataset.items]
+    probabilities = predict_files(model, paths, data.spec)
+    result = find_label_issues(
+        [i.path for i in dataset.items], [i.label for i in dataset.items], probabilities, dataset.classes
+    )
+    check.label_issues = {**result, "scored_by": ref}
+    line = describe(result, ref)
+    limit = settings.validation.max_label_issue_share
+    if result["share"] > limit:
+        check.stops.append(f"{line}; above max_label_issue_share {limit:.0%}: fix the labels and push again")
+    elif result["flagged"]:
+        check.warnings.append(line)
+    log(f"  {line}")
+
+
 def production_reference(settings: Settings) -> tuple[str, dict] | None:
     """("production:N", manifest) of the current production model, or None when production is empty."""
     from registry import NotFoundError, open_registry

@@ -80,7 +80,12 @@ def _darkened(src: Path, dest: Path, factor: float) -> Path:
     return dest
 
 
-def test_reference_regression_stops_a_candidate_trained_on_shifted_data(home, production, tmp_path, capsys):
+def test_reference_regression_stops_a_candidate_trained_on_shifted_data(
+    home, production, tmp_path, capsys, monkeypatch
+):
+    # Production misreads darkened images, so the label check flags many (it would stop them first):
+    # let them through to show the reference set alone stops the candidate.
+    monkeypatch.setenv("MLOPS_VALIDATION_MAX_LABEL_ISSUE_SHARE", "1.0")
     dark = _darkened(production[1], tmp_path / "dark", 0.3)
     code = _mlops(home, "retrain", "--data", str(dark), "--epochs", "15", *NO_THRESHOLDS, "--json")
     out = capsys.readouterr()
@@ -96,6 +101,36 @@ def test_reference_regression_stops_a_candidate_trained_on_shifted_data(home, pr
     assert words and "95% CI [" in words[0] and "McNemar exact p = " in words[0]
     assert gate["reference"]["version"] == 1 and gate["reference"]["n"] == 120
     assert [c["on"] for c in gate["comparisons"]] == ["test split", "reference set 1"]
+
+
+def _moved(src: Path, dest: Path, share: float, source: str, target: str) -> Path:
+    """A copy of SRC with SHARE of SOURCE's images moved into TARGET's folder (label noise)."""
+    shutil.copytree(src, dest)
+    files = sorted((dest / source).glob("*.png"))
+    for path in files[: int(len(files) * share)]:
+        path.rename(dest / target / f"moved_{path.name}")
+    return dest
+
+
+def test_label_noise_stops_the_data_pipeline_naming_both_classes(home, production, tmp_path, capsys):
+    from core.settings import load_settings
+    from registry import open_registry
+
+    noisy = _moved(production[1], tmp_path / "noisy", 0.5, "pneumonia", "normal")
+    code = _mlops(home, "retrain", "--data", str(noisy), "--epochs", "2", *NO_THRESHOLDS, "--json")
+    out = capsys.readouterr()
+    assert code == 3, out.err
+    summary = json.loads(out.out)
+    issues = summary["validation"]["label_issues"]
+    top = issues["pairs"][0]
+    assert (top["given"], top["suggested"]) == ("normal", "pneumonia") and top["count"] >= 30
+    assert issues["share"] > 0.10
+    stop = summary["validation"]["stops"][0]
+    assert "labelled normal look like pneumonia" in stop and "max_label_issue_share" in stop
+    assert all(f["file"].startswith("normal/moved_") for f in issues["files"][:10])
+    settings = load_settings(overrides={"registry.uri": f"file://{home / 'registry'}", "home": str(home)})
+    refusals = [e for e in open_registry(settings).audit() if e["action"] == "refuse"]
+    assert refusals and "label issues" in refusals[-1]["reason"]
 
 
 def test_a_healthy_retrain_passes_the_reference_set(home, tmp_path, capsys):
