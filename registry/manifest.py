@@ -86,6 +86,8 @@ class DatasetSource:
 class Validation:
     """Data validation against the reference model's training data (training.data_validation)."""
 
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("label_issues",)
+
     reference: str | None = None
     passed: bool = True
     stops: tuple[str, ...] = ()
@@ -154,6 +156,10 @@ class Metrics:
 class Criterion:
     """One gate criterion and how the version did on it."""
 
+    # Fields added with the paired gate: absent (not null) when unset, so older manifests round-trip.
+    OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "estimate", "low", "high", "support", "test", "p_value", "baseline_ref", "note", "direction",
+    )  # fmt: skip
     name: str
     passed: bool
     value: Any = None  # what is compared with the threshold (a bound of the interval where there is one)
@@ -244,6 +250,8 @@ class ReferenceCheck:
 @dataclass(frozen=True)
 class Gate:
     """The gate's decision with every reason and criterion."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("comparisons", "reference")
 
     passed: bool
     reasons: tuple[str, ...] = ()
@@ -412,6 +420,8 @@ class Attestation:
 @dataclass(frozen=True)
 class Manifest:
     """A version's manifest: identity, files, lineage, evaluation, and (when handed out) annotations."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("calibration",)
 
     schema_version: int = SCHEMA_VERSION
     name: str | None = None
@@ -640,9 +650,12 @@ def to_json(value: Any) -> Any:
     """A part (or any value inside one) as plain JSON data: extra keys first, typed fields over them."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {k: to_json(v) for k, v in getattr(value, "extra", {}).items()}
+        optional = getattr(value, "OPTIONAL", ())
         for f in fields(value):
-            if f.name != "extra":
-                out[f.name] = to_json(getattr(value, f.name))
+            item = getattr(value, f.name)
+            if f.name == "extra" or (f.name in optional and (item is None or item == ())):
+                continue  # a newer optional field left unset: absent, as older writers wrote it
+            out[f.name] = to_json(item)
         return out
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
 
 from core.templates import render
-from registry.manifest import Gate, Manifest, Metrics, to_json
+from registry.manifest import Criterion, Gate, Manifest, Metrics, to_json
 
 
 def _confusion(metrics: dict, path: Path) -> None:
@@ -150,7 +150,8 @@ def report_context(manifest: Manifest) -> dict:
         "per_class": to_json(metrics.per_class),
         "gate": {
             "passed": gate.passed,
-            "criteria": to_json(gate.criteria),
+            # every optional field present (None when unset): the template reads them all
+            "criteria": [dict.fromkeys(Criterion.OPTIONAL) | c for c in to_json(gate.criteria)],
             "notes": list(gate.notes),
             "confidence": "95 %",
             "comparisons": [
