@@ -198,6 +198,9 @@ class ValidationSettings:
     # Label checks (training/label_check.py): a larger share of pushed files that look mislabelled to
     # the production model stops the data pipeline; any flagged file is a warning naming the classes.
     max_label_issue_share: float = 0.10
+    # A scorer below this test accuracy (its manifest's) is no judge of labels: the check is skipped
+    # with a note rather than stopping good data on a weak model's say-so.
+    label_check_min_accuracy: float = 0.90
 
 
 @dataclass(frozen=True)

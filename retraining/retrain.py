@@ -166,7 +166,7 @@ def retrain_and_register(
 
     if not checked.check.stopped:  # the parent scores the pushed files: do they look mislabelled?
         scorer = keras.models.load_model(parent.model_path, compile=False)
-        stages.check_labels(settings, checked, (parent_ref, scorer), log)
+        stages.check_labels(settings, checked, (parent_ref, scorer), parent.manifest.metrics.accuracy, log)
     if checked.check.stopped:
         raise _refuse(registry, snapshot, dataset, checked.check, parent_info, actor)
     _warn_split_rule(cfg, parent_dataset, parent_ref, log)

@@ -98,7 +98,9 @@ def validate(
     return Validated(dataset, spec, statistics, check)
 
 
-def check_labels(settings: Settings, data: Validated, scorer: tuple[str, Any], log: Log) -> None:
+def check_labels(
+    settings: Settings, data: Validated, scorer: tuple[str, Any], accuracy: float | None, log: Log
+) -> None:
     """Score every pushed file with SCORER (ref, keras model) and add cleanlab's label issues to the
     data check: a warning naming the class pairs, a stop above [validation] max_label_issue_share."""
     from training.evaluate import predict_files
@@ -106,6 +108,13 @@ def check_labels(settings: Settings, data: Validated, scorer: tuple[str, Any], l
 
     dataset, check = data.dataset, data.check
     ref, model = scorer
+    needed = settings.validation.label_check_min_accuracy
+    if accuracy is None or accuracy < needed:
+        shown = "unknown" if accuracy is None else f"{accuracy:.3f}"
+        check.notes.append(
+            f"label check skipped: {ref}'s test accuracy {shown} < {needed:.2f}, no judge of labels"
+        )
+        return
     if dataset.records is not None:
         check.notes.append("label check skipped: a TFRecord snapshot holds no image files to score")
         return
