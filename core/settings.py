@@ -77,7 +77,12 @@ class TrainSettings:
 class GateSettings:
     accuracy_threshold: float = 0.80
     recall_floor: float = 0.60
-    regression_tolerance: float = 0.02
+    regression_tolerance: float = 0.02  # a drop this small is not a regression, however certain
+    confidence: float = 0.95  # of the Wilson and bootstrap intervals (training/paired.py)
+    bootstrap_resamples: int = 2000
+    bootstrap_seed: int = 0  # fixed: the same candidate and data give the same decision
+    max_ece: float = 0.15  # expected calibration error after temperature scaling (10 bins)
+    reference_set: str = "latest"  # the locked reference set in force: latest | none | its number
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,12 @@ class ValidationSettings:
     contrast_max_shift: float = 0.08  # mean per-image standard deviation of intensity in [0, 1]
     stats_sample: int = 300  # images per dataset whose statistics are computed (a content-hash sample)
     stop_on_value_skew: bool = False  # true: value skew stops the data pipeline like schema skew
+    # Label checks (training/label_check.py): a larger share of pushed files that look mislabelled to
+    # the production model stops the data pipeline; any flagged file is a warning naming the classes.
+    max_label_issue_share: float = 0.10
+    # A scorer below this test accuracy (its manifest's) is no judge of labels: the check is skipped
+    # with a note rather than stopping good data on a weak model's say-so.
+    label_check_min_accuracy: float = 0.90
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,12 @@ import argparse
 import os
 import smtplib
 import ssl
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Any
 
 from core.errors import MlopsError, UsageError
 from core.settings import Settings
@@ -68,6 +70,16 @@ def _metrics_rows(manifest: Manifest) -> list[tuple[str, str, str, str, str]]:
     return [
         (name, fmt(m.precision), fmt(m.recall), fmt(m.f1), "-" if m.support is None else str(m.support))
         for name, m in manifest.metrics.per_class.items()
+    ]
+
+
+def _label_files(issues: Mapping[str, Any] | None) -> list[str]:
+    """The files the label check flagged (the first ones), as lines."""
+    if not issues:
+        return []
+    return [
+        f"{row['file']}: labelled {row['given']}, looks like {row['suggested']} ({row['probability']:.2f})"
+        for row in issues.get("files", [])
     ]
 
 
@@ -143,6 +155,9 @@ def _sections(
         "facts": facts,
         "data_warnings": list(dataset.validation.warnings) if dataset.validation else [],
         "gate_reasons": list(gate.reasons) if gate else [],
+        # Candidate vs production, paired on the same images, in words with the intervals.
+        "verdicts": [c.verdict for c in gate.comparisons if c.verdict] if gate else [],
+        "label_files": _label_files(dataset.validation.label_issues if dataset.validation else None),
         "failures": list(tests.failures) if tests else [],
         "rows": _metrics_rows(manifest),
         "approve": approve_command(manifest, settings, production) if can_approve else None,

@@ -171,10 +171,15 @@ def model_tests_stage(ref: str, settings: Settings, with_api: bool, suite: str |
 
 
 def code_stages(data: Path | str, settings: Settings, make_demo_data: bool) -> list[Stage]:
-    """Code pipeline up to registration: [demo data] → train (the gate is inside train)."""
+    """Code pipeline up to registration: [demo data and its reference set] → train (the gate is inside)."""
     stages = []
     if make_demo_data:
         stages.append(Stage("demo data", ("demo-data", "--out", str(data))))
+        # The locked reference set: the generator's own seed (batch 3), never pushed, in a folder the
+        # data pipeline never reads; registered once, on the demo's first use.
+        reference = settings.home / "data" / "reference"
+        stages.append(Stage("demo reference images", ("demo-data", "--out", str(reference), "--batch", "3")))
+        stages.append(Stage("reference set", ("reference", "set", "--data", str(reference))))
     stages.append(Stage("train + gate + register", ("train", "--data", str(data), "--json"), True))
     return stages
 

@@ -173,11 +173,13 @@ def load_bundle(
             f"model {model_path.name} has {outputs} outputs but the manifest lists {len(classes)} classes"
         )
 
+    temperature = calibration_temperature(manifest)
+
     # Each graph also describes its inputs (core.preprocessing.pixel_statistics): the prediction
     # log gets the statistics of exactly what the model saw, for a few microseconds of C++.
     @tf.function(input_signature=[tf.TensorSpec([None, *_shape(spec)], tf.float32)])
     def from_pixels(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return model(pixels, training=False), pixel_statistics(pixels)
+        return calibrated(model(pixels, training=False), temperature), pixel_statistics(pixels)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def from_encoded(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -187,7 +189,7 @@ def load_bundle(
             encoded,
             fn_output_signature=tf.TensorSpec(_shape(spec), tf.float32),
         )
-        return model(pixels, training=False), pixel_statistics(pixels)
+        return calibrated(model(pixels, training=False), temperature), pixel_statistics(pixels)
 
     bundle = ModelBundle(
         name=manifest.name or model_path.stem,
@@ -230,6 +232,31 @@ def flat_call(concrete: Any) -> Any:
         return call_flat([tensor], captured)
 
     return call
+
+
+# -- calibration: the manifest's temperature (training/calibration.py), applied inside the graphs ----
+
+CALIBRATION_EPS = 1e-12  # the same log(0) guard as training.calibration.EPS
+
+
+def calibration_temperature(manifest: Manifest) -> float | None:
+    """The version's fitted temperature, None when it records none (served as the model outputs)."""
+    part = manifest.calibration
+    if part is None:
+        return None
+    if not part.temperature > 0:
+        raise MlopsError(f"manifest.calibration.temperature must be > 0, got {part.temperature!r}")
+    return float(part.temperature)
+
+
+def calibrated(probabilities: Any, temperature: float | None) -> Any:
+    """softmax(log p / T) in the graph; the model's own probabilities when T is None."""
+    import tensorflow as tf
+
+    if temperature is None:
+        return probabilities
+    logits = tf.math.log(tf.clip_by_value(probabilities, CALIBRATION_EPS, 1.0)) / temperature
+    return tf.nn.softmax(logits, axis=-1)
 
 
 def _shape(spec: PreprocessSpec) -> tuple[int, int, int]:

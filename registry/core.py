@@ -261,6 +261,10 @@ class Registry:
     def _promoted(self, pointer: dict[str, Any]) -> set[int]:
         return {e["version"] for e in pointer["history"] if e.get("action") == "promote"}
 
+    def approved_versions(self) -> set[int]:
+        """Versions that were promoted to production at some point (the pointer's history)."""
+        return self._promoted(self.pointer())
+
     def list(self, area: str = "testing") -> list[ModelVersion]:
         """Registered versions of an area, ascending by version."""
         if area not in AREAS:

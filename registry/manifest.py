@@ -90,11 +90,15 @@ class DatasetSource:
 class Validation:
     """Data validation against the reference model's training data (training.data_validation)."""
 
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("label_issues",)
+
     reference: str | None = None
     passed: bool = True
     stops: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # training.label_check: {"method", "n", "flagged", "share", "pairs": [{given, suggested, count}], "files"}
+    label_issues: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 
@@ -178,10 +182,71 @@ class Metrics:
 class Criterion:
     """One gate criterion and how the version did on it."""
 
+    # Fields added with the paired gate: absent (not null) when unset, so older manifests round-trip.
+    OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "estimate", "low", "high", "support", "test", "p_value", "baseline_ref", "note", "direction",
+    )  # fmt: skip
     name: str
     passed: bool
-    value: Any = None
+    value: Any = None  # what is compared with the threshold (a bound of the interval where there is one)
     threshold: Any = None
+    estimate: float | None = None  # the point estimate (recall, or candidate - production)
+    low: float | None = None  # the interval at the gate's confidence
+    high: float | None = None
+    support: int | None = None  # images behind the figure
+    test: str | None = None  # wilson | paired_bootstrap_percentile
+    p_value: float | None = None  # McNemar's exact test (the accuracy comparison)
+    baseline_ref: str | None = None
+    note: str | None = None  # e.g. "too few images to judge"
+    direction: str | None = None  # "<=" where lower is better (ECE); absent: ">="
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Candidate - production on one figure, with its bootstrap interval."""
+
+    difference: float | None = None
+    low: float | None = None
+    high: float | None = None
+    support: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired comparison of candidate and production on the same images (training/paired.py)."""
+
+    on: str  # "test split", or the reference set's ref
+    baseline_ref: str | None = None
+    test: str = "mcnemar_exact"
+    p_value: float | None = None
+    candidate_only: int | None = None  # discordant pairs: images only the candidate gets right
+    baseline_only: int | None = None
+    bootstrap: str | None = None
+    confidence: float | None = None
+    resamples: int | None = None
+    seed: int | None = None
+    n: int | None = None
+    accuracy: Difference = field(default_factory=Difference)
+    recall: Mapping[str, Difference] = field(default_factory=_empty)
+    verdict: str | None = None  # in words, as the approver reads it
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling fitted on the validation split: served probabilities are softmax(log p / T)."""
+
+    temperature: float
+    method: str = "temperature_scaling"
+    fitted_on: str = "validation split"
+    n: int | None = None
+    ece_before: float | None = None  # on the test split, 10 equal-width confidence bins
+    ece_after: float | None = None
+    ece_noise: float | None = None  # the ECE a perfectly calibrated model reaches by chance (95th pct)
+    test_n: int | None = None
+    bins: int | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 
@@ -197,14 +262,30 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class ReferenceCheck:
+    """The candidate (and production) on the locked reference set in force (registry/reference_sets.py)."""
+
+    version: int
+    fingerprint: str | None = None
+    n: int | None = None
+    metrics: Metrics | None = None
+    baseline: Baseline | None = None
+    extra: Mapping[str, Any] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
 class Gate:
     """The gate's decision with every reason and criterion."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("comparisons", "reference")
 
     passed: bool
     reasons: tuple[str, ...] = ()
     criteria: tuple[Criterion, ...] = ()
     notes: tuple[str, ...] = ()
     baseline: Baseline | None = None
+    comparisons: tuple[Comparison, ...] = ()  # paired, on the test split and the reference set
+    reference: ReferenceCheck | None = None
     extra: Mapping[str, Any] = field(default_factory=_empty)
 
 
@@ -400,6 +481,8 @@ class Attestation:
 class Manifest:
     """A version's manifest: identity, files, lineage, evaluation, and (when handed out) annotations."""
 
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("calibration",)
+
     schema_version: int = SCHEMA_VERSION
     name: str | None = None
     version: int | None = None
@@ -416,6 +499,7 @@ class Manifest:
     frameworks: Mapping[str, str | None] = field(default_factory=_empty)
     metrics: Metrics = field(default_factory=Metrics)
     gate: Gate | None = None
+    calibration: Calibration | None = None  # None: served probabilities are the model's own
     parent: Parent | None = None
     signed_by: str | None = None
     reference: Reference | None = None
@@ -628,9 +712,12 @@ def to_json(value: Any) -> Any:
     """A part (or any value inside one) as plain JSON data: extra keys first, typed fields over them."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {k: to_json(v) for k, v in getattr(value, "extra", {}).items()}
+        optional = getattr(value, "OPTIONAL", ())
         for f in fields(value):
-            if f.name != "extra":
-                out[f.name] = to_json(getattr(value, f.name))
+            item = getattr(value, f.name)
+            if f.name == "extra" or (f.name in optional and (item is None or item == ())):
+                continue  # a newer optional field left unset: absent, as older writers wrote it
+            out[f.name] = to_json(item)
         return out
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]

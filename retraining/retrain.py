@@ -162,10 +162,14 @@ def retrain_and_register(
         raise MlopsError(f"{parent_ref} records no preprocessing; it cannot be fine-tuned")
     spec = PreprocessSpec(recorded.image_size, recorded.channels)
     checked = stages.validate(settings, dataset, spec, (parent_ref, parent.manifest), "retrain", log)
+    import keras
+
+    if not checked.check.stopped:  # the parent scores the pushed files: do they look mislabelled?
+        scorer = keras.models.load_model(parent.model_path, compile=False)
+        stages.check_labels(settings, checked, (parent_ref, scorer), parent.manifest.metrics.accuracy, log)
     if checked.check.stopped:
         raise _refuse(registry, snapshot, dataset, checked.check, parent_info, actor)
     _warn_split_rule(cfg, parent_dataset, parent_ref, log)
-    import keras
 
     keras.utils.set_random_seed(cfg.seed)
     data = stages.split(settings, checked, log, distribution)
@@ -177,5 +181,5 @@ def retrain_and_register(
     trained = stages.train(settings, data, start, distribution, log)
     if not distribution.is_chief:  # the chief alone evaluates and registers: one candidate, one version
         return stages.worker_summary(distribution, log)
-    gated = stages.gate(settings, stages.evaluate(trained, log), log)
+    gated = stages.gate(settings, stages.evaluate(trained, log, settings.gate.confidence), log)
     return stages.register(settings, gated, actor=actor, reason=reason, log=log).summary()

@@ -28,7 +28,13 @@ def _run_dir(settings: Settings, mode: str) -> Path:
 
 
 def build_manifest(
-    settings: Settings, prepared: Split, params: dict, metrics: dict, gate: dict, parent: dict | None
+    settings: Settings,
+    prepared: Split,
+    params: dict,
+    metrics: dict,
+    gate: dict,
+    parent: dict | None,
+    calibration: dict | None = None,
 ) -> Manifest:
     """The training-side manifest fields (docs/manifest.md), checked; the registry adds the rest."""
     from registry.manifest import require_lineage
@@ -59,6 +65,7 @@ def build_manifest(
         "frameworks": frameworks(),
         "metrics": metrics,
         "gate": gate,
+        "calibration": calibration,
         "parent": parent,
     })  # fmt: skip
 
@@ -92,8 +99,9 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     test, classes = prepared.splits["test"], prepared.dataset.classes
     files, labels, probs = prepared.test_files(), prepared.test_labels(), gated.evaluated.probabilities
     manifest = build_manifest(
-        settings, prepared, params, gated.evaluated.metrics, gated.decision, trained.parent
-    )
+        settings, prepared, params, gated.evaluated.metrics, gated.decision, trained.parent,
+        gated.evaluated.calibration,
+    )  # fmt: skip
 
     run = _run_dir(settings, params["mode"])
     folder = run / "candidate"

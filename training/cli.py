@@ -177,9 +177,81 @@ def _add_dataset_verbs(subparsers: argparse._SubParsersAction) -> None:
     snapshot.set_defaults(handler=_snapshot)
 
 
+def _reference_set(args: argparse.Namespace, settings: Settings) -> int:
+    from core.actor import default_actor
+    from training.reference_set import register_reference
+
+    manifest = register_reference(settings, args.data, args.actor or default_actor())
+    if args.json:
+        print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=1))
+    else:
+        counts = ", ".join(f"{c} {n}" for c, n in manifest["class_counts"].items())
+        print(
+            f"registered reference set {manifest['version']} of {manifest['model']}: "
+            f"{len(manifest['files'])} images ({counts}); fingerprint {manifest['fingerprint'][:12]}"
+        )
+    return 0
+
+
+def _reference_show(args: argparse.Namespace, settings: Settings) -> int:
+    from training.reference_set import in_force, reference_sets
+
+    sets = reference_sets(settings)
+    current = in_force(settings)
+    rows = []
+    for number in sets.versions():
+        m = sets.manifest(number)
+        rows.append({
+            "version": number, "in_force": number == current, "fingerprint": m["fingerprint"],
+            "images": len(m["files"]), "class_counts": m["class_counts"], "source": m.get("source"),
+            "created_at": m.get("created_at"), "registered_by": m.get("registered_by"),
+        })  # fmt: skip
+    if args.json:
+        print(
+            json.dumps({"in_force": current, "setting": settings.gate.reference_set, "sets": rows}, indent=1)
+        )
+        return 0
+    if not rows:
+        print("no reference set registered; mlops reference set --data DIR|gs://...|git+... registers one")
+    for row in rows:
+        mark = "*" if row["in_force"] else " "
+        print(
+            f"{mark} {row['version']}: {row['images']} images, fingerprint {row['fingerprint'][:12]}, "
+            f"{row['created_at']} by {row['registered_by']}"
+        )
+    print(f"in force ([gate] reference_set = {settings.gate.reference_set!r}): {current or 'none'}")
+    return 0
+
+
+def _add_reference_verbs(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reference",
+        help="the locked reference set the gate also judges every candidate on",
+        description="A curated evaluation dataset kept apart from pushed data, versioned in the registry "
+        "(reference/<model>/<N>/, create-only). The gate scores the candidate and production on the set "
+        "in force ([gate] reference_set) besides the candidate's own test split.",
+    )
+    verbs = parser.add_subparsers(dest="reference_command", metavar="ACTION")
+    verbs.required = True
+    register = verbs.add_parser(
+        "set", help="register a new reference set from a dataset", description="Check, hash and store "
+        "the images of DATA (class folders) as the next reference set; earlier sets stay as they were."
+    )  # fmt: skip
+    register.add_argument(
+        "--data", required=True, metavar="URI", help="folder, gs://BUCKET/PREFIX or git+URL@REV"
+    )
+    register.add_argument("--actor", metavar="NAME", help="who registers it (default: the OS user)")
+    register.add_argument("--json", action="store_true", help="machine-readable output")
+    register.set_defaults(handler=_reference_set)
+    show = verbs.add_parser("show", help="list the reference sets and which is in force", description="List.")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_reference_show)
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register this area's verbs."""
     _add_dataset_verbs(subparsers)
+    _add_reference_verbs(subparsers)
     demo = subparsers.add_parser(
         "demo-data",
         help="write a small synthetic dataset",
@@ -188,7 +260,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--out", metavar="DIR", help="output folder (default <home>/data/demo)")
     demo.add_argument(
-        "--batch", type=int, choices=(1, 2), default=1, help="which batch of images (default 1)"
+        "--batch",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="which batch of images (default 1; 3: the reference set's seed, never pushed)",
     )
     demo.add_argument(
         "--per-class", type=int, default=150, metavar="N", help="images per class (default 150)"

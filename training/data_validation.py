@@ -29,6 +29,7 @@ class DataCheck:
     stops: list[str] = field(default_factory=list)  # schema skew and unusable files: nothing trained
     warnings: list[str] = field(default_factory=list)  # value skew: trained, recorded, emailed
     notes: list[str] = field(default_factory=list)
+    label_issues: dict[str, Any] | None = None  # training.label_check.find_label_issues, when it ran
 
     @property
     def stopped(self) -> bool:
@@ -42,6 +43,7 @@ class DataCheck:
             "stops": list(self.stops),
             "warnings": list(self.warnings),
             "notes": list(self.notes),
+            "label_issues": self.label_issues,
         }
 
     def lines(self) -> list[str]:

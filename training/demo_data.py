@@ -13,8 +13,10 @@ import numpy as np
 from PIL import Image
 
 CLASSES = ("covid", "normal", "pneumonia")
-# Batch 2 simulates a data push: same classes, new images from a different seed.
-BATCH_SEEDS = {1: 20_241, 2: 90_417}
+# Batch 2 simulates a data push: same classes, new images from a different seed. Batch 3 is the
+# locked reference set's (training/reference_set.py): never pushed, so no training data shares it.
+BATCH_SEEDS = {1: 20_241, 2: 90_417, 3: 31_337}
+REFERENCE_BATCH = 3
 
 
 def _chest(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -61,6 +61,13 @@ class Split:
     def test_labels(self) -> list[str]:
         return [i.label for i in self.splits["test"]]
 
+    def val_files(self) -> list[Path]:
+        """The validation split's image files (temperature scaling is fitted on them)."""
+        return [self.dataset.path_of(i) for i in self.splits["val"]]
+
+    def val_labels(self) -> list[str]:
+        return [i.label for i in self.splits["val"]]
+
 
 @dataclass(frozen=True)
 class Start:
@@ -86,11 +93,12 @@ class Trained:
 
 @dataclass(frozen=True)
 class Evaluated:
-    """The trained model's predictions and metrics on the test split."""
+    """The trained model's predictions and metrics on the test split, and its calibration."""
 
     trained: Trained
-    probabilities: np.ndarray
+    probabilities: np.ndarray  # the model's own (uncalibrated) outputs; argmax is the same either way
     metrics: dict[str, Any]
+    calibration: dict[str, Any] | None = None  # training.calibration.calibrate: the manifest's part
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core.actor import default_actor
 from core.errors import CheckFailed, MlopsError
 from core.preprocessing import PreprocessSpec
@@ -97,6 +99,47 @@ def validate(
     for line in check.lines():
         log(line)
     return Validated(dataset, spec, statistics, check)
+
+
+def check_labels(
+    settings: Settings, data: Validated, scorer: tuple[str, Any], accuracy: float | None, log: Log
+) -> None:
+    """Score every pushed file with SCORER (ref, keras model) and add cleanlab's label issues to the
+    data check: a warning naming the class pairs, a stop above [validation] max_label_issue_share."""
+    from training.evaluate import predict_files
+    from training.label_check import describe, find_label_issues
+
+    dataset, check = data.dataset, data.check
+    ref, model = scorer
+    needed = settings.validation.label_check_min_accuracy
+    if accuracy is None or accuracy < needed:
+        shown = "unknown" if accuracy is None else f"{accuracy:.3f}"
+        check.notes.append(
+            f"label check skipped: {ref}'s test accuracy {shown} < {needed:.2f}, no judge of labels"
+        )
+        return
+    if dataset.records is not None:
+        check.notes.append("label check skipped: a TFRecord snapshot holds no image files to score")
+        return
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(dataset.classes):
+        check.notes.append(
+            f"label check skipped: {ref} has {outputs} classes, the data {len(dataset.classes)}"
+        )
+        return
+    paths = [dataset.path_of(i) for i in dataset.items]
+    probabilities = predict_files(model, paths, data.spec)
+    result = find_label_issues(
+        [i.path for i in dataset.items], [i.label for i in dataset.items], probabilities, dataset.classes
+    )
+    check.label_issues = {**result, "scored_by": ref}
+    line = describe(result, ref)
+    limit = settings.validation.max_label_issue_share
+    if result["share"] > limit:
+        check.stops.append(f"{line}; above max_label_issue_share {limit:.0%}: fix the labels and push again")
+    elif result["flagged"]:
+        check.warnings.append(line)
+    log(f"  {line}")
 
 
 def production_reference(settings: Settings) -> tuple[str, Manifest] | None:
@@ -200,27 +243,44 @@ def worker_summary(distribution: Distribution, log: Log) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def evaluate(trained: Trained, log: Log) -> Evaluated:
-    """The trained model's metrics on the test split (never seen by the fit)."""
+def evaluate(trained: Trained, log: Log, confidence: float = 0.95) -> Evaluated:
+    """The trained model's metrics on the test split (never seen by the fit), and its temperature
+    fitted on the validation split (training/calibration.py)."""
+    import numpy as np
+
+    from training.calibration import calibrate
     from training.evaluate import metrics_from_probabilities, predict_files
 
     data = trained.split
+    classes = data.dataset.classes
     probabilities = predict_files(trained.model, data.test_files(), data.spec)
-    metrics = metrics_from_probabilities(probabilities, data.dataset.classes, data.test_labels())
+    metrics = metrics_from_probabilities(probabilities, classes, data.test_labels())
     log(f"test accuracy {metrics['accuracy']:.3f} on {metrics['n']} images")
-    return Evaluated(trained, probabilities, metrics)
+    index = {c: i for i, c in enumerate(classes)}
+    val = predict_files(trained.model, data.val_files(), data.spec)
+    calibration = calibrate(
+        val,
+        np.array([index[label] for label in data.val_labels()], dtype=int),
+        probabilities,
+        np.array([index[label] for label in data.test_labels()], dtype=int),
+        confidence,
+    )
+    log(
+        f"temperature {calibration['temperature']:.3f} ({calibration['method']}; "
+        f"{calibration['n']} validation images): "
+        f"ECE on the test split {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+    )
+    return Evaluated(trained, probabilities, metrics, calibration)
 
 
-def production_baseline(settings: Settings, data: Split, log: Log) -> dict | None:
-    """Production:current on THIS test split: {"ref", "version", "accuracy", "metrics"}, or None if empty."""
+def production_model(settings: Settings) -> tuple[str, int, Any, PreprocessSpec, list[str]] | None:
+    """Production:current loaded: (ref, version, keras model, its spec, its classes), None when empty."""
     import keras
 
     from registry import NotFoundError, open_registry
-    from training.evaluate import evaluate_model
 
-    registry = open_registry(settings)
     try:
-        local = registry.fetch("production:current")
+        local = open_registry(settings).fetch("production:current")
     except NotFoundError:
         return None
     model = keras.models.load_model(local.model_path, compile=False)
@@ -228,20 +288,102 @@ def production_baseline(settings: Settings, data: Split, log: Log) -> dict | Non
     if recorded is None:
         raise MlopsError(f"production:{local.version} records no preprocessing; it cannot be a baseline")
     spec = PreprocessSpec(recorded.image_size, recorded.channels)
-    classes = list(local.manifest.classes)
-    metrics = evaluate_model(model, classes, data.test_files(), data.test_labels(), spec)
-    ref = f"production:{local.version}"
-    log(f"production baseline {ref}: accuracy {metrics['accuracy']:.3f} on the same test split")
+    return f"production:{local.version}", local.version, model, spec, list(local.manifest.classes)
+
+
+def _predicted(
+    model: Any, classes: list[str], files: list[Any], spec: PreprocessSpec
+) -> tuple[np.ndarray, list[str]]:
+    """A model's metrics-ready probabilities as (probabilities, predicted label per file)."""
+    from training.evaluate import predict_files
+
+    probabilities = predict_files(model, files, spec)
+    return probabilities, [classes[i] for i in probabilities.argmax(axis=1)] if len(probabilities) else []
+
+
+def production_baseline(
+    production: tuple[str, int, Any, PreprocessSpec, list[str]] | None,
+    files: list[Any],
+    labels: list[str],
+    log: Log,
+) -> tuple[dict, list[str]] | None:
+    """Production on these labelled files: ({"ref", "version", "accuracy", "metrics"}, its predicted
+    label per file), or None when production is empty."""
+    from training.evaluate import metrics_from_probabilities
+
+    if production is None:
+        return None
+    ref, version, model, spec, classes = production
+    probabilities, predicted = _predicted(model, classes, files, spec)
+    metrics = metrics_from_probabilities(probabilities, classes, labels)
     # The full metrics too: `mlops ui` shows candidate and production side by side on this split.
-    return {"ref": ref, "version": local.version, "accuracy": metrics["accuracy"], "metrics": metrics}
+    return {"ref": ref, "version": version, "accuracy": metrics["accuracy"], "metrics": metrics}, predicted
+
+
+def _paired(
+    settings: Settings, labels: list[str], candidate: list[str], baseline: list[str], classes
+) -> dict:
+    from training.paired import compare
+
+    cfg = settings.gate
+    return compare(
+        labels, candidate, baseline, classes,
+        confidence=cfg.confidence, resamples=cfg.bootstrap_resamples, seed=cfg.bootstrap_seed,
+    )  # fmt: skip
+
+
+def reference_check(settings: Settings, evaluated: Evaluated, production: Any, log: Log) -> dict | None:
+    """The candidate (and production) on the locked reference set in force, or None when there is none."""
+    from training.evaluate import metrics_from_probabilities
+    from training.reference_set import in_force, load_reference
+
+    number = in_force(settings)
+    if number is None:
+        log("reference set: none in force (mlops reference set --data DIR registers one)")
+        return None
+    manifest, files, labels = load_reference(settings, number)
+    data = evaluated.trained.split
+    classes = list(data.dataset.classes)
+    probabilities, predicted = _predicted(evaluated.trained.model, classes, files, data.spec)
+    metrics = metrics_from_probabilities(probabilities, classes, labels)
+    out = {
+        "version": number, "key": f"reference:{number}", "on": f"reference set {number}",
+        "fingerprint": manifest["fingerprint"], "n": len(files), "metrics": metrics,
+        "baseline": None, "comparison": None,
+    }  # fmt: skip
+    line = f"reference set {number} ({len(files)} images): candidate accuracy {metrics['accuracy']:.3f}"
+    found = production_baseline(production, files, labels, log)
+    if found is not None:
+        out["baseline"], production_predicted = found
+        out["comparison"] = _paired(settings, labels, predicted, production_predicted, classes)
+        line += f", {out['baseline']['ref']} {out['baseline']['accuracy']:.3f}"
+    log(line)
+    return out
 
 
 def gate(settings: Settings, evaluated: Evaluated, log: Log) -> Gated:
-    """The gate's decision: thresholds, and no regression against production on the same test split."""
+    """The gate's decision: thresholds, and no regression against production on the same test split
+    and on the locked reference set (paired: McNemar and bootstrap intervals, training/paired.py)."""
     from training import gate as gating
 
-    baseline = production_baseline(settings, evaluated.trained.split, log)
-    return Gated(evaluated, baseline, gating.decide(evaluated.metrics, settings.gate, baseline))
+    data = evaluated.trained.split
+    classes = list(data.dataset.classes)
+    production = production_model(settings)
+    found = production_baseline(production, data.test_files(), data.test_labels(), log)
+    baseline, comparison = None, None
+    if found is not None:
+        baseline, production_predicted = found
+        log(
+            f"production baseline {baseline['ref']}: accuracy {baseline['accuracy']:.3f} "
+            "on the same test split"
+        )
+        candidate_predicted = [classes[i] for i in evaluated.probabilities.argmax(axis=1)]
+        comparison = _paired(settings, data.test_labels(), candidate_predicted, production_predicted, classes)
+    reference = reference_check(settings, evaluated, production, log)
+    decision = gating.decide(
+        evaluated.metrics, settings.gate, baseline, comparison, evaluated.calibration, reference
+    )
+    return Gated(evaluated, baseline, decision)
 
 
 def register(settings: Settings, gated: Gated, *, actor: str | None, reason: str, log: Log) -> Registered:

@@ -54,5 +54,5 @@ def train_and_register(
     trained = stages.train(settings, data, start, distribution, log)
     if not distribution.is_chief:  # the chief alone evaluates and registers: one candidate, one version
         return stages.worker_summary(distribution, log)
-    gated = stages.gate(settings, stages.evaluate(trained, log), log)
+    gated = stages.gate(settings, stages.evaluate(trained, log, settings.gate.confidence), log)
     return stages.register(settings, gated, actor=actor, reason=reason, log=log).summary()

@@ -38,15 +38,21 @@ def own_golden(version_dir: Path, ref: str) -> list[GoldenExample] | None:
 def earlier_golden(
     registry: Registry, manifest: Manifest, count: int
 ) -> tuple[list[GoldenExample], list[str]]:
-    """The examples of the `count` newest testing versions older than this one with the same classes.
+    """The examples of the `count` newest APPROVED versions (promoted to production at some point) older
+    than this one with the same classes: a candidate is never judged by a version nobody approved.
 
-    Returns them with a note for each earlier version passed over (other classes, none kept).
+    Returns them with a note for each earlier version passed over (unapproved, other classes, none kept).
     """
     version = manifest.version or 0
     classes = set(manifest.classes)
-    earlier = [v for v in registry.list("testing") if v.version < version][-count:] if count > 0 else []
+    approved = registry.approved_versions()
+    older = [v for v in registry.list("testing") if v.version < version]
+    unapproved = [v.ref for v in older if v.version not in approved]
+    earlier = [v for v in older if v.version in approved][-count:] if count > 0 else []
     examples: list[GoldenExample] = []
     notes: list[str] = []
+    if unapproved:
+        notes.append(f"never approved, so not used: {', '.join(unapproved[-5:])}")
     for mv in earlier:
         if set(mv.manifest.classes) != classes:
             notes.append(f"{mv.ref} has other classes")

@@ -44,7 +44,8 @@ def test_earlier_versions_golden_examples_keep_their_labels(
     if not examples:
         why = f" ({'; '.join(notes)})" if notes else ""
         pytest.skip(
-            f"no earlier version with these classes kept golden examples: nothing to compare with{why}"
+            "no earlier approved version with these classes kept golden examples: "
+            f"nothing to compare with{why}"
         )
     record_property("golden_earlier", len(examples))
     wrong = _wrong(served, classes, examples)

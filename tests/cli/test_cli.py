@@ -12,6 +12,7 @@ from mlops.cli import build_parser
 VERBS = [
     "demo-data", "train", "retrain", "test-model", "registry", "promote", "approve", "keys", "monitor",
     "triggers", "rollback", "serve", "deploy", "ui", "notify", "pipeline", "dataset", "train-job",
+    "reference",
 ]  # fmt: skip
 
 

@@ -238,3 +238,43 @@ def test_the_html_part_has_the_facts_tables_and_escapes_outside_strings(tmp_path
     assert [text_of(li) for li in find_all(by_id(html, "data-warnings"), "li")] == [EVIL]
     assert [text_of(li) for li in find_all(by_id(html, "failures"), "li")] == [EVIL]
     assert find_all(doc, "pre") == []  # nothing to approve
+
+
+def test_email_shows_both_sides_with_intervals_and_the_flagged_files(cli, settings, tmp_path):
+    """A real gate decision (paired, production much better on class normal) and a label check."""
+    from manifests import lineage
+
+    from core.settings import GateSettings
+    from training.evaluate import compute_metrics
+    from training.gate import decide
+    from training.paired import compare
+
+    truth = ["covid"] * 50 + ["normal"] * 50
+    production = list(truth)
+    candidate = truth[:50] + ["covid"] * 20 + truth[70:]  # misses 20 of normal's 50
+    metrics = compute_metrics(truth, candidate, ["covid", "normal"])
+    baseline = {"ref": "production:3", "version": 3, "accuracy": 1.0}
+    gate = decide(
+        metrics, GateSettings(), baseline, compare(truth, candidate, production, ["covid", "normal"])
+    )
+    src = tmp_path / "version"
+    src.mkdir()
+    (src / "model.keras").write_bytes(b"not loaded when notifying")
+    issues = {
+        "n": 100, "flagged": 1, "share": 0.01,
+        "pairs": [{"given": "normal", "suggested": "covid", "count": 1}],
+        "files": [{"file": "normal/x.png", "given": "normal", "suggested": "covid", "probability": 0.97}],
+    }  # fmt: skip
+    manifest = {
+        "model_file": "model.keras", "classes": ["covid", "normal"],
+        "dataset": {"uri": "gs://data/xray", "fingerprint": "f" * 64, "validation": {"label_issues": issues}},
+        "metrics": metrics, "gate": gate,
+    }  # fmt: skip
+    ref = open_registry(settings).register(src, lineage(**manifest), actor="pytest").ref
+    text, html = _parts(_read(_outbox_file(cli("notify", ref))))
+    verdicts = [text_of(li) for li in find_all(by_id(html, "verdicts"), "li")]
+    assert len(verdicts) == 1 and verdicts[0].startswith("regression against production:3 on the test split")
+    assert "recall -0.400, 95% CI [" in verdicts[0] and "on class normal" in verdicts[0]
+    assert verdicts[0] in text.replace("\n    ", " ")
+    files = [text_of(li) for li in find_all(by_id(html, "label-files"), "li")]
+    assert files == ["normal/x.png: labelled normal, looks like covid (0.97)"]

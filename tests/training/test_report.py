@@ -9,6 +9,7 @@ from core.settings import GateSettings
 from registry.manifest import Manifest
 from training.evaluate import compute_metrics
 from training.gate import decide
+from training.paired import compare
 from training.report import write_report
 
 EVIL = "<script>alert(1)</script>"
@@ -18,7 +19,11 @@ HISTORY = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "
 def _manifest(labels: list[str], classes: list[str]) -> dict:
     """A manifest as training writes it, from real metrics and a real gate decision."""
     metrics = compute_metrics(labels[:4], labels[4:], classes)
-    gate = decide(metrics, GateSettings(), {"ref": "production:2", "version": 2, "accuracy": 0.9})
+    # Production got every test image right: a paired comparison on the same four images.
+    production = compute_metrics(labels[:4], labels[:4], classes)
+    baseline = {"ref": "production:2", "version": 2, "accuracy": 1.0, "metrics": production}
+    comparison = compare(labels[:4], labels[4:], labels[:4], classes, resamples=200)
+    gate = decide(metrics, GateSettings(), baseline, comparison)
     return {
         "name": "xray-classifier",
         "params": {"mode": "train"},
@@ -53,6 +58,7 @@ def test_report_has_plots_gate_per_class_numbers_and_lineage(tmp_path):
     ]
     assert text(find_all(doc, "h1")[0]) == "Model report: xray-classifier (train)"
     assert [text(h) for h in find_all(doc, "h2")] == [
+        "Candidate vs production:2 on the test split",
         "Per-class metrics",
         "Subgroups",
         "Confusion matrix",
@@ -66,8 +72,15 @@ def test_report_has_plots_gate_per_class_numbers_and_lineage(tmp_path):
         ["b", "0.667", "1.000", "0.800", "2"],
     ]
     gate = {row[0]: row for row in table_rows(page, "gate")}
-    assert gate["recall:a"][1:] == ["0.500", "≥ 0.600", "FAIL"]
-    assert gate["not_worse_than_production"][3] == "FAIL"  # 0.75 against production's 0.9
+    assert gate["recall:a"][1:4] == ["0.095", "≥ 0.600", "FAIL"]  # Wilson lower bound of 1/2
+    assert gate["recall:a"][4] == "0.500 [0.095, 0.905] on 2 images too few images to judge"
+    # 0.75 against production's 1.0 on four images: worse, but not beyond doubt.
+    assert gate["not_worse_than_production"][3] == "PASS"
+    rows = {row[0]: row for row in table_rows(page, "comparison-1")}
+    assert rows["accuracy"][1:4] == ["0.750", "1.000", "-0.250"]
+    assert rows["recall a"][1:4] == ["0.500", "1.000", "-0.500"]
+    verdicts = [text(p) for p in find_all(doc, "p") if p["attrs"].get("class") == "verdict"]
+    assert verdicts[0].startswith("no evidence of regression against production:2 on the test split")
     lineage = [text(li) for li in find_all(by_id(page, "lineage"), "li")]
     assert lineage[0].startswith("dataset: gs://bucket/data (fingerprint 0123456789abcdef…")
     assert "1 file(s) skipped" in lineage[0]

@@ -275,3 +275,34 @@ def test_any_query_gets_a_page_or_a_4xx_never_a_500(client, path, params, tail):
     url = path + (quote(tail) if path.endswith("files/") else "")
     response = client.get(url, query_string=params)
     assert response.status_code < 500, (url, params, response.get_data(as_text=True)[-300:])
+
+
+def test_comparison_shows_the_paired_test_with_intervals_and_the_verdict(
+    reg: Registry, tmp_path, make_client
+):
+    """A real gate decision (training.gate with training.paired) for a candidate worse on one class."""
+    from core.settings import GateSettings
+    from training.evaluate import compute_metrics
+    from training.gate import decide
+    from training.paired import compare
+
+    truth = [c for c in CLASSES for _ in range(40)]
+    production = list(truth)
+    candidate = truth[:40] + [CLASSES[0]] * 15 + truth[55:]  # 15 of class 2's 40 missed
+    own = compute_metrics(truth, candidate, CLASSES)
+    base = {
+        "ref": "production:1",
+        "version": 1,
+        "accuracy": 1.0,
+        "metrics": compute_metrics(truth, production, CLASSES),
+    }
+    decision = decide(own, GateSettings(), base, compare(truth, candidate, production, CLASSES))
+    reg.register(run_folder(tmp_path, 1, SPLIT_A), lineage(**manifest(own, decision)), actor="ci")
+    html = page(make_client(), "/compare")
+    verdict = text(by_id(html, "verdict-1"))
+    assert verdict.startswith("regression against production:1 on the test split")
+    assert f"on class {CLASSES[1]}" in verdict and "recall -0.375, 95% CI [" in verdict
+    rows = {row[0]: row for row in table_rows(html, "paired-1")}
+    assert rows["Accuracy"][1] == "-0.125" and rows["Accuracy"][3] == "120"
+    low, high = (float(x) for x in rows[f"Recall {CLASSES[1]}"][2].strip("[]").split(", "))
+    assert low < -0.375 < high < -0.02

@@ -16,8 +16,9 @@ from unit_testing.runner import parse_junit
 
 
 @pytest.mark.slow
-def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_tiny):
-    register_tiny("good")  # an earlier version whose golden examples the next must keep
+def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_tiny, promote):
+    register_tiny("good")  # an earlier, approved version whose golden examples the next must keep
+    promote(open_registry(settings), "testing:1")
     ref = register_tiny("good")
     result = cli("test-model", ref, "--json")
     assert result.code == 0, result.err[-3000:]
@@ -48,8 +49,11 @@ def test_suite_passes_on_a_good_model_and_is_recorded(cli, settings, register_ti
 
 
 @pytest.mark.slow
-def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings, register_tiny, tmp_path):
+def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(
+    cli, settings, register_tiny, tmp_path, promote
+):
     register_tiny("good")
+    promote(open_registry(settings), "testing:1")
     ref = register_tiny("bad")
     junit = tmp_path / "junit.xml"
     result = cli("test-model", ref, "--junit-xml", str(junit), "--actor", "jenkins-bot")
@@ -66,6 +70,32 @@ def test_suite_exits_3_on_a_degraded_model_and_records_the_failure(cli, settings
     tests = open_registry(settings).resolve(ref).manifest.annotations.tests
     assert tests[-1].passed is False and tests[-1].junit == str(junit.resolve())
     assert tests[-1].actor == "jenkins-bot"
+
+
+@pytest.mark.slow
+def test_an_unapproved_failing_candidate_does_not_block_a_later_healthy_one(
+    cli, settings, register_tiny, promote
+):
+    register_tiny("good")
+    promote(open_registry(settings), "testing:1")
+    bad = register_tiny("bad")  # never approved: its golden labels (mostly one class) judge nothing
+    assert cli("test-model", bad).code == 3
+    healthy = register_tiny("good")
+    result = cli("test-model", healthy, "--json")
+    assert result.code == 0, result.err[-3000:]
+    report = json.loads(result.out)
+    assert report["measurements"]["golden_earlier"] == 9  # testing:1's only: testing:2 was never approved
+
+
+@pytest.mark.slow
+def test_golden_examples_of_unapproved_versions_are_never_used(cli, settings, register_tiny):
+    register_tiny("good")
+    ref = register_tiny("good")
+    result = cli("test-model", ref, "--json")
+    assert result.code == 0, result.err[-3000:]
+    report = json.loads(result.out)
+    assert "golden_earlier" not in report["measurements"]
+    assert any("never approved, so not used: testing:1" in s for s in report["skipped"])
 
 
 def test_unknown_ref_is_a_one_line_error(cli, register_tiny):
