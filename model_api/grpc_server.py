@@ -13,6 +13,7 @@ budget exceeded RESOURCE_EXHAUSTED, a bytes string that is not the request messa
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from core import __version__
 from model_api import monitoring, v2
 from model_api.images import ImageRejected
-from model_api.routes import bundle
+from model_api.routes import bundle, decide
 
 log = logging.getLogger("model_api.grpc")
 
@@ -245,9 +246,12 @@ def infer(request: Any) -> pb.ModelInferResponse:
     latency_ms = round((time.perf_counter() - g.started) * 1000, 3)
     ids = monitoring.record_predictions(probabilities, inputs, "grpc", latency_ms, images)
     model = bundle()
+    # Per image, the top class or "defer to radiologist" below the version's threshold, as REST says.
+    decisions = [decide(row, "grpc") for row in probabilities]
     parameters = {
         "request_id": pb.InferParameter(string_param=g.request_id),
         "prediction_ids": pb.InferParameter(string_param=",".join(ids)),
+        "decisions": pb.InferParameter(string_param=json.dumps(decisions)),
     }
     output = pb.ModelInferResponse.InferOutputTensor(
         name=v2.OUTPUT, datatype="FP32", shape=list(probabilities.shape)

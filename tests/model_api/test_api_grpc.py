@@ -8,6 +8,7 @@ are no protobuf at all, fuzzed messages) answered with a gRPC status, never a cr
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -125,6 +126,8 @@ def test_infer_matches_rest_and_issues_ids_feedback_takes(live: Live):
     assert np.allclose(probabilities[0], [rest["probabilities"][c] for c in CLASSES], atol=1e-5)
     response = result.get_response()
     assert response.id == "client-7" and response.model_version == "7"
+    # The same decision as REST's (the top class, or "defer to radiologist" under the threshold).
+    assert json.loads(response.parameters["decisions"].string_param) == [rest["decision"]]
     prediction_id = response.parameters["prediction_ids"].string_param
     assert prediction_id == response.parameters["request_id"].string_param
     # Signed with the deployment's key, as REST's: POST /feedback takes it, and refuses a made-up one.
