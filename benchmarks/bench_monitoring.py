@@ -313,7 +313,9 @@ def bench_baseline(n: int) -> dict | None:
 
 def bench_estimate() -> list[dict]:
     """The label-free estimate against the real live accuracy, shifted windows of the served demo model."""
-    sys.path += [str(ROOT / "tests"), str(ROOT / "tests" / "monitoring")]  # the served demo model's helpers
+    # The served demo model's helpers; the project root first, so tests/registry etc. shadow nothing.
+    sys.path[:0] = [str(ROOT)]
+    sys.path += [str(ROOT / "tests"), str(ROOT / "tests" / "monitoring")]
     from live_server import stop_server
     from served_testlib import deploy_demo, give_feedback, monitor, sample, send, standin_collapsed
     from shifts import darkened, rotated, shifted
