@@ -101,6 +101,9 @@ def give_feedback(server: Server, answers: list[dict], labels: list[str]) -> Non
     for answer, label in zip(answers, labels, strict=True):
         body = {"request_id": answer["request_id"], "label": label}
         response = requests.post(server.url + "/feedback", json=body, headers=auth, timeout=30)
+        while response.status_code == 429:  # the token's rate limit: wait as told, as a client should
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            response = requests.post(server.url + "/feedback", json=body, headers=auth, timeout=30)
         assert response.status_code == 202, response.text
 
 
