@@ -4,7 +4,9 @@ A version defers (answers "defer to radiologist") below a threshold chosen on it
 where it kept `coverage` of the cases, so it is expected to defer 1 - coverage of them. More
 deferrals live mean inputs it is less sure about (a shift) or a mislabelled threshold; the one-sided
 exact binomial test asks whether so many deferrals out of the logged predictions are plausible at
-the expected rate.
+the expected rate. That rate is itself measured on `deferral.n` validation images (often none of them
+deferred), so the null is its one-sided (1 - alpha) Clopper-Pearson upper bound, not the point
+estimate: with 0 of 68 validation cases deferred, a live 1.5 % is no evidence of a change.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ def deferral_rate(
     if n < max(min_records, 1):
         note = f"{n} predictions that say whether they deferred < min_records {min_records}"
         return {**out, "judged": False, "higher": False, "note": note}
-    from scipy.stats import binom
+    from scipy.stats import beta, binom
 
-    # P(X >= deferred) when each prediction defers with the expected probability.
-    p_value = float(binom.sf(deferred - 1, n, min(max(expected, 0.0), 1.0)))
+    # The highest rate the validation split is compatible with (k of n_val deferred).
+    n_val = max(int(deferral.n), 0)
+    k = min(max(round(expected * n_val), 0), n_val)
+    bound = 1.0 if k >= n_val else float(beta.ppf(1 - alpha, k + 1, n_val - k))
+    out["expected_upper"] = bound
+    # P(X >= deferred) when each prediction defers at that rate.
+    p_value = float(binom.sf(deferred - 1, n, min(max(bound, 0.0), 1.0)))
     return {**out, "p_value": p_value, "judged": True, "higher": p_value < alpha, "note": ""}

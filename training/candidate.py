@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.settings import Settings
+from training.calibration import apply_temperature
 from training.split import split_rule, write_test_split
 from training.stage_results import Candidate, Gated, Split
 
@@ -70,16 +71,17 @@ def build_manifest(
     })  # fmt: skip
 
 
-def _deferral(settings: Settings, prepared: Split, model) -> Deferral:
+def _deferral(settings: Settings, prepared: Split, model, temperature: float | None) -> Deferral:
     """The abstention threshold, chosen on the validation split (training/deferral.py)."""
     from training.deferral import choose_threshold
     from training.evaluate import predict_files
 
     val = prepared.splits.get("val", [])
     paths = [prepared.dataset.path_of(i) for i in val]
-    probabilities = (
-        predict_files(model, paths, prepared.spec) if paths else np.zeros((0, len(prepared.dataset.classes)))
-    )
+    empty = np.zeros((0, len(prepared.dataset.classes)))
+    probabilities = predict_files(model, paths, prepared.spec) if paths else empty
+    if temperature is not None and len(probabilities):  # the threshold applies to what the API serves
+        probabilities = apply_temperature(probabilities, temperature)
     target = settings.api.target_accuracy
     return choose_threshold(probabilities, prepared.dataset.classes, [i.label for i in val], target, "val")
 
@@ -98,6 +100,10 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     prepared, model, params = trained.split, trained.model, trained.params
     test, classes = prepared.splits["test"], prepared.dataset.classes
     files, labels, probs = prepared.test_files(), prepared.test_labels(), gated.evaluated.probabilities
+    # The API serves calibrated probabilities (softmax(log p / T)): what monitoring compares live
+    # confidences with, and what the deferral threshold is applied to, must be those too.
+    temperature = (gated.evaluated.calibration or {}).get("temperature")
+    served = apply_temperature(probs, temperature) if temperature is not None and len(probs) else probs
     manifest = build_manifest(
         settings, prepared, params, gated.evaluated.metrics, gated.decision, trained.parent,
         gated.evaluated.calibration,
@@ -114,7 +120,7 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
         generations = prepared.dataset.source.generations
         (folder / GENERATIONS_FILE).write_text(json.dumps(generations, indent=0, sort_keys=True) + "\n")
     # What production monitoring compares live traffic with (training/reference_profile.py).
-    reference = build_reference_profile(model, classes, files, prepared.spec)
+    reference = build_reference_profile(model, classes, files, prepared.spec, temperature=temperature)
     summary = write_reference_profile(folder, reference)
     manifest = manifest.evolve(reference=load(Reference, summary, "manifest.reference"))
     # Per-subgroup scores (DICOM tags, `<key>=<value>` folders): training/subgroups.py.
@@ -122,7 +128,7 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     manifest = manifest.evolve(metrics=replace(manifest.metrics, subgroups=subgroups))
     if subgroups:
         log(f"subgroups: {len(subgroups)} on the test split ({sum(not s.too_few for s in subgroups)} scored)")
-    deferral = on_split(_deferral(settings, prepared, model), probs, classes, labels)
+    deferral = on_split(_deferral(settings, prepared, model, temperature), served, classes, labels)
     manifest = manifest.evolve(deferral=deferral)
     if manifest.deferral is not None:
         d = manifest.deferral

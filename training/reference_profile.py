@@ -24,12 +24,22 @@ PROFILE_FILE = "reference_profile.json"
 
 
 def build_reference_profile(
-    model: Any, classes: Sequence[str], paths: Sequence[Path], spec: PreprocessSpec, batch_size: int = 64
+    model: Any,
+    classes: Sequence[str],
+    paths: Sequence[Path],
+    spec: PreprocessSpec,
+    batch_size: int = 64,
+    temperature: float | None = None,
 ) -> dict[str, Any]:
-    """The profile (JSON-ready) of MODEL on the held-out images PATHS."""
+    """The profile (JSON-ready) of MODEL on the held-out images PATHS, its probabilities calibrated
+    with TEMPERATURE as the API serves them (None: as the model outputs them)."""
+    from training.calibration import apply_temperature
+
     inputs, labels, confidences = [], [], []
     for images, described in describe_files(paths, spec, batch_size):
         probabilities = np.asarray(model(images, training=False))
+        if temperature is not None:
+            probabilities = apply_temperature(probabilities, temperature)
         for image, row in zip(described, probabilities, strict=True):
             inputs.append(image)
             labels.append(classes[int(np.argmax(row))])

@@ -85,8 +85,11 @@ def run_pytest(
     extra_args: tuple[str, ...] = (),
     output_to_stderr: bool = False,
     suite_dir: Path = SUITE_DIR,
+    traffic_token: str | None = None,
 ) -> int:
-    """Run the suite in suite_dir in a child pytest with the same python; return pytest's exit code."""
+    """Run the suite in suite_dir in a child pytest with the same python; return pytest's exit code.
+
+    TRAFFIC_TOKEN: the token of the API the suite calls when we started it (else the environment's)."""
     junit_xml.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pytest", str(suite_dir),
@@ -102,6 +105,8 @@ def run_pytest(
         command += ["--api-url", api_url]
     command += list(extra_args)
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    if traffic_token:
+        env["MLOPS_TRAFFIC_TOKEN"] = traffic_token
     sys.stdout.flush()
     # With --json our stdout must stay pure JSON, so pytest's progress goes to stderr.
     stdout = 2 if output_to_stderr else None  # fd 2: works even when sys.stderr is replaced
@@ -154,16 +159,17 @@ def run_suite(
     if served_candidate:
         from unit_testing.live_api import serve_candidate
 
-        with serve_candidate(pinned, settings) as url:
+        with serve_candidate(pinned, settings) as live:
             code = run_pytest(
                 pinned,
                 settings,
                 junit_xml,
-                api_url=url,
+                api_url=live.url,
+                traffic_token=live.traffic_token,
                 output_to_stderr=output_to_stderr,
                 suite_dir=chosen.path,
             )
-            api_url = url
+            api_url = live.url
     else:
         code = run_pytest(
             pinned,

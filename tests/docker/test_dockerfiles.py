@@ -60,6 +60,58 @@ def test_serving_requirements_match_pyproject_pins():
         assert pins.get(name.lower()) == version, f"{line} differs from pyproject.toml"
 
 
+def imported_top_levels(package: str) -> set[str]:
+    """Top-level modules that PACKAGE's files import (lazy imports too: they run at serve time), following
+    the project's own modules (core/, registry/) the way the serving image carries them."""
+    import ast
+
+    seen: set[Path] = set()
+    outside: set[str] = set()
+    todo = sorted((ROOT / package).rglob("*.py"))
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                own = ROOT / name.replace(".", "/")
+                if (ROOT / name.split(".")[0]).is_dir() and (
+                    ROOT / name.split(".")[0] / "__init__.py"
+                ).exists():
+                    todo += [p for p in (own.with_suffix(".py"), own / "__init__.py") if p.exists()]
+                else:
+                    outside.add(name.split(".")[0])
+    return outside
+
+
+def test_serving_requirements_cover_what_the_api_imports():
+    """Every project dependency the API's code (and the core/registry code it uses) imports is in the serving
+    image's requirements: the image installs only those, so a missing one is an ImportError in production."""
+    dependencies = set()
+    for req in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        dependencies.add(req.split(";")[0].partition("==")[0].strip().lower())
+    lines = (ROOT / "model_api" / "requirements.txt").read_text().splitlines()
+    serving = {ln.partition("==")[0].lower() for ln in lines if ln and not ln.startswith("#")}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {
+        dist.lower()
+        for module in imported_top_levels("model_api")
+        for dist in distributions.get(module, [])
+        if dist.lower() in dependencies
+    }
+    assert "flask" in needed and "pillow" in needed  # the scan sees the API's imports at all
+    assert needed <= serving, (
+        f"imported by the API, missing from model_api/requirements.txt: {needed - serving}"
+    )
+
+
 def image_requirements(tensorflow: str, pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """What training/Dockerfile installs: scripts/image_requirements.py's output, line by line."""
     done = subprocess.run(

@@ -67,7 +67,8 @@ def test_the_model_tests_start_the_api_without_the_top_floor(no_top_floor, model
     for name, value in {"WORKERS": "1", "THREADS": "2", "TF_THREADS": "1"}.items():
         monkeypatch.setenv(f"MLOPS_API_{name}", value)
     settings = load_settings()
-    with serve_candidate(str(model_dir / "model.keras"), settings) as url:
+    with serve_candidate(str(model_dir / "model.keras"), settings) as live:
+        url = live.url
         ready = requests.get(f"{url}/readyz", timeout=30)
         assert ready.status_code == 200 and ready.json()["model"]["version"] == 7
         answer = requests.post(

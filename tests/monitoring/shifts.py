@@ -48,3 +48,13 @@ def shifted(paths: list[Path], shift: str, seed: int = 0) -> list[bytes]:
     """The images at PATHS with SHIFT applied."""
     rng = np.random.default_rng(seed)
     return [SHIFTS[shift](np.asarray(Image.open(p).convert("L")), rng) for p in paths]
+
+
+def rotated(paths: list[Path]) -> list[bytes]:
+    """The images at PATHS turned 90° (a detector mounted or exported the other way round)."""
+    return [_png(np.rot90(np.asarray(Image.open(p).convert("L")))) for p in paths]
+
+
+def darkened(paths: list[Path]) -> list[bytes]:
+    """The images at PATHS under-exposed: half the signal (a lower dose or a detector's gain set wrong)."""
+    return [_png(np.asarray(Image.open(p).convert("L")).astype(np.float64) * 0.5) for p in paths]

@@ -10,135 +10,31 @@ feedback through POST /feedback, and `mlops monitor` judging each window.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import redirect_stdout
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import pytest
-import requests
-from live_server import Server, start_serve, stop_server
+from served_testlib import Deployment, give_feedback, iso, monitor, sample, send
 from shifts import SHIFTS, shifted
 
-from mlops.cli import main
 from registry import Registry
-from training.demo_data import write_demo_data
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "shifted-traffic-feedback-token"
 WINDOW = 200  # requests per window
 HELD_OUT_WINDOWS = 10  # per source: the test split, unseen images
 RESULTS: dict[str, dict] = {}  # printed at the end of the module (-s) for the closing note
 
 
-@dataclass
-class Deployment:
-    folder: Path
-    home: Path
-    registry: str
-    config: Path
-    server: Server
-    test_split: list[tuple[Path, str]]  # the version's held-out split: (file, label)
-    unseen: list[tuple[Path, str]]  # images the model never saw, same generator (demo batch 2)
-
-
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """Demo data → `mlops train` (registers testing:1 with its reference profile) → `mlops serve`."""
-    folder = tmp_path_factory.mktemp("monitoring-e2e")
-    home = folder / ".mlops"
-    registry = f"file://{home / 'registry'}"
-    write_demo_data(folder / "demo", batch=1, per_class=300)
-    write_demo_data(folder / "unseen", batch=2, per_class=100)
-    config = folder / "mlops.toml"
-    config.write_text("[monitor]\nmin_records = 150\nmin_feedback = 50\nlog_flush_interval_s = 0.5\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    env.update({"MLOPS_HOME": str(home), "MLOPS_CONFIG": str(config), "TF_CPP_MIN_LOG_LEVEL": "2"})
-    train = [sys.executable, "-m", "mlops.cli", "train", "--data", str(folder / "demo"), "--epochs", "8"]
-    trained = subprocess.run(train, env=env, cwd=folder, capture_output=True, text=True, timeout=600)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    version = folder / ".mlops/registry/testing/xray-classifier/1"
-    split = json.loads((version / "test_split.json").read_text())
-    test_split = [(folder / "demo" / row["path"], row["label"]) for row in split]
-    unseen = [(p, p.parent.name) for p in sorted((folder / "unseen").rglob("b2_*.png"))]
-    server = start_serve(
-        "testing:1",
-        folder,
-        env={"MLOPS_REGISTRY": registry, "MLOPS_CONFIG": str(config), "MLOPS_FEEDBACK_TOKEN": TOKEN},
-    )
-    try:
-        yield Deployment(folder, home, registry, config, server, test_split, unseen)
-    finally:
-        stop_server(server)
-        if RESULTS:
-            print("\nmonitoring on shifted traffic:\n" + json.dumps(RESULTS, indent=1))
-
-
-def send(server: Server, images: list[bytes]) -> tuple[float, float, list[dict]]:
-    """POST each image to /predict from 4 client threads; the window [since, until) covers them all."""
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=4))
-
-    def one(data: bytes) -> dict:
-        response = session.post(
-            server.url + "/predict", data=data, headers={"Content-Type": "image/png"}, timeout=60
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    since = time.time()
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(one, images))
-    until = time.time() + 0.001
-    return since, until, answers
-
-
-def monitor(deployment: Deployment, since: float, until: float, *extra: str) -> tuple[int, dict]:
-    """`mlops monitor` in-process over [since, until), waiting for the workers' next flush first."""
-    time.sleep(1.5)  # flush interval 0.5 s: every record of the window is stored by now
-
-    out = io.StringIO()
-    argv = [
-        "--config",
-        str(deployment.config),
-        "--home",
-        str(deployment.home),
-        "--registry",
-        deployment.registry,
-    ]
-    argv += [
-        "monitor",
-        "--model",
-        "testing:1",
-        "--since",
-        iso(since),
-        "--until",
-        iso(until),
-        "--json",
-        *extra,
-    ]
-    with redirect_stdout(out):
-        code = main(argv)
-    return code, json.loads(out.getvalue())
-
-
-def iso(t: float) -> str:
-    """Epoch seconds as ISO 8601 with microseconds (windows are a few seconds apart)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
-
-
-def sample(items: list, n: int, seed: int) -> list:
-    rng = np.random.default_rng(seed)
-    return [items[i] for i in rng.integers(0, len(items), n)]
+def deployment(served_demo: Deployment) -> Iterator[Deployment]:
+    """The session's served demo model (conftest.py); this module's results printed at its end."""
+    yield served_demo
+    if RESULTS:
+        print("\nmonitoring on shifted traffic:\n" + json.dumps(RESULTS, indent=1))
 
 
 def test_held_out_traffic_is_not_flagged(deployment: Deployment):
@@ -201,18 +97,14 @@ def test_feedback_with_wrong_labels_drops_live_accuracy_below_the_gate(deploymen
     chosen = sample(deployment.unseen, WINDOW, seed=7)
     since, until, answers = send(deployment.server, [p.read_bytes() for p, _ in chosen])
     truth = [label for _, label in chosen]
-    auth = {"Authorization": f"Bearer {TOKEN}"}
 
     def give(labels: list[str]) -> None:
-        for answer, label in zip(answers[:100], labels, strict=True):
-            body = {"request_id": answer["request_id"], "label": label}
-            response = requests.post(deployment.server.url + "/feedback", json=body, headers=auth, timeout=30)
-            assert response.status_code == 202, response.text
+        give_feedback(deployment.server, answers[:100], labels)
 
     give(truth[:100])  # radiologists confirm the true classes
     code, summary = monitor(deployment, since, until, "--no-record")
     assert summary["accuracy"]["n"] == 100 and summary["accuracy"]["judged"]
-    assert code == 0 and summary["accuracy"]["accuracy"] >= 0.8, summary["accuracy"]
+    assert code == 0 and summary["accuracy"]["accuracy"] >= 0.8, (summary["alerts"], summary["accuracy"])
 
     classes = sorted({label for _, label in deployment.unseen})
     wrong = [classes[(classes.index(t) + 1) % 3] if i % 2 else t for i, t in enumerate(truth[:100])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from core.settings import load_settings, settings_env
 from registry import open_registry
 from registry.manifest import to_json
+from registry.monitoring_log import read_records
 from registry.policy import evidence, policy_failures
+from registry.store import open_store
 from unit_testing.runner import parse_junit
 
 
@@ -144,7 +147,9 @@ def test_junit_counts_and_reasons_are_read(tmp_path):
 @pytest.mark.slow
 def test_with_api_smoke_tests_a_live_clone_and_stops_it(cli, settings, register_tiny, monkeypatch):
     monkeypatch.setenv("MLOPS_API_WORKERS", "1")  # one gunicorn worker is enough on a 2-core box
+    monkeypatch.delenv("MLOPS_TRAFFIC_TOKEN", raising=False)  # no deployment secret: the run makes its own
     ref = register_tiny("good")
+    started = time.time()
     result = cli("test-model", ref, "--with-api", "--json")
     assert result.code == 0, result.err[-3000:]
     report = json.loads(result.out)
@@ -154,3 +159,8 @@ def test_with_api_smoke_tests_a_live_clone_and_stops_it(cli, settings, register_
     port = int(report["api_url"].rsplit(":", 1)[1])
     with socket.socket() as sock:  # the server is gone once the suite is done
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+    # Every prediction the suite made was logged as `test` traffic (the token it made for its own server),
+    # none as production: read back from the prediction log itself.
+    store = open_store(settings.monitor_store_uri)
+    logged = list(read_records(store, "xray-classifier", "predictions", started - 1, time.time() + 1))
+    assert logged and {r["traffic_class"] for r in logged} == {"test"}, logged[:3]
