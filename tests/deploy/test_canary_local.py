@@ -18,6 +18,7 @@ import requests
 from canary_models import brightness_images, save_brightness_model
 from load import Load
 from manifests import lineage
+from trust_keys import sign_tests
 
 import registry
 from core.processes import free_port
@@ -37,8 +38,9 @@ def traffic(url: str, threads: int = 4) -> Load:
 
 
 @pytest.fixture
-def candidates(settings, promote, tmp_path) -> None:
-    """v1 promoted to production; v2..v5 the same model registered again (faults come at serve time)."""
+def candidates(settings, promote, trust, tmp_path, monkeypatch) -> None:
+    """v1 promoted to production; v2..v5 the same model registered again (faults come at serve time),
+    each with a signed passing test run; a passing canary promotes with the approver's key."""
     reg = registry.open_registry(settings)
     manifest = save_brightness_model(tmp_path / "brightness")
     first = reg.register(tmp_path / "brightness", lineage(**manifest), actor="test")
@@ -47,6 +49,8 @@ def candidates(settings, promote, tmp_path) -> None:
         candidate = reg.register(tmp_path / "brightness", lineage(**manifest), actor="test")
         # Each would pass the promotion policy: only the canary's verdict keeps a faulty one out.
         reg.annotate(candidate.ref, TestRun(passed=True, suite="fixture"), actor="ci")
+        sign_tests(reg, candidate.ref, trust)
+    monkeypatch.setenv("MLOPS_TRUST_APPROVER_KEY", str(trust.key("product-owner")))
 
 
 @pytest.fixture
