@@ -21,6 +21,7 @@ import pytest
 import requests
 from canary_models import brightness_images, save_brightness_model
 from live_server import start_serve, stop_server
+from manifests import lineage
 from prometheus_client.parser import text_string_to_metric_families
 from trust_keys import sign_tests
 
@@ -34,7 +35,7 @@ DARK = brightness_images(count=6)[0]  # the real model says covid; the swapped o
 
 def _register(reg: registry.Registry, name: str, inverted: bool = False) -> registry.ModelVersion:
     manifest = save_brightness_model(Path(name), inverted=inverted)
-    return reg.register(Path(name), manifest, actor="ci")
+    return reg.register(Path(name), lineage(**manifest), actor="ci")
 
 
 def _predict(url: str) -> dict:
