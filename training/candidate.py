@@ -13,7 +13,7 @@ import numpy as np
 from core.settings import Settings
 from training.calibration import apply_temperature
 from training.split import split_rule, write_test_split
-from training.stage_results import Candidate, Gated, Split
+from training.stage_results import Candidate, Evaluated, Gated, Split
 
 if TYPE_CHECKING:
     from registry.manifest import Deferral, Manifest
@@ -71,19 +71,19 @@ def build_manifest(
     })  # fmt: skip
 
 
-def _deferral(settings: Settings, prepared: Split, model, temperature: float | None) -> Deferral:
+def _deferral(settings: Settings, evaluated: Evaluated, temperature: float | None) -> Deferral:
     """The abstention threshold, chosen on the validation split (training/deferral.py)."""
     from training.deferral import choose_threshold
-    from training.evaluate import predict_files
 
-    val = prepared.splits.get("val", [])
-    paths = [prepared.dataset.path_of(i) for i in val]
-    empty = np.zeros((0, len(prepared.dataset.classes)))
-    probabilities = predict_files(model, paths, prepared.spec) if paths else empty
+    classes = evaluated.trained.split.dataset.classes
+    probabilities = evaluated.val_probabilities
+    indices = evaluated.val_labels
+    if probabilities is None or indices is None:
+        probabilities, indices = np.zeros((0, len(classes))), np.zeros(0, dtype=int)
     if temperature is not None and len(probabilities):  # the threshold applies to what the API serves
         probabilities = apply_temperature(probabilities, temperature)
-    target = settings.api.target_accuracy
-    return choose_threshold(probabilities, prepared.dataset.classes, [i.label for i in val], target, "val")
+    labels = [classes[int(i)] for i in indices]
+    return choose_threshold(probabilities, classes, labels, settings.api.target_accuracy, "val")
 
 
 def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
@@ -128,7 +128,7 @@ def write_candidate(settings: Settings, gated: Gated, log) -> Candidate:
     manifest = manifest.evolve(metrics=replace(manifest.metrics, subgroups=subgroups))
     if subgroups:
         log(f"subgroups: {len(subgroups)} on the test split ({sum(not s.too_few for s in subgroups)} scored)")
-    deferral = on_split(_deferral(settings, prepared, model, temperature), served, classes, labels)
+    deferral = on_split(_deferral(settings, gated.evaluated, temperature), served, classes, labels)
     manifest = manifest.evolve(deferral=deferral)
     if manifest.deferral is not None:
         d = manifest.deferral

@@ -99,6 +99,10 @@ class Evaluated:
     probabilities: np.ndarray  # the model's own (uncalibrated) outputs; argmax is the same either way
     metrics: dict[str, Any]
     calibration: dict[str, Any] | None = None  # training.calibration.calibrate: the manifest's part
+    # The validation split's (uncalibrated) outputs and class indices: the temperature and the
+    # deferral threshold are chosen on them, read once (a TFRecord snapshot has no files to reread).
+    val_probabilities: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -257,10 +257,20 @@ def evaluate(trained: Trained, log: Log, confidence: float = 0.95) -> Evaluated:
     metrics = metrics_from_probabilities(probabilities, classes, data.test_labels())
     log(f"test accuracy {metrics['accuracy']:.3f} on {metrics['n']} images")
     index = {c: i for i, c in enumerate(classes)}
-    val = predict_files(trained.model, data.val_files(), data.spec)
+    records = data.dataset.records
+    if records is not None:  # a TFRecord snapshot keeps the validation split as stored tensors, not files
+        rows, seen = [], []
+        for images, labels in records.dataset("val", 64, None):
+            rows.append(np.asarray(trained.model(images, training=False)))
+            seen.append(np.asarray(labels))
+        val = np.concatenate(rows) if rows else np.zeros((0, len(classes)))
+        val_labels = np.concatenate(seen).astype(int) if seen else np.zeros(0, dtype=int)
+    else:
+        val = predict_files(trained.model, data.val_files(), data.spec)
+        val_labels = np.array([index[label] for label in data.val_labels()], dtype=int)
     calibration = calibrate(
         val,
-        np.array([index[label] for label in data.val_labels()], dtype=int),
+        val_labels,
         probabilities,
         np.array([index[label] for label in data.test_labels()], dtype=int),
         confidence,
@@ -270,7 +280,7 @@ def evaluate(trained: Trained, log: Log, confidence: float = 0.95) -> Evaluated:
         f"{calibration['n']} validation images): "
         f"ECE on the test split {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
     )
-    return Evaluated(trained, probabilities, metrics, calibration)
+    return Evaluated(trained, probabilities, metrics, calibration, val, val_labels)
 
 
 def production_model(settings: Settings) -> tuple[str, int, Any, PreprocessSpec, list[str]] | None:

@@ -19,7 +19,6 @@ import requests
 from live_server import Server, start_serve
 
 from mlops.cli import main
-from registry import Registry
 from training.demo_data import write_demo_data
 
 FEEDBACK_TOKEN = "served-monitoring-feedback-token"
@@ -141,7 +140,12 @@ def standin_collapsed(deployment: Deployment, folder: Path) -> str:
     answers `normal` for every image with confidence ~0.99. Returns its ref."""
     import keras
 
-    registry = Registry.open(deployment.registry, "xray-classifier", cache_dir=folder / "cache")
+    from core.settings import load_settings
+    from registry import open_registry
+
+    # The deployment's home: its trust set signs the stand-in, as it signed testing:1.
+    settings = load_settings(overrides={"home": str(deployment.home), "registry.uri": deployment.registry})
+    registry = open_registry(settings)
     first = registry.fetch("testing:1")
     manifest = first.manifest
     size, channels = manifest.preprocessing.image_size, manifest.preprocessing.channels

@@ -47,6 +47,6 @@ def test_classes_differ_in_their_pattern():
 
 
 def test_bad_options_are_usage_errors(cli):
-    assert cli("demo-data", "--batch", "3").code == 2
+    assert cli("demo-data", "--batch", "4").code == 2  # 1, 2 pushed batches; 3 the reference set
     result = cli("demo-data", "--per-class", "1")
     assert result.code == 2 and "--per-class" in result.err

@@ -47,11 +47,12 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
         mp.setenv("MLOPS_TRAIN_EARLY_STOPPING_PATIENCE", "100")
         assert _mlops(home, "demo-data", "--out", str(data), "--per-class", "80", "--size", "32") == 0
         assert _mlops(home, "train", "--data", str(data), *SIZE, "--epochs", "30", *NO_THRESHOLDS) == 0
-        mp.setenv("JENKINS_URL", "http://jenkins.test/")
-        mp.setenv("BUILD_URL", "http://jenkins.test/job/mlops/7/")
-        mp.setenv("MLOPS_INPUT_SUBMITTER", "product-owner")
-        mp.setenv("MLOPS_HOME", str(home))
+        # No trust policy here: this OS account approves as product-owner (deploy.approver_accounts).
+        from core.identity import os_account
         from core.settings import load_settings
+
+        mp.setenv("MLOPS_DEPLOY_APPROVER_ACCOUNTS", f"{os_account()}=product-owner")
+        mp.setenv("MLOPS_HOME", str(home))
 
         settings = load_settings(overrides={"registry.uri": f"file://{home / 'registry'}", "home": str(home)})
         registry = open_registry(settings)

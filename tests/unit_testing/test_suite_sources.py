@@ -7,6 +7,8 @@ import json
 import pytest
 from gitrepos import bare_repo, commit_all, git, work_repo
 
+from core.digests import tree_digest
+
 NEW_TEST = '''
 def test_every_class_is_predicted_somewhere(split_predictions, classes):
     """A model that never predicts a class is broken, whatever its accuracy."""
@@ -38,9 +40,12 @@ def test_a_suite_from_its_own_repository_runs_and_its_commit_is_recorded(
     assert report["suite"]["revision"] == first
     recorded = open_registry(settings).resolve(ref).manifest.annotations.tests[-1]
     assert recorded.suite == f"git+{bare.as_uri()}@{first}"
-    assert recorded.suite_source == {
+    source = dict(recorded.suite_source or {})
+    digest = source.pop("digest")  # the content digest a trust policy pins (core.digests)
+    assert source == {
         "kind": "git", "uri": f"git+{bare.as_uri()}@{first}", "revision": first, "dirty": None,
     }  # fmt: skip
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
 
     (work / "test_four.py").write_text(FAILING_TEST)
     second = commit_all(work, "four classes")
@@ -63,7 +68,9 @@ def test_a_folder_suite_and_the_builtin_one_are_named(cli, settings, register_ti
     result = cli("test-model", ref, "--suite", str(folder), "--json", "--no-record")
     assert result.code == 0, result.err[-3000:]
     report = json.loads(result.out)
-    assert report["suite"] == {"kind": "folder", "uri": str(folder), "revision": None, "dirty": None}
+    suite = dict(report["suite"])
+    assert suite.pop("digest") == tree_digest(folder)  # what a trust policy's required_suites names
+    assert suite == {"kind": "folder", "uri": str(folder), "revision": None, "dirty": None}
     assert report["summary"]["passed"] == 1
 
 
