@@ -10,14 +10,26 @@
 2. Cost: the gate's decision with the paired statistics (McNemar + 2,000 bootstrap resamples, on the
    test split and a reference set of the same size) against the old decision, on the same inputs.
    Model inference (the same for both, besides one more pass over the reference set) is not included.
+3. End to end on the demo data (skip with --no-demo): a fresh home with production v1 and its locked
+   reference set (`mlops pipeline code`), batch 2 pushed; then, in one process on the same data and
+   models, the retrain's gate work as it was before issue 24 (the candidate and production on the
+   test split, the thresholds and the raw tolerance) against what it is now (the production model
+   loaded and scoring every pushed file for cleanlab's label check, the test and validation
+   predictions, temperature scaling, production on the test split and both models on the reference
+   set, McNemar and the bootstraps), in alternating repeats. The candidate is a second copy of
+   production's model: the gate's cost does not depend on the weights, and training is not the gate.
 
-    .venv/bin/python benchmarks/bench_gate.py [--trials 200] [--per-class 100]
+    .venv/bin/python benchmarks/bench_gate.py [--trials 200] [--per-class 100] [--no-demo] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,16 +131,119 @@ def cost(per_class: int, repeats: int) -> None:
         print(f"{name:<38} {1000 * (time.perf_counter() - started) / repeats:8.1f} ms per decision")
 
 
+def _mlops(home: Path, *args: str) -> None:
+    env = {**os.environ, "MLOPS_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [str(Path(sys.executable).with_name("mlops")), *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"mlops {' '.join(args)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+
+
+def demo_cost(repeats: int) -> None:
+    """The gate's work before and after issue 24 on the demo data, in alternating repeats."""
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+        home = Path(tmp)
+        print(f"demo home {home}: production v1 with its reference set, batch 2 pushed ...", flush=True)
+        _mlops(home, "pipeline", "code", "--approve-as", "product-owner")
+        _mlops(home, "demo-data", "--batch", "2")
+        os.environ["MLOPS_HOME"] = str(home)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        _demo_rounds(home, repeats)
+
+
+def _demo_rounds(home: Path, repeats: int) -> None:
+    import keras
+
+    from core.preprocessing import PreprocessSpec
+    from core.settings import load_settings
+    from registry import open_registry
+    from training import stages
+    from training.evaluate import metrics_from_probabilities, predict_files
+    from training.stage_results import Trained
+
+    def quiet(message: str) -> None:
+        pass
+
+    settings = load_settings({"home": str(home)})
+    parent = open_registry(settings).fetch("production:current")
+    recorded = parent.manifest.preprocessing
+    assert recorded is not None
+    spec = PreprocessSpec(recorded.image_size, recorded.channels)
+    snapshot = stages.resolve(settings, str(home / "data" / "demo"), quiet)
+    dataset = stages.load(settings, snapshot, quiet)
+    parent_ref = f"production:{parent.version}"
+    reference = (parent_ref, parent.manifest)
+    checked = stages.validate(settings, dataset, spec, reference, "retrain", quiet)
+    data = stages.split(settings, checked, quiet)
+    candidate = keras.models.load_model(parent.model_path, compile=False)
+    trained = Trained(data, candidate, {}, {}, None)
+    classes = list(dataset.classes)
+    truth = data.test_labels()
+    gate = settings.gate
+
+    def before() -> None:
+        probabilities = predict_files(candidate, data.test_files(), spec)
+        metrics = metrics_from_probabilities(probabilities, classes, truth)
+        found = stages.production_baseline(stages.production_model(settings), data.test_files(), truth, quiet)
+        assert found is not None
+        predicted = [classes[i] for i in probabilities.argmax(axis=1)]
+        decide(metrics, gate, None)
+        _old_rule(truth, predicted, found[1], gate.regression_tolerance)
+
+    parts: dict[str, list[float]] = {"label check": [], "evaluate + calibration": [], "gate": []}
+
+    def after() -> None:
+        started = time.perf_counter()
+        scorer = keras.models.load_model(parent.model_path, compile=False)
+        accuracy = parent.manifest.metrics.accuracy
+        stages.check_labels(settings, checked, (parent_ref, scorer), accuracy, quiet)
+        evaluated_at = time.perf_counter()
+        evaluated = stages.evaluate(trained, quiet, gate.confidence)
+        gated_at = time.perf_counter()
+        gated = stages.gate(settings, evaluated, quiet)
+        done = time.perf_counter()
+        assert gated.baseline is not None and gated.decision.get("reference") is not None
+        parts["label check"].append(evaluated_at - started)
+        parts["evaluate + calibration"].append(gated_at - evaluated_at)
+        parts["gate"].append(done - gated_at)
+
+    files = len(dataset.items)
+    print(f"demo data: {files} pushed files, {len(truth)} test images, a reference set in force; warming up")
+    before()
+    after()
+    for values in parts.values():
+        values.clear()
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(repeats):
+        for name, fn in (("before", before), ("after", after)):
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    old, new = statistics.median(times["before"]), statistics.median(times["after"])
+    print(f"\ngate end to end on the demo data, median of {repeats} alternating repeats")
+    print(f"{'':44} {'seconds':>8} {'x before':>9}")
+    print(f"{'before (test split, thresholds, raw tolerance)':44} {old:8.2f} {1:8.2f}x")
+    print(f"{'after (label check, calibration, reference, paired)':44} {new:8.2f} {new / old:8.2f}x")
+    for name, values in parts.items():
+        print(f"{'  of which ' + name:44} {statistics.median(values):8.2f}")
+    print(f"goal: after <= 2x before: {'met' if new <= 2 * old else 'NOT met'} ({new / old:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--accuracy", type=float, default=0.93)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-demo", action="store_true", help="skip the end-to-end cost on the demo data")
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end repeats (default 3)")
     args = parser.parse_args()
     error_rates(args.trials, args.per_class, args.accuracy, args.seed)
     print()
     cost(args.per_class, 20)
+    if not args.no_demo:
+        print()
+        demo_cost(args.repeats)
 
 
 if __name__ == "__main__":
