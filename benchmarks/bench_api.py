@@ -11,6 +11,8 @@ prediction log on (the production setting; a local-folder store):
 - REST JSON: OIP v2 `POST /v2/models/{name}/infer`, the image base64 in JSON, JSON answer;
 - REST binary: the same with the binary tensor extension both ways (what tritonclient.http sends);
 - gRPC: OIP v2 ModelInfer with raw_input_contents (what tritonclient.grpc sends);
+- gthread rows: /predict and REST binary served by this checkout under gunicorn's plain gthread worker
+  (GUNICORN_CMD_ARGS), against the serving worker (model_api/gunicorn_worker.py);
 - baseline rows: /predict and REST binary served by REF's code (`git archive REF`, default: the commit
   this branch started from) under the same gunicorn settings, in the same run;
 - batching: /predict at 8 clients with adaptive batching off and on, for both models.
@@ -458,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline rows")
     parser.add_argument("--no-batching", action="store_true", help="skip the batching table")
+    parser.add_argument(
+        "--no-gthread", action="store_true", help="skip the rows served by gunicorn's plain gthread worker"
+    )
     parser.add_argument("--batch", default="8,2", help="batching on: MAX_SIZE,MAX_WAIT_MS (default 8,2)")
     parser.add_argument("--extras", action="store_true", help="explain, model.predict and naive Flask rows")
     parser.add_argument("--rounds", type=int, help="alternating rounds per comparison (default 4, --quick 2)")
@@ -498,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
                 process, port, _ = start_api(f"base {ref[:7]}", model_path, args, code=base)
                 servers.append(process)
                 targets += samplers(f"base {ref[:7]}", port, 0, ("predict", "binary"), image, process.pid)
+            if not args.no_gthread:  # this checkout under gunicorn's plain gthread worker
+                plain = {"GUNICORN_CMD_ARGS": "--worker-class gthread", "MLOPS_API_GRPC_PORT": "0"}
+                process, port, _ = start_api("API gthread", model_path, args, env=plain)
+                servers.append(process)
+                targets += samplers("API gthread", port, 0, ("predict", "binary"), image, process.pid)
             process, port, grpc_port = start_api("API", model_path, args)
             servers.append(process)
             targets += samplers(
@@ -549,6 +559,13 @@ def main(argv: list[str] | None = None) -> int:
         f"gRPC / REST binary throughput: {grpc_row[3] / binary[3]:.2f}x (goal >= 1.3x); "
         f"p50 {grpc_row[1]:.2f} vs {binary[1]:.2f} ms; server CPU per request {grpc_row[6] / binary[6]:.2f}x"
     )
+    for name in ("/predict", "REST binary"):
+        if plain_row := by.get(f"API gthread {name}"):
+            ours = by[f"API {name}"]
+            print(
+                f"{name}, lingering worker vs plain gthread: p50 {ours[1] / plain_row[1]:.2f}x, "
+                f"throughput {ours[3] / plain_row[3]:.2f}x, load p99 {ours[5] / plain_row[5]:.2f}x"
+            )
     for name in ("/predict", "REST binary"):
         base_row = next((r for r in rows if r[0].startswith("base ") and r[0].endswith(name)), None)
         if base_row:

@@ -18,7 +18,8 @@ _api = load_settings().api
 bind = f"{_api.host}:{_api.port}"
 workers = _api.workers
 threads = _api.threads
-worker_class = "gthread"
+# gthread, serving a kept-alive connection's next request on the same thread (model_api/gunicorn_worker.py)
+worker_class = "model_api.gunicorn_worker.LingeringThreadWorker"
 timeout = _api.timeout_s
 graceful_timeout = 20
 keepalive = 5
