@@ -209,8 +209,8 @@ def _demo_rounds(home: Path, repeats: int) -> None:
 
     def statistics_only() -> None:
         """The new checks' own computations on model outputs computed beforehand: cleanlab on the
-        pushed files' scores, the temperature fit, McNemar and the bootstraps on the test split and
-        the reference set (the same sizes as the gate's)."""
+        pushed files' scores, the temperature fit, and McNemar + the bootstraps twice on the test
+        split (the gate's second comparison runs on the reference set: the same work on its size)."""
         find_label_issues(paths, given, scores, classes)
         calibrate(val, val_labels, test_probs, test_idx, gate.confidence)
         for _ in range(2):  # test split and reference set
