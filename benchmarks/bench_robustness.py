@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         must(mlops(home, "demo-data", "--batch", "2"), "demo-data --batch 2")
         data = str(home / "data" / "demo")
 
-        rows: list[dict[str, object]] = []
+        rows: list[dict[str, Any]] = []
         stopped = 0
         for seed in range(1, args.seeds + 1):
             trained = mlops(home, "retrain", "--data", data, "--seed", str(seed), "--force", "--json")
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 must(tested, f"test-model seed {seed}")
             report = json.loads(tested.stdout)
             measured = report["measurements"]
-            row: dict[str, object] = {"seed": seed, "version": version}
+            row: dict[str, Any] = {"seed": seed, "version": version}
             for kind in KINDS:
                 share = float(measured[f"{kind}_agreement"])
                 row[kind] = share
@@ -101,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{'median':>8}"
     )
     for kind in KINDS:
-        shares = sorted(float(r[kind]) for r in rows)  # type: ignore[arg-type]
+        shares = sorted(float(r[kind]) for r in rows)
         old = sum(share < args.minimum for share in shares)
-        new = sum(float(r[f"{kind}_upper"]) < args.minimum for r in rows)  # type: ignore[arg-type]
+        new = sum(float(r[f"{kind}_upper"]) < args.minimum for r in rows)
         suite = sum(bool(r[f"{kind}_suite_failed"]) for r in rows)
         print(
             f"{kind:12} {old:>8}/{n:<6} {new:>8}/{n:<6} {suite:>6}/{n:<6} "
