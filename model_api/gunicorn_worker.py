@@ -4,8 +4,8 @@ gthread hands every kept-alive connection back to its main thread after each res
 thread queues a callback and writes to a pipe, the main thread wakes, registers the socket with its
 poller, wakes again when the next request arrives and submits the connection to the pool, whose
 thread wakes in turn. For a client that sends its next request at once (every SDK with a
-connection pool) that is two thread hand-offs and four system calls per request, about a fifth of a
-small model's request time on loopback (benchmarks/bench_api.py).
+connection pool) that is two thread hand-offs and four system calls per request: serving the next
+request in place takes p50 to 0.83-0.86x on loopback (benchmarks/bench_api.py).
 
 This worker lets the thread that answered wait up to `LINGER_S` for the next request on the same
 connection and serve it directly, but only while no other connection is waiting for a thread:
@@ -43,5 +43,7 @@ class LingeringThreadWorker(ThreadWorker):
             return False
         if conn.parser.unreader.buf.getvalue():
             return True  # pipelined, or read ahead by a body drain
-        readable, _, _ = select.select([conn.sock], [], [], LINGER_S)
-        return bool(readable)
+        # poll, not select: select refuses descriptors above 1023, which a busy worker reaches.
+        poller = select.poll()
+        poller.register(conn.sock, select.POLLIN)
+        return bool(poller.poll(LINGER_S * 1000))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -134,3 +135,32 @@ def test_many_sequential_requests_on_one_connection(server: Server) -> None:
         assert len(labels) == 1  # the same image, the same answer, on one connection throughout
     finally:
         conn.close()
+
+
+def test_a_descriptor_above_1023_is_waited_on() -> None:
+    """A busy worker's sockets pass descriptor 1023, where select.select refuses to wait on them."""
+    import io
+    import resource
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from model_api.gunicorn_worker import LingeringThreadWorker
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the descriptor limit ({hard}) does not reach 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    ours, theirs = socket.socketpair()
+    high = socket.socket(fileno=os.dup2(ours.fileno(), 2000))
+    pool = ThreadPoolExecutor(1)
+    worker = SimpleNamespace(tpool=pool)
+    conn = SimpleNamespace(sock=high, parser=SimpleNamespace(unreader=SimpleNamespace(buf=io.BytesIO())))
+    try:
+        assert not LingeringThreadWorker._next_request_soon(worker, conn)  # nothing sent: the linger ends
+        theirs.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert LingeringThreadWorker._next_request_soon(worker, conn)
+    finally:
+        for sock in (high, ours, theirs):
+            sock.close()
+        pool.shutdown()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
