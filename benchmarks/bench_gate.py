@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from demo_home import production_with_push  # noqa: E402
 
 from core.settings import GateSettings  # noqa: E402
 from training.evaluate import compute_metrics  # noqa: E402
@@ -131,27 +132,18 @@ def cost(per_class: int, repeats: int) -> None:
         print(f"{name:<38} {1000 * (time.perf_counter() - started) / repeats:8.1f} ms per decision")
 
 
-def _mlops(home: Path, *args: str) -> None:
-    env = {**os.environ, "MLOPS_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [str(Path(sys.executable).with_name("mlops")), *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
-        raise SystemExit(f"mlops {' '.join(args)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-
-
 def demo_cost(repeats: int) -> None:
     """The gate's work before and after issue 24 on the demo data, in alternating repeats."""
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
         home = Path(tmp)
         print(f"demo home {home}: production v1 with its reference set, batch 2 pushed ...", flush=True)
-        _mlops(home, "pipeline", "code", "--approve-as", "product-owner")
-        _mlops(home, "demo-data", "--batch", "2")
+        data = production_with_push(home)
         os.environ["MLOPS_HOME"] = str(home)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        _demo_rounds(home, repeats)
+        _demo_rounds(home, data, repeats)
 
 
-def _demo_rounds(home: Path, repeats: int) -> None:
+def _demo_rounds(home: Path, pushed: Path, repeats: int) -> None:
     import keras
 
     from core.preprocessing import PreprocessSpec
@@ -169,7 +161,7 @@ def _demo_rounds(home: Path, repeats: int) -> None:
     recorded = parent.manifest.preprocessing
     assert recorded is not None
     spec = PreprocessSpec(recorded.image_size, recorded.channels)
-    snapshot = stages.resolve(settings, str(home / "data" / "demo"), quiet)
+    snapshot = stages.resolve(settings, str(pushed), quiet)
     dataset = stages.load(settings, snapshot, quiet)
     parent_ref = f"production:{parent.version}"
     reference = (parent_ref, parent.manifest)

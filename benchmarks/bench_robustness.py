@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,22 +28,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from demo_home import mlops, must, production_with_push  # noqa: E402
+
 from core.settings import Settings  # noqa: E402
 from training.paired import wilson_interval  # noqa: E402
 
 KINDS = ("channel", "resolution")
-
-
-def mlops(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLOPS_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [str(Path(sys.executable).with_name("mlops")), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
-
-
-def must(result: subprocess.CompletedProcess[str], what: str) -> str:
-    if result.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return result.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         home.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         print(f"home {home}: demo data and production v1 ...", flush=True)
-        must(mlops(home, "pipeline", "code", "--approve-as", "product-owner"), "pipeline code")
-        must(mlops(home, "demo-data", "--batch", "2"), "demo-data --batch 2")
-        data = str(home / "data" / "demo")
+        data = str(production_with_push(home))
 
         rows: list[dict[str, Any]] = []
         stopped = 0
