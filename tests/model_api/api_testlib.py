@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,3 +30,16 @@ def image_bytes(size: tuple[int, int] = (80, 60), mode: str = "L", fmt: str = "P
 def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int = 4) -> Server:
     """`mlops serve` (real gunicorn) on a free loopback port; waits until /readyz answers."""
     return start_serve(str(model_dir / "model.keras"), folder, workers, threads)
+
+
+@contextmanager
+def in_thread(app) -> Iterator[str]:
+    """APP served by werkzeug on a free loopback port in a background thread: its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
-from api_testlib import CLASSES, MODEL_NAME
+from api_testlib import CLASSES, MODEL_NAME, in_thread
 from dicom_files import dicom_path, flat_bomb
 
 CR = "dicomdirtests/77654033/CR1/6154"  # CR, MONOCHROME1, 16x16, explicit little endian
@@ -35,8 +34,6 @@ def as_cr(ds: pydicom.Dataset, sop: str, **changes) -> pydicom.Dataset:
 @pytest.fixture(scope="module")
 def dicomweb(bundle, tmp_path_factory) -> Iterator[str]:
     """The app on a loopback werkzeug server (a real HTTP socket), results in a local store."""
-    from werkzeug.serving import make_server
-
     from model_api import create_app
     from registry.store import open_store
 
@@ -52,13 +49,10 @@ def dicomweb(bundle, tmp_path_factory) -> Iterator[str]:
             "MAX_REQUEST_PIXELS": 1_000_000,
         }
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/dicomweb"
+        with in_thread(app) as url:
+            yield f"{url}/dicomweb"
     finally:
-        server.shutdown()
         bundle.digest = ""
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from pathlib import Path
 
 import pytest
-from api_testlib import image_bytes
+from api_testlib import image_bytes, in_thread
 from browser import chromium, screenshot
 
 from registry.manifest import Deferral
@@ -18,21 +17,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture
 def deferring_server(bundle):
     """The app on loopback serving a version whose threshold (above 1) defers every case."""
-    from werkzeug.serving import make_server
-
     from model_api import create_app
 
     served = dataclasses.replace(
         bundle, manifest=bundle.manifest.evolve(deferral=Deferral(1.01, 0.98, 0.0, None, 10))
     )
     app = create_app({"TESTING": True, "MODEL_BUNDLE": served, "PREDICTION_LOG": False})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
+    with in_thread(app) as url:
+        yield url
 
 
 def test_a_deferred_case_and_the_non_diagnostic_overlay(deferring_server, tmp_path: Path):
