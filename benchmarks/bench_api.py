@@ -237,8 +237,9 @@ def http_bench(
     return http_load(port, path, body, {"Content-Type": "image/png"}, latency_n, throughput_n)[:3]
 
 
-# sequential times, times under load, load seconds, CPU seconds (server, or this process), calls
-Samples = tuple[list[float], list[float], float, float, int]
+# sequential times, times under load, load seconds, CPU seconds (server, or this process), calls,
+# the clients' CPU seconds under load (this process)
+Samples = tuple[list[float], list[float], float, float, int, float]
 
 
 def http_load(
@@ -302,23 +303,25 @@ def sample(connect, call, close, latency_n: int, throughput_n: int, pid: int = 0
         finally:
             close(own)
 
-    start = time.perf_counter()
+    start, client_cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(CLIENTS) as pool:
         loaded = [t for run in pool.map(client, range(CLIENTS)) for t in run]
-    seconds = time.perf_counter() - start
+    seconds, client_cpu = time.perf_counter() - start, time.process_time() - client_cpu
     calls = 5 + len(sequential) + CLIENTS + len(loaded)
-    return sequential, loaded, seconds, (cpu_seconds(pid) - cpu_before) if pid else 0.0, calls
+    return sequential, loaded, seconds, (cpu_seconds(pid) - cpu_before) if pid else 0.0, calls, client_cpu
 
 
-def summarize(samples: list[Samples]) -> tuple[float, float, float, float, float, float]:
-    """Pooled rounds: p50/p99 sequential, req/s under load (requests / seconds), p50/p99 under load."""
+def summarize(samples: list[Samples]) -> tuple[float, float, float, float, float, float, float]:
+    """Pooled rounds: p50/p99 sequential, req/s under load (requests / seconds), p50/p99 under load,
+    server CPU ms per request, the clients' CPU ms per request under load."""
     sequential = [t for run in samples for t in run[0]]
     loaded = [t for run in samples for t in run[1]]
     cpu_ms = 1000 * sum(run[3] for run in samples) / sum(run[4] for run in samples)
     if not loaded:  # an in-process row: one thread, sequential
-        return (*percentiles(sequential), 1 / statistics.mean(sequential), 0.0, 0.0, cpu_ms)
+        return (*percentiles(sequential), 1 / statistics.mean(sequential), 0.0, 0.0, cpu_ms, 0.0)
     rate = len(loaded) / sum(run[2] for run in samples)
-    return (*percentiles(sequential), rate, *percentiles(loaded), cpu_ms)
+    client_ms = 1000 * sum(run[5] for run in samples) / len(loaded)
+    return (*percentiles(sequential), rate, *percentiles(loaded), cpu_ms, client_ms)
 
 
 def v2_json(image: bytes) -> tuple[bytes, dict[str, str]]:
@@ -379,7 +382,8 @@ def branch_point() -> str:
     raise SystemExit("no baseline commit: pass --baseline-ref")
 
 
-Row = tuple[str, float, float, float, float, float, float]  # label, p50, p99, req/s, load p50/p99, CPU ms
+# label, p50, p99, req/s, load p50/p99, server CPU ms/req, client CPU ms/req
+Row = tuple[str, float, float, float, float, float, float, float]
 
 
 def start_api(label: str, model_path: Path, args, code: Path | None = None, env: dict | None = None):
@@ -410,8 +414,11 @@ def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], 
             "predict": ("/predict", (image, {"Content-Type": "image/png"})),
             "json": (f"/v2/models/{MODEL_NAME}/infer", v2_json(image)),
             "binary": (f"/v2/models/{MODEL_NAME}/infer", v2_binary(image)),
+            "echo": ("/echo", (image, {"Content-Type": "image/png"})),
         }[protocol]
-        name = {"predict": "/predict", "json": "REST JSON", "binary": "REST binary"}[protocol]
+        name = {"predict": "/predict", "json": "REST JSON", "binary": "REST binary", "echo": "/echo"}[
+            protocol
+        ]
         out.append(
             (f"{label} {name}", lambda n, m, p=path, b=body, h=headers: http_sample(port, p, b, h, n, m, pid))
         )
@@ -434,19 +441,19 @@ def raw_row(bundle, image: bytes, count: int) -> Row:
     # A pause between calls, as between a client's requests: on a loaded machine a thread that never
     # sleeps is scheduled worse than a server woken per request, which would flatter the servers.
     raw = time_calls(lambda: bundle.predict_encoded_with_stats([image]), count, pause_s=0.002)
-    return ("raw graph call (in-process)", *percentiles(raw), 1 / statistics.mean(raw), 0.0, 0.0, 0.0)
+    return ("raw graph call (in-process)", *percentiles(raw), 1 / statistics.mean(raw), 0.0, 0.0, 0.0, 0.0)
 
 
 def print_table(title: str, rows: list[Row], raw_p50: float) -> None:
     print(f"\n{title}")
     print(
         f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50/raw':>8} {'load p50':>9} {'load p99':>9} "
-        f"{'CPU ms/req':>10}"
+        f"{'CPU ms/req':>10} {'client CPU':>10}"
     )
-    for label, p50, p99, rate, lp50, lp99, cpu in rows:
+    for label, p50, p99, rate, lp50, lp99, cpu, client in rows:
         print(
             f"{label:34} {p50:8.2f} {p99:8.2f} {rate:8.1f} {p50 / raw_p50:7.2f}x {lp50:9.2f} {lp99:9.2f} "
-            f"{cpu:10.2f}"
+            f"{cpu:10.2f} {client:10.2f}"
         )
 
 
@@ -462,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-batching", action="store_true", help="skip the batching table")
     parser.add_argument(
         "--no-gthread", action="store_true", help="skip the rows served by gunicorn's plain gthread worker"
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the serving floor rows (benchmarks/serving_floor.py)"
     )
     parser.add_argument("--batch", default="8,2", help="batching on: MAX_SIZE,MAX_WAIT_MS (default 8,2)")
     parser.add_argument("--extras", action="store_true", help="explain, model.predict and naive Flask rows")
@@ -490,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             # than a server woken per request, which would flatter the servers.
             cpu = time.process_time()
             times = time_calls(lambda: bundle.predict_encoded_with_stats([image]), n, pause_s=0.002)
-            return times, [], 0.0, time.process_time() - cpu, n
+            return times, [], 0.0, time.process_time() - cpu, n, 0.0
 
         rows: list[Row] = []
         servers = []
@@ -508,6 +518,22 @@ def main(argv: list[str] | None = None) -> int:
                 process, port, _ = start_api("API gthread", model_path, args, env=plain)
                 servers.append(process)
                 targets += samplers("API gthread", port, 0, ("predict", "binary"), image, process.pid)
+            if not args.no_floor:  # the stack's own cost: a bare WSGI app and grpcio servicer, same graph
+                grpc_port = free_port()
+                print(f"floor: starting {args.workers} workers x {args.threads} threads ...", flush=True)
+                floor_env = {"MLOPS_API_GRPC_PORT": "0", "BENCH_FLOOR_GRPC_PORT": str(grpc_port)}
+                port = free_port()
+                process = start_gunicorn(
+                    "serving_floor:create_app()",
+                    port,
+                    model_path,
+                    args.workers,
+                    args.threads,
+                    HERE,
+                    floor_env,
+                )
+                servers.append(process)
+                targets += samplers("floor", port, grpc_port, ("predict", "echo", "grpc"), image, process.pid)
             process, port, grpc_port = start_api("API", model_path, args)
             servers.append(process)
             targets += samplers(
@@ -559,6 +585,20 @@ def main(argv: list[str] | None = None) -> int:
         f"gRPC / REST binary throughput: {grpc_row[3] / binary[3]:.2f}x (goal >= 1.3x); "
         f"p50 {grpc_row[1]:.2f} vs {binary[1]:.2f} ms; server CPU per request {grpc_row[6] / binary[6]:.2f}x"
     )
+    if floor := by.get("floor /predict"):
+        floor_grpc, echo = by["floor gRPC"], by["floor /echo"]
+        print(
+            f"serving floor (bare WSGI + the graph call, benchmarks/serving_floor.py): p50 / raw p50 "
+            f"{floor[1] / raw_p50:.2f}x; the HTTP round trip alone (/echo) {echo[1]:.2f} ms; "
+            f"floor gRPC / floor REST throughput {floor_grpc[3] / floor[3]:.2f}x"
+        )
+        cores = os.cpu_count() or 1
+        for row in (api, binary, grpc_row, floor, floor_grpc):
+            spent = row[6] + row[7]
+            print(
+                f"  {row[0]:24} server + client CPU {spent:.2f} ms/req: at most "
+                f"{1000 * cores / spent:6.1f} req/s on {cores} cores (measured {row[3]:.1f})"
+            )
     for name in ("/predict", "REST binary"):
         if plain_row := by.get(f"API gthread {name}"):
             ours = by[f"API {name}"]
@@ -575,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"p99 {ours[2] / base_row[2]:.2f}x, load p99 {ours[5] / base_row[5]:.2f}x (goal: not worse), "
                 f"server CPU per request {ours[6] / base_row[6]:.2f}x"
             )
+            if floor:
+                print(f"  the serving floor's throughput vs this baseline: {floor[3] / base_row[3]:.2f}x")
     if batch_rows:
         print(
             f"\nadaptive batching (/predict, max batch {batch_size}, max wait {batch_wait} ms), "
@@ -617,14 +659,14 @@ def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list
     time_calls(lambda: bundle.explain_encoded([image]), 20)
     explain = time_calls(lambda: bundle.explain_encoded([image]), latency_n)
     rows.append(
-        ("explain graph call (in-process)", *percentiles(explain), 1 / statistics.mean(explain), 0, 0, 0)
+        ("explain graph call (in-process)", *percentiles(explain), 1 / statistics.mean(explain), 0, 0, 0, 0)
     )
     model = keras.saving.load_model(model_path, compile=False)
     pixels = np.zeros((1, 64, 64, 1), np.float32)
     time_calls(lambda: model.predict(pixels, verbose=0), 5)
     naive_raw = time_calls(lambda: model.predict(pixels, verbose=0), 40)
     rows.append(
-        ("model.predict (in-process)", *percentiles(naive_raw), 1 / statistics.mean(naive_raw), 0, 0, 0)
+        ("model.predict (in-process)", *percentiles(naive_raw), 1 / statistics.mean(naive_raw), 0, 0, 0, 0)
     )
     port = free_port()
     process = start_gunicorn(
@@ -641,6 +683,7 @@ def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list
             (
                 "API /predict?explain=1",
                 *http_load(port, "/predict?explain=1", image, {"Content-Type": "image/png"}, 60, 200),
+                0.0,
                 0.0,
             )
         )
@@ -661,6 +704,7 @@ def extras(bundle, model_path: Path, args, image: bytes, latency_n: int) -> list
             (
                 "naive Flask (gunicorn)",
                 *http_load(port, "/predict", image, {"Content-Type": "image/png"}, 40, 120),
+                0.0,
                 0.0,
             )
         )
