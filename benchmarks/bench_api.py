@@ -13,6 +13,10 @@ prediction log on (the production setting; a local-folder store):
 - gRPC: OIP v2 ModelInfer with raw_input_contents (what tritonclient.grpc sends);
 - gthread rows: /predict and REST binary served by this checkout under gunicorn's plain gthread worker
   (GUNICORN_CMD_ARGS), against the serving worker (model_api/gunicorn_worker.py);
+- floor rows (benchmarks/serving_floor.py, --no-floor skips them): the same graph call behind a bare
+  WSGI app, a plain Flask view, a bare grpcio servicer and a grpc.aio one, under the same gunicorn
+  settings, and `/echo` (the HTTP round trip without the graph): the ceiling of this stack, so the
+  table tells the API's own cost from the server's and the client's (CPU per request of each);
 - baseline rows: /predict and REST binary served by REF's code (`git archive REF`, default: the commit
   this branch started from) under the same gunicorn settings, in the same run;
 - batching: /predict at 8 clients with adaptive batching off and on, for both models.
@@ -415,10 +419,15 @@ def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], 
             "json": (f"/v2/models/{MODEL_NAME}/infer", v2_json(image)),
             "binary": (f"/v2/models/{MODEL_NAME}/infer", v2_binary(image)),
             "echo": ("/echo", (image, {"Content-Type": "image/png"})),
+            "flask": ("/flask/predict", (image, {"Content-Type": "image/png"})),
         }[protocol]
-        name = {"predict": "/predict", "json": "REST JSON", "binary": "REST binary", "echo": "/echo"}[
-            protocol
-        ]
+        name = {
+            "predict": "/predict",
+            "json": "REST JSON",
+            "binary": "REST binary",
+            "echo": "/echo",
+            "flask": "Flask view",
+        }[protocol]
         out.append(
             (f"{label} {name}", lambda n, m, p=path, b=body, h=headers: http_sample(port, p, b, h, n, m, pid))
         )
@@ -521,8 +530,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_floor:  # the stack's own cost: a bare WSGI app and grpcio servicer, same graph
                 grpc_port = free_port()
                 print(f"floor: starting {args.workers} workers x {args.threads} threads ...", flush=True)
-                floor_env = {"MLOPS_API_GRPC_PORT": "0", "BENCH_FLOOR_GRPC_PORT": str(grpc_port)}
-                port = free_port()
+                aio_port, port = free_port(), free_port()
+                floor_env = {
+                    "MLOPS_API_GRPC_PORT": "0",
+                    "BENCH_FLOOR_GRPC_PORT": str(grpc_port),
+                    "BENCH_FLOOR_GRPC_AIO_PORT": str(aio_port),
+                }
                 process = start_gunicorn(
                     "serving_floor:create_app()",
                     port,
@@ -533,7 +546,10 @@ def main(argv: list[str] | None = None) -> int:
                     floor_env,
                 )
                 servers.append(process)
-                targets += samplers("floor", port, grpc_port, ("predict", "echo", "grpc"), image, process.pid)
+                targets += samplers(
+                    "floor", port, grpc_port, ("predict", "flask", "echo", "grpc"), image, process.pid
+                )
+                targets += samplers("floor aio", 0, aio_port, ("grpc",), image, process.pid)
             process, port, grpc_port = start_api("API", model_path, args)
             servers.append(process)
             targets += samplers(
@@ -586,14 +602,20 @@ def main(argv: list[str] | None = None) -> int:
         f"p50 {grpc_row[1]:.2f} vs {binary[1]:.2f} ms; server CPU per request {grpc_row[6] / binary[6]:.2f}x"
     )
     if floor := by.get("floor /predict"):
-        floor_grpc, echo = by["floor gRPC"], by["floor /echo"]
+        floor_grpc, floor_aio, echo = by["floor gRPC"], by["floor aio gRPC"], by["floor /echo"]
         print(
             f"serving floor (bare WSGI + the graph call, benchmarks/serving_floor.py): p50 / raw p50 "
             f"{floor[1] / raw_p50:.2f}x; the HTTP round trip alone (/echo) {echo[1]:.2f} ms; "
-            f"floor gRPC / floor REST throughput {floor_grpc[3] / floor[3]:.2f}x"
+            f"floor gRPC / floor REST throughput {floor_grpc[3] / floor[3]:.2f}x (grpc.aio "
+            f"{floor_aio[3] / floor[3]:.2f}x)"
+        )
+        flask_row = by["floor Flask view"]
+        print(
+            f"server CPU per request: WSGI floor {floor[6]:.2f} ms, + Flask {flask_row[6] - floor[6]:+.2f} "
+            f"ms, + the API's checks, ids, metrics and log {api[6] - flask_row[6]:+.2f} ms (/predict)"
         )
         cores = os.cpu_count() or 1
-        for row in (api, binary, grpc_row, floor, floor_grpc):
+        for row in (api, binary, grpc_row, floor, flask_row, floor_grpc, floor_aio):
             spent = row[6] + row[7]
             print(
                 f"  {row[0]:24} server + client CPU {spent:.2f} ms/req: at most "
