@@ -638,7 +638,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"server CPU per request {ours[6] / base_row[6]:.2f}x"
             )
             if floor:
-                print(f"  the serving floor's throughput vs this baseline: {floor[3] / base_row[3]:.2f}x")
+                flask_rate = by["floor Flask view"][3]
+                print(
+                    f"  the serving floor's throughput vs this baseline: bare WSGI "
+                    f"{floor[3] / base_row[3]:.2f}x, plain Flask view {flask_rate / base_row[3]:.2f}x"
+                )
     if batch_rows:
         print(
             f"\nadaptive batching (/predict, max batch {batch_size}, max wait {batch_wait} ms), "
