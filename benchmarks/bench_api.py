@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                 process, port, _ = start_api("API gthread", model_path, args, env=plain)
                 servers.append(process)
                 targets += samplers("API gthread", port, 0, ("predict", "binary"), image, process.pid)
-            if not args.no_floor:  # the stack's own cost: a bare WSGI app and grpcio servicer, same graph
+            if not args.no_floor:  # the stack's own cost: the same graph call with none of the API's work
                 grpc_port = free_port()
                 print(f"floor: starting {args.workers} workers x {args.threads} threads ...", flush=True)
                 aio_port, port = free_port(), free_port()
