@@ -436,11 +436,14 @@ def samplers(label: str, port: int, grpc_port: int, protocols: tuple[str, ...], 
 
 def interleave(targets, rounds: int, counts: tuple[int, int]) -> list[Row]:
     """Measure every target in each of ROUNDS short rounds, in turn: a shared machine's load changes
-    over minutes and hits every row alike; samples are pooled over the rounds."""
+    over minutes and hits every row alike; samples are pooled over the rounds. Each round starts one
+    target later, so no row always follows the same one (the in-process raw call leaves TensorFlow's
+    threads spinning for a moment, which would tax whichever server came next)."""
     samples: dict[str, list[Samples]] = {label: [] for label, _ in targets}
     for done in range(rounds):
         print(f"  round {done + 1}/{rounds}", flush=True)
-        for label, sampler in targets:
+        start = done % len(targets)
+        for label, sampler in targets[start:] + targets[:start]:
             samples[label].append(sampler(counts[0] // rounds, counts[1] // rounds))
     return [(label, *summarize(runs)) for label, runs in samples.items()]
 
