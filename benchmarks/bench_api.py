@@ -531,9 +531,8 @@ def main(argv: list[str] | None = None) -> int:
                 servers.append(process)
                 targets += samplers("API gthread", port, 0, ("predict", "binary"), image, process.pid)
             if not args.no_floor:  # the stack's own cost: the same graph call with none of the API's work
-                grpc_port = free_port()
                 print(f"floor: starting {args.workers} workers x {args.threads} threads ...", flush=True)
-                aio_port, port = free_port(), free_port()
+                port, grpc_port, aio_port = free_port(), free_port(), free_port()
                 floor_env = {
                     "MLOPS_API_GRPC_PORT": "0",
                     "BENCH_FLOOR_GRPC_PORT": str(grpc_port),

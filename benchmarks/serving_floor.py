@@ -31,8 +31,7 @@ def create_app() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[byte
     configure_threads(int(os.environ.get("MLOPS_API_TF_THREADS", "1")))
     path = Path(os.environ["BENCH_MODEL_PATH"])
     bundle = load_bundle(path, json.loads((path.parent / "manifest.json").read_text()))
-    grpc_port = int(os.environ.get("BENCH_FLOOR_GRPC_PORT", "0"))
-    if grpc_port:
+    if grpc_port := int(os.environ.get("BENCH_FLOOR_GRPC_PORT", "0")):
         _serve_grpc(bundle, grpc_port, int(os.environ.get("MLOPS_API_THREADS", "4")))
     if aio_port := int(os.environ.get("BENCH_FLOOR_GRPC_AIO_PORT", "0")):
         _serve_grpc_aio(bundle, aio_port)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,11 @@ def image_bytes(size: tuple[int, int] = (80, 60), mode: str = "L", fmt: str = "P
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body, CRC (for PNGs written by hand, header fields of any value)."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def start_server(model_dir: Path, folder: Path, workers: int = 2, threads: int = 4) -> Server:

@@ -7,7 +7,7 @@ import struct
 import zlib
 
 import pytest
-from api_testlib import image_bytes
+from api_testlib import image_bytes, png_chunk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -16,10 +16,7 @@ from PIL import Image
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims WIDTHxHEIGHT, with a tiny (bogus) body: a decompression-bomb shape."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    idat = zlib.compress(b"\0" * 100)
-    idat_chunk = struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
-    return b"\x89PNG\r\n\x1a\n" + chunk + idat_chunk
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 100))
 
 
 def assert_json_error(response, status: int, *words: str) -> None:

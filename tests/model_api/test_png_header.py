@@ -7,6 +7,7 @@ import struct
 import zlib
 
 import pytest
+from api_testlib import png_chunk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -17,23 +18,19 @@ from model_api.images import ImageRejected, check_image, declared_size, png_head
 SPEC = {0: (1, [1, 2, 4, 8, 16]), 2: (3, [8, 16]), 3: (1, [1, 2, 4, 8]), 4: (2, [8, 16]), 6: (4, [8, 16])}
 
 
-def chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def png(
     width: int, height: int, depth: int, colour: int, interlace: int = 0, *, ihdr_crc: int | None = None
 ) -> bytes:
     """A complete PNG of zero samples, written by hand so every depth and colour type can be made."""
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, interlace)
-    head = chunk(b"IHDR", ihdr)
+    head = png_chunk(b"IHDR", ihdr)
     if ihdr_crc is not None:
         head = head[:-4] + struct.pack(">I", ihdr_crc)
     samples = SPEC.get(colour, (1, []))[0]
     row = 1 + (width * samples * depth + 7) // 8  # filter byte + packed samples
-    palette = chunk(b"PLTE", bytes(3 * 4)) if colour == 3 else b""
-    idat = chunk(b"IDAT", zlib.compress(bytes(row * height)))
-    return b"\x89PNG\r\n\x1a\n" + head + palette + idat + chunk(b"IEND", b"")
+    palette = png_chunk(b"PLTE", bytes(3 * 4)) if colour == 3 else b""
+    idat = png_chunk(b"IDAT", zlib.compress(bytes(row * height)))
+    return b"\x89PNG\r\n\x1a\n" + head + palette + idat + png_chunk(b"IEND", b"")
 
 
 ALL_VALID = [(depth, colour) for colour, (_, depths) in SPEC.items() for depth in depths]
